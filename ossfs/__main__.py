@@ -1,0 +1,7 @@
+"""`python -m ossfs` entry point."""
+
+from __future__ import annotations
+
+from ossfs.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""A local OSS-compatible server for tests, benchmarks and `ossfs demo`."""

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Install everything ossfs needs on Debian 12 or 13 into ./.venv: system packages (as root,
+# through apt) and the Python package with its dev extras. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages() {
+    # libfuse 2 (which fusepy binds) is libfuse2 on Debian 12 and libfuse2t64 on Debian 13.
+    local libfuse2=libfuse2
+    if apt-cache show libfuse2t64 >/dev/null 2>&1; then libfuse2=libfuse2t64; fi
+    echo fuse3 "$libfuse2" attr gcc python3-dev python3-venv ca-certificates
+}
+
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    missing=()
+    if ! apt-cache show libfuse2 >/dev/null 2>&1 && ! apt-cache show libfuse2t64 >/dev/null 2>&1; then
+        apt-get update -qq
+    fi
+    for pkg in $(apt_packages); do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "setup: installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+elif ! [ -e /dev/fuse ]; then
+    echo "setup: not root, so no system packages were installed; install fuse3 and libfuse2 yourself" >&2
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v -i warning || true
+.venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v -i warning || true
+.venv/bin/python -c 'import ossfs, fuse, oss2, cachetools' 
+# crcmod ships only a source distribution: its C extension is built when a compiler and the Python
+# headers are present. Without it every CRC check is ~100x slower, so insist on it.
+if ! .venv/bin/python -c 'import crcmod._crcfunext' 2>/dev/null; then
+    .venv/bin/python -m pip install -q --force-reinstall --no-cache-dir --no-binary crcmod crcmod
+    .venv/bin/python -c 'import crcmod._crcfunext'
+fi
+echo "setup: ready (.venv/bin/ossfs)"

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Set up (scripts/setup.sh), then run every check: ruff, mypy --strict, and the whole test suite,
+# real FUSE mounts included. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+echo "== ruff"; .venv/bin/ruff check .
+echo "== ruff format"; .venv/bin/ruff format --check --quiet . || { echo "run: .venv/bin/ruff format ." >&2; exit 1; }
+echo "== mypy"; .venv/bin/mypy
+echo "== pytest"; .venv/bin/python -m pytest -q "$@"

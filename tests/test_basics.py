@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ossfs.crc64 import crc64, crc64_combine, has_fast_crc
+from ossfs.errors import UsageError
+from ossfs.sizes import parse_size, parse_ttl
+from ossfs.url import OssLocation, parse_oss_url
+
+
+def test_crc64_check_value() -> None:
+    assert crc64(b"123456789") == 0x995DC9BBDF1939FA
+    assert crc64(b"") == 0
+
+
+def test_crc64_c_extension_present() -> None:
+    assert has_fast_crc()
+
+
+@given(st.binary(max_size=2000), st.binary(max_size=2000))
+def test_crc64_combine_equals_crc_of_concatenation(a: bytes, b: bytes) -> None:
+    assert crc64_combine(crc64(a), crc64(b), len(b)) == crc64(a + b)
+    assert crc64(b, crc64(a)) == crc64(a + b)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("oss://bucket", OssLocation("bucket", "")),
+        ("oss://bucket/", OssLocation("bucket", "")),
+        ("oss://my-bucket/a/b", OssLocation("my-bucket", "a/b/")),
+        ("oss://my-bucket//a//b/", OssLocation("my-bucket", "a/b/")),
+    ],
+)
+def test_parse_oss_url_valid(text: str, expected: OssLocation) -> None:
+    assert parse_oss_url(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "s3://bucket",
+        "oss://",
+        "oss://B",
+        "oss://ab",
+        "oss://bucket-/x",
+        "oss://b_c",
+        "oss://bkt/../x",
+    ],
+)
+def test_parse_oss_url_invalid(text: str) -> None:
+    with pytest.raises(UsageError):
+        parse_oss_url(text)
+
+
+def test_parse_size_units() -> None:
+    assert parse_size("512MiB") == 512 << 20
+    assert parse_size("1G") == 1 << 30
+    assert parse_size("4096") == 4096
+    assert parse_size("1.5k") == 1536
+    for bad in ("", "abc", "-1M", "5 parsecs"):
+        with pytest.raises(UsageError):
+            parse_size(bad)
+
+
+def test_parse_ttl() -> None:
+    assert parse_ttl("0") == 0
+    assert parse_ttl("1.5") == 1.5
+    assert parse_ttl("forever") == math.inf
+    for bad in ("-1", "nan", "soon", "inf1"):
+        with pytest.raises(UsageError):
+            parse_ttl(bad)
+
+
+def _ossfs(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ossfs", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "OSS_ACCESS_KEY_ID": "", "OSS_ACCESS_KEY_SECRET": ""},
+    )
+
+
+def test_cli_version_and_help() -> None:
+    out = _ossfs("--version")
+    assert out.returncode == 0 and out.stdout.startswith("ossfs ")
+    for command in ("mount", "umount", "verify", "emulator", "demo"):
+        result = _ossfs(command, "--help")
+        assert result.returncode == 0, result.stderr
+        assert "usage: ossfs " + command in result.stdout
+
+
+def test_cli_unknown_command_is_usage_error() -> None:
+    result = _ossfs("frobnicate")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 3
