@@ -1,0 +1,232 @@
+"""A thread-safe, byte-bounded LRU of immutable object blocks, with single-flight fetching.
+
+Responsibility: keep recently used blocks in memory under one byte budget, keyed by
+``(object key, etag, block index)`` so a new object version never hits old blocks, and make
+concurrent misses for one block share a single fetch (the later callers join the in-flight
+future and receive its bytes or its exception).
+
+Deliberately not here: what a block is (offsets, sizes, ranges: `reader`), how blocks are fetched
+(the caller passes a fetch function), read-ahead policy (`prefetch`), and any network access of
+its own. Its lock guards memory only: fetch functions always run outside it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from cachetools import LRUCache
+
+log = logging.getLogger(__name__)
+
+BlockKey = tuple[str, str, int]
+"""``(object key, etag, block index)``: the etag makes every object version a separate key space."""
+
+FetchRun = Callable[[Sequence[BlockKey]], Sequence[bytes]]
+"""Fetches the blocks of a run of keys (in the order given) and returns one body per key."""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """Counters since the cache was built.
+
+    ``hits``: lookups answered from memory. ``misses``: fetches this cache started (one per block
+    claimed by a caller). ``joined``: lookups that waited for another caller's in-flight fetch.
+    ``evictions``: blocks dropped to stay within the byte budget. ``used_bytes``: bytes held now.
+    A `BlockCache.get` that finds nothing counts nothing (the caller's fetch will count a miss).
+    """
+
+    hits: int
+    misses: int
+    joined: int
+    evictions: int
+    used_bytes: int
+
+
+class _CountingLRU(LRUCache[BlockKey, bytes]):
+    """`LRUCache` sized by ``len`` that counts evictions (cachetools evicts through popitem)."""
+
+    def __init__(self, capacity_bytes: int) -> None:
+        super().__init__(maxsize=capacity_bytes, getsizeof=len)
+        self.evictions = 0
+
+    def popitem(self) -> tuple[BlockKey, bytes]:
+        item = super().popitem()
+        self.evictions += 1
+        return item
+
+
+class BlockCache:
+    """Thread-safe, byte-bounded LRU of immutable blocks, single-flight on misses.
+
+    ``used_bytes`` never exceeds ``capacity_bytes``: inserting evicts least recently used blocks
+    first, and a block larger than the whole capacity is handed to its callers but not cached.
+    All methods are safe to call from any thread. The internal lock is held only for dictionary
+    work, never while a fetch function runs.
+    """
+
+    def __init__(self, capacity_bytes: int) -> None:
+        """``capacity_bytes`` >= 0 (0 caches nothing but still de-duplicates concurrent fetches).
+
+        Raises ValueError on a negative capacity.
+        """
+        if capacity_bytes < 0:
+            raise ValueError(f"capacity_bytes must be >= 0, got {capacity_bytes}")
+        self._capacity = capacity_bytes
+        self._lock = threading.Lock()
+        self._lru = _CountingLRU(capacity_bytes)
+        self._inflight: dict[BlockKey, Future[bytes]] = {}
+        self._hits = 0
+        self._misses = 0
+        self._joined = 0
+
+    # -- lookups ----------------------------------------------------------------------------------
+    def get(self, key: BlockKey) -> bytes | None:
+        """The cached block (marking it most recently used), or None. Never fetches or waits."""
+        with self._lock:
+            data = self._lru.get(key)
+            if data is not None:
+                self._hits += 1
+            return data
+
+    def get_or_fetch(self, key: BlockKey, fetch: Callable[[], bytes]) -> bytes:
+        """The block for ``key``: from memory, from another caller's in-flight fetch, or from
+        ``fetch()`` run in this thread outside the lock and then cached.
+
+        An exception from ``fetch`` propagates to this caller and to every caller that joined the
+        fetch; nothing is cached for it, so the next lookup fetches again.
+        """
+        return self.get_many_or_fetch((key,), lambda _keys: (fetch(),))[0]
+
+    def get_many_or_fetch(self, keys: Sequence[BlockKey], fetch_run: FetchRun) -> list[bytes]:
+        """The blocks for ``keys``, in order, fetching only those neither cached nor in flight.
+
+        Under the lock each key is found cached, joined (another caller is fetching it) or claimed
+        by this caller. Claimed keys that are adjacent in ``keys`` form a run, and ``fetch_run`` is
+        called once per run, outside the lock, and must return exactly one body per key of the run.
+        This caller fetches all its runs before waiting for any joined key, so callers that claim
+        overlapping key sets cannot deadlock.
+
+        If a run fails, that exception is delivered to the waiters of every key this caller
+        claimed and not yet delivered (this run and later runs, which are not attempted), and then
+        raised here; nothing of the failed runs is cached. An exception of a joined fetch is
+        raised here after this caller's own runs are done. ValueError if ``fetch_run`` returns the
+        wrong number of bodies (delivered the same way).
+        """
+        results: list[bytes | None] = [None] * len(keys)
+        joined: list[tuple[int, Future[bytes]]] = []
+        claimed: list[tuple[int, Future[bytes]]] = []
+        with self._lock:
+            for pos, key in enumerate(keys):
+                data = self._lru.get(key)
+                if data is not None:
+                    self._hits += 1
+                    results[pos] = data
+                    continue
+                future = self._inflight.get(key)
+                if future is not None:
+                    self._joined += 1
+                    joined.append((pos, future))
+                    continue
+                future = Future()
+                self._inflight[key] = future
+                self._misses += 1
+                claimed.append((pos, future))
+
+        if claimed:
+            self._fetch_claimed(keys, claimed, fetch_run, results)
+        for pos, future in joined:
+            results[pos] = future.result()
+
+        out: list[bytes] = []
+        for data in results:
+            assert data is not None  # every position was a hit, a claimed fetch or a joined one
+            out.append(data)
+        return out
+
+    def _fetch_claimed(
+        self,
+        keys: Sequence[BlockKey],
+        claimed: list[tuple[int, Future[bytes]]],
+        fetch_run: FetchRun,
+        results: list[bytes | None],
+    ) -> None:
+        """Fetch each run of adjacent claimed positions, cache and deliver (get_many_or_fetch)."""
+        runs: list[list[tuple[int, Future[bytes]]]] = []
+        for item in claimed:
+            if runs and runs[-1][-1][0] + 1 == item[0]:
+                runs[-1].append(item)
+            else:
+                runs.append([item])
+
+        for done, run in enumerate(runs):
+            run_keys = [keys[pos] for pos, _ in run]
+            try:
+                bodies = fetch_run(run_keys)
+                if len(bodies) != len(run_keys):
+                    raise ValueError(
+                        f"fetch returned {len(bodies)} blocks for {len(run_keys)} keys"
+                    )
+            except BaseException as exc:
+                # Release every claim left and wake its waiters, or they would wait forever.
+                pending = [item for later in runs[done:] for item in later]
+                with self._lock:
+                    for pos, _ in pending:
+                        self._inflight.pop(keys[pos], None)
+                for _, future in pending:
+                    future.set_exception(exc)
+                raise
+            with self._lock:
+                for key, data in zip(run_keys, bodies, strict=True):
+                    self._insert_locked(key, data)
+                    self._inflight.pop(key, None)
+            for (pos, future), data in zip(run, bodies, strict=True):
+                results[pos] = data
+                future.set_result(data)
+
+    # -- inserts and removals -------------------------------------------------------------------
+    def put(self, key: BlockKey, data: bytes) -> None:
+        """Cache ``data`` under ``key`` (replacing any), evicting LRU blocks to stay in budget.
+
+        A block larger than the capacity is not cached. Does not affect an in-flight fetch.
+        """
+        with self._lock:
+            self._insert_locked(key, data)
+
+    def _insert_locked(self, key: BlockKey, data: bytes) -> None:
+        if len(data) > self._capacity:
+            log.debug("block %r of %d bytes exceeds the cache capacity; not cached", key, len(data))
+            self._lru.pop(key, None)
+            return
+        self._lru[key] = data
+
+    def discard_object(self, object_key: str, etag: str) -> None:
+        """Drop every cached block of that object version (O(number of cached blocks))."""
+        with self._lock:
+            doomed = [k for k in self._lru if k[0] == object_key and k[1] == etag]
+            for k in doomed:
+                del self._lru[k]
+
+    # -- accounting -------------------------------------------------------------------------------
+    @property
+    def capacity_bytes(self) -> int:
+        return self._capacity
+
+    @property
+    def used_bytes(self) -> int:
+        with self._lock:
+            return int(self._lru.currsize)
+
+    def stats(self) -> CacheStats:
+        """A consistent snapshot of the counters."""
+        with self._lock:
+            return CacheStats(
+                hits=self._hits,
+                misses=self._misses,
+                joined=self._joined,
+                evictions=self._lru.evictions,
+                used_bytes=int(self._lru.currsize),
+            )

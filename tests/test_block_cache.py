@@ -1,0 +1,306 @@
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ossfs.block_cache import BlockCache, BlockKey, CacheStats
+from ossfs.errors import RemoteIOError
+
+WAIT_S = 10.0  # generous deadline for thread handshakes: a hang fails the test instead of blocking
+
+
+def key(index: int, obj: str = "a.bin", etag: str = "E1") -> BlockKey:
+    return (obj, etag, index)
+
+
+class CountingFetch:
+    """A fetch function that returns ``data`` and records how often it ran."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.calls = 0
+
+    def __call__(self) -> bytes:
+        self.calls += 1
+        return self.data
+
+
+def test_block_cache_miss_fetches_then_hits() -> None:
+    cache = BlockCache(100)
+    fetch = CountingFetch(b"abc")
+    assert cache.get(key(0)) is None
+    assert cache.get_or_fetch(key(0), fetch) == b"abc"
+    assert cache.get_or_fetch(key(0), fetch) == b"abc"
+    assert cache.get(key(0)) == b"abc"
+    assert fetch.calls == 1
+    assert cache.stats() == CacheStats(hits=2, misses=1, joined=0, evictions=0, used_bytes=3)
+
+
+def test_block_cache_etag_separates_versions() -> None:
+    cache = BlockCache(100)
+    cache.put(key(0, etag="E1"), b"old")
+    assert cache.get(key(0, etag="E2")) is None
+    assert cache.get_or_fetch(key(0, etag="E2"), CountingFetch(b"new")) == b"new"
+    assert cache.get(key(0, etag="E1")) == b"old"
+
+
+def test_block_cache_evicts_least_recently_used() -> None:
+    cache = BlockCache(10)
+    cache.put(key(0), b"0000")
+    cache.put(key(1), b"1111")
+    assert cache.get(key(0)) == b"0000"  # block 1 is now the least recently used
+    cache.put(key(2), b"2222")
+    assert cache.get(key(1)) is None
+    assert cache.get(key(0)) == b"0000"
+    assert cache.get(key(2)) == b"2222"
+    assert cache.used_bytes == 8
+    assert cache.stats().evictions == 1
+
+
+def test_block_cache_block_larger_than_capacity_is_returned_not_cached() -> None:
+    cache = BlockCache(4)
+    cache.put(key(0), b"kept")
+    fetch = CountingFetch(b"too large")
+    assert cache.get_or_fetch(key(1), fetch) == b"too large"
+    assert cache.get_or_fetch(key(1), fetch) == b"too large"
+    assert fetch.calls == 2
+    assert cache.get(key(0)) == b"kept"
+    assert cache.used_bytes == 4
+
+
+def test_block_cache_zero_capacity_caches_nothing() -> None:
+    cache = BlockCache(0)
+    cache.put(key(0), b"x")
+    assert cache.get(key(0)) is None
+    assert cache.used_bytes == 0
+    assert cache.capacity_bytes == 0
+
+
+def test_block_cache_negative_capacity_rejected() -> None:
+    with pytest.raises(ValueError):
+        BlockCache(-1)
+
+
+def test_block_cache_put_replaces_and_accounts_bytes() -> None:
+    cache = BlockCache(10)
+    cache.put(key(0), b"12345")
+    cache.put(key(0), b"12")
+    assert cache.get(key(0)) == b"12"
+    assert cache.used_bytes == 2
+
+
+def test_block_cache_discard_object_drops_only_that_version() -> None:
+    cache = BlockCache(100)
+    cache.put(key(0, etag="E1"), b"a")
+    cache.put(key(1, etag="E1"), b"b")
+    cache.put(key(0, etag="E2"), b"c")
+    cache.put(key(0, obj="other", etag="E1"), b"d")
+    cache.discard_object("a.bin", "E1")
+    assert cache.get(key(0, etag="E1")) is None
+    assert cache.get(key(1, etag="E1")) is None
+    assert cache.get(key(0, etag="E2")) == b"c"
+    assert cache.get(key(0, obj="other", etag="E1")) == b"d"
+    assert cache.used_bytes == 2
+
+
+class BlockingFetch:
+    """A fetch that signals ``started`` and then waits for ``release`` before answering."""
+
+    def __init__(self, result: bytes | BaseException) -> None:
+        self.result = result
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.calls = 0
+
+    def __call__(self) -> bytes:
+        self.calls += 1
+        self.started.set()
+        assert self.release.wait(WAIT_S)
+        if isinstance(self.result, BaseException):
+            raise self.result
+        return self.result
+
+
+def wait_for_joined(cache: BlockCache, count: int) -> None:
+    """Block until ``count`` callers have joined an in-flight fetch (no sleeps, no timing)."""
+    done = threading.Event()
+
+    def poll() -> None:
+        while cache.stats().joined < count:
+            threading.Event().wait(0.001)
+        done.set()
+
+    threading.Thread(target=poll, daemon=True).start()
+    assert done.wait(WAIT_S)
+
+
+def test_block_cache_concurrent_misses_share_one_fetch() -> None:
+    cache = BlockCache(100)
+    fetch = BlockingFetch(b"block")
+    waiters = 4
+    with ThreadPoolExecutor(max_workers=waiters + 1) as pool:
+        first = pool.submit(cache.get_or_fetch, key(0), fetch)
+        assert fetch.started.wait(WAIT_S)
+        others = [pool.submit(cache.get_or_fetch, key(0), fetch) for _ in range(waiters)]
+        wait_for_joined(cache, waiters)
+        fetch.release.set()
+        assert first.result(WAIT_S) == b"block"
+        assert [f.result(WAIT_S) for f in others] == [b"block"] * waiters
+    assert fetch.calls == 1
+    assert cache.stats() == CacheStats(hits=0, misses=1, joined=waiters, evictions=0, used_bytes=5)
+
+
+def test_block_cache_fetch_error_reaches_all_waiters_and_is_not_cached() -> None:
+    cache = BlockCache(100)
+    boom = RemoteIOError("boom")
+    fetch = BlockingFetch(boom)
+    waiters = 3
+    with ThreadPoolExecutor(max_workers=waiters + 1) as pool:
+        first = pool.submit(cache.get_or_fetch, key(0), fetch)
+        assert fetch.started.wait(WAIT_S)
+        others = [pool.submit(cache.get_or_fetch, key(0), fetch) for _ in range(waiters)]
+        wait_for_joined(cache, waiters)
+        fetch.release.set()
+        for future in [first, *others]:
+            with pytest.raises(RemoteIOError) as info:
+                future.result(WAIT_S)
+            assert info.value is boom
+    assert fetch.calls == 1
+    assert cache.used_bytes == 0
+    retry = CountingFetch(b"ok")
+    assert cache.get_or_fetch(key(0), retry) == b"ok"
+    assert retry.calls == 1
+
+
+def test_block_cache_get_does_not_wait_for_inflight_fetch() -> None:
+    cache = BlockCache(100)
+    fetch = BlockingFetch(b"x")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(cache.get_or_fetch, key(0), fetch)
+        assert fetch.started.wait(WAIT_S)
+        assert cache.get(key(0)) is None
+        fetch.release.set()
+        assert first.result(WAIT_S) == b"x"
+    assert cache.get(key(0)) == b"x"
+
+
+class RunRecorder:
+    """A run fetch answering ``bytes([index]) * size`` per key; records each run's indices."""
+
+    def __init__(self, size: int = 2, fail_on: int | None = None) -> None:
+        self.size = size
+        self.fail_on = fail_on
+        self.runs: list[list[int]] = []
+
+    def __call__(self, keys: Sequence[BlockKey]) -> list[bytes]:
+        indices = [k[2] for k in keys]
+        self.runs.append(indices)
+        if self.fail_on in indices:
+            raise RemoteIOError(f"block {self.fail_on}")
+        return [bytes([i]) * self.size for i in indices]
+
+
+def test_block_cache_get_many_fetches_adjacent_misses_as_runs() -> None:
+    cache = BlockCache(100)
+    cache.put(key(2), b"\x02\x02")
+    fetch = RunRecorder()
+    got = cache.get_many_or_fetch([key(i) for i in range(5)], fetch)
+    assert got == [bytes([i]) * 2 for i in range(5)]
+    assert fetch.runs == [[0, 1], [3, 4]]
+    assert cache.stats() == CacheStats(hits=1, misses=4, joined=0, evictions=0, used_bytes=10)
+
+
+def test_block_cache_get_many_failed_run_releases_later_claims() -> None:
+    cache = BlockCache(100)
+    cache.put(key(1), b"\x01\x01")
+    fetch = RunRecorder(fail_on=0)
+    with pytest.raises(RemoteIOError):
+        cache.get_many_or_fetch([key(0), key(1), key(2)], fetch)
+    assert fetch.runs == [[0]]  # block 2's run is not attempted after block 0's failed
+    retry = RunRecorder()
+    assert cache.get_many_or_fetch([key(2)], retry) == [b"\x02\x02"]
+    assert retry.runs == [[2]]
+    assert cache.get(key(0)) is None
+
+
+def test_block_cache_get_many_wrong_body_count_raises() -> None:
+    cache = BlockCache(100)
+
+    def short(keys: Sequence[BlockKey]) -> list[bytes]:
+        return [b"x"]
+
+    with pytest.raises(ValueError):
+        cache.get_many_or_fetch([key(0), key(1)], short)
+    assert cache.used_bytes == 0
+    assert cache.get_or_fetch(key(0), CountingFetch(b"y")) == b"y"
+
+
+def test_block_cache_overlapping_claims_do_not_deadlock() -> None:
+    cache = BlockCache(100)
+    gate = threading.Barrier(2, timeout=WAIT_S)
+
+    def make_fetch() -> Callable[[Sequence[BlockKey]], list[bytes]]:
+        def fetch(keys: Sequence[BlockKey]) -> list[bytes]:
+            gate.wait()  # both callers hold their claims before either finishes
+            return [bytes([k[2]]) for k in keys]
+
+        return fetch
+
+    a_started = threading.Event()
+    fetch_a = make_fetch()
+
+    def fetch_a_signalling(keys: Sequence[BlockKey]) -> list[bytes]:
+        a_started.set()
+        return fetch_a(keys)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        # A claims 0 and 1; then B claims 2 and joins A's 0 and 1. A's fetch cannot finish until
+        # B's fetch has started, so B must fetch its own claim before waiting for A's.
+        a = pool.submit(cache.get_many_or_fetch, [key(0), key(1)], fetch_a_signalling)
+        assert a_started.wait(WAIT_S)
+        b = pool.submit(cache.get_many_or_fetch, [key(2), key(1), key(0)], make_fetch())
+        assert a.result(WAIT_S) == [b"\x00", b"\x01"]
+        assert b.result(WAIT_S) == [b"\x02", b"\x01", b"\x00"]
+    stats = cache.stats()
+    assert stats.misses == 3
+    assert stats.joined == 2
+
+
+ops = st.lists(
+    st.tuples(
+        st.sampled_from(["put", "get", "fetch", "discard"]),
+        st.integers(min_value=0, max_value=7),
+        st.sampled_from(["E1", "E2"]),
+        st.integers(min_value=0, max_value=40),
+    ),
+    max_size=60,
+)
+
+
+@given(capacity=st.integers(min_value=0, max_value=64), operations=ops)
+def test_block_cache_never_exceeds_byte_budget(
+    capacity: int, operations: list[tuple[str, int, str, int]]
+) -> None:
+    cache = BlockCache(capacity)
+    for op, index, etag, length in operations:
+        k = key(index, etag=etag)
+        body = bytes([index]) * length
+        if op == "put":
+            cache.put(k, body)
+        elif op == "get":
+            got = cache.get(k)
+            assert got is None or got == bytes([index]) * len(got)
+        elif op == "fetch":
+            before = cache.get(k)
+            got = cache.get_or_fetch(k, CountingFetch(body))
+            assert got == (body if before is None else before)
+        else:
+            cache.discard_object("a.bin", etag)
+            assert all(cache.get(key(i, etag=etag)) is None for i in range(8))
+        assert 0 <= cache.used_bytes <= capacity
+        assert cache.stats().used_bytes == cache.used_bytes
