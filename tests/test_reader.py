@@ -1,0 +1,318 @@
+from __future__ import annotations
+
+import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ossfs.block_cache import BlockCache
+from ossfs.errors import IntegrityError, StaleError
+from ossfs.reader import ObjectReader, block_bounds, block_range
+from ossfs.store import ObjectMeta
+from tests.fakes import FakeStore
+
+BS = 16  # block size of the example-based tests
+WAIT_S = 10.0
+
+
+def pattern(size: int) -> bytes:
+    """Distinct-looking bytes, so a misplaced slice shows up."""
+    return bytes((i * 7 + i // 251) % 256 for i in range(size))
+
+
+def make_reader(
+    data: bytes, *, block_size: int = BS, capacity: int = 1 << 20, key: str = "a.bin"
+) -> tuple[FakeStore, BlockCache, ObjectReader]:
+    store = FakeStore()
+    meta = store.put(key, data)
+    cache = BlockCache(capacity)
+    return store, cache, ObjectReader(store, cache, meta, block_size_bytes=block_size)
+
+
+# -- block math -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("offset", "size", "object_size", "expected"),
+    [
+        (0, 16, 100, range(1)),
+        (0, 17, 100, range(2)),
+        (15, 2, 100, range(2)),
+        (16, 16, 100, range(1, 2)),
+        (90, 100, 100, range(5, 7)),
+        (99, 1, 100, range(6, 7)),
+        (100, 1, 100, range(0)),
+        (0, 0, 100, range(0)),
+        (0, -1, 100, range(0)),
+        (0, 10, 0, range(0)),
+    ],
+)
+def test_block_range_examples(offset: int, size: int, object_size: int, expected: range) -> None:
+    assert block_range(offset, size, BS, object_size) == expected
+
+
+def test_block_bounds_examples() -> None:
+    assert block_bounds(0, BS, 100) == (0, 16)
+    assert block_bounds(5, BS, 100) == (80, 96)
+    assert block_bounds(6, BS, 100) == (96, 100)
+    assert block_bounds(0, BS, 1) == (0, 1)
+
+
+@pytest.mark.parametrize(("index", "object_size"), [(-1, 100), (7, 100), (0, 0), (1, 16)])
+def test_block_bounds_outside_object_rejected(index: int, object_size: int) -> None:
+    with pytest.raises(ValueError):
+        block_bounds(index, BS, object_size)
+
+
+def test_block_math_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError):
+        block_range(-1, 10, BS, 100)
+    with pytest.raises(ValueError):
+        block_range(0, 10, 0, 100)
+    with pytest.raises(ValueError):
+        block_bounds(0, 0, 100)
+
+
+@given(
+    offset=st.integers(min_value=0, max_value=400),
+    size=st.integers(min_value=-2, max_value=400),
+    block_size=st.integers(min_value=1, max_value=64),
+    object_size=st.integers(min_value=0, max_value=300),
+)
+def test_block_range_blocks_cover_exactly_the_requested_bytes(
+    offset: int, size: int, block_size: int, object_size: int
+) -> None:
+    indices = block_range(offset, size, block_size, object_size)
+    wanted = range(offset, min(offset + size, object_size))
+    if len(wanted) == 0:
+        assert len(indices) == 0
+        return
+    bounds = [block_bounds(i, block_size, object_size) for i in indices]
+    # Contiguous, each block overlaps the request, and together they cover it.
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+    assert bounds[0][0] <= wanted.start < bounds[0][1]
+    assert bounds[-1][0] < wanted.stop <= bounds[-1][1]
+    assert all(0 < end - start <= block_size for start, end in bounds)
+
+
+# -- reader: requests -----------------------------------------------------------------------------
+def test_reader_small_object_costs_one_get() -> None:
+    data = pattern(10)
+    store, _, reader = make_reader(data)
+    assert reader.read(0, 4096) == data
+    assert reader.read(3, 4) == data[3:7]
+    assert store.calls == [("get_range", "a.bin", 0, 10)]
+
+
+def test_reader_no_request_at_or_past_eof_or_for_empty_reads() -> None:
+    store, _, reader = make_reader(pattern(40))
+    store.reset_calls()
+    assert reader.read(40, 10) == b""
+    assert reader.read(1000, 10) == b""
+    assert reader.read(0, 0) == b""
+    assert reader.read(5, -1) == b""
+    assert store.calls == []
+
+
+def test_reader_zero_byte_object_never_requests() -> None:
+    store, _, reader = make_reader(b"")
+    store.reset_calls()
+    assert reader.read(0, 4096) == b""
+    assert store.calls == []
+
+
+def test_reader_second_read_of_block_is_a_hit() -> None:
+    data = pattern(100)
+    store, cache, reader = make_reader(data)
+    store.reset_calls()
+    assert reader.read(20, 5) == data[20:25]
+    assert reader.read(16, 16) == data[16:32]
+    assert reader.read(30, 2) == data[30:32]
+    assert store.calls == [("get_range", "a.bin", 16, 32)]
+    assert cache.stats().hits == 2
+
+
+def test_reader_multi_block_read_fetches_union_once() -> None:
+    data = pattern(100)
+    store, _, reader = make_reader(data)
+    store.reset_calls()
+    assert reader.read(10, 80) == data[10:90]
+    assert store.calls == [("get_range", "a.bin", 0, 96)]
+    # Every block of the union went into the cache.
+    for start in range(0, 96, BS):
+        assert reader.read(start, BS) == data[start : start + BS]
+    assert store.calls == [("get_range", "a.bin", 0, 96)]
+
+
+def test_reader_multi_block_read_fetches_only_missing_runs() -> None:
+    data = pattern(100)
+    store, _, reader = make_reader(data)
+    store.reset_calls()
+    assert reader.read(35, 1) == data[35:36]  # caches block 2
+    assert reader.read(0, 100) == data
+    assert store.calls == [
+        ("get_range", "a.bin", 32, 48),
+        ("get_range", "a.bin", 0, 32),
+        ("get_range", "a.bin", 48, 100),
+    ]
+
+
+def test_reader_last_short_block() -> None:
+    data = pattern(40)
+    store, _, reader = make_reader(data)
+    store.reset_calls()
+    assert reader.read(33, 100) == data[33:]
+    assert store.calls == [("get_range", "a.bin", 32, 40)]
+
+
+def test_reader_replaced_object_raises_stale_never_mixes() -> None:
+    old = pattern(64)
+    store, _, reader = make_reader(old)
+    assert reader.read(0, 16) == old[:16]
+    store.put("a.bin", bytes(64))  # a new version with a new etag
+    store.reset_calls()
+    # Cached blocks of the pinned version are still its bytes; a new block is refused.
+    assert reader.read(0, 16) == old[:16]
+    with pytest.raises(StaleError):
+        reader.read(0, 32)
+    with pytest.raises(StaleError):
+        reader.read(40, 4)
+    assert store.calls == [("get_range", "a.bin", 16, 32), ("get_range", "a.bin", 32, 48)]
+
+
+def test_reader_new_version_does_not_hit_old_blocks() -> None:
+    store, cache, reader = make_reader(pattern(32))
+    assert reader.read(0, 32) == pattern(32)
+    new_meta = store.put("a.bin", b"N" * 32)
+    store.reset_calls()
+    fresh = ObjectReader(store, cache, new_meta, block_size_bytes=BS)
+    assert fresh.read(0, 32) == b"N" * 32
+    assert store.calls == [("get_range", "a.bin", 0, 32)]
+
+
+class BodyChangingStore(FakeStore):
+    """Returns ``delta`` bytes fewer (or more) than asked for."""
+
+    def __init__(self, delta: int) -> None:
+        super().__init__()
+        self.delta = delta
+
+    def get_range(self, key: str, start: int, end: int, *, etag: str | None = None) -> bytes:
+        body = super().get_range(key, start, end, etag=etag)
+        return body[: len(body) + self.delta] if self.delta < 0 else body + b"x" * self.delta
+
+
+@pytest.mark.parametrize("delta", [-1, 1])
+def test_reader_wrong_body_length_raises_integrity_error_and_caches_nothing(delta: int) -> None:
+    store = BodyChangingStore(delta)
+    meta = store.put("a.bin", pattern(40))
+    cache = BlockCache(1 << 20)
+    reader = ObjectReader(store, cache, meta, block_size_bytes=BS)
+    with pytest.raises(IntegrityError):
+        reader.read(0, 5)
+    with pytest.raises(IntegrityError):
+        reader.read(10, 20)
+    assert cache.used_bytes == 0
+    assert store.count("get_range") == 2
+
+
+def test_reader_rejects_bad_arguments() -> None:
+    store, cache, reader = make_reader(pattern(10))
+    with pytest.raises(ValueError):
+        reader.read(-1, 5)
+    with pytest.raises(ValueError):
+        ObjectReader(store, cache, reader.meta, block_size_bytes=0)
+
+
+class GatedStore(FakeStore):
+    """Holds every get_range until ``release`` is set, signalling ``started`` first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def get_range(self, key: str, start: int, end: int, *, etag: str | None = None) -> bytes:
+        self.started.set()
+        assert self.release.wait(WAIT_S)
+        return super().get_range(key, start, end, etag=etag)
+
+
+def test_reader_concurrent_reads_of_one_block_share_one_get() -> None:
+    store = GatedStore()
+    data = pattern(40)
+    meta = store.put("a.bin", data)
+    cache = BlockCache(1 << 20)
+    readers = [ObjectReader(store, cache, meta, block_size_bytes=BS) for _ in range(3)]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        first = pool.submit(readers[0].read, 0, 8)
+        assert store.started.wait(WAIT_S)
+        others = [pool.submit(r.read, 4, 8) for r in readers[1:]]
+        while cache.stats().joined < 2:
+            threading.Event().wait(0.001)
+        store.release.set()
+        assert first.result(WAIT_S) == data[:8]
+        assert [f.result(WAIT_S) for f in others] == [data[4:12]] * 2
+    assert store.calls == [("get_range", "a.bin", 0, 16)]
+
+
+# -- reader: properties ---------------------------------------------------------------------------
+def check_reads(data: bytes, block_size: int, capacity: int, reads: list[tuple[int, int]]) -> None:
+    store, cache, reader = make_reader(data, block_size=block_size, capacity=capacity)
+    store.reset_calls()
+    for offset, size in reads:
+        assert reader.read(offset, size) == data[offset : offset + size]
+        assert cache.used_bytes <= capacity
+    # Every request is block-aligned, inside the object and never empty.
+    for call in store.calls:
+        _, key, start, end = call
+        assert key == "a.bin"
+        assert isinstance(start, int)
+        assert isinstance(end, int)
+        assert start % block_size == 0
+        assert end == len(data) or end % block_size == 0
+        assert 0 <= start < end <= len(data)
+    if not data:
+        assert store.calls == []
+
+
+reads_strategy = st.lists(
+    st.tuples(st.integers(min_value=0, max_value=400), st.integers(min_value=-1, max_value=400)),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=200)
+@given(
+    block_size=st.integers(min_value=1, max_value=64),
+    blocks=st.floats(min_value=0, max_value=5),
+    reads=reads_strategy,
+)
+def test_reader_reads_equal_slices(
+    block_size: int, blocks: float, reads: list[tuple[int, int]]
+) -> None:
+    data = pattern(int(block_size * blocks))
+    check_reads(data, block_size, 1 << 20, reads)
+
+
+@settings(max_examples=200)
+@given(
+    block_size=st.integers(min_value=1, max_value=64),
+    blocks=st.floats(min_value=0, max_value=5),
+    capacity=st.integers(min_value=0, max_value=100),
+    reads=reads_strategy,
+)
+def test_reader_reads_equal_slices_under_eviction(
+    block_size: int, blocks: float, capacity: int, reads: list[tuple[int, int]]
+) -> None:
+    data = pattern(int(block_size * blocks))
+    check_reads(data, block_size, capacity, reads)
+
+
+def test_reader_meta_is_the_pinned_version() -> None:
+    _, _, reader = make_reader(pattern(3))
+    assert isinstance(reader.meta, ObjectMeta)
+    assert reader.meta.size == 3
+    assert reader.block_size_bytes == BS
