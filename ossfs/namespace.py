@@ -434,6 +434,7 @@ class Namespace:
                     self._nodes[path] = node
                 elif self._negative is not None:
                     self._negative[path] = True
+        log.debug("probe %r: %s", key, "missing" if node is None else node.kind.value)
         if node is None:
             raise NotFoundError(path)
         return node
@@ -451,11 +452,11 @@ class Namespace:
         dirs: dict[str, Node] = {}
         token: str | None = None
         while True:
+            with self._lock:
+                self._list_pages += 1
             page = self._store.list_page(
                 prefix, delimiter="/", token=token, max_keys=LIST_PAGE_KEYS
             )
-            with self._lock:
-                self._list_pages += 1
             self._add_page(node.path, prefix, page, files, dirs)
             token = page.next_token
             if token is None:
@@ -463,6 +464,7 @@ class Namespace:
         for name in files.keys() & dirs.keys():
             self._warn_once(prefix + name, _CLASH, skipped=False)
         merged = files | dirs
+        log.debug("listed %r: %d entries", prefix, len(merged))
         listing = _Listing({name: merged[name] for name in sorted(merged)})
         with self._lock:
             if self._caching:

@@ -707,3 +707,14 @@ def test_namespace_walk_finds_exactly_the_representable_keys(
     for path, kind in expected.items():
         assert ns.lookup(path).kind is kind
     assert store.calls == []
+
+
+@pytest.mark.parametrize("path", ["/bad\udcff", "/a/..", "/" + "n" * 256, "/a//b"])
+def test_namespace_lookup_of_impossible_name_sends_nothing(
+    path: str, store: FakeStore, clock: FakeClock, executor: concurrent.futures.Executor
+) -> None:
+    store.put("bad\udcff")
+    ns = make_ns(store, clock, executor)
+    with pytest.raises(NotFoundError):
+        ns.lookup(path)
+    assert store.calls == []
