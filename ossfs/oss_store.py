@@ -1,0 +1,843 @@
+"""`ObjectStore` on Alibaba Cloud OSS through oss2: the only module that imports oss2.
+
+Responsibility: authentication (anonymous, V1, V4 with a region, STS), one shared connection
+pool, separate connect/read timeouts, the range rules (half-open ranges in, one conversion to
+oss2's inclusive ``byte_range``, ``x-oss-range-behavior: standard`` and ``If-Match`` on every
+ranged GET, strict checks of status, ``Content-Range`` and body length), retries of transient
+failures through `ossfs.retry` (resuming a broken body where it stopped), translation of every
+oss2/requests failure into an `ossfs.errors` class, and cheap thread-safe request counters.
+
+It deliberately does not cache, prefetch, verify CRCs of bodies (the layers above combine block
+CRCs), restore archived objects, or write anything.
+
+Timeouts: oss2 passes its ``connect_timeout`` argument unchanged to ``requests`` as ``timeout=``
+(``oss2.http.Session.do_request``), so a ``(connect_s, read_s)`` tuple gives requests' separate
+connect and per-socket-read timeouts.
+"""
+
+from __future__ import annotations
+
+import builtins
+import email.utils
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Final, TypeVar
+
+import oss2
+import oss2.exceptions
+import requests.adapters
+import requests.exceptions
+import urllib3.exceptions
+
+from ossfs.errors import (
+    AccessDeniedError,
+    ArchivedError,
+    IntegrityError,
+    NotFoundError,
+    OssfsError,
+    RemoteIOError,
+    StaleError,
+    UsageError,
+)
+from ossfs.retry import DEFAULT_RETRY_POLICY, Retrier, RetriesExhaustedError, RetryPolicy
+from ossfs.store import ListPage, ObjectMeta
+
+__all__ = [
+    "BODY_PIECE_BYTES",
+    "OssConfig",
+    "OssStore",
+    "check_content_range",
+    "is_transient",
+    "meta_from_headers",
+    "parse_content_range",
+    "translate_error",
+]
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+RANGE_BEHAVIOR_HEADER: Final = "x-oss-range-behavior"
+USER_META_PREFIX: Final = "x-oss-meta-"
+MAX_LIST_KEYS: Final = 1000
+# Ranged bodies are read in pieces this big. A read that breaks mid-piece loses that piece
+# (urllib3 drops the partial buffer when it raises), so a resume restarts at a piece boundary.
+BODY_PIECE_BYTES: Final = 64 * 1024
+_CONTENT_RANGE_RE: Final = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
+_UNSATISFIED_RANGE_RE: Final = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$")
+_AUTH_CODES: Final = frozenset(
+    {"AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidSecurityToken"}
+)
+_TRANSIENT_CODES: Final = frozenset({"SlowDown", "RequestTimeout", "ServiceUnavailable"})
+# Errors raised while a body is read or a connection is made; a new request may well succeed.
+_TRANSIENT_IO_ERRORS: Final[tuple[type[BaseException], ...]] = (
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    urllib3.exceptions.ProtocolError,
+    urllib3.exceptions.TimeoutError,
+    builtins.ConnectionError,
+    builtins.TimeoutError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OssConfig:
+    """How to reach one bucket. No access key and no secret means anonymous access.
+
+    ``security_token`` selects STS credentials; ``region`` selects V4 signing (else V1).
+    ``pool_size`` is the size of the one HTTP connection pool shared by all threads; it should
+    be at least the number of threads that call the store at once.
+    """
+
+    endpoint: str
+    bucket: str
+    access_key_id: str | None = None
+    access_key_secret: str | None = field(default=None, repr=False)
+    security_token: str | None = field(default=None, repr=False)
+    region: str | None = None
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 30.0
+    pool_size: int = 32
+    retry: RetryPolicy = DEFAULT_RETRY_POLICY
+
+    def __post_init__(self) -> None:
+        if not self.endpoint.strip():
+            raise UsageError("OSS endpoint is empty")
+        if not self.bucket.strip():
+            raise UsageError("OSS bucket name is empty")
+        if (self.access_key_id is None) != (self.access_key_secret is None):
+            raise UsageError("give both an access key id and its secret, or neither (anonymous)")
+        if self.security_token is not None and self.access_key_id is None:
+            raise UsageError("an STS security token needs an access key id and secret")
+        if self.connect_timeout_s <= 0 or self.read_timeout_s <= 0:
+            raise UsageError("connect and read timeouts must be > 0 seconds")
+        if self.pool_size < 1:
+            raise UsageError(f"pool_size must be >= 1, got {self.pool_size}")
+
+    @property
+    def anonymous(self) -> bool:
+        return self.access_key_id is None
+
+    @property
+    def signature_version(self) -> str:
+        return "v4" if self.region else "v1"
+
+
+# -- pure helpers (header parsing, range checks, error classification) ---------------------------
+
+
+def parse_content_range(value: str) -> tuple[int, int, int | None]:
+    """Parse ``bytes FIRST-LAST/TOTAL`` (LAST inclusive; TOTAL ``*`` gives None).
+
+    Raises `IntegrityError` for anything else.
+    """
+    m = _CONTENT_RANGE_RE.match(value)
+    if m is None:
+        raise IntegrityError(f"malformed Content-Range {value!r}")
+    total = None if m.group(3) == "*" else int(m.group(3))
+    return int(m.group(1)), int(m.group(2)), total
+
+
+def check_content_range(
+    key: str, status: int, content_range: str | None, start: int, end: int | None
+) -> int | None:
+    """Check a ranged GET's answer for the half-open range ``[start, end)``.
+
+    ``end`` None means "to the end of the object" (``bytes=start-``). Requires status 206 and a
+    ``Content-Range`` with exactly the requested first/last byte and a total that can hold them.
+    Returns the object's total size from the header (None if the server sent ``*``); raises
+    `IntegrityError` otherwise.
+    """
+    if status != 206:
+        # Without standard range behaviour OSS answers 200 and the *whole* object for a range
+        # it cannot satisfy; any 200 here means the bytes are not the ones asked for.
+        raise IntegrityError(f"GET {key!r} bytes {start}-{end}: expected HTTP 206, got {status}")
+    if content_range is None:
+        raise IntegrityError(f"GET {key!r} bytes {start}-{end}: 206 without Content-Range")
+    first, last, total = parse_content_range(content_range)
+    want_last = None if end is None else end - 1
+    if first != start or (want_last is not None and last != want_last) or last < first:
+        raise IntegrityError(
+            f"GET {key!r}: asked for bytes {start}-{'' if want_last is None else want_last}, "
+            f"got Content-Range {content_range!r}"
+        )
+    if total is not None and total <= last:
+        raise IntegrityError(f"GET {key!r}: inconsistent Content-Range {content_range!r}")
+    if end is None and total is not None and last != total - 1:
+        raise IntegrityError(
+            f"GET {key!r}: asked for bytes {start}- to the end, got {content_range!r}"
+        )
+    return total
+
+
+def _parse_http_date_ns(value: str) -> int:
+    parsed = email.utils.parsedate_tz(value)
+    if parsed is None:
+        raise IntegrityError(f"unparsable Last-Modified {value!r}")
+    return email.utils.mktime_tz(parsed) * 1_000_000_000
+
+
+def meta_from_headers(
+    key: str, headers: Mapping[str, str], *, size: int | None = None
+) -> ObjectMeta:
+    """Build `ObjectMeta` from HEAD/GET response headers (names lower-cased).
+
+    ``size`` overrides Content-Length (needed for a 206, whose Content-Length is the body's).
+    Raises `IntegrityError` when a size, date or CRC header is missing or malformed.
+    """
+    if size is None:
+        length = headers.get("content-length")
+        if length is None or not length.strip().isdigit():
+            raise IntegrityError(f"{key!r}: missing or bad Content-Length {length!r}")
+        size = int(length)
+    last_modified = headers.get("last-modified")
+    mtime_ns = 0 if last_modified is None else _parse_http_date_ns(last_modified)
+    crc_text = headers.get("x-oss-hash-crc64ecma")
+    crc: int | None = None
+    if crc_text is not None:
+        if not crc_text.strip().isdigit() or int(crc_text) >= 1 << 64:
+            raise IntegrityError(f"{key!r}: bad x-oss-hash-crc64ecma {crc_text!r}")
+        crc = int(crc_text)
+    user_meta = tuple(
+        sorted(
+            (name[len(USER_META_PREFIX) :], value)
+            for name, value in headers.items()
+            if name.startswith(USER_META_PREFIX)
+        )
+    )
+    return ObjectMeta(
+        key=key,
+        size=size,
+        etag=headers.get("etag", "").strip().strip('"'),
+        mtime_ns=mtime_ns,
+        crc64=crc,
+        storage_class=headers.get("x-oss-storage-class", "Standard"),
+        object_type=headers.get("x-oss-object-type", "Normal"),
+        content_type=headers.get("content-type"),
+        restore=headers.get("x-oss-restore"),
+        user_meta=user_meta,
+    )
+
+
+def _lower_headers(raw: Mapping[str, str]) -> dict[str, str]:
+    return {str(name).lower(): str(value) for name, value in raw.items()}
+
+
+class _ShortBodyError(Exception):
+    """The body ended cleanly before Content-Length; a resumed request may get the rest."""
+
+
+class _MalformedResponseError(Exception):
+    """oss2 could not parse what the server sent (XML, dates, headers)."""
+
+
+def _status_and_code(exc: BaseException) -> tuple[int, str]:
+    if isinstance(exc, oss2.exceptions.OssError):
+        return int(exc.status), str(exc.code or "")
+    return 0, ""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures worth another request: 5xx, 429, SlowDown, connection and body errors."""
+    if isinstance(exc, _ShortBodyError):
+        return True
+    if isinstance(exc, oss2.exceptions.RequestError):
+        return True
+    if isinstance(exc, oss2.exceptions.ServerError):
+        status, code = _status_and_code(exc)
+        return status >= 500 or status == 429 or code in _TRANSIENT_CODES
+    return isinstance(exc, _TRANSIENT_IO_ERRORS)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, oss2.exceptions.RequestError):
+        return f"RequestError: {exc.exception}"
+    if isinstance(exc, oss2.exceptions.ServerError):
+        status, code = _status_and_code(exc)
+        code = code or {404: "NotFound", 403: "Forbidden"}.get(status, "UnknownError")
+        message = str(exc.message or "").strip()
+        text = f"{code} (HTTP {status}, request id {exc.request_id or '-'})"
+        return f"{text}: {message}" if message else text
+    if isinstance(exc, oss2.exceptions.OssError):
+        return f"{type(exc).__name__}: {exc.body}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def translate_error(
+    exc: BaseException, *, op: str, key: str | None, bucket: str, endpoint: str
+) -> OssfsError:
+    """Map an oss2/requests failure (possibly wrapped in `RetriesExhaustedError`) to ossfs.
+
+    The message names the operation, the key (or bucket), the OSS error code and request id.
+    `OssfsError` instances pass through unchanged.
+    """
+    suffix = ""
+    if isinstance(exc, RetriesExhaustedError):
+        suffix = f" (gave up after {exc.attempts} attempt(s) in {exc.elapsed_s:.1f}s)"
+        exc = exc.last
+    if isinstance(exc, OssfsError):
+        return exc
+    what = f"{op} {key!r} in bucket {bucket!r}" if key is not None else f"{op} bucket {bucket!r}"
+    detail = _describe(exc) + suffix
+    status, code = _status_and_code(exc)
+    if isinstance(exc, oss2.exceptions.NoSuchBucket) or code == "NoSuchBucket":
+        return NotFoundError(f"bucket {bucket!r} does not exist at {endpoint}: {detail}")
+    if isinstance(exc, oss2.exceptions.NotFound) or status == 404:
+        return NotFoundError(f"{what}: not found: {detail}")
+    if code == "InvalidObjectState":
+        return ArchivedError(
+            f"{what}: the object is archived and not restored (restore it first): {detail}"
+        )
+    if code == "RequestTimeTooSkewed":
+        return AccessDeniedError(
+            f"{what}: this machine's clock is off by more than 15 minutes from OSS's; "
+            f"fix the clock (NTP): {detail}"
+        )
+    if code in _AUTH_CODES or status in (401, 403):
+        return AccessDeniedError(f"{what}: access denied: {detail}")
+    if isinstance(exc, oss2.exceptions.PreconditionFailed) or status == 412:
+        return StaleError(f"{what}: the object changed (ETag no longer matches): {detail}")
+    if status == 416:
+        return IntegrityError(f"{what}: range not satisfiable: {detail}")
+    if isinstance(exc, oss2.exceptions.RequestError):
+        return RemoteIOError(f"{what}: cannot reach OSS endpoint {endpoint}: {detail}")
+    if isinstance(exc, _ShortBodyError):
+        return IntegrityError(f"{what}: {exc}{suffix}")
+    if isinstance(exc, _MalformedResponseError):
+        return RemoteIOError(f"{what}: unusable response from {endpoint}: {exc}{suffix}")
+    return RemoteIOError(f"{what}: {detail}")
+
+
+# -- counters ------------------------------------------------------------------------------------
+
+
+class _Counters:
+    """Thread-safe named counters; one lock, taken only around dict updates."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {"requests": 0, "bytes_fetched": 0, "errors": 0}
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[name] = self._counts.get(name, 0) + n
+
+    def request(self, op: str) -> None:
+        with self._lock:
+            self._counts["requests"] += 1
+            name = f"requests.{op}"
+            self._counts[name] = self._counts.get(name, 0) + 1
+
+    def error(self, cls_name: str) -> None:
+        with self._lock:
+            self._counts["errors"] += 1
+            name = f"errors.{cls_name}"
+            self._counts[name] = self._counts.get(name, 0) + 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+# -- the store -----------------------------------------------------------------------------------
+
+
+class _Body:
+    """The unread body of a GET, read in pieces; owns (and closes) the response."""
+
+    def __init__(self, result: object) -> None:
+        self._result = result
+
+    def read(self, amt: int) -> bytes:
+        data = self._result.read(amt)  # type: ignore[attr-defined]
+        return bytes(data)
+
+    def close(self) -> None:
+        try:
+            self._result.close()  # type: ignore[attr-defined]
+        except Exception:  # closing must never mask the real outcome
+            log.debug("closing a response body failed", exc_info=True)
+
+
+class _StreamIterator(Iterator[bytes]):
+    """Chunks of one streamed body; `close` releases the connection early."""
+
+    def __init__(
+        self,
+        store: OssStore,
+        key: str,
+        body: _Body,
+        *,
+        start: int,
+        expected: int,
+        chunk_bytes: int,
+    ) -> None:
+        self._store = store
+        self._key = key
+        self._body = body
+        self._offset = start
+        self._left = expected
+        self._chunk_bytes = chunk_bytes
+        self._closed = expected == 0
+        if self._closed:
+            body.close()
+
+    def __iter__(self) -> _StreamIterator:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._closed:
+            raise StopIteration
+        try:
+            chunk = self._body.read(min(self._chunk_bytes, self._left))
+        except Exception as exc:
+            self.close()
+            raise self._store._fail(
+                RemoteIOError(
+                    f"stream {self._key!r}: body broke at offset {self._offset}: {_describe(exc)}"
+                ),
+                "stream",
+                self._key,
+            ) from exc
+        if not chunk:
+            self.close()
+            raise self._store._fail(
+                IntegrityError(
+                    f"stream {self._key!r}: body ended at offset {self._offset}, "
+                    f"{self._left} byte(s) short"
+                ),
+                "stream",
+                self._key,
+            )
+        self._store._counters.add("bytes_fetched", len(chunk))
+        self._offset += len(chunk)
+        self._left -= len(chunk)
+        if self._left <= 0:
+            self.close()
+        return chunk
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._body.close()
+
+
+class OssStore:
+    """`ossfs.store.ObjectStore` over oss2. Thread-safe: one Bucket and one Session are shared.
+
+    Every remote request is logged at DEBUG (op, key, range, status, ms) and counted; see
+    `stats`. Failures come out as `ossfs.errors` classes whose messages name the key, the OSS
+    error code and the request id.
+    """
+
+    def __init__(
+        self,
+        config: OssConfig,
+        *,
+        retrier: Retrier | None = None,
+        proxies: Mapping[str, str] | None = None,
+        session_adapter: requests.adapters.BaseAdapter | None = None,
+    ) -> None:
+        """Build the auth, session and bucket; no request is sent (see `probe`).
+
+        ``retrier`` overrides the one built from ``config.retry`` (tests inject fake time);
+        ``proxies`` is handed to oss2 (tests use it to reach a virtual-hosted endpoint);
+        ``session_adapter`` replaces the pooled HTTP transport (tests script responses with it).
+        Raises `UsageError` for an endpoint or bucket name oss2 rejects.
+        """
+        self.config = config
+        self._retrier = retrier if retrier is not None else Retrier(config.retry)
+        self._counters = _Counters()
+        self._session = oss2.Session(pool_size=config.pool_size, adapter=session_adapter)
+        try:
+            self._bucket = oss2.Bucket(
+                _make_auth(config),
+                config.endpoint,
+                config.bucket,
+                session=self._session,
+                # A tuple reaches requests unchanged: separate connect and read timeouts.
+                connect_timeout=(config.connect_timeout_s, config.read_timeout_s),
+                # oss2 would CRC every ranged body for nothing; the layers above check CRCs.
+                enable_crc=False,
+                region=config.region,
+                proxies=dict(proxies) if proxies is not None else None,
+            )
+        except oss2.exceptions.ClientError as exc:
+            raise UsageError(
+                f"invalid OSS endpoint {config.endpoint!r} or bucket {config.bucket!r}: {exc.body}"
+            ) from exc
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the pooled connections. The store must not be used afterwards."""
+        self._session.session.close()
+
+    def __enter__(self) -> OssStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- observability ----------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, int]:
+        """Counters so far: ``requests``, ``requests.<op>``, ``bytes_fetched``, ``retries``,
+        ``retries.<op>``, ``gave_up``, ``errors``, ``errors.<ErrorClass>``. Cheap, thread-safe."""
+        counts = self._counters.snapshot()
+        counts.update(self._retrier.counters.snapshot())
+        return counts
+
+    # -- ObjectStore ------------------------------------------------------------------------------
+
+    def probe(self) -> None:
+        """One ``max-keys=1`` ListObjectsV2 of the bucket root.
+
+        A list, not GetBucketInfo: anonymous access to a public bucket may list but never read
+        bucket info, and listing is exactly the permission a mount needs. Raises NotFoundError
+        (no such bucket), AccessDeniedError (credentials, signature, clock skew), RemoteIOError
+        (endpoint unreachable, naming it).
+        """
+
+        def attempt() -> None:
+            self._request(
+                "list",
+                "",
+                "max-keys=1",
+                lambda: self._bucket.list_objects_v2(prefix="", delimiter="/", max_keys=1),
+            )
+
+        try:
+            self._retrier.call("probe", attempt, is_transient)
+        except Exception as exc:
+            raise self._fail(exc, "probe", None) from exc
+
+    def head(self, key: str) -> ObjectMeta:
+        """HEAD ``key``: size, etag (unquoted), mtime, CRC-64, class, type, restore, user meta."""
+
+        def attempt() -> ObjectMeta:
+            result = self._request("head", key, "", lambda: self._bucket.head_object(key))
+            return meta_from_headers(key, _lower_headers(result.headers))
+
+        try:
+            return self._retrier.call("head", attempt, is_transient)
+        except Exception as exc:
+            raise self._fail(exc, "head", key) from exc
+
+    def list_page(
+        self, prefix: str, *, delimiter: str = "/", token: str | None = None, max_keys: int = 1000
+    ) -> ListPage:
+        """One ListObjectsV2 page; ``next_token`` is None on the last page.
+
+        Listed objects carry size, etag, mtime (whole seconds, as OSS lists them), type,
+        storage class and restore info; ``crc64`` is None (listings do not carry it).
+        """
+        if not 1 <= max_keys <= MAX_LIST_KEYS:
+            raise ValueError(f"max_keys must be in 1..{MAX_LIST_KEYS}, got {max_keys}")
+
+        def attempt() -> ListPage:
+            result = self._request(
+                "list",
+                prefix,
+                f"token={token or ''}",
+                lambda: self._bucket.list_objects_v2(
+                    prefix=prefix,
+                    delimiter=delimiter,
+                    continuation_token=token or "",
+                    max_keys=max_keys,
+                ),
+            )
+            return _list_page_from_result(prefix, result)
+
+        try:
+            return self._retrier.call("list", attempt, is_transient)
+        except Exception as exc:
+            raise self._fail(exc, "list", prefix) from exc
+
+    def symlink_target(self, key: str) -> str:
+        """The key the symlink object ``key`` points at (GetSymlink)."""
+
+        def attempt() -> str:
+            result = self._request("get_symlink", key, "", lambda: self._bucket.get_symlink(key))
+            target = result.target_key
+            if not target:
+                raise _MalformedResponseError("GetSymlink without x-oss-symlink-target")
+            return str(target)
+
+        try:
+            return self._retrier.call("get_symlink", attempt, is_transient)
+        except Exception as exc:
+            raise self._fail(exc, "get_symlink", key) from exc
+
+    def get_range(self, key: str, start: int, end: int, *, etag: str | None = None) -> bytes:
+        """Exactly the bytes ``[start, end)`` of ``key``, of one object version.
+
+        ``etag`` (unquoted) pins the version with ``If-Match``; without it the version of the
+        first response is pinned for any resumed request. A body that breaks is resumed from
+        where it stopped. Raises NotFoundError, AccessDeniedError, ArchivedError, StaleError
+        (version changed), IntegrityError (wrong status/range/length, or a range that ends
+        past the object), RemoteIOError (retries exhausted). A range starting at or past the
+        object's end returns ``b""``.
+        """
+        if start < 0 or end < start:
+            raise ValueError(f"bad range [{start}, {end})")
+        if start == end:
+            return b""
+        buf = bytearray()
+        pinned: list[str | None] = [etag]
+
+        def attempt() -> bytes:
+            pos = start + len(buf)
+            headers = _read_headers(pinned[0])
+            result = self._request(
+                "get",
+                key,
+                f"{pos}-{end}",
+                # Half-open [pos, end) becomes oss2's inclusive byte_range (pos, end - 1) here,
+                # the only place a range is converted.
+                lambda: self._bucket.get_object(key, byte_range=(pos, end - 1), headers=headers),
+            )
+            body = _Body(result)
+            try:
+                response_headers = _lower_headers(result.headers)
+                check_content_range(
+                    key, int(result.status), response_headers.get("content-range"), pos, end
+                )
+                got_etag = response_headers.get("etag", "").strip().strip('"')
+                if pinned[0] is None:
+                    pinned[0] = got_etag or None
+                elif got_etag and got_etag != pinned[0]:
+                    raise StaleError(
+                        f"GET {key!r}: ETag {got_etag} does not match pinned {pinned[0]}"
+                    )
+                length = response_headers.get("content-length")
+                if length is not None and int(length) != end - pos:
+                    raise IntegrityError(
+                        f"GET {key!r} bytes {pos}-{end - 1}: Content-Length {length}, "
+                        f"expected {end - pos}"
+                    )
+                self._read_exactly(key, body, buf, start, end)
+            finally:
+                body.close()
+            return bytes(buf)
+
+        try:
+            return self._retrier.call("get", attempt, is_transient, progress=lambda: len(buf))
+        except oss2.exceptions.ServerError as exc:
+            if int(exc.status) == 416:
+                return self._invalid_range(key, start, start + len(buf), pinned[0], exc)
+            raise self._fail(exc, "get", key) from exc
+        except Exception as exc:
+            raise self._fail(exc, "get", key) from exc
+
+    def stream(
+        self, key: str, *, start: int = 0, etag: str | None = None, chunk_bytes: int = 1 << 20
+    ) -> tuple[ObjectMeta, Iterator[bytes]]:
+        """One GET from ``start`` to the end: the metadata from its headers, then the body.
+
+        Only opening the response is retried; the iterator raises RemoteIOError (or
+        IntegrityError for a short body) mid-stream and the caller restarts from its own
+        offset. Consume the iterator to its end or call its ``close()`` to free the connection.
+        """
+        if start < 0:
+            raise ValueError(f"bad start offset {start}")
+        if chunk_bytes < 1:
+            raise ValueError(f"chunk_bytes must be >= 1, got {chunk_bytes}")
+        headers = _read_headers(etag)
+        # (start, None) is oss2's open-ended "bytes=start-"; start 0 sends no Range at all.
+        byte_range = (start, None) if start > 0 else None
+
+        def attempt() -> object:
+            return self._request(
+                "get",
+                key,
+                f"{start}-",
+                lambda: self._bucket.get_object(key, byte_range=byte_range, headers=headers),
+            )
+
+        try:
+            result = self._retrier.call("stream", attempt, is_transient)
+        except oss2.exceptions.ServerError as exc:
+            if int(exc.status) == 416:
+                meta = self._size_after_416(key, etag, exc)
+                if start >= meta.size:
+                    return meta, iter(())
+                raise self._fail(exc, "stream", key) from exc
+            raise self._fail(exc, "stream", key) from exc
+        except Exception as exc:
+            raise self._fail(exc, "stream", key) from exc
+
+        body = _Body(result)
+        try:
+            response_headers = _lower_headers(result.headers)  # type: ignore[attr-defined]
+            status = int(result.status)  # type: ignore[attr-defined]
+            if start > 0:
+                total = check_content_range(
+                    key, status, response_headers.get("content-range"), start, None
+                )
+                if total is None:
+                    raise IntegrityError(f"GET {key!r}: Content-Range without a total size")
+                meta = meta_from_headers(key, response_headers, size=total)
+            else:
+                if status != 200:
+                    raise IntegrityError(f"GET {key!r}: expected HTTP 200, got {status}")
+                meta = meta_from_headers(key, response_headers)
+            if etag is not None and meta.etag and meta.etag != etag:
+                raise StaleError(f"GET {key!r}: ETag {meta.etag} does not match {etag}")
+            expected = meta.size - start
+            length = response_headers.get("content-length")
+            if length is not None and int(length) != expected:
+                raise IntegrityError(
+                    f"GET {key!r}: Content-Length {length}, expected {expected} from offset {start}"
+                )
+        except Exception as exc:
+            body.close()
+            raise self._fail(exc, "stream", key) from exc
+        return meta, _StreamIterator(
+            self, key, body, start=start, expected=expected, chunk_bytes=chunk_bytes
+        )
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _request(self, op: str, key: str, rng: str, call: Callable[[], R]) -> R:
+        """Send one request through oss2, counting and DEBUG-logging it."""
+        self._counters.request(op)
+        t0 = time.perf_counter()
+        try:
+            result = call()
+        except oss2.exceptions.OssError as exc:
+            log.debug(
+                "%s %r range=%s -> %s %s in %.1f ms",
+                op,
+                key,
+                rng or "-",
+                exc.status,
+                exc.code or type(exc).__name__,
+                (time.perf_counter() - t0) * 1000,
+            )
+            raise
+        except (ValueError, TypeError, RuntimeError, SyntaxError) as exc:
+            # oss2 parses XML, dates and headers inside the call; a failure there means the
+            # server sent something unusable, not that this code is wrong.
+            raise _MalformedResponseError(f"{type(exc).__name__}: {exc}") from exc
+        log.debug(
+            "%s %r range=%s -> %s in %.1f ms",
+            op,
+            key,
+            rng or "-",
+            getattr(result, "status", "?"),
+            (time.perf_counter() - t0) * 1000,
+        )
+        return result
+
+    def _read_exactly(self, key: str, body: _Body, buf: bytearray, start: int, end: int) -> None:
+        """Append the body to ``buf`` until it holds ``end - start`` bytes."""
+        want = end - start
+        while len(buf) < want:
+            piece = body.read(min(BODY_PIECE_BYTES, want - len(buf)))
+            if not piece:
+                raise _ShortBodyError(
+                    f"GET {key!r}: body ended at offset {start + len(buf)}, before {end}"
+                )
+            buf += piece
+            self._counters.add("bytes_fetched", len(piece))
+        if len(buf) > want:
+            raise IntegrityError(f"GET {key!r}: got {len(buf)} bytes, asked for {want}")
+
+    def _invalid_range(
+        self, key: str, start: int, pos: int, etag: str | None, exc: BaseException
+    ) -> bytes:
+        """416: EOF when the caller's range starts at/after the real size, else IntegrityError."""
+        meta_size = self._size_after_416(key, etag, exc).size
+        if pos == start and start >= meta_size:
+            return b""
+        raise self._fail(
+            IntegrityError(
+                f"GET {key!r} bytes {pos}-: range not satisfiable but the object has "
+                f"{meta_size} bytes: {_describe(exc)}"
+            ),
+            "get",
+            key,
+        ) from exc
+
+    def _size_after_416(self, key: str, etag: str | None, exc: BaseException) -> ObjectMeta:
+        """The object's current metadata after a 416 (HEAD), checked against ``etag``."""
+        del exc  # OSS's 416 carries no usable size; HEAD is the authority.
+        meta = self.head(key)
+        if etag is not None and meta.etag != etag:
+            raise self._fail(
+                StaleError(f"{key!r}: the object changed (ETag {meta.etag}, expected {etag})"),
+                "get",
+                key,
+            )
+        return meta
+
+    def _fail(self, exc: BaseException, op: str, key: str | None) -> OssfsError:
+        """Translate, count and log one failure that will reach the caller."""
+        err = translate_error(
+            exc, op=op, key=key, bucket=self.config.bucket, endpoint=self.config.endpoint
+        )
+        self._counters.error(type(err).__name__)
+        if isinstance(err, NotFoundError) and key is not None:
+            log.debug("%s", err)  # lookups of missing names are routine, not failures
+        else:
+            log.warning("%s", err)
+        return err
+
+
+def _read_headers(etag: str | None) -> dict[str, str]:
+    # Without "standard", OSS answers an unsatisfiable Range with 200 and the whole object.
+    headers = {RANGE_BEHAVIOR_HEADER: "standard"}
+    if etag is not None:
+        headers["If-Match"] = f'"{etag}"'
+    return headers
+
+
+def _list_page_from_result(prefix: str, result: object) -> ListPage:
+    objects = tuple(
+        ObjectMeta(
+            key=str(info.key),
+            size=int(info.size),
+            etag=str(info.etag).strip('"'),
+            mtime_ns=int(info.last_modified) * 1_000_000_000,
+            crc64=None,
+            storage_class=str(info.storage_class or "Standard"),
+            object_type=str(info.type or "Normal"),
+            restore=None if info.restore_info is None else str(info.restore_info),
+        )
+        for info in result.object_list  # type: ignore[attr-defined]
+    )
+    prefixes = tuple(str(p) for p in result.prefix_list)  # type: ignore[attr-defined]
+    next_token: str | None = None
+    if result.is_truncated:  # type: ignore[attr-defined]
+        next_token = str(result.next_continuation_token or "")  # type: ignore[attr-defined]
+        if not next_token:
+            raise _MalformedResponseError(f"list {prefix!r}: truncated page without a next token")
+    return ListPage(objects=objects, prefixes=prefixes, next_token=next_token)
+
+
+def _make_auth(config: OssConfig) -> object:
+    if config.access_key_id is None or config.access_key_secret is None:
+        return oss2.AnonymousAuth()
+    if config.security_token is not None:
+        version = oss2.AUTH_VERSION_4 if config.region else oss2.AUTH_VERSION_1
+        return oss2.StsAuth(
+            config.access_key_id,
+            config.access_key_secret,
+            config.security_token,
+            auth_version=version,
+        )
+    if config.region:
+        return oss2.AuthV4(config.access_key_id, config.access_key_secret)
+    return oss2.Auth(config.access_key_id, config.access_key_secret)

@@ -1,0 +1,698 @@
+"""Tests of `ossfs.oss_store`.
+
+Unit tests drive the real oss2 code path through a scripted requests transport adapter (no
+network): they check what goes on the wire (headers, ranges, signatures) and how every answer
+is checked, retried and translated. Integration tests against the local emulator follow.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import oss2.exceptions
+import pytest
+import requests
+import requests.adapters
+import urllib3
+from requests.structures import CaseInsensitiveDict
+
+from ossfs.errors import (
+    AccessDeniedError,
+    ArchivedError,
+    IntegrityError,
+    NotFoundError,
+    RemoteIOError,
+    StaleError,
+    UsageError,
+)
+from ossfs.oss_store import (
+    BODY_PIECE_BYTES,
+    OssConfig,
+    OssStore,
+    check_content_range,
+    is_transient,
+    meta_from_headers,
+    parse_content_range,
+    translate_error,
+)
+from ossfs.retry import Retrier, RetriesExhaustedError, RetryPolicy
+
+ENDPOINT = "http://127.0.0.1:9"
+BUCKET = "test-bucket"
+ETAG = "6F5902AC237024BDD0C176CB93063DC4"
+LAST_MODIFIED = "Wed, 25 Nov 2026 23:26:29 GMT"
+LAST_MODIFIED_NS = 1795649189 * 1_000_000_000
+DATA = bytes(range(256)) * 4  # 1024 bytes
+
+
+# -- a scripted transport -------------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    """One scripted HTTP answer. ``body_sent`` < len(body) simulates a connection cut mid-body."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    body_sent: int | None = None
+
+
+Handler = Callable[[requests.PreparedRequest], "Reply | Exception"]
+
+
+class ScriptedAdapter(requests.adapters.BaseAdapter):
+    """A requests transport that answers from a handler and records requests and timeouts."""
+
+    def __init__(self, handler: Handler) -> None:
+        super().__init__()
+        self.handler = handler
+        self.requests: list[requests.PreparedRequest] = []
+        self.timeouts: list[object] = []
+        self._lock = threading.Lock()
+
+    def send(  # noqa: PLR0917 (requests' adapter signature)
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: object = None,
+        verify: object = True,
+        cert: object = None,
+        proxies: object = None,
+    ) -> requests.Response:
+        with self._lock:
+            self.requests.append(request)
+            self.timeouts.append(timeout)
+        reply = self.handler(request)
+        if isinstance(reply, Exception):
+            raise reply
+        headers = {"x-oss-request-id": "REQ123", **reply.headers}
+        headers.setdefault("Content-Length", str(len(reply.body)))
+        sent = reply.body if reply.body_sent is None else reply.body[: reply.body_sent]
+        raw = urllib3.HTTPResponse(
+            body=io.BytesIO(sent),
+            headers=headers,
+            status=reply.status,
+            preload_content=False,
+            enforce_content_length=True,
+            request_method=request.method,
+            decode_content=False,
+        )
+        response = requests.Response()
+        response.status_code = reply.status
+        response.headers = CaseInsensitiveDict(headers)
+        response.raw = raw
+        response.request = request
+        response.url = str(request.url)
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def header(request: requests.PreparedRequest, name: str) -> str | None:
+    return request.headers.get(name)
+
+
+def object_headers(size: int = len(DATA), **extra: str) -> dict[str, str]:
+    headers = {
+        "ETag": f'"{ETAG}"',
+        "Last-Modified": LAST_MODIFIED,
+        "x-oss-object-type": "Normal",
+        "x-oss-storage-class": "Standard",
+        "x-oss-hash-crc64ecma": "14969823782951187105",
+        "Content-Type": "application/octet-stream",
+    }
+    headers.update(extra)
+    return headers
+
+
+def error_reply(status: int, code: str, message: str = "msg") -> Reply:
+    body = (
+        f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+        f"<Message>{message}</Message><RequestId>REQ123</RequestId></Error>"
+    ).encode()
+    return Reply(status, {"Content-Type": "application/xml"}, body)
+
+
+def range_reply(data: bytes, request: requests.PreparedRequest, **extra: str) -> Reply:
+    """Serve a standard-behaviour ``bytes=S-E`` / ``bytes=S-`` request from ``data``."""
+    rng = header(request, "range")
+    if rng is None:
+        return Reply(200, object_headers(len(data), **extra), data)
+    first_text, last_text = rng.removeprefix("bytes=").split("-")
+    first = int(first_text)
+    last = min(int(last_text), len(data) - 1) if last_text else len(data) - 1
+    if first >= len(data):
+        return error_reply(416, "InvalidRange")
+    hdrs = object_headers(len(data), **extra)
+    hdrs["Content-Range"] = f"bytes {first}-{last}/{len(data)}"
+    return Reply(206, hdrs, data[first : last + 1])
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def make_store(
+    handler: Handler,
+    *,
+    policy: RetryPolicy | None = None,
+    fake: FakeTime | None = None,
+    region: str | None = None,
+    security_token: str | None = None,
+    connect_timeout_s: float = 10.0,
+    read_timeout_s: float = 30.0,
+) -> tuple[OssStore, ScriptedAdapter]:
+    adapter = ScriptedAdapter(handler)
+    fake = fake or FakeTime()
+    policy = policy or RetryPolicy(max_attempts=4, base_delay_s=0.01, max_delay_s=0.1)
+    cfg = OssConfig(
+        endpoint=ENDPOINT,
+        bucket=BUCKET,
+        access_key_id="AKID",
+        access_key_secret="SECRET",
+        region=region,
+        security_token=security_token,
+        connect_timeout_s=connect_timeout_s,
+        read_timeout_s=read_timeout_s,
+    )
+    retrier = Retrier(policy, sleep=fake.sleep, clock=fake.clock, rand=lambda: 0.5)
+    return OssStore(cfg, retrier=retrier, session_adapter=adapter), adapter
+
+
+# -- pure helpers ---------------------------------------------------------------------------------
+
+
+def test_parse_content_range_accepts_standard_forms() -> None:
+    assert parse_content_range("bytes 0-99/1024") == (0, 99, 1024)
+    assert parse_content_range("bytes 5-5/*") == (5, 5, None)
+    with pytest.raises(IntegrityError):
+        parse_content_range("bytes */1024")
+    with pytest.raises(IntegrityError):
+        parse_content_range("items 0-1/2")
+
+
+def test_check_content_range_accepts_exact_match() -> None:
+    assert check_content_range("k", 206, "bytes 100-199/1024", 100, 200) == 1024
+    assert check_content_range("k", 206, "bytes 100-1023/1024", 100, None) == 1024
+
+
+@pytest.mark.parametrize(
+    ("status", "content_range", "start", "end"),
+    [
+        (200, None, 0, 100),  # Range ignored: whole object
+        (206, None, 0, 100),  # no Content-Range
+        (206, "bytes 1-100/1024", 0, 100),  # wrong start
+        (206, "bytes 0-98/1024", 0, 100),  # short range (object smaller than asked)
+        (206, "bytes 0-99/99", 0, 100),  # total cannot hold the range
+        (206, "bytes 100-500/1024", 100, None),  # open-ended but not to the end
+    ],
+)
+def test_check_content_range_rejects_mismatch(
+    status: int, content_range: str | None, start: int, end: int | None
+) -> None:
+    with pytest.raises(IntegrityError):
+        check_content_range("k", status, content_range, start, end)
+
+
+def test_meta_from_headers_parses_everything() -> None:
+    headers = {
+        "content-length": "1024",
+        "etag": f'"{ETAG}"',
+        "last-modified": LAST_MODIFIED,
+        "x-oss-hash-crc64ecma": "14969823782951187105",
+        "x-oss-storage-class": "Archive",
+        "x-oss-object-type": "Multipart",
+        "content-type": "text/plain",
+        "x-oss-restore": 'ongoing-request="true"',
+        "x-oss-meta-zeta": "z",
+        "x-oss-meta-alpha": "a",
+    }
+    meta = meta_from_headers("dir/a.txt", headers)
+    assert meta.key == "dir/a.txt"
+    assert meta.size == 1024
+    assert meta.etag == ETAG
+    assert meta.mtime_ns == LAST_MODIFIED_NS
+    assert meta.crc64 == 14969823782951187105
+    assert meta.storage_class == "Archive"
+    assert meta.object_type == "Multipart"
+    assert meta.content_type == "text/plain"
+    assert meta.restore == 'ongoing-request="true"'
+    assert meta.user_meta == (("alpha", "a"), ("zeta", "z"))
+    assert meta.is_frozen
+
+
+def test_meta_from_headers_defaults_and_size_override() -> None:
+    meta = meta_from_headers("k", {"content-length": "7", "etag": '"E"'}, size=99)
+    assert meta.size == 99
+    assert meta.crc64 is None
+    assert meta.storage_class == "Standard"
+    assert meta.object_type == "Normal"
+    assert meta.user_meta == ()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"etag": '"E"'},
+        {"content-length": "x"},
+        {"content-length": "1", "last-modified": "yesterday"},
+        {"content-length": "1", "x-oss-hash-crc64ecma": "-5"},
+    ],
+)
+def test_meta_from_headers_rejects_bad_headers(headers: Mapping[str, str]) -> None:
+    with pytest.raises(IntegrityError):
+        meta_from_headers("k", headers)
+
+
+def server_error(
+    cls: type[oss2.exceptions.ServerError], status: int, code: str, message: str = "m"
+) -> oss2.exceptions.ServerError:
+    return cls(status, {"x-oss-request-id": "RID42"}, b"", {"Code": code, "Message": message})
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (server_error(oss2.exceptions.NoSuchKey, 404, "NoSuchKey"), NotFoundError),
+        (server_error(oss2.exceptions.NotFound, 404, ""), NotFoundError),
+        (server_error(oss2.exceptions.AccessDenied, 403, "AccessDenied"), AccessDeniedError),
+        (
+            server_error(oss2.exceptions.SignatureDoesNotMatch, 403, "SignatureDoesNotMatch"),
+            AccessDeniedError,
+        ),
+        (server_error(oss2.exceptions.ServerError, 403, "InvalidAccessKeyId"), AccessDeniedError),
+        (server_error(oss2.exceptions.ServerError, 403, ""), AccessDeniedError),
+        (server_error(oss2.exceptions.ServerError, 403, "InvalidObjectState"), ArchivedError),
+        (server_error(oss2.exceptions.PreconditionFailed, 412, "PreconditionFailed"), StaleError),
+        (server_error(oss2.exceptions.ServerError, 416, "InvalidRange"), IntegrityError),
+        (server_error(oss2.exceptions.ServerError, 500, "InternalError"), RemoteIOError),
+        (server_error(oss2.exceptions.ServerError, 400, "InvalidArgument"), RemoteIOError),
+    ],
+)
+def test_translate_error_maps_oss_codes(
+    exc: oss2.exceptions.ServerError, expected: type[Exception]
+) -> None:
+    err = translate_error(exc, op="get", key="dir/k", bucket=BUCKET, endpoint=ENDPOINT)
+    assert type(err) is expected
+    assert "'dir/k'" in str(err)
+    assert "RID42" in str(err)
+    if exc.code:
+        assert exc.code in str(err)
+
+
+def test_translate_error_names_bucket_for_no_such_bucket() -> None:
+    exc = server_error(oss2.exceptions.NoSuchBucket, 404, "NoSuchBucket")
+    err = translate_error(exc, op="head", key="k", bucket="nope", endpoint=ENDPOINT)
+    assert isinstance(err, NotFoundError)
+    assert "bucket 'nope' does not exist" in str(err)
+
+
+def test_translate_error_says_clock_is_off_for_skew() -> None:
+    exc = server_error(oss2.exceptions.ServerError, 403, "RequestTimeTooSkewed")
+    err = translate_error(exc, op="get", key="k", bucket=BUCKET, endpoint=ENDPOINT)
+    assert isinstance(err, AccessDeniedError)
+    assert "clock" in str(err)
+
+
+def test_translate_error_unwraps_exhausted_retries() -> None:
+    last = oss2.exceptions.RequestError(requests.exceptions.ConnectionError("refused"))
+    wrapped = RetriesExhaustedError("get", last, attempts=4, elapsed_s=1.5)
+    err = translate_error(wrapped, op="get", key="k", bucket=BUCKET, endpoint=ENDPOINT)
+    assert type(err) is RemoteIOError
+    assert ENDPOINT in str(err)
+    assert "4 attempt" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("exc", "transient"),
+    [
+        (server_error(oss2.exceptions.ServerError, 500, "InternalError"), True),
+        (server_error(oss2.exceptions.ServerError, 503, "SlowDown"), True),
+        (server_error(oss2.exceptions.ServerError, 429, "TooManyRequests"), True),
+        (oss2.exceptions.RequestError(requests.exceptions.ConnectTimeout("t")), True),
+        (requests.exceptions.ChunkedEncodingError("cut"), True),
+        (requests.exceptions.ConnectionError("reset"), True),
+        (requests.exceptions.ReadTimeout("slow"), True),
+        (server_error(oss2.exceptions.NoSuchKey, 404, "NoSuchKey"), False),
+        (server_error(oss2.exceptions.PreconditionFailed, 412, "PreconditionFailed"), False),
+        (server_error(oss2.exceptions.AccessDenied, 403, "AccessDenied"), False),
+        (IntegrityError("x"), False),
+        (ValueError("x"), False),
+    ],
+)
+def test_is_transient_classifies(exc: BaseException, transient: bool) -> None:
+    assert is_transient(exc) is transient
+
+
+def test_oss_config_validates_and_hides_secrets() -> None:
+    with pytest.raises(UsageError):
+        OssConfig(endpoint=ENDPOINT, bucket=BUCKET, access_key_id="AK")
+    with pytest.raises(UsageError):
+        OssConfig(endpoint=ENDPOINT, bucket=BUCKET, security_token="T")
+    with pytest.raises(UsageError):
+        OssConfig(endpoint=ENDPOINT, bucket=BUCKET, read_timeout_s=0)
+    with pytest.raises(UsageError):
+        OssConfig(endpoint="", bucket=BUCKET)
+    cfg = OssConfig(
+        endpoint=ENDPOINT,
+        bucket=BUCKET,
+        access_key_id="AK",
+        access_key_secret="TOPSECRET",
+        security_token="TOKENVALUE",
+    )
+    assert "TOPSECRET" not in repr(cfg)
+    assert "TOKENVALUE" not in repr(cfg)
+    assert OssConfig(endpoint=ENDPOINT, bucket=BUCKET).anonymous
+
+
+def test_oss_store_rejects_invalid_endpoint() -> None:
+    with pytest.raises(UsageError):
+        OssStore(OssConfig(endpoint="http://[::1]:9000", bucket=BUCKET))
+    with pytest.raises(UsageError):
+        OssStore(OssConfig(endpoint=ENDPOINT, bucket="Bad_Bucket"))
+
+
+# -- wire behaviour through the scripted transport ------------------------------------------------
+
+
+def test_oss_store_sends_separate_connect_and_read_timeouts() -> None:
+    store, adapter = make_store(
+        lambda r: range_reply(DATA, r), connect_timeout_s=3.0, read_timeout_s=7.0
+    )
+    store.get_range("k", 0, 10)
+    assert adapter.timeouts == [(3.0, 7.0)]
+
+
+@pytest.mark.parametrize(
+    ("region", "token", "auth_prefix"),
+    [
+        (None, None, "OSS AKID:"),
+        ("cn-hangzhou", None, "OSS4-HMAC-SHA256 Credential=AKID/"),
+        (None, "STS-TOKEN", "OSS AKID:"),
+        ("cn-hangzhou", "STS-TOKEN", "OSS4-HMAC-SHA256 Credential=AKID/"),
+    ],
+)
+def test_oss_store_signs_with_configured_auth(
+    region: str | None, token: str | None, auth_prefix: str
+) -> None:
+    store, adapter = make_store(lambda r: range_reply(DATA, r), region=region, security_token=token)
+    store.get_range("k", 0, 10)
+    sent = adapter.requests[0]
+    assert str(header(sent, "authorization")).startswith(auth_prefix)
+    assert header(sent, "x-oss-security-token") == token
+
+
+def test_oss_store_anonymous_sends_no_authorization() -> None:
+    adapter = ScriptedAdapter(lambda r: range_reply(DATA, r))
+    store = OssStore(OssConfig(endpoint=ENDPOINT, bucket=BUCKET), session_adapter=adapter)
+    assert store.get_range("k", 0, 10) == DATA[:10]
+    assert header(adapter.requests[0], "authorization") is None
+
+
+def test_get_range_sends_inclusive_range_standard_behaviour_and_if_match() -> None:
+    store, adapter = make_store(lambda r: range_reply(DATA, r))
+    assert store.get_range("dir/a b+c.txt", 100, 200, etag=ETAG) == DATA[100:200]
+    sent = adapter.requests[0]
+    assert sent.method == "GET"
+    assert sent.path_url == f"/{BUCKET}/dir%2Fa%20b%2Bc.txt"
+    assert header(sent, "range") == "bytes=100-199"
+    assert header(sent, "x-oss-range-behavior") == "standard"
+    assert header(sent, "If-Match") == f'"{ETAG}"'
+    stats = store.stats()
+    assert stats["requests.get"] == 1
+    assert stats["bytes_fetched"] == 100
+
+
+def test_get_range_empty_range_sends_nothing() -> None:
+    store, adapter = make_store(lambda r: range_reply(DATA, r))
+    assert store.get_range("k", 5, 5) == b""
+    assert adapter.requests == []
+    with pytest.raises(ValueError):
+        store.get_range("k", 5, 4)
+
+
+def test_get_range_whole_object_answer_is_integrity_error() -> None:
+    store, _ = make_store(lambda r: Reply(200, object_headers(), DATA))
+    with pytest.raises(IntegrityError, match="206"):
+        store.get_range("k", 0, 10)
+
+
+def test_get_range_past_end_is_integrity_error() -> None:
+    store, _ = make_store(lambda r: range_reply(DATA, r))
+    with pytest.raises(IntegrityError):
+        store.get_range("k", 1000, 1100)
+
+
+def test_get_range_resumes_broken_body_with_pinned_etag() -> None:
+    big = bytes(range(251)) * 1000
+    calls: list[int] = []
+
+    def handler(request: requests.PreparedRequest) -> Reply:
+        reply = range_reply(big, request)
+        calls.append(1)
+        if len(calls) == 1:
+            reply.body_sent = 2 * BODY_PIECE_BYTES + 300  # cut in the third piece
+        return reply
+
+    store, adapter = make_store(handler)
+    end = len(big) - 10
+    assert store.get_range("k", 10, end) == big[10:end]
+    resumed = 10 + 2 * BODY_PIECE_BYTES
+    assert [header(r, "range") for r in adapter.requests] == [
+        f"bytes=10-{end - 1}",
+        f"bytes={resumed}-{end - 1}",
+    ]
+    # No etag from the caller: the first response's version is pinned for the resumed request.
+    assert header(adapter.requests[0], "If-Match") is None
+    assert header(adapter.requests[1], "If-Match") == f'"{ETAG}"'
+    assert store.stats()["retries.get"] == 1
+    assert store.stats()["bytes_fetched"] == end - 10
+
+
+def test_get_range_retries_server_errors_then_succeeds() -> None:
+    replies = iter([error_reply(503, "SlowDown"), error_reply(500, "InternalError")])
+
+    def handler(request: requests.PreparedRequest) -> Reply:
+        return next(replies, None) or range_reply(DATA, request)
+
+    fake = FakeTime()
+    store, adapter = make_store(handler, fake=fake)
+    assert store.get_range("k", 0, 64) == DATA[:64]
+    assert len(adapter.requests) == 3
+    assert store.stats()["retries"] == 2
+    assert len(fake.sleeps) == 2
+
+
+def test_get_range_connection_refused_gives_remote_io_error_within_budget() -> None:
+    fake = FakeTime()
+    policy = RetryPolicy(max_attempts=100, base_delay_s=0.5, max_delay_s=1.0, total_budget_s=3.0)
+    store, _ = make_store(
+        lambda r: requests.exceptions.ConnectionError("refused"), policy=policy, fake=fake
+    )
+    with pytest.raises(RemoteIOError) as info:
+        store.get_range("k", 0, 10)
+    assert type(info.value) is RemoteIOError
+    assert ENDPOINT in str(info.value)
+    assert fake.now <= 3.0
+    assert store.stats()["gave_up.get"] == 1
+    assert store.stats()["errors.RemoteIOError"] == 1
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected", "code"),
+    [
+        (error_reply(404, "NoSuchKey"), NotFoundError, "NoSuchKey"),
+        (error_reply(404, "NoSuchBucket"), NotFoundError, "NoSuchBucket"),
+        (error_reply(403, "AccessDenied"), AccessDeniedError, "AccessDenied"),
+        (error_reply(403, "SignatureDoesNotMatch"), AccessDeniedError, "SignatureDoesNotMatch"),
+        (error_reply(403, "InvalidObjectState"), ArchivedError, "InvalidObjectState"),
+        (error_reply(412, "PreconditionFailed"), StaleError, "PreconditionFailed"),
+    ],
+)
+def test_get_range_maps_errors_without_retrying(
+    reply: Reply, expected: type[Exception], code: str
+) -> None:
+    store, adapter = make_store(lambda r: reply)
+    with pytest.raises(expected) as info:
+        store.get_range("dir/k", 0, 10, etag=ETAG)
+    assert type(info.value) is expected
+    assert code in str(info.value)
+    assert "REQ123" in str(info.value)
+    assert len(adapter.requests) == 1
+
+
+def test_get_range_416_at_end_of_object_is_eof() -> None:
+    def handler(request: requests.PreparedRequest) -> Reply:
+        if request.method == "HEAD":
+            return Reply(200, {**object_headers(), "Content-Length": str(len(DATA))}, b"")
+        return range_reply(DATA, request)
+
+    store, adapter = make_store(handler)
+    assert store.get_range("k", len(DATA), len(DATA) + 10, etag=ETAG) == b""
+    assert [r.method for r in adapter.requests] == ["GET", "HEAD"]
+
+
+def test_get_range_416_inside_object_is_integrity_error() -> None:
+    def handler(request: requests.PreparedRequest) -> Reply:
+        if request.method == "HEAD":
+            return Reply(200, {**object_headers(), "Content-Length": "5000"}, b"")
+        return error_reply(416, "InvalidRange")
+
+    store, _ = make_store(handler)
+    with pytest.raises(IntegrityError):
+        store.get_range("k", 2000, 2010)
+
+
+def test_head_builds_object_meta_from_headers() -> None:
+    def handler(request: requests.PreparedRequest) -> Reply:
+        assert request.method == "HEAD"
+        hdrs = object_headers()
+        hdrs.update({"Content-Length": "1024", "x-oss-meta-Owner": "me"})
+        return Reply(200, hdrs, b"")
+
+    store, _ = make_store(handler)
+    meta = store.head("a.bin")
+    assert (meta.size, meta.etag, meta.mtime_ns) == (1024, ETAG, LAST_MODIFIED_NS)
+    assert meta.crc64 == 14969823782951187105
+    assert meta.user_meta == (("owner", "me"),)
+
+
+def test_head_missing_key_is_not_found() -> None:
+    store, _ = make_store(lambda r: Reply(404, {}, b""))
+    with pytest.raises(NotFoundError, match="'nope'"):
+        store.head("nope")
+    assert store.stats()["errors.NotFoundError"] == 1
+
+
+LIST_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult>
+  <Name>test-bucket</Name><Prefix>dir%2F</Prefix><MaxKeys>2</MaxKeys><Delimiter>%2F</Delimiter>
+  <EncodingType>url</EncodingType><IsTruncated>{truncated}</IsTruncated>{next}
+  <Contents>
+    <Key>dir%2Fb%20c.txt</Key><LastModified>2020-05-18T05:45:54.000Z</LastModified>
+    <ETag>"35A27C2B9EAEEB6F48FD7FB5861D0000"</ETag><Type>Normal</Type><Size>25</Size>
+    <StorageClass>Archive</StorageClass><RestoreInfo>ongoing-request="true"</RestoreInfo>
+  </Contents>
+  <CommonPrefixes><Prefix>dir%2Fsub%2F</Prefix></CommonPrefixes>
+  <KeyCount>2</KeyCount>
+</ListBucketResult>"""
+
+
+def test_list_page_parses_objects_prefixes_and_token() -> None:
+    body = LIST_XML.format(
+        truncated="true", next="<NextContinuationToken>CgJiYw--</NextContinuationToken>"
+    )
+    store, adapter = make_store(
+        lambda r: Reply(200, {"Content-Type": "application/xml"}, body.encode())
+    )
+    page = store.list_page("dir/", token="tok", max_keys=2)
+    assert page.next_token == "CgJiYw--"
+    assert page.prefixes == ("dir/sub/",)
+    (obj,) = page.objects
+    assert obj.key == "dir/b c.txt"
+    assert obj.size == 25
+    assert obj.etag == "35A27C2B9EAEEB6F48FD7FB5861D0000"
+    assert obj.mtime_ns == 1589780754 * 1_000_000_000
+    assert obj.storage_class == "Archive"
+    assert obj.restore == 'ongoing-request="true"'
+    assert obj.is_frozen
+    url = str(adapter.requests[0].url)
+    assert "continuation-token=tok" in url
+    assert "max-keys=2" in url
+    assert "list-type=2" in url
+
+
+def test_list_page_last_page_has_no_token() -> None:
+    body = LIST_XML.format(truncated="false", next="")
+    store, _ = make_store(lambda r: Reply(200, {}, body.encode()))
+    assert store.list_page("dir/").next_token is None
+
+
+def test_list_page_malformed_xml_is_remote_io_error() -> None:
+    store, _ = make_store(lambda r: Reply(200, {}, b"<ListBucketResult><oops"))
+    with pytest.raises(RemoteIOError):
+        store.list_page("")
+
+
+def test_probe_no_such_bucket_is_not_found_naming_bucket() -> None:
+    store, adapter = make_store(lambda r: error_reply(404, "NoSuchBucket"))
+    with pytest.raises(NotFoundError, match=f"bucket '{BUCKET}' does not exist"):
+        store.probe()
+    assert "max-keys=1" in str(adapter.requests[0].url)
+
+
+def test_probe_unreachable_endpoint_is_remote_io_error() -> None:
+    policy = RetryPolicy(max_attempts=2, base_delay_s=0.01, max_delay_s=0.01)
+    store, _ = make_store(lambda r: requests.exceptions.ConnectionError("refused"), policy=policy)
+    with pytest.raises(RemoteIOError, match=r"127\.0\.0\.1:9"):
+        store.probe()
+
+
+def test_symlink_target_reads_header() -> None:
+    def handler(request: requests.PreparedRequest) -> Reply:
+        assert "symlink" in str(request.url)
+        return Reply(200, {"x-oss-symlink-target": "dir%2Ftarget%20x", "ETag": '"E"'}, b"")
+
+    store, _ = make_store(handler)
+    assert store.symlink_target("link") == "dir/target x"
+
+
+def test_stream_from_start_yields_all_chunks_and_meta() -> None:
+    store, adapter = make_store(lambda r: range_reply(DATA, r))
+    meta, chunks = store.stream("k", chunk_bytes=300)
+    assert meta.size == len(DATA)
+    assert meta.etag == ETAG
+    parts = list(chunks)
+    assert b"".join(parts) == DATA
+    assert [len(p) for p in parts] == [300, 300, 300, 124]
+    assert header(adapter.requests[0], "range") is None
+
+
+def test_stream_from_offset_uses_open_range_and_total_size() -> None:
+    store, adapter = make_store(lambda r: range_reply(DATA, r))
+    meta, chunks = store.stream("k", start=1000, etag=ETAG)
+    assert meta.size == len(DATA)
+    assert b"".join(chunks) == DATA[1000:]
+    sent = adapter.requests[0]
+    assert header(sent, "range") == "bytes=1000-"
+    assert header(sent, "x-oss-range-behavior") == "standard"
+    assert header(sent, "If-Match") == f'"{ETAG}"'
+
+
+def test_stream_at_end_of_object_is_empty() -> None:
+    def handler(request: requests.PreparedRequest) -> Reply:
+        if request.method == "HEAD":
+            return Reply(200, {**object_headers(), "Content-Length": str(len(DATA))}, b"")
+        return range_reply(DATA, request)
+
+    store, _ = make_store(handler)
+    meta, chunks = store.stream("k", start=len(DATA))
+    assert meta.size == len(DATA)
+    assert list(chunks) == []
+
+
+def test_stream_broken_body_raises_remote_io_error_mid_stream() -> None:
+    def handler(request: requests.PreparedRequest) -> Reply:
+        reply = range_reply(DATA, request)
+        reply.body_sent = 500
+        return reply
+
+    store, _ = make_store(handler)
+    _, chunks = store.stream("k", chunk_bytes=256)
+    assert next(chunks) == DATA[:256]
+    with pytest.raises(RemoteIOError, match="offset 256"):
+        list(chunks)
