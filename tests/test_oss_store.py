@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import oss2.exceptions
@@ -19,6 +19,8 @@ import requests.adapters
 import urllib3
 from requests.structures import CaseInsensitiveDict
 
+from ossfs.crc64 import crc64
+from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer
 from ossfs.errors import (
     AccessDeniedError,
     ArchivedError,
@@ -39,6 +41,8 @@ from ossfs.oss_store import (
     translate_error,
 )
 from ossfs.retry import Retrier, RetriesExhaustedError, RetryPolicy
+from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET
+from tests.support import BUCKET as SUPPORT_BUCKET
 
 ENDPOINT = "http://127.0.0.1:9"
 BUCKET = "test-bucket"
@@ -696,3 +700,220 @@ def test_stream_broken_body_raises_remote_io_error_mid_stream() -> None:
     assert next(chunks) == DATA[:256]
     with pytest.raises(RemoteIOError, match="offset 256"):
         list(chunks)
+
+
+# -- integration with the local emulator ----------------------------------------------------------
+
+EMU_AK = ACCESS_KEY_ID
+EMU_SECRET = ACCESS_KEY_SECRET
+STS_AK = "STS.test-key"
+STS_SECRET = "sts-secret"
+STS_TOKEN = "sts-token/with+odd=chars"
+EMU_BUCKET = SUPPORT_BUCKET
+BLOB = bytes(range(251)) * 1200  # 301,200 bytes: several body pieces
+
+
+@pytest.fixture(scope="module")
+def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
+    """One emulator for this module (the shared ``emulator`` fixture has no STS credential)."""
+    config = EmulatorConfig(
+        data_dir=tmp_path_factory.mktemp("oss-store-emulator"),
+        buckets=(EMU_BUCKET,),
+        credentials=(
+            Credential(EMU_AK, EMU_SECRET),
+            Credential(STS_AK, STS_SECRET, STS_TOKEN),
+        ),
+    )
+    with EmulatorServer(config) as server:
+        yield server
+
+
+@pytest.fixture
+def server(emu: EmulatorServer) -> Iterator[EmulatorServer]:
+    """The shared emulator with faults cleared before and after the test."""
+    emu.faults.clear()
+    yield emu
+    emu.faults.clear()
+
+
+def emu_store(
+    server: EmulatorServer,
+    *,
+    bucket: str = EMU_BUCKET,
+    secret: str = EMU_SECRET,
+    policy: RetryPolicy | None = None,
+    region: str | None = None,
+    sts: bool = False,
+    endpoint: str | None = None,
+) -> OssStore:
+    config = OssConfig(
+        endpoint=endpoint or server.endpoint,
+        bucket=bucket,
+        access_key_id=STS_AK if sts else EMU_AK,
+        access_key_secret=STS_SECRET if sts else secret,
+        security_token=STS_TOKEN if sts else None,
+        region=region,
+        connect_timeout_s=2.0,
+        read_timeout_s=5.0,
+        pool_size=4,
+        retry=policy or RetryPolicy(max_attempts=8, base_delay_s=0.001, max_delay_s=0.01),
+    )
+    return OssStore(config)
+
+
+def test_emulator_round_trip_every_method(server: EmulatorServer) -> None:
+    etag = server.put_object(EMU_BUCKET, "rt/a b+c.bin", BLOB, user_meta={"owner": "me"})
+    server.put_object(EMU_BUCKET, "rt/sub/x", b"x")
+    server.put_symlink(EMU_BUCKET, "rt/link", "rt/a b+c.bin")
+    with emu_store(server) as store:
+        store.probe()
+        meta = store.head("rt/a b+c.bin")
+        assert (meta.size, meta.etag) == (len(BLOB), etag)
+        assert meta.crc64 == crc64(BLOB)
+        assert meta.user_meta == (("owner", "me"),)
+        assert store.get_range("rt/a b+c.bin", 0, len(BLOB), etag=etag) == BLOB
+        page = store.list_page("rt/")
+        assert page.prefixes == ("rt/sub/",)
+        listed = {o.key: o for o in page.objects}
+        assert listed["rt/a b+c.bin"].size == len(BLOB)
+        assert listed["rt/a b+c.bin"].etag == etag
+        assert listed["rt/link"].object_type == "Symlink"
+        assert store.symlink_target("rt/link") == "rt/a b+c.bin"
+        smeta, chunks = store.stream("rt/a b+c.bin", start=1000, chunk_bytes=65536)
+        assert smeta.size == len(BLOB)
+        assert smeta.crc64 == crc64(BLOB)
+        assert b"".join(chunks) == BLOB[1000:]
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [(0, 1), (0, len(BLOB)), (len(BLOB) - 1, len(BLOB)), (12345, 12346), (100, 200_000)],
+)
+def test_emulator_get_range_edges(server: EmulatorServer, start: int, end: int) -> None:
+    etag = server.put_object(EMU_BUCKET, "edges.bin", BLOB)
+    with emu_store(server) as store:
+        assert store.get_range("edges.bin", start, end, etag=etag) == BLOB[start:end]
+
+
+def test_emulator_get_range_at_or_past_end_is_eof(server: EmulatorServer) -> None:
+    etag = server.put_object(EMU_BUCKET, "eof.bin", b"0123456789")
+    with emu_store(server) as store:
+        assert store.get_range("eof.bin", 10, 20, etag=etag) == b""
+        assert store.get_range("eof.bin", 50, 60) == b""
+        with pytest.raises(IntegrityError):
+            store.get_range("eof.bin", 5, 20, etag=etag)
+
+
+def test_emulator_empty_object(server: EmulatorServer) -> None:
+    server.put_object(EMU_BUCKET, "empty", b"")
+    with emu_store(server) as store:
+        assert store.head("empty").size == 0
+        meta, chunks = store.stream("empty")
+        assert meta.size == 0
+        assert list(chunks) == []
+
+
+def test_emulator_if_match_after_replacement_is_stale(server: EmulatorServer) -> None:
+    old = server.put_object(EMU_BUCKET, "replaced", b"old contents")
+    server.put_object(EMU_BUCKET, "replaced", b"new contents!")
+    with emu_store(server) as store:
+        with pytest.raises(StaleError, match="PreconditionFailed"):
+            store.get_range("replaced", 0, 5, etag=old)
+        with pytest.raises(StaleError):
+            store.stream("replaced", start=2, etag=old)
+
+
+def test_emulator_missing_key_and_bucket(server: EmulatorServer) -> None:
+    with emu_store(server) as store:
+        with pytest.raises(NotFoundError, match="NoSuchKey"):
+            store.get_range("no/such/key", 0, 10)
+        with pytest.raises(NotFoundError, match="'no/such/key'"):
+            store.head("no/such/key")
+    with (
+        emu_store(server, bucket="no-such-bucket") as store,
+        pytest.raises(NotFoundError, match="bucket 'no-such-bucket' does not exist"),
+    ):
+        store.probe()
+
+
+def test_emulator_wrong_secret_is_access_denied(server: EmulatorServer) -> None:
+    server.put_object(EMU_BUCKET, "secret.txt", b"x")
+    with emu_store(server, secret="wrong") as store:
+        with pytest.raises(AccessDeniedError, match="SignatureDoesNotMatch"):
+            store.probe()
+        with pytest.raises(AccessDeniedError):
+            store.head("secret.txt")
+
+
+@pytest.mark.parametrize(
+    ("region", "sts"), [("cn-hangzhou", False), (None, True), ("cn-hangzhou", True)]
+)
+def test_emulator_v4_and_sts_auth(server: EmulatorServer, region: str | None, sts: bool) -> None:
+    etag = server.put_object(EMU_BUCKET, "auth.bin", BLOB[:1000])
+    with emu_store(server, region=region, sts=sts) as store:
+        store.probe()
+        assert store.head("auth.bin").etag == etag
+        assert store.get_range("auth.bin", 10, 20, etag=etag) == BLOB[10:20]
+        assert store.list_page("auth").objects[0].key == "auth.bin"
+
+
+def test_emulator_archive_object_is_archived_error(server: EmulatorServer) -> None:
+    server.put_object(EMU_BUCKET, "cold.bin", b"frozen", storage_class="Archive")
+    with emu_store(server) as store:
+        meta = store.head("cold.bin")
+        assert meta.storage_class == "Archive"
+        assert meta.is_frozen
+        with pytest.raises(ArchivedError, match="InvalidObjectState"):
+            store.get_range("cold.bin", 0, 3)
+
+
+def test_emulator_injected_5xx_are_retried(server: EmulatorServer) -> None:
+    etag = server.put_object(EMU_BUCKET, "flaky/5xx.bin", BLOB)
+    server.faults.update(error_rate=0.5, key_prefix="flaky/", seed=7)
+    policy = RetryPolicy(max_attempts=30, base_delay_s=0.001, max_delay_s=0.005)
+    with emu_store(server, policy=policy) as store:
+        for start in range(0, len(BLOB), 50_000):
+            end = min(start + 50_000, len(BLOB))
+            assert store.get_range("flaky/5xx.bin", start, end, etag=etag) == BLOB[start:end]
+        assert store.head("flaky/5xx.bin").etag == etag
+        assert store.stats()["retries"] > 0
+
+
+@pytest.mark.parametrize("fault", ["truncate_rate", "reset_rate"])
+def test_emulator_broken_bodies_are_resumed_exactly(server: EmulatorServer, fault: str) -> None:
+    etag = server.put_object(EMU_BUCKET, "flaky/body.bin", BLOB)
+    server.faults.update(**{fault: 0.6, "key_prefix": "flaky/", "seed": 3})
+    policy = RetryPolicy(max_attempts=30, base_delay_s=0.001, max_delay_s=0.005)
+    with emu_store(server, policy=policy) as store:
+        for _ in range(4):
+            assert store.get_range("flaky/body.bin", 0, len(BLOB), etag=etag) == BLOB
+        assert store.stats()["retries.get"] > 0
+
+
+def test_emulator_stopped_server_is_remote_io_error_within_budget(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    config = EmulatorConfig(
+        data_dir=tmp_path_factory.mktemp("stopped"),
+        buckets=(EMU_BUCKET,),
+        credentials=(Credential(EMU_AK, EMU_SECRET),),
+    )
+    with EmulatorServer(config) as stopped:
+        endpoint = stopped.endpoint
+    policy = RetryPolicy(max_attempts=50, base_delay_s=0.01, max_delay_s=0.05, total_budget_s=0.5)
+    with emu_store(stopped, policy=policy, endpoint=endpoint) as store:
+        with pytest.raises(RemoteIOError, match=endpoint.replace(".", r"\.")):
+            store.probe()
+        with pytest.raises(RemoteIOError):
+            store.get_range("k", 0, 10)
+        stats = store.stats()
+        assert stats["gave_up"] == 2
+        assert stats["retries"] >= 2
+
+
+def test_emulator_anonymous_access_to_private_bucket_is_denied(server: EmulatorServer) -> None:
+    with (
+        OssStore(OssConfig(endpoint=server.endpoint, bucket=EMU_BUCKET)) as store,
+        pytest.raises(AccessDeniedError, match="AccessDenied"),
+    ):
+        store.probe()
