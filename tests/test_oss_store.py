@@ -745,6 +745,7 @@ def emu_store(
     region: str | None = None,
     sts: bool = False,
     endpoint: str | None = None,
+    read_timeout_s: float = 5.0,
 ) -> OssStore:
     config = OssConfig(
         endpoint=endpoint or server.endpoint,
@@ -754,7 +755,7 @@ def emu_store(
         security_token=STS_TOKEN if sts else None,
         region=region,
         connect_timeout_s=2.0,
-        read_timeout_s=5.0,
+        read_timeout_s=read_timeout_s,
         pool_size=4,
         retry=policy or RetryPolicy(max_attempts=8, base_delay_s=0.001, max_delay_s=0.01),
     )
@@ -917,3 +918,15 @@ def test_emulator_anonymous_access_to_private_bucket_is_denied(server: EmulatorS
         pytest.raises(AccessDeniedError, match="AccessDenied"),
     ):
         store.probe()
+
+
+def test_emulator_slow_server_hits_read_timeout_then_remote_io_error(
+    server: EmulatorServer,
+) -> None:
+    server.put_object(EMU_BUCKET, "slow/x.bin", b"x" * 100)
+    server.faults.update(latency_s=1.0, key_prefix="slow/")
+    policy = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.01, total_budget_s=5.0)
+    with emu_store(server, policy=policy, read_timeout_s=0.2) as store:
+        with pytest.raises(RemoteIOError, match="3 attempt"):
+            store.get_range("slow/x.bin", 0, 10)
+        assert store.stats()["retries.get"] == 2
