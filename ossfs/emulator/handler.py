@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 XML: Final = "application/xml"
 _ACCESS_DENIED_MSG: Final = "You have no right to access this object because of bucket acl."
 _CHUNK: Final = 1 << 20
+_MAX_DRAIN: Final = 64 << 20
 
 Outcome = tuple[int, int]  # (status, body bytes sent)
 Operation = Callable[[Request, bytes], Outcome]
@@ -113,6 +114,8 @@ class OssHandler(BaseHandler):
                 self._inject_error(self.ctx.faults.plan(req.key or req.param("prefix"), body=False))
             status, sent = fn(req, body)
         except OssError as err:
+            if self._body_pending:
+                self._drain_body(req)
             status, sent = self._send_error(req, err)
         except _NotModified as nm:
             status, sent = 304, 0
@@ -127,6 +130,22 @@ class OssHandler(BaseHandler):
                 op, req.bucket, req.key, req.headers.get("range"), status, sent, self.request_id
             )
         )
+
+    def _drain_body(self, req: Request) -> None:
+        # Closing with unread request bytes makes the kernel send RST, which can destroy the
+        # error response before the client reads it; so read (and drop) moderate bodies.
+        length_text = req.headers.get("content-length", "")
+        if req.headers.get("transfer-encoding") or not length_text.isdigit():
+            return
+        remaining = int(length_text)
+        if remaining > _MAX_DRAIN:
+            return
+        while remaining:
+            chunk = self.rfile.read(min(_CHUNK, remaining))
+            if not chunk:
+                return
+            remaining -= len(chunk)
+        self._body_pending = False
 
     def _route(self, req: Request) -> tuple[str, Operation]:
         m = req.method
