@@ -7,8 +7,11 @@ one line on stderr and exit code 2; nothing a user can cause prints a traceback.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ossfs import __version__
 from ossfs.crc64 import MissingCrcExtensionError, require_fast_crc
@@ -33,19 +36,98 @@ def _not_yet(name: str) -> Handler:
     return run
 
 
+def _mode(text: str) -> int:
+    try:
+        return int(text, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid mode {text!r}: use octal, e.g. 444") from None
+
+
+def _fuse_options(values: list[str]) -> tuple[tuple[str, str | bool], ...]:
+    options: list[tuple[str, str | bool]] = []
+    for value in values:
+        for item in value.split(","):
+            if not item.strip():
+                continue
+            name, sep, arg = item.strip().partition("=")
+            options.append((name, arg if sep else True))
+    return tuple(options)
+
+
 def _add_mount(sub: argparse._SubParsersAction[_Parser]) -> None:
     p = sub.add_parser("mount", help="mount oss://BUCKET[/PREFIX] read-only at MOUNTPOINT")
     p.add_argument("location", metavar="oss://BUCKET[/PREFIX]")
     p.add_argument("mountpoint", metavar="MOUNTPOINT")
     p.add_argument("--endpoint", help="OSS endpoint URL (default: $OSS_ENDPOINT)")
+    p.add_argument("--region", help="region for V4 signing, e.g. cn-hangzhou (default: V1)")
+    p.add_argument(
+        "--anonymous", action="store_true", help="send unsigned requests (public buckets)"
+    )
     p.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground")
-    p.set_defaults(handler=_not_yet("mount"))
+    p.add_argument(
+        "--metadata-ttl",
+        default="60",
+        metavar="SECONDS|forever",
+        help="how long listings and attributes are trusted (default 60; 0 = always ask)",
+    )
+    p.add_argument("--cache-size", default="512MiB", help="block cache size (default 512MiB)")
+    p.add_argument("--block-size", default="1MiB", help="read block size (default 1MiB)")
+    p.add_argument("--uid", type=int, default=os.getuid(), help="owner of every entry")
+    p.add_argument("--gid", type=int, default=os.getgid(), help="group of every entry")
+    p.add_argument("--file-mode", type=_mode, default=0o444, help="file permissions (444)")
+    p.add_argument("--dir-mode", type=_mode, default=0o555, help="directory permissions (555)")
+    p.add_argument("--allow-other", action="store_true", help="let other users see the mount")
+    p.add_argument("--debug", action="store_true", help="log every request (no credentials)")
+    p.add_argument("--log-file", type=Path, help="log here (default: stderr, or syslog as daemon)")
+    p.add_argument(
+        "-o",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="OPT[=VAL],...",
+        help="FUSE mount options passed through",
+    )
+    p.set_defaults(handler=_run_mount)
+
+
+def _run_mount(args: argparse.Namespace) -> int:
+    from ossfs.credentials import credentials_from_env, endpoint_from
+    from ossfs.mounting import MountConfig, run_mount
+    from ossfs.sizes import parse_size, parse_ttl
+    from ossfs.url import parse_oss_url
+
+    config = MountConfig(
+        location=parse_oss_url(args.location),
+        mountpoint=Path(args.mountpoint).absolute(),
+        endpoint=endpoint_from(args.endpoint, os.environ),
+        credentials=credentials_from_env(os.environ, anonymous=args.anonymous),
+        region=args.region,
+        foreground=args.foreground,
+        metadata_ttl_s=parse_ttl(args.metadata_ttl, what="--metadata-ttl"),
+        cache_size_bytes=parse_size(args.cache_size, what="--cache-size"),
+        block_size_bytes=parse_size(args.block_size, what="--block-size"),
+        uid=args.uid,
+        gid=args.gid,
+        file_mode=args.file_mode,
+        dir_mode=args.dir_mode,
+        allow_other=args.allow_other,
+        debug=args.debug,
+        log_file=args.log_file.absolute() if args.log_file else None,
+        fuse_options=_fuse_options(args.options),
+    )
+    return run_mount(config)
 
 
 def _add_umount(sub: argparse._SubParsersAction[_Parser]) -> None:
     p = sub.add_parser("umount", help="unmount an ossfs mount")
     p.add_argument("mountpoint", metavar="MOUNTPOINT")
-    p.set_defaults(handler=_not_yet("umount"))
+    p.set_defaults(handler=_run_umount)
+
+
+def _run_umount(args: argparse.Namespace) -> int:
+    from ossfs.umount import run_umount
+
+    return run_umount(Path(args.mountpoint))
 
 
 def _add_verify(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -65,8 +147,19 @@ def _add_emulator(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 def _add_demo(sub: argparse._SubParsersAction[_Parser]) -> None:
     p = sub.add_parser("demo", help="mount a sample bucket from a local server (no account)")
-    p.add_argument("mountpoint", metavar="MOUNTPOINT")
-    p.set_defaults(handler=_not_yet("demo"))
+    p.add_argument("mountpoint", metavar="MOUNTPOINT", help="an empty or missing directory")
+    p.add_argument(
+        "--large-size", default="256MiB", help="size of the sample's large file (256MiB)"
+    )
+    p.set_defaults(handler=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from ossfs.demo import run_demo
+    from ossfs.sizes import parse_size
+
+    large = parse_size(args.large_size, what="--large-size")
+    return run_demo(Path(args.mountpoint), large_bytes=large)
 
 
 def build_parser() -> _Parser:
@@ -82,6 +175,9 @@ def build_parser() -> _Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Until a command sets up its own logging, only errors reach stderr: a failure a user can
+    # cause is reported once, as the command's one-line message, not also as a log record.
+    logging.basicConfig(level=logging.ERROR, format="ossfs: %(levelname)s %(message)s")
     try:
         require_fast_crc()
         handler: Handler = args.handler

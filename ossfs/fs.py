@@ -1,0 +1,267 @@
+"""The FUSE-agnostic read-only filesystem: attributes, directories, handles, reads, xattrs.
+
+It speaks paths, `Stat` values and `ossfs.errors` classes; it knows nothing of fusepy (that is
+`fuse_ops`) or of oss2 (that is `oss_store`). Every method is thread-safe: FUSE calls them from
+many threads at once.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import os
+import stat
+import threading
+from dataclasses import dataclass
+
+from cachetools import LRUCache
+
+from ossfs.block_cache import BlockCache
+from ossfs.errors import ArchivedError, OssfsError, ReadOnlyError
+from ossfs.namespace import Namespace, Node, NodeKind
+from ossfs.reader import ObjectReader
+from ossfs.store import ObjectMeta, ObjectStore
+
+log = logging.getLogger(__name__)
+
+XATTR_PREFIX = "user.oss."
+_HEAD_CACHE_ENTRIES = 4096
+# What statfs reports: a read-only filesystem with no free space and "plenty" of room, so tools
+# that check capacity before reading (rsync, df) show sensible numbers.
+_STATFS_BLOCKS = 1 << 40
+_STATFS_FILES = 1 << 40
+_NAME_MAX = 255
+
+
+class IsADirectoryError_(OssfsError):
+    """open() of a directory for reading as a file."""
+
+    errno = errno.EISDIR
+
+
+class NoAttributeError(OssfsError):
+    """getxattr of a name the object does not have."""
+
+    errno = errno.ENODATA
+
+
+@dataclass(frozen=True, slots=True)
+class FsConfig:
+    """Ownership and permissions shown for every entry, and the read block size."""
+
+    uid: int
+    gid: int
+    file_mode: int = 0o444
+    dir_mode: int = 0o555
+    block_size_bytes: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        if self.block_size_bytes <= 0:
+            raise ValueError("block_size_bytes must be positive")
+        for mode in (self.file_mode, self.dir_mode):
+            if not 0 <= mode <= 0o7777:
+                raise ValueError(f"invalid mode {mode:o}")
+
+
+@dataclass(frozen=True, slots=True)
+class Stat:
+    """What getattr answers; times in nanoseconds since the epoch."""
+
+    ino: int
+    mode: int
+    nlink: int
+    size: int
+    uid: int
+    gid: int
+    mtime_ns: int
+    blocks: int
+
+
+@dataclass(frozen=True, slots=True)
+class StatFs:
+    block_size: int
+    blocks: int
+    blocks_free: int
+    files: int
+    files_free: int
+    name_max: int
+
+
+@dataclass(slots=True)
+class _Handle:
+    node: Node
+    reader: ObjectReader
+
+
+class Filesystem:
+    """A read-only view of the objects under the namespace's root prefix."""
+
+    def __init__(
+        self,
+        namespace: Namespace,
+        store: ObjectStore,
+        cache: BlockCache,
+        config: FsConfig,
+        *,
+        mount_time_ns: int,
+    ) -> None:
+        self._ns = namespace
+        self._store = store
+        self._cache = cache
+        self._config = config
+        self._mount_time_ns = mount_time_ns
+        self._lock = threading.Lock()
+        self._handles: dict[int, _Handle] = {}
+        self._next_fh = itertools.count(1)
+        self._heads: LRUCache[tuple[str, str], ObjectMeta] = LRUCache(maxsize=_HEAD_CACHE_ENTRIES)
+
+    # -- metadata -------------------------------------------------------------------------------
+    def getattr(self, path: str) -> Stat:
+        """Attributes of ``path``; raises NotFoundError. Listed entries cost no request."""
+        return self._stat(self._ns.lookup(path))
+
+    def readdir(self, path: str) -> list[tuple[str, Stat]]:
+        """Children of a directory (without "." and "..") with their attributes."""
+        return [(node.name, self._stat(node)) for node in self._ns.readdir(path)]
+
+    def readlink(self, path: str) -> str:
+        return self._ns.readlink(path)
+
+    def statfs(self) -> StatFs:
+        return StatFs(
+            block_size=self._config.block_size_bytes,
+            blocks=_STATFS_BLOCKS,
+            blocks_free=0,
+            files=_STATFS_FILES,
+            files_free=0,
+            name_max=_NAME_MAX,
+        )
+
+    def _stat(self, node: Node) -> Stat:
+        cfg = self._config
+        meta = node.meta
+        mtime_ns = meta.mtime_ns if meta is not None else self._mount_time_ns
+        if node.kind is NodeKind.DIR:
+            return Stat(
+                node.inode, stat.S_IFDIR | cfg.dir_mode, 2, 0, cfg.uid, cfg.gid, mtime_ns, 0
+            )
+        if node.kind is NodeKind.SYMLINK:
+            size = len(os.fsencode(self._ns.readlink(node.path)))
+            return Stat(node.inode, stat.S_IFLNK | 0o777, 1, size, cfg.uid, cfg.gid, mtime_ns, 0)
+        size = meta.size if meta is not None else 0
+        blocks = (size + 511) // 512
+        return Stat(
+            node.inode, stat.S_IFREG | cfg.file_mode, 1, size, cfg.uid, cfg.gid, mtime_ns, blocks
+        )
+
+    # -- handles and reads ----------------------------------------------------------------------
+    def open(self, path: str, flags: int) -> int:
+        """Open a file for reading and pin its version; returns a handle number.
+
+        Raises ReadOnlyError for any write access, IsADirectoryError_ for directories,
+        ArchivedError for unrestored archive objects, NotFoundError.
+        """
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC):
+            raise ReadOnlyError(path)
+        node = self._ns.lookup(path)
+        if node.kind is NodeKind.DIR:
+            raise IsADirectoryError_(path)
+        meta = node.meta
+        if meta is None:  # pragma: no cover - files always carry their metadata
+            raise OssfsError(f"{path}: no metadata")
+        if meta.is_frozen:
+            log.warning("open %s: %s object %s is not restored", path, meta.storage_class, meta.key)
+            raise ArchivedError(meta.key)
+        reader = ObjectReader(
+            self._store, self._cache, meta, block_size_bytes=self._config.block_size_bytes
+        )
+        fh = next(self._next_fh)
+        with self._lock:
+            self._handles[fh] = _Handle(node, reader)
+        return fh
+
+    def read(self, fh: int, offset: int, size: int) -> bytes:
+        """Bytes ``[offset, offset+size)`` of the version pinned at open (short at EOF)."""
+        handle = self._handles.get(fh)
+        if handle is None:
+            raise OssfsError(f"bad file handle {fh}")
+        try:
+            return handle.reader.read(offset, size)
+        except OssfsError as exc:
+            if exc.errno in (errno.ESTALE, errno.ENOENT):
+                self._ns.invalidate(handle.node.path)
+            log.warning("read %s [%d, +%d): %s", handle.node.key, offset, size, _describe(exc))
+            raise
+
+    def release(self, fh: int) -> None:
+        with self._lock:
+            self._handles.pop(fh, None)
+
+    def open_handles(self) -> int:
+        with self._lock:
+            return len(self._handles)
+
+    # -- extended attributes --------------------------------------------------------------------
+    def listxattr(self, path: str) -> list[str]:
+        return sorted(self._xattrs(path))
+
+    def getxattr(self, path: str, name: str) -> bytes:
+        if not name.startswith(XATTR_PREFIX):
+            # ls and cp ask for security.* and system.* names on every file: answer without a HEAD.
+            self._ns.lookup(path)
+            raise NoAttributeError(f"{path}: {name}")
+        value = self._xattrs(path).get(name)
+        if value is None:
+            raise NoAttributeError(f"{path}: {name}")
+        return value
+
+    def _xattrs(self, path: str) -> dict[str, bytes]:
+        node = self._ns.lookup(path)
+        if node.kind is NodeKind.DIR and node.meta is None:
+            return {}
+        meta = self._full_meta(node)
+        attrs: dict[str, str | None] = {
+            "etag": meta.etag,
+            "crc64ecma": str(meta.crc64) if meta.crc64 is not None else None,
+            "storage_class": meta.storage_class,
+            "object_type": meta.object_type,
+            "content_type": meta.content_type,
+            "restore": meta.restore,
+        }
+        for name, value in meta.user_meta:
+            attrs[f"meta.{name}"] = value
+        return {XATTR_PREFIX + k: v.encode() for k, v in attrs.items() if v is not None}
+
+    def _full_meta(self, node: Node) -> ObjectMeta:
+        """Listings lack CRC, content type and user metadata: HEAD once per object version."""
+        listed = node.meta
+        assert listed is not None
+        cache_key = (listed.key, listed.etag)
+        with self._lock:
+            cached = self._heads.get(cache_key)
+        if cached is not None:
+            return cached
+        meta = self._store.head(listed.key)
+        if node.kind is NodeKind.SYMLINK:
+            # HEAD of a symlink describes its target; keep the link's own identity.
+            meta = ObjectMeta(
+                key=listed.key,
+                size=listed.size,
+                etag=listed.etag,
+                mtime_ns=listed.mtime_ns,
+                crc64=meta.crc64,
+                storage_class=meta.storage_class,
+                object_type="Symlink",
+                content_type=meta.content_type,
+                restore=meta.restore,
+                user_meta=meta.user_meta,
+            )
+        with self._lock:
+            self._heads[(meta.key, meta.etag)] = meta
+            self._heads[cache_key] = meta
+        return meta
+
+
+def _describe(exc: OssfsError) -> str:
+    return f"{errno.errorcode.get(exc.errno, exc.errno)}: {exc}"

@@ -1,0 +1,280 @@
+"""`ossfs mount`: check the mountpoint, probe the bucket, wire the layers, serve or daemonize.
+
+The daemon is the forked child that mounts and serves; the parent waits until the child reports
+the mount is up (exit 0) or failed (its error on stderr, non-zero exit). Start-up errors that a
+user can cause are reported before anything is mounted.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import logging
+import logging.handlers
+import math
+import os
+import select
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from ossfs.block_cache import BlockCache
+from ossfs.credentials import Credentials
+from ossfs.errors import AccessDeniedError, NotFoundError, OssfsError, UsageError
+from ossfs.fs import Filesystem, FsConfig
+from ossfs.fuse_ops import FuseOperations, run_fuse
+from ossfs.namespace import Namespace
+from ossfs.oss_store import OssConfig, OssStore
+from ossfs.url import OssLocation
+
+log = logging.getLogger(__name__)
+
+READY_MARKER: Final = b"\x00ossfs-ready\n"
+_KERNEL_TTL_FOREVER_S: Final = 365 * 86400.0
+_START_TIMEOUT_S: Final = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class MountConfig:
+    """Everything `ossfs mount` needs, validated once."""
+
+    location: OssLocation
+    mountpoint: Path
+    endpoint: str
+    credentials: Credentials | None
+    region: str | None = None
+    foreground: bool = False
+    metadata_ttl_s: float = 60.0
+    cache_size_bytes: int = 512 << 20
+    block_size_bytes: int = 1 << 20
+    uid: int = 0
+    gid: int = 0
+    file_mode: int = 0o444
+    dir_mode: int = 0o555
+    allow_other: bool = False
+    debug: bool = False
+    log_file: Path | None = None
+    fuse_options: tuple[tuple[str, str | bool], ...] = ()
+    workers: int = 32
+
+    def __post_init__(self) -> None:
+        if not 4096 <= self.block_size_bytes <= 64 << 20:
+            raise UsageError("invalid --block-size: use 4KiB to 64MiB (default 1MiB)")
+        if self.cache_size_bytes < 2 * self.block_size_bytes:
+            raise UsageError("invalid --cache-size: it must hold at least two blocks")
+        for name, mode in (("--file-mode", self.file_mode), ("--dir-mode", self.dir_mode)):
+            if not 0 <= mode <= 0o777:
+                raise UsageError(f"invalid {name} {mode:o}: use an octal mode such as 444")
+
+    @property
+    def kernel_ttl_s(self) -> float:
+        return _KERNEL_TTL_FOREVER_S if math.isinf(self.metadata_ttl_s) else self.metadata_ttl_s
+
+
+def check_mountpoint(path: Path, *, nonempty_ok: bool) -> None:
+    """Raise `UsageError` if ``path`` cannot be mounted on."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise UsageError(f"mountpoint {path} does not exist: create it with mkdir -p") from None
+    except OSError as exc:
+        if exc.errno == 107:  # ENOTCONN: a dead FUSE mount
+            raise UsageError(
+                f"mountpoint {path} is a dead mount: run 'ossfs umount {path}' first"
+            ) from None
+        raise UsageError(f"mountpoint {path}: {exc.strerror}") from None
+    if not path.is_dir():
+        raise UsageError(f"mountpoint {path} is not a directory")
+    if os.path.ismount(path):
+        raise UsageError(f"{path} is already a mount point: unmount it first (ossfs umount {path})")
+    del st
+    if not nonempty_ok and any(path.iterdir()):
+        raise UsageError(f"mountpoint {path} is not empty: use an empty directory (or -o nonempty)")
+
+
+def build_store(config: MountConfig) -> OssStore:
+    creds = config.credentials
+    return OssStore(
+        OssConfig(
+            endpoint=config.endpoint,
+            bucket=config.location.bucket,
+            access_key_id=creds.access_key_id if creds else None,
+            access_key_secret=creds.access_key_secret if creds else None,
+            security_token=creds.security_token if creds else None,
+            region=config.region,
+            pool_size=config.workers,
+        )
+    )
+
+
+def probe(store: OssStore, config: MountConfig) -> None:
+    """One cheap request; failures become one-line `UsageError`s saying what to do."""
+    where = f"oss://{config.location.bucket} at {config.endpoint}"
+    try:
+        store.probe()
+    except NotFoundError as exc:
+        raise UsageError(f"bucket {where} not found ({exc}); check the name and endpoint") from None
+    except AccessDeniedError as exc:
+        raise UsageError(
+            f"access to {where} denied ({exc}); check OSS_ACCESS_KEY_ID/OSS_ACCESS_KEY_SECRET"
+            " (or --anonymous for a public bucket)"
+        ) from None
+    except OssfsError as exc:
+        raise UsageError(
+            f"cannot reach {where} ({exc}); check --endpoint and the network"
+        ) from None
+
+
+def build_filesystem(config: MountConfig, store: OssStore) -> Filesystem:
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="lookup")
+    namespace = Namespace(
+        store,
+        root_prefix=config.location.prefix,
+        metadata_ttl_s=config.metadata_ttl_s,
+        lookup_executor=executor,
+    )
+    return Filesystem(
+        namespace,
+        store,
+        BlockCache(config.cache_size_bytes),
+        FsConfig(
+            uid=config.uid,
+            gid=config.gid,
+            file_mode=config.file_mode,
+            dir_mode=config.dir_mode,
+            block_size_bytes=config.block_size_bytes,
+        ),
+        mount_time_ns=time.time_ns(),
+    )
+
+
+def fuse_options(config: MountConfig) -> dict[str, str | bool]:
+    ttl = f"{config.kernel_ttl_s:g}"
+    options: dict[str, str | bool] = {
+        "entry_timeout": ttl,
+        "attr_timeout": ttl,
+        "negative_timeout": ttl,
+        "max_read": str(1 << 17),
+        "default_permissions": True,
+    }
+    if config.allow_other:
+        options["allow_other"] = True
+    options.update(dict(config.fuse_options))
+    options.pop("nonempty", None)  # checked by ossfs itself; libfuse 3 no longer knows it
+    return options
+
+
+def setup_logging(config: MountConfig, *, daemon: bool) -> None:
+    root = logging.getLogger()
+    root.handlers.clear()
+    root.setLevel(logging.DEBUG if config.debug else logging.INFO)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    logging.getLogger("oss2").setLevel(logging.WARNING)
+    logging.getLogger("fuse").setLevel(logging.WARNING if not config.debug else logging.DEBUG)
+    handler: logging.Handler
+    if config.log_file is not None:
+        handler = logging.FileHandler(config.log_file)
+    elif daemon and os.path.exists("/dev/log"):
+        handler = logging.handlers.SysLogHandler(address="/dev/log")
+        handler.setFormatter(logging.Formatter("ossfs[%(process)d]: %(levelname)s %(message)s"))
+        root.addHandler(handler)
+        return
+    elif daemon:
+        handler = logging.NullHandler()
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+
+
+def serve(config: MountConfig, *, on_ready: Callable[[], None] | None = None) -> None:
+    """Build everything, mount, and serve until unmounted (SIGINT/SIGTERM unmount cleanly)."""
+    store = build_store(config)
+    fs = build_filesystem(config, store)
+    ops = FuseOperations(fs, on_init=on_ready)
+    fsname = f"ossfs#{config.location.bucket}"
+    log.info("mounting %s on %s", config.location, config.mountpoint)
+    run_fuse(ops, str(config.mountpoint), fsname=fsname, options=fuse_options(config))
+    log.info("unmounted %s", config.mountpoint)
+
+
+def run_mount(config: MountConfig) -> int:
+    """The `ossfs mount` command: returns the process exit code."""
+    nonempty = any(k == "nonempty" for k, _ in config.fuse_options)
+    check_mountpoint(config.mountpoint, nonempty_ok=nonempty)
+    probe(build_store(config), config)
+    if config.foreground:
+        setup_logging(config, daemon=False)
+        try:
+            serve(config)
+        except RuntimeError as exc:
+            raise UsageError(
+                f"mounting {config.mountpoint} failed ({exc}); see messages above"
+            ) from None
+        return 0
+    return _daemonize(config)
+
+
+def _daemonize(config: MountConfig) -> int:
+    """Fork; the child mounts and serves, the parent waits for its word and exits."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the daemon
+        os.close(read_fd)
+        os.setsid()
+        _child(config, write_fd)
+    os.close(write_fd)
+    return _wait_for_child(pid, read_fd, config)
+
+
+def _child(config: MountConfig, status_fd: int) -> None:
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    # Until the mount is up, stderr goes to the parent, so libfuse's own messages reach the user.
+    os.dup2(status_fd, 2)
+    setup_logging(config, daemon=True)
+
+    def ready() -> None:
+        os.write(status_fd, READY_MARKER)
+        os.dup2(devnull, 2)
+        os.close(status_fd)
+
+    code = 0
+    try:
+        serve(config, on_ready=ready)
+    except RuntimeError:
+        code = 1  # libfuse has already said why on stderr
+    except BaseException as exc:
+        log.exception("ossfs daemon failed")
+        with contextlib.suppress(OSError):
+            os.write(2, f"{type(exc).__name__}: {exc}\n".encode())
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _wait_for_child(pid: int, read_fd: int, config: MountConfig) -> int:
+    output = b""
+    deadline = time.monotonic() + _START_TIMEOUT_S
+    with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+        while (left := deadline - time.monotonic()) > 0:
+            if not select.select([pipe], [], [], left)[0]:
+                continue
+            chunk = pipe.read(4096)
+            if not chunk:
+                break
+            output += chunk
+            if READY_MARKER in output:
+                return 0
+    if not output and time.monotonic() >= deadline:
+        os.kill(pid, signal.SIGTERM)
+        raise UsageError(f"mounting {config.mountpoint} timed out after {_START_TIMEOUT_S:g}s")
+    _, status = os.waitpid(pid, 0)
+    lines = [ln.strip() for ln in output.decode(errors="replace").splitlines() if ln.strip()]
+    detail = "; ".join(lines) or f"the daemon exited with {os.waitstatus_to_exitcode(status)}"
+    raise UsageError(f"mounting {config.mountpoint} failed: {detail}")

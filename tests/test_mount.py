@@ -1,0 +1,414 @@
+"""Real FUSE mounts of buckets served by the local OSS server, driven by standard Unix tools.
+
+These need /dev/fuse and libfuse 2 (installed by scripts/setup.sh); CI runs them as root.
+"""
+
+from __future__ import annotations
+
+import errno
+import filecmp
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ossfs.emulator import EmulatorServer
+from ossfs.umount import is_mounted
+from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
+
+pytestmark = [
+    pytest.mark.mount,
+    pytest.mark.skipif(
+        not os.path.exists("/dev/fuse"), reason="FUSE is not available (/dev/fuse missing)"
+    ),
+]
+
+BLOCK = 1 << 20
+MIXED_SIZES = {
+    "empty": 0,
+    "one": 1,
+    "block-1": BLOCK - 1,
+    "block": BLOCK,
+    "block+1": BLOCK + 1,
+    "several": 5 * BLOCK + 12345,
+}
+
+Mounter = Callable[..., Path]
+
+
+def _env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "OSS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+        "OSS_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET,
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+
+
+def _ossfs(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ossfs", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(),
+    )
+
+
+def _data(seed: int, size: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+@pytest.fixture
+def mount(emulator: EmulatorServer, tmp_path: Path) -> Iterator[Mounter]:
+    mounted: list[Path] = []
+
+    def do_mount(location: str = f"oss://{BUCKET}", *extra: str) -> Path:
+        mountpoint = tmp_path / f"mnt{len(mounted)}"
+        mountpoint.mkdir()
+        result = _ossfs("mount", location, str(mountpoint), "--endpoint", emulator.endpoint, *extra)
+        assert result.returncode == 0, result.stderr
+        assert is_mounted(mountpoint)
+        mounted.append(mountpoint)
+        return mountpoint
+
+    yield do_mount
+    for mountpoint in mounted:
+        if is_mounted(mountpoint):
+            result = _ossfs("umount", str(mountpoint))
+            assert result.returncode == 0, result.stderr
+        assert not is_mounted(mountpoint)
+
+
+def _put_tree(emulator: EmulatorServer, prefix: str = "") -> dict[str, bytes]:
+    tree: dict[str, bytes] = {}
+    for i, (name, size) in enumerate(MIXED_SIZES.items()):
+        tree[f"{prefix}mixed/{name}.bin"] = _data(i, size)
+        tree[f"{prefix}mixed/sub/{name}.dat"] = _data(100 + i, min(size, 3000))
+    tree[f"{prefix}odd/a b+c%d&e<f.txt"] = b"odd name\n"
+    tree[f"{prefix}odd/中文 名字.txt"] = b"unicode\n"
+    tree[f"{prefix}implicit/deep/er/file.txt"] = b"deep\n"
+    tree[f"{prefix}marker/"] = b""
+    tree[f"{prefix}marker/inside.txt"] = b"inside\n"
+    for key, data in tree.items():
+        emulator.put_object(BUCKET, key, data)
+    return tree
+
+
+def _files_under(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_mount_cp_r_is_byte_identical(
+    emulator: EmulatorServer, mount: Mounter, tmp_path: Path
+) -> None:
+    tree = _put_tree(emulator)
+    mp = mount()
+    out = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(mp), str(out)], check=True, timeout=120)
+    expected = {k: v for k, v in tree.items() if not k.endswith("/")}
+    assert _files_under(out) == expected
+    assert (out / "marker").is_dir() and (out / "implicit" / "deep" / "er").is_dir()
+
+
+def test_mount_cat_tar_find_du(emulator: EmulatorServer, mount: Mounter, tmp_path: Path) -> None:
+    tree = _put_tree(emulator)
+    mp = mount()
+    cat = subprocess.run(
+        ["cat", str(mp / "mixed" / "several.bin")], capture_output=True, check=True
+    )
+    assert cat.stdout == tree["mixed/several.bin"]
+    archive = tmp_path / "t.tar"
+    subprocess.run(["tar", "-cf", str(archive), "-C", str(mp), "mixed"], check=True, timeout=120)
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("mixed/block+1.bin")
+        assert member is not None and member.read() == tree["mixed/block+1.bin"]
+    found = subprocess.run(
+        ["find", ".", "-type", "f"], cwd=mp, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert sorted(f[2:] for f in found) == sorted(k for k in tree if not k.endswith("/"))
+    du = subprocess.run(
+        ["du", "-sb", str(mp / "mixed")], capture_output=True, text=True, check=True
+    ).stdout
+    assert int(du.split()[0]) >= sum(len(v) for k, v in tree.items() if k.startswith("mixed/"))
+
+
+def test_mount_ls_l_of_5000_entries_costs_5_lists_and_no_head(
+    emulator: EmulatorServer, mount: Mounter
+) -> None:
+    for i in range(5000):
+        emulator.put_object(BUCKET, f"big/f{i:05d}", b"x" * (i % 7))
+    mp = mount()
+    os.stat(mp / "big")
+    emulator.log.clear()
+    listing = subprocess.run(
+        ["ls", "-l", str(mp / "big")], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    assert len([ln for ln in listing.splitlines() if ln.startswith("-")]) == 5000
+    counts = emulator.log.counts()
+    assert counts.get("ListObjectsV2", 0) == 5
+    assert counts.get("HeadObject", 0) == 0
+    assert counts.get("GetObject", 0) == 0
+
+
+def test_mount_random_preads_match_source(emulator: EmulatorServer, mount: Mounter) -> None:
+    data = _data(7, 3 * BLOCK + 777)
+    emulator.put_object(BUCKET, "r.bin", data)
+    mp = mount("oss://" + BUCKET, "--block-size", "64KiB", "--cache-size", "256KiB")
+    rng = random.Random(3)
+    fd = os.open(mp / "r.bin", os.O_RDONLY)
+    try:
+        for _ in range(300):
+            off = rng.randrange(0, len(data) + 100)
+            size = rng.choice([1, 100, 4096, 65536, 200_000])
+            assert os.pread(fd, size, off) == data[off : off + size]
+    finally:
+        os.close(fd)
+
+
+def test_mount_prefix_mount_shows_only_the_prefix(emulator: EmulatorServer, mount: Mounter) -> None:
+    emulator.put_object(BUCKET, "data/2024/a.txt", b"a")
+    emulator.put_object(BUCKET, "data/2024/x/b.txt", b"bb")
+    emulator.put_object(BUCKET, "data/other.txt", b"no")
+    mp = mount(f"oss://{BUCKET}/data/2024")
+    assert sorted(os.listdir(mp)) == ["a.txt", "x"]
+    assert (mp / "x" / "b.txt").read_bytes() == b"bb"
+
+
+def test_mount_symlink_and_xattrs(emulator: EmulatorServer, mount: Mounter) -> None:
+    emulator.put_object(
+        BUCKET,
+        "d/target.txt",
+        b"target bytes",
+        content_type="text/plain",
+        user_meta={"owner": "me"},
+    )
+    emulator.put_symlink(BUCKET, "d/link", "d/target.txt")
+    mp = mount()
+    assert os.readlink(mp / "d" / "link") == "target.txt"
+    assert (mp / "d" / "link").read_bytes() == b"target bytes"
+    names = os.listxattr(mp / "d" / "target.txt")
+    assert "user.oss.etag" in names and "user.oss.crc64ecma" in names
+    assert os.getxattr(mp / "d" / "target.txt", "user.oss.meta.owner") == b"me"
+    assert os.getxattr(mp / "d" / "target.txt", "user.oss.content_type") == b"text/plain"
+    assert os.getxattr(mp / "d" / "target.txt", "user.oss.storage_class") == b"Standard"
+    getfattr = shutil.which("getfattr")
+    if getfattr:
+        shown = subprocess.run(
+            [getfattr, "-d", str(mp / "d" / "target.txt")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert 'user.oss.meta.owner="me"' in shown
+
+
+def test_mount_errors_enoent_erofs(emulator: EmulatorServer, mount: Mounter) -> None:
+    emulator.put_object(BUCKET, "f.txt", b"hello")
+    mp = mount()
+    with pytest.raises(FileNotFoundError):
+        (mp / "missing.txt").read_bytes()
+    for action in (
+        lambda: (mp / "new.txt").write_bytes(b"x"),
+        lambda: open(mp / "f.txt", "ab").close(),
+        lambda: os.mkdir(mp / "dir"),
+        lambda: os.unlink(mp / "f.txt"),
+        lambda: (mp / "f.txt").rename(mp / "g.txt"),
+        lambda: os.chmod(mp / "f.txt", 0o600),
+        lambda: os.setxattr(mp / "f.txt", "user.x", b"1"),
+    ):
+        with pytest.raises(OSError) as info:
+            action()
+        assert info.value.errno in (errno.EROFS, errno.EACCES, errno.EPERM), info.value
+    assert (mp / "f.txt").read_bytes() == b"hello"
+
+
+def test_mount_archive_object_fails_eacces(emulator: EmulatorServer, mount: Mounter) -> None:
+    emulator.put_object(BUCKET, "cold.bin", b"frozen", storage_class="Archive")
+    mp = mount()
+    assert os.stat(mp / "cold.bin").st_size == 6
+    with pytest.raises(PermissionError):
+        (mp / "cold.bin").read_bytes()
+
+
+def test_mount_replaced_object_gives_estale_never_mixed(
+    emulator: EmulatorServer, mount: Mounter
+) -> None:
+    old = _data(1, 4 * BLOCK)
+    emulator.put_object(BUCKET, "v.bin", old)
+    mp = mount()
+    with open(mp / "v.bin", "rb", buffering=0) as f:
+        assert f.read(4096) == old[:4096]
+        emulator.put_object(BUCKET, "v.bin", _data(2, 4 * BLOCK))
+        f.seek(3 * BLOCK)
+        with pytest.raises(OSError) as info:
+            f.read(4096)
+        assert info.value.errno == errno.ESTALE
+
+
+def test_mount_concurrent_readers_of_one_file(emulator: EmulatorServer, mount: Mounter) -> None:
+    data = _data(9, 6 * BLOCK + 5)
+    emulator.put_object(BUCKET, "shared.bin", data)
+    mp = mount()
+    results: list[bool] = []
+
+    def reader(seed: int) -> None:
+        rng = random.Random(seed)
+        with open(mp / "shared.bin", "rb") as f:
+            for _ in range(40):
+                off = rng.randrange(len(data))
+                f.seek(off)
+                results.append(f.read(100_000) == data[off : off + 100_000])
+
+    threads = [threading.Thread(target=reader, args=(s,)) for s in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(results) == 8 * 40 and all(results)
+
+
+def test_mount_umount_with_open_file_then_after_close(
+    emulator: EmulatorServer, mount: Mounter
+) -> None:
+    emulator.put_object(BUCKET, "open.txt", b"still open")
+    mp = mount()
+    f = open(mp / "open.txt", "rb")  # noqa: SIM115 - kept open across the unmount attempt
+    try:
+        busy = _ossfs("umount", str(mp))
+        if busy.returncode != 0:
+            assert busy.returncode == 2 and "Traceback" not in busy.stderr
+            assert is_mounted(mp)
+    finally:
+        f.close()
+    if is_mounted(mp):
+        assert _ossfs("umount", str(mp)).returncode == 0
+    assert not is_mounted(mp)
+
+
+def test_mount_foreground_sigterm_unmounts_cleanly(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    emulator.put_object(BUCKET, "a.txt", b"a")
+    mp = tmp_path / "fg"
+    mp.mkdir()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ossfs",
+            "mount",
+            f"oss://{BUCKET}",
+            str(mp),
+            "-f",
+            "--endpoint",
+            emulator.endpoint,
+        ],
+        env=_env(),
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not is_mounted(mp) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert is_mounted(mp)
+        assert (mp / "a.txt").read_bytes() == b"a"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert not is_mounted(mp)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if is_mounted(mp):
+            subprocess.run(["umount", "-l", str(mp)], check=False)
+
+
+@pytest.mark.parametrize(
+    ("location", "env_key", "needle"),
+    [
+        ("oss://no-such-bucket", None, "not found"),
+        (f"oss://{BUCKET}", "OSS_ACCESS_KEY_SECRET", "denied"),
+    ],
+)
+def test_mount_startup_errors_are_reported_before_detaching(
+    emulator: EmulatorServer, tmp_path: Path, location: str, env_key: str | None, needle: str
+) -> None:
+    mp = tmp_path / "m"
+    mp.mkdir()
+    env = _env()
+    if env_key:
+        env[env_key] = "wrong-secret"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ossfs",
+            "mount",
+            location,
+            str(mp),
+            "--endpoint",
+            emulator.endpoint,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert needle in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not is_mounted(mp)
+
+
+def test_mount_unreachable_endpoint_is_reported(tmp_path: Path) -> None:
+    mp = tmp_path / "m"
+    mp.mkdir()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ossfs",
+            "mount",
+            f"oss://{BUCKET}",
+            str(mp),
+            "--endpoint",
+            "http://127.0.0.1:9",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(),
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "cannot reach" in result.stderr and "Traceback" not in result.stderr
+    assert not is_mounted(mp)
+
+
+def test_mount_tree_matches_local_copy_via_filecmp(
+    emulator: EmulatorServer, mount: Mounter, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    for key, data in _put_tree(emulator).items():
+        if key.endswith("/"):
+            (src / key).mkdir(parents=True, exist_ok=True)
+            continue
+        (src / key).parent.mkdir(parents=True, exist_ok=True)
+        (src / key).write_bytes(data)
+    mp = mount()
+    cmp = filecmp.dircmp(src, mp)
+    assert not cmp.left_only and not cmp.right_only and not cmp.diff_files

@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ossfs.credentials import Credentials, credentials_from_env, endpoint_from
+from ossfs.errors import UsageError
+from ossfs.mounting import MountConfig, check_mountpoint, fuse_options
+from ossfs.url import OssLocation
+
+
+def _config(**overrides: object) -> MountConfig:
+    base: dict[str, object] = {
+        "location": OssLocation("bucket", ""),
+        "mountpoint": Path("/mnt/x"),
+        "endpoint": "http://127.0.0.1:1",
+        "credentials": None,
+    }
+    base.update(overrides)
+    return MountConfig(**base)  # type: ignore[arg-type]
+
+
+def test_credentials_from_env_requires_both_names() -> None:
+    with pytest.raises(UsageError, match="OSS_ACCESS_KEY_SECRET"):
+        credentials_from_env({"OSS_ACCESS_KEY_ID": "ak"}, anonymous=False)
+    assert credentials_from_env({}, anonymous=True) is None
+    creds = credentials_from_env(
+        {"OSS_ACCESS_KEY_ID": "ak", "OSS_ACCESS_KEY_SECRET": "sk", "OSS_SESSION_TOKEN": "t"},
+        anonymous=False,
+    )
+    assert creds == Credentials("ak", "sk", "t")
+    assert "sk" not in repr(creds)
+
+
+def test_endpoint_from_argument_env_and_errors() -> None:
+    assert endpoint_from("http://127.0.0.1:9/", {}) == "http://127.0.0.1:9"
+    assert endpoint_from(None, {"OSS_ENDPOINT": "oss-cn-hangzhou.aliyuncs.com"}) == (
+        "https://oss-cn-hangzhou.aliyuncs.com"
+    )
+    with pytest.raises(UsageError, match="--endpoint"):
+        endpoint_from(None, {})
+    with pytest.raises(UsageError, match="http"):
+        endpoint_from("ftp://host", {})
+
+
+def test_check_mountpoint_rejects_missing_file_and_nonempty(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="does not exist"):
+        check_mountpoint(tmp_path / "missing", nonempty_ok=False)
+    file = tmp_path / "file"
+    file.write_text("x")
+    with pytest.raises(UsageError, match="not a directory"):
+        check_mountpoint(file, nonempty_ok=False)
+    with pytest.raises(UsageError, match="not empty"):
+        check_mountpoint(tmp_path, nonempty_ok=False)
+    check_mountpoint(tmp_path, nonempty_ok=True)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    check_mountpoint(empty, nonempty_ok=False)
+
+
+def test_mount_config_validates_sizes_and_modes() -> None:
+    with pytest.raises(UsageError, match="block-size"):
+        _config(block_size_bytes=100)
+    with pytest.raises(UsageError, match="cache-size"):
+        _config(cache_size_bytes=1 << 20, block_size_bytes=1 << 20)
+    with pytest.raises(UsageError, match="file-mode"):
+        _config(file_mode=0o10000)
+
+
+def test_fuse_options_follow_metadata_ttl_and_passthrough() -> None:
+    opts = fuse_options(
+        _config(metadata_ttl_s=5.0, fuse_options=(("nonempty", True), ("fsname", "x")))
+    )
+    assert opts["entry_timeout"] == opts["attr_timeout"] == opts["negative_timeout"] == "5"
+    assert opts["fsname"] == "x"
+    assert "nonempty" not in opts
+    assert "allow_other" not in opts
+    assert fuse_options(_config(allow_other=True))["allow_other"] is True
+    forever = fuse_options(_config(metadata_ttl_s=float("inf")))
+    assert float(str(forever["attr_timeout"])) > 86400
+
+
+def _ossfs(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ossfs", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "OSS_ACCESS_KEY_ID": "", "OSS_ACCESS_KEY_SECRET": "", **(env or {})},
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["mount", "s3://bucket", "MP"], "oss://BUCKET"),
+        (["mount", "oss://Bad_Name", "MP"], "invalid bucket name"),
+        (["mount", "oss://bucket", "MP", "--endpoint", "http://127.0.0.1:9"], "OSS_ACCESS_KEY_ID"),
+        (["mount", "oss://bucket", "MP", "--anonymous"], "--endpoint"),
+        (
+            [
+                "mount",
+                "oss://bucket",
+                "MP",
+                "--anonymous",
+                "--endpoint",
+                "h",
+                "--cache-size",
+                "lots",
+            ],
+            "cache-size",
+        ),
+        (
+            [
+                "mount",
+                "oss://bucket",
+                "MP",
+                "--anonymous",
+                "--endpoint",
+                "h",
+                "--metadata-ttl",
+                "-3",
+            ],
+            "metadata-ttl",
+        ),
+        (["mount", "oss://bucket", "MP", "--file-mode", "rw"], "invalid mode"),
+        (["mount", "oss://bucket", "MP", "--no-such-option"], "unrecognized"),
+        (["umount", "/proc/definitely/not/mounted"], "not mounted"),
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_2(args: list[str], needle: str, tmp_path: Path) -> None:
+    args = [str(tmp_path / "mp") if a == "MP" else a for a in args]
+    result = _ossfs(*args)
+    assert result.returncode == 2, result.stderr
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_cli_mount_missing_mountpoint_is_exit_2(tmp_path: Path) -> None:
+    result = _ossfs(
+        "mount",
+        "oss://bucket",
+        str(tmp_path / "nope"),
+        "--anonymous",
+        "--endpoint",
+        "http://127.0.0.1:9",
+    )
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr and "mkdir" in result.stderr
