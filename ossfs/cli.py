@@ -131,10 +131,11 @@ def _run_umount(args: argparse.Namespace) -> int:
 
 
 def _add_verify(sub: argparse._SubParsersAction[_Parser]) -> None:
+    from ossfs import verify_cli
+
     p = sub.add_parser("verify", help="check objects' CRC-64 against the server's")
-    p.add_argument("location", metavar="oss://BUCKET[/PREFIX]")
-    p.add_argument("--endpoint", help="OSS endpoint URL (default: $OSS_ENDPOINT)")
-    p.set_defaults(handler=_not_yet("verify"))
+    verify_cli.configure_parser(p)
+    p.set_defaults(handler=verify_cli.run)
 
 
 def _add_emulator(sub: argparse._SubParsersAction[_Parser]) -> None:

@@ -19,11 +19,10 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Final, TextIO
 
-from ossfs.crc64 import MissingCrcExtensionError, require_fast_crc
 from ossfs.credentials import credentials_from_env, endpoint_from
 from ossfs.errors import OssfsError, UsageError
 from ossfs.oss_store import OssConfig, OssStore
@@ -39,14 +38,12 @@ __all__ = [
     "configure_parser",
     "format_result",
     "format_summary",
-    "main",
     "report_document",
     "run",
 ]
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
-EXIT_USAGE: Final = 2
 MAX_JOBS: Final = 256
 
 StoreFactory = Callable[[OssConfig], ObjectStore]
@@ -286,23 +283,6 @@ def report_document(
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ossfs.verify_cli ...``: the same command outside ``ossfs``'s dispatcher."""
-    parser = argparse.ArgumentParser(
-        prog="ossfs verify", description="Check objects' CRC-64 against the server's."
-    )
-    configure_parser(parser)
-    args = parser.parse_args(argv)
-    try:
-        require_fast_crc()
-        return run(args)
-    except (UsageError, MissingCrcExtensionError) as exc:
-        print(f"ossfs verify: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
-
-
 @contextlib.contextmanager
 def _logging_to(stream: TextIO, level: int) -> Iterator[None]:
     """Send ossfs's log records of ``level`` and above to ``stream`` for the duration."""
@@ -318,7 +298,3 @@ def _logging_to(stream: TextIO, level: int) -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -31,8 +31,7 @@ ENV = {
     "OSS_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET,
     "OSS_ENDPOINT": "http://127.0.0.1:1",
 }
-# The command as a user runs it; `ossfs.verify_cli` is the verify sub-command on its own.
-COMMAND = (sys.executable, "-m", "ossfs.verify_cli")
+COMMAND = (sys.executable, "-m", "ossfs", "verify")
 
 
 def _args(*argv: str) -> argparse.Namespace:
