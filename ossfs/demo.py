@@ -94,7 +94,9 @@ def run_demo(mountpoint: Path, *, large_bytes: int = 256 << 20) -> int:
         nonlocal stop
         stop = True
 
+    # Explicit handlers: Ctrl-C must clean up even when the shell started us with SIGINT ignored.
     old_term = signal.signal(signal.SIGTERM, on_signal)
+    old_int = signal.signal(signal.SIGINT, on_signal)
     try:
         server.start()
         print(f"ossfs demo: local OSS server at {server.endpoint}; creating sample objects ...")
@@ -119,6 +121,7 @@ def run_demo(mountpoint: Path, *, large_bytes: int = 256 << 20) -> int:
         pass
     finally:
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
         print("\nossfs demo: unmounting and cleaning up ...", flush=True)
         if child is not None and child.poll() is None:
             child.send_signal(signal.SIGTERM)

@@ -44,7 +44,7 @@ _WRITE_OPS = frozenset(
 
 
 def _stat_dict(st: Stat) -> StatDict:
-    mtime = st.mtime_ns / 1e9
+    mtime = st.mtime_ns  # nanoseconds: the class sets fusepy's use_ns
     return {
         "st_ino": st.ino,
         "st_mode": st.mode,

@@ -88,6 +88,30 @@ def mount(emulator: EmulatorServer, tmp_path: Path) -> Iterator[Mounter]:
             result = _ossfs("umount", str(mountpoint))
             assert result.returncode == 0, result.stderr
         assert not is_mounted(mountpoint)
+        assert _wait_no_process_mentions(str(mountpoint)), "the daemon outlived its mount"
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if text.encode() in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def _wait_no_process_mentions(text: str, timeout_s: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while _processes_mentioning(text):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def _put_tree(emulator: EmulatorServer, prefix: str = "") -> dict[str, bytes]:
@@ -161,6 +185,18 @@ def test_mount_ls_l_of_5000_entries_costs_5_lists_and_no_head(
     assert counts.get("ListObjectsV2", 0) == 5
     assert counts.get("HeadObject", 0) == 0
     assert counts.get("GetObject", 0) == 0
+
+
+def test_mount_stat_shows_size_mtime_and_modes(emulator: EmulatorServer, mount: Mounter) -> None:
+    before = time.time()
+    emulator.put_object(BUCKET, "d/s.txt", b"12345")
+    mp = mount(f"oss://{BUCKET}", "--file-mode", "440", "--dir-mode", "550", "--uid", "123")
+    st = os.stat(mp / "d" / "s.txt")
+    assert st.st_size == 5
+    assert before - 2 <= st.st_mtime <= time.time() + 2
+    assert st.st_mode & 0o7777 == 0o440 and st.st_uid == 123
+    assert os.stat(mp / "d").st_mode & 0o7777 == 0o550
+    assert os.stat(mp / "d").st_ino != st.st_ino
 
 
 def test_mount_random_preads_match_source(emulator: EmulatorServer, mount: Mounter) -> None:
@@ -412,3 +448,30 @@ def test_mount_tree_matches_local_copy_via_filecmp(
     mp = mount()
     cmp = filecmp.dircmp(src, mp)
     assert not cmp.left_only and not cmp.right_only and not cmp.diff_files
+
+
+def test_demo_mounts_sample_and_cleans_up_on_ctrl_c(tmp_path: Path) -> None:
+    mp = tmp_path / "demo"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ossfs", "demo", str(mp), "--large-size", "3MiB"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not is_mounted(mp) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert is_mounted(mp)
+        assert (mp / "README.txt").read_bytes().startswith(b"Welcome")
+        assert (mp / "datasets" / "large.bin").stat().st_size == 3 << 20
+        assert os.readlink(mp / "latest.log") == "logs/2025/12/day-10.log"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out
+        assert "nothing left behind" in out
+        assert not is_mounted(mp) and not mp.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
