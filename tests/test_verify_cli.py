@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -343,3 +343,72 @@ def test_cli_configuration_errors_exit_2_with_one_line(
     assert len(result.stderr.splitlines()) == 1
     assert result.stderr.startswith("ossfs verify: error: ")
     assert message in result.stderr
+
+
+# -- through a real mount -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def mounted(emulator: EmulatorServer, tmp_path: Path) -> Iterator[Path]:
+    """``oss://BUCKET/m/`` mounted (daemonized) by ``ossfs mount``; unmounted afterwards."""
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("FUSE is not available (/dev/fuse missing)")
+    from ossfs.umount import is_mounted
+
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    env = {
+        **os.environ,
+        "OSS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+        "OSS_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET,
+    }
+    env.pop("OSS_ENDPOINT", None)
+
+    def ossfs(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ossfs", *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    result = ossfs("mount", f"oss://{BUCKET}/m", str(mountpoint), "--endpoint", emulator.endpoint)
+    assert result.returncode == 0, result.stderr
+    try:
+        yield mountpoint
+    finally:
+        if is_mounted(mountpoint):
+            assert ossfs("umount", str(mountpoint)).returncode == 0
+
+
+@pytest.mark.mount
+def test_cli_through_mount_checks_the_mount_data_path(
+    emulator: EmulatorServer, mounted: Path
+) -> None:
+    objects = {
+        "m/empty": b"",
+        "m/small.txt": b"hello through the mount\n",
+        "m/dir/odd name +%&.bin": os.urandom(100_000),
+        "m/dir/big.bin": os.urandom((5 << 20) + 12345),
+        "m/dir/corrupt.bin": os.urandom((3 << 20) + 1),
+    }
+    for key, data in objects.items():
+        emulator.put_object(BUCKET, key, data)
+    emulator.put_object(BUCKET, "m/dir/", b"")
+    # Corrupted bytes on the wire (before the mount ever read them) must not come out as OK.
+    bad = "m/dir/corrupt.bin"
+    emulator.faults.update(corrupt_keys=[bad])
+    result = _cli(emulator, "--json", "--through", str(mounted), f"oss://{BUCKET}/m")
+    _no_traceback(result)
+    doc = json.loads(result.stdout)
+    by_key = {o["key"]: o for o in doc["objects"]}
+    assert set(by_key) == set(objects)
+    entry = by_key.pop(bad)
+    assert entry["status"] in ("MISMATCH", "ERROR"), entry
+    assert entry["expected_crc64"] == str(crc64(objects[bad]))
+    for key, got in by_key.items():
+        assert got["status"] == "OK", got
+        assert got["computed_crc64"] == str(crc64(objects[key]))
+    assert result.returncode == 1
