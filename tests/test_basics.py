@@ -104,3 +104,12 @@ def test_cli_unknown_command_is_usage_error() -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) <= 3
+
+
+@given(st.binary(max_size=5000), st.integers(min_value=0, max_value=2**64 - 1))
+def test_crc64_matches_crcmod_reference(data: bytes, start: int) -> None:
+    import crcmod
+
+    reference = crcmod.mkCrcFun(0x142F0E1EBA9EA3693, initCrc=0, rev=True, xorOut=(1 << 64) - 1)
+    assert crc64(data, start) == reference(data, start)
+    assert crc64(memoryview(data)) == reference(data)

@@ -1,0 +1,147 @@
+"""The FUSE-agnostic filesystem on a FakeStore: attributes, opens, reads, xattrs, errno."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+import pytest
+
+from ossfs.block_cache import BlockCache
+from ossfs.errors import OssfsError
+from ossfs.fs import Filesystem, FsConfig
+from ossfs.namespace import Namespace
+from tests.fakes import FakeStore
+
+BLOCK = 4096
+MOUNT_NS = 1_600_000_000_000_000_000
+
+
+def make_fs(store: FakeStore, **config: int) -> Filesystem:
+    ns = Namespace(store, metadata_ttl_s=60.0)
+    return Filesystem(
+        ns,
+        store,
+        BlockCache(16 * BLOCK),
+        FsConfig(uid=1000, gid=1000, block_size_bytes=BLOCK, **config),
+        mount_time_ns=MOUNT_NS,
+    )
+
+
+def errno_of(exc: pytest.ExceptionInfo[OssfsError]) -> int:
+    return exc.value.errno
+
+
+def test_fs_getattr_of_listed_entries_sends_no_head() -> None:
+    store = FakeStore()
+    meta = store.put("d/a.txt", b"hello")
+    store.put("d/sub/b.txt", b"x")
+    fs = make_fs(store, file_mode=0o440, dir_mode=0o550)
+    names = dict(fs.readdir("/d"))
+    assert set(names) == {"a.txt", "sub"}
+    store.reset_calls()
+    st = fs.getattr("/d/a.txt")
+    assert stat.S_ISREG(st.mode) and st.mode & 0o7777 == 0o440
+    assert (st.size, st.mtime_ns, st.uid, st.gid, st.blocks) == (5, meta.mtime_ns, 1000, 1000, 1)
+    sub = fs.getattr("/d/sub")
+    assert stat.S_ISDIR(sub.mode) and sub.mode & 0o7777 == 0o550 and sub.mtime_ns == MOUNT_NS
+    assert store.calls == []
+
+
+def test_fs_small_file_read_is_one_get_and_no_head() -> None:
+    store = FakeStore()
+    store.put("a.txt", b"0123456789")
+    fs = make_fs(store)
+    fs.readdir("/")
+    store.reset_calls()
+    fh = fs.open("/a.txt", os.O_RDONLY)
+    assert fs.read(fh, 2, 5) == b"23456"
+    assert fs.read(fh, 0, 100) == b"0123456789"
+    assert fs.read(fh, 10, 100) == b""
+    fs.release(fh)
+    assert store.calls == [("get_range", "a.txt", 0, 10)]
+    assert fs.open_handles() == 0
+
+
+def test_fs_zero_byte_file_sends_no_get() -> None:
+    store = FakeStore()
+    store.put("empty", b"")
+    fs = make_fs(store)
+    fh = fs.open("/empty", os.O_RDONLY)
+    assert fs.read(fh, 0, 4096) == b""
+    assert store.count("get_range") == 0
+
+
+@pytest.mark.parametrize("flags", [os.O_WRONLY, os.O_RDWR, os.O_RDONLY | os.O_APPEND, os.O_CREAT])
+def test_fs_open_for_writing_is_erofs(flags: int) -> None:
+    store = FakeStore()
+    store.put("a.txt", b"x")
+    with pytest.raises(OssfsError) as info:
+        make_fs(store).open("/a.txt", flags)
+    assert errno_of(info) == errno.EROFS
+
+
+def test_fs_errno_for_missing_directory_and_archive() -> None:
+    store = FakeStore()
+    store.put("d/a.txt", b"x")
+    store.put("cold.bin", b"frozen", storage_class="Archive")
+    store.put("thawed.bin", b"warm", storage_class="Archive", restore='ongoing-request="false"')
+    fs = make_fs(store)
+    cases = {"/missing": errno.ENOENT, "/d": errno.EISDIR, "/cold.bin": errno.EACCES}
+    for path, expected in cases.items():
+        with pytest.raises(OssfsError) as info:
+            fs.open(path, os.O_RDONLY)
+        assert errno_of(info) == expected, path
+    fh = fs.open("/thawed.bin", os.O_RDONLY)
+    assert fs.read(fh, 0, 10) == b"warm"
+
+
+def test_fs_replaced_object_is_estale_and_invalidated() -> None:
+    store = FakeStore()
+    store.put("v.bin", bytes(3 * BLOCK))
+    fs = make_fs(store)
+    fh = fs.open("/v.bin", os.O_RDONLY)
+    assert fs.read(fh, 0, 10) == bytes(10)
+    store.put("v.bin", b"\x01" * (3 * BLOCK))
+    assert fs.read(fh, 5, 10) == bytes(10)  # cached block of the pinned version
+    with pytest.raises(OssfsError) as info:
+        fs.read(fh, 2 * BLOCK, 10)
+    assert errno_of(info) == errno.ESTALE
+    fh2 = fs.open("/v.bin", os.O_RDONLY)  # the next open sees the new version
+    assert fs.read(fh2, 2 * BLOCK, 3) == b"\x01\x01\x01"
+
+
+def test_fs_xattrs_cost_one_head_per_version_and_foreign_names_none() -> None:
+    store = FakeStore()
+    meta = store.put("a.txt", b"abc", user_meta=(("owner", "me"),), content_type="text/plain")
+    fs = make_fs(store)
+    fs.readdir("/")
+    store.reset_calls()
+    with pytest.raises(OssfsError) as info:
+        fs.getxattr("/a.txt", "security.selinux")
+    assert errno_of(info) == errno.ENODATA
+    assert store.calls == []
+    names = fs.listxattr("/a.txt")
+    assert "user.oss.etag" in names and "user.oss.meta.owner" in names
+    assert "user.oss.restore" not in names
+    assert fs.getxattr("/a.txt", "user.oss.etag") == meta.etag.encode()
+    assert fs.getxattr("/a.txt", "user.oss.crc64ecma") == str(meta.crc64).encode()
+    assert fs.getxattr("/a.txt", "user.oss.content_type") == b"text/plain"
+    assert store.count("head") == 1
+    assert fs.listxattr("/") == []
+
+
+def test_fs_symlink_attributes_and_target() -> None:
+    store = FakeStore()
+    store.put("d/t.txt", b"target")
+    store.put_symlink("d/link", "d/t.txt")
+    fs = make_fs(store)
+    st = fs.getattr("/d/link")
+    assert stat.S_ISLNK(st.mode) and st.size == len("t.txt")
+    assert fs.readlink("/d/link") == "t.txt"
+
+
+def test_fs_statfs_is_sane() -> None:
+    s = make_fs(FakeStore()).statfs()
+    assert s.block_size == BLOCK and s.blocks > 0 and s.blocks_free == 0 and s.name_max == 255
