@@ -35,10 +35,11 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v -i warning || true
 .venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v -i warning || true
 .venv/bin/python -c 'import ossfs, fuse, oss2, cachetools' 
-# crcmod ships only a source distribution: its C extension is built when a compiler and the Python
-# headers are present. Without it every CRC check is ~100x slower, so insist on it.
-if ! .venv/bin/python -c 'import crcmod._crcfunext' 2>/dev/null; then
+# A fast CRC-64 is required: fastcrc's wheel, or else crcmod's C extension (crcmod ships only a
+# source distribution, built when a compiler and the Python headers are present).
+fast_crc='from ossfs.crc64 import require_fast_crc; require_fast_crc()'
+if ! .venv/bin/python -c "$fast_crc" 2>/dev/null; then
     .venv/bin/python -m pip install -q --force-reinstall --no-cache-dir --no-binary crcmod crcmod
-    .venv/bin/python -c 'import crcmod._crcfunext'
+    .venv/bin/python -c "$fast_crc"
 fi
 echo "setup: ready (.venv/bin/ossfs)"
