@@ -32,8 +32,14 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v -i warning || true
-.venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v -i warning || true
+pip_quiet() {  # pip and setuptools are chatty; show their output only when they fail
+    if ! .venv/bin/python -m pip install -q "$@" >.venv/pip.log 2>&1; then
+        cat .venv/pip.log >&2
+        return 1
+    fi
+}
+pip_quiet --upgrade pip
+pip_quiet -e '.[dev]'
 .venv/bin/python -c 'import ossfs, fuse, oss2, cachetools' 
 # A fast CRC-64 is required: fastcrc's wheel, or else crcmod's C extension (crcmod ships only a
 # source distribution, built when a compiler and the Python headers are present).
