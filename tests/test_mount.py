@@ -176,12 +176,13 @@ def test_mount_ls_l_of_5000_entries_costs_5_lists_and_no_head(
         emulator.put_object(BUCKET, f"big/f{i:05d}", b"x" * (i % 7))
     mp = mount()
     os.stat(mp / "big")
+    _settled_counts(emulator)
     emulator.log.clear()
     listing = subprocess.run(
         ["ls", "-l", str(mp / "big")], capture_output=True, text=True, check=True, timeout=120
     ).stdout
     assert len([ln for ln in listing.splitlines() if ln.startswith("-")]) == 5000
-    counts = emulator.log.counts()
+    counts = _settled_counts(emulator)
     assert counts.get("ListObjectsV2", 0) == 5
     assert counts.get("HeadObject", 0) == 0
     assert counts.get("GetObject", 0) == 0
@@ -197,6 +198,18 @@ def test_mount_stat_shows_size_mtime_and_modes(emulator: EmulatorServer, mount: 
     assert st.st_mode & 0o7777 == 0o440 and st.st_uid == 123
     assert os.stat(mp / "d").st_mode & 0o7777 == 0o550
     assert os.stat(mp / "d").st_ino != st.st_ino
+
+
+def _settled_counts(emulator: EmulatorServer) -> dict[str, int]:
+    """The server logs a request after answering it: wait until the counts stop moving."""
+    counts = emulator.log.counts()
+    stable_since = time.monotonic()
+    while time.monotonic() - stable_since < 0.5:
+        time.sleep(0.05)
+        now = emulator.log.counts()
+        if now != counts:
+            counts, stable_since = now, time.monotonic()
+    return counts
 
 
 def test_mount_random_preads_match_source(emulator: EmulatorServer, mount: Mounter) -> None:
