@@ -191,7 +191,8 @@ class Filesystem:
         except OssfsError as exc:
             if exc.errno in (errno.ESTALE, errno.ENOENT):
                 self._ns.invalidate(handle.node.path)
-            log.warning("read %s [%d, +%d): %s", handle.node.key, offset, size, _describe(exc))
+            # The store has already logged the remote cause once, at WARNING.
+            log.debug("read %s [%d, +%d): %s", handle.node.key, offset, size, _describe(exc))
             raise
 
     def release(self, fh: int) -> None:

@@ -347,6 +347,22 @@ def test_mount_umount_with_open_file_then_after_close(
     assert not is_mounted(mp)
 
 
+def test_mount_fusermount_u_unmounts_and_daemon_exits(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    emulator.put_object(BUCKET, "a.txt", b"a")
+    mp = tmp_path / "fm"
+    mp.mkdir()
+    result = _ossfs("mount", f"oss://{BUCKET}", str(mp), "--endpoint", emulator.endpoint)
+    assert result.returncode == 0, result.stderr
+    assert (mp / "a.txt").read_bytes() == b"a"
+    tool = shutil.which("fusermount3") or shutil.which("fusermount")
+    assert tool is not None, "fuse3 (fusermount3) is installed by scripts/setup.sh"
+    subprocess.run([tool, "-u", str(mp)], check=True, timeout=30)
+    assert not is_mounted(mp)
+    assert _wait_no_process_mentions(str(mp))
+
+
 def test_mount_foreground_sigterm_unmounts_cleanly(
     emulator: EmulatorServer, tmp_path: Path
 ) -> None:
