@@ -21,9 +21,14 @@ class OssLocation:
         return f"oss://{self.bucket}/{self.prefix}"
 
 
+def is_valid_bucket_name(name: str) -> bool:
+    """OSS rules: 3-63 characters of ``[a-z0-9-]``, not starting or ending with ``-``."""
+    return _BUCKET_RE.match(name) is not None
+
+
 def validate_bucket_name(name: str) -> str:
     """Return ``name`` if it is a valid OSS bucket name, else raise `UsageError`."""
-    if not _BUCKET_RE.match(name):
+    if not is_valid_bucket_name(name):
         raise UsageError(
             f"invalid bucket name {name!r}: use 3-63 characters of a-z, 0-9 and '-', "
             "starting and ending with a letter or digit"

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
 
 from ossfs.emulator.auth import Credential
 from ossfs.emulator.faults import Faults
 from ossfs.emulator.requestlog import RequestLog
 from ossfs.emulator.storage import Storage
+from ossfs.url import is_valid_bucket_name
 
-_BUCKET_RE: Final = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
-
-
-def valid_bucket_name(name: str) -> bool:
-    """OSS rules: 3-63 characters of ``[a-z0-9-]``, not starting or ending with ``-``."""
-    return _BUCKET_RE.match(name) is not None
+valid_bucket_name = is_valid_bucket_name
 
 
 @dataclass(frozen=True)
