@@ -1,9 +1,13 @@
 """A read-only, anonymous S3 dialect over the same storage, for peer tools (s3fs-fuse, rclone).
 
-GET/HEAD object (standard RFC 7233 ranges: 206, 416 InvalidRange), HEAD bucket,
-GetBucketLocation, ListObjectsV2/v1 and ListBuckets in S3's XML (with the S3 xmlns), and
-S3-shaped errors. Everything that writes is 403 AccessDenied. No signature checks; no faults
-except those on GET bodies.
+GET/HEAD object (standard RFC 7233 ranges: 206, 416 InvalidRange; conditional requests: 304,
+412), HEAD bucket, GetBucketLocation, ListObjectsV2/v1 and ListBuckets in S3's XML (with the S3
+xmlns), and S3-shaped errors. Sub-resources get S3's answers for a public, unversioned bucket
+without any configuration: ``?acl`` (public-read), ``?versioning`` (never enabled), ``?uploads``
+(none in progress), object ``?tagging`` (no tags), 404 ``NoSuch...`` for bucket configurations
+(policy, cors, ...) and 501 NotImplemented for the rest. Everything that writes is 403
+AccessDenied. No signature checks; no faults except those on GET bodies. Every request is
+logged under an ``S3:<Operation>`` name, errors included.
 """
 
 from __future__ import annotations
@@ -12,7 +16,14 @@ import time
 from typing import BinaryIO, Final
 from xml.etree import ElementTree as ET
 
-from ossfs.emulator.httpbase import BaseHandler, ClientGoneError, Request, http_date, new_request_id
+from ossfs.emulator.httpbase import (
+    BaseHandler,
+    ClientGoneError,
+    Request,
+    http_date,
+    new_request_id,
+    parse_http_date,
+)
 from ossfs.emulator.listing import (
     MAX_KEYS,
     BadTokenError,
@@ -29,6 +40,9 @@ from ossfs.emulator.requestlog import LogEntry
 from ossfs.emulator.storage import ARCHIVE_CLASSES, ObjectRecord
 
 S3_NS: Final = "http://s3.amazonaws.com/doc/2006-03-01/"
+_XSI_NS: Final = "http://www.w3.org/2001/XMLSchema-instance"
+_ALL_USERS: Final = "http://acs.amazonaws.com/groups/global/AllUsers"
+_OWNER_ID: Final = "emulator"
 _S3_CLASS: Final = {
     "Standard": "STANDARD",
     "IA": "STANDARD_IA",
@@ -36,6 +50,82 @@ _S3_CLASS: Final = {
     "ColdArchive": "GLACIER",
     "DeepColdArchive": "DEEP_ARCHIVE",
 }
+# Query names that make a GET/HEAD mean something other than "read the object / list the bucket".
+_SUBRESOURCES: Final = frozenset(
+    {
+        "accelerate",
+        "acl",
+        "analytics",
+        "attributes",
+        "cors",
+        "delete",
+        "encryption",
+        "intelligent-tiering",
+        "inventory",
+        "legal-hold",
+        "lifecycle",
+        "location",
+        "logging",
+        "metrics",
+        "notification",
+        "object-lock",
+        "ownershipControls",
+        "partNumber",
+        "policy",
+        "policyStatus",
+        "publicAccessBlock",
+        "replication",
+        "requestPayment",
+        "restore",
+        "retention",
+        "select",
+        "tagging",
+        "torrent",
+        "uploadId",
+        "uploads",
+        "versioning",
+        "versions",
+        "website",
+    }
+)
+# Bucket configurations that this server never has: S3 answers 404 with these codes.
+_NO_BUCKET_CONFIG: Final = {
+    "policy": ("NoSuchBucketPolicy", "The bucket policy does not exist"),
+    "cors": ("NoSuchCORSConfiguration", "The CORS configuration does not exist"),
+    "lifecycle": ("NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist"),
+    "website": (
+        "NoSuchWebsiteConfiguration",
+        "The specified bucket does not have a website configuration",
+    ),
+    "tagging": ("NoSuchTagSet", "The TagSet does not exist"),
+    "encryption": (
+        "ServerSideEncryptionConfigurationNotFoundError",
+        "The server side encryption configuration was not found",
+    ),
+    "replication": (
+        "ReplicationConfigurationNotFoundError",
+        "The replication configuration was not found",
+    ),
+    "object-lock": (
+        "ObjectLockConfigurationNotFoundError",
+        "Object Lock configuration does not exist for this bucket",
+    ),
+    "publicAccessBlock": (
+        "NoSuchPublicAccessBlockConfiguration",
+        "The public access block configuration was not found",
+    ),
+    "ownershipControls": (
+        "OwnershipControlsNotFoundError",
+        "The bucket ownership controls were not found",
+    ),
+}
+_WRITE_OPS: Final = {
+    "PUT": "S3:Put",
+    "POST": "S3:Post",
+    "DELETE": "S3:Delete",
+    "OPTIONS": "S3:Options",
+}
+_PRECONDITION_MSG: Final = "At least one of the pre-conditions you specified did not hold"
 
 
 class S3Error(Exception):
@@ -47,12 +137,70 @@ class S3Error(Exception):
         self.extra = extra
 
 
+class _NotModified(Exception):
+    """304: the conditional GET/HEAD matched; carries the validators to send."""
+
+    def __init__(self, headers: list[tuple[str, str]]) -> None:
+        super().__init__("304")
+        self.headers = headers
+
+
 def _s3_xml(tag: str) -> ET.Element:
     return ET.Element(tag, xmlns=S3_NS)
 
 
 def _sub(parent: ET.Element, tag: str, text: str) -> None:
     ET.SubElement(parent, tag).text = text
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    wanted = {t.strip().removeprefix("W/").strip('"').lower() for t in header.split(",")}
+    return "*" in wanted or etag.lower() in wanted
+
+
+def _subresource(req: Request) -> str | None:
+    """The first S3 sub-resource named in the query (``versionId`` is handled apart)."""
+    for name, _ in req.query:
+        if name in _SUBRESOURCES:
+            return name
+    return None
+
+
+def _camel(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.split("-"))
+
+
+def _not_implemented() -> S3Error:
+    return S3Error(
+        501, "NotImplemented", "A header you provided implies functionality that is not implemented"
+    )
+
+
+def classify(req: Request) -> str:
+    """The ``S3:<Operation>`` name a request is logged under (whether or not it succeeds)."""
+    if req.method not in ("GET", "HEAD"):
+        return _WRITE_OPS.get(req.method, "S3:Unknown")
+    if req.bucket is None:
+        return "S3:ListBuckets"
+    sub = _subresource(req)
+    head = req.method == "HEAD"
+    if req.key is None:
+        if head:
+            return "S3:HeadBucket"
+        if sub == "location":
+            return "S3:GetBucketLocation"
+        if sub == "uploads":
+            return "S3:ListMultipartUploads"
+        if sub == "versions":
+            return "S3:ListObjectVersions"
+        if sub is not None:
+            return "S3:GetBucket" + _camel(sub)
+        return "S3:ListObjectsV2" if req.param("list-type") == "2" else "S3:ListObjects"
+    if sub == "uploadId":
+        return "S3:ListParts"
+    if sub is not None:
+        return "S3:GetObject" + _camel(sub)
+    return "S3:HeadObject" if head else "S3:GetObject"
 
 
 class S3Handler(BaseHandler):
@@ -64,15 +212,19 @@ class S3Handler(BaseHandler):
     def dispatch(self) -> None:
         self.request_id = new_request_id()
         req = self.parse_request_target(lambda name: False)
-        self.read_small_body(req) if req.method != "PUT" else None
         if req.method == "PUT":
             self.close_connection = True
-        op = "S3:Unknown"
+        else:
+            self.read_small_body(req)
+        op = classify(req)
         status, sent = 500, 0
         try:
-            op, status, sent = self._route(req)
+            status, sent = self._route(req, op)
         except S3Error as err:
             status, sent = self._send_error(req, err)
+        except _NotModified as nm:
+            status, sent = 304, 0
+            self.start_response(304, [*self._base(), *nm.headers])
         except ClientGoneError:
             pass
         self.ctx.log.record(
@@ -81,29 +233,97 @@ class S3Handler(BaseHandler):
             )
         )
 
-    def _route(self, req: Request) -> tuple[str, int, int]:
-        m = req.method
-        if m not in ("GET", "HEAD"):
+    def _route(self, req: Request, op: str) -> tuple[int, int]:
+        if req.method not in ("GET", "HEAD"):
             raise S3Error(403, "AccessDenied", "Access Denied (read-only endpoint)")
         if req.bucket is None:
-            return ("S3:ListBuckets", *self._list_buckets())
+            return self._list_buckets()
         if self.ctx.storage.bucket(req.bucket) is None:
             raise S3Error(
                 404, "NoSuchBucket", "The specified bucket does not exist", BucketName=req.bucket
             )
+        sub = _subresource(req)
         if req.key is None:
-            if m == "HEAD":
-                return ("S3:HeadBucket", *self._empty(200, [("x-amz-bucket-region", self._region)]))
-            if req.has("location"):
-                root = _s3_xml("LocationConstraint")
-                root.text = self._region
-                return ("S3:GetBucketLocation", *self._xml(root))
-            if req.param("list-type") == "2":
-                return ("S3:ListObjectsV2", *self._list(req, v2=True))
-            return ("S3:ListObjects", *self._list(req, v2=False))
-        if m == "HEAD":
-            return ("S3:HeadObject", *self._object(req, head=True))
-        return ("S3:GetObject", *self._object(req, head=False))
+            if op == "S3:HeadBucket":
+                return self._empty(200, [("x-amz-bucket-region", self._region)])
+            if sub is None:
+                return self._list(req, v2=op == "S3:ListObjectsV2")
+            return self._bucket_subresource(req, sub)
+        if sub is None:
+            return self._object(req, head=req.method == "HEAD")
+        return self._object_subresource(req, sub)
+
+    def _bucket_subresource(self, req: Request, sub: str) -> tuple[int, int]:
+        assert req.bucket is not None
+        if sub == "location":
+            root = _s3_xml("LocationConstraint")
+            root.text = self._region
+            return self._xml(root)
+        if sub == "acl":
+            return self._xml(self._acl())
+        if sub == "versioning":
+            return self._xml(_s3_xml("VersioningConfiguration"))
+        if sub == "uploads":
+            root = _s3_xml("ListMultipartUploadsResult")
+            _sub(root, "Bucket", req.bucket)
+            _sub(root, "KeyMarker", req.param("key-marker") or "")
+            _sub(root, "UploadIdMarker", req.param("upload-id-marker") or "")
+            _sub(root, "NextKeyMarker", "")
+            _sub(root, "NextUploadIdMarker", "")
+            if req.param("prefix"):
+                _sub(root, "Prefix", req.param("prefix") or "")
+            if req.param("delimiter"):
+                _sub(root, "Delimiter", req.param("delimiter") or "")
+            _sub(root, "MaxUploads", req.param("max-uploads") or "1000")
+            _sub(root, "IsTruncated", "false")
+            return self._xml(root)
+        if sub in _NO_BUCKET_CONFIG:
+            code, message = _NO_BUCKET_CONFIG[sub]
+            raise S3Error(404, code, message, BucketName=req.bucket)
+        raise _not_implemented()
+
+    def _object_subresource(self, req: Request, sub: str) -> tuple[int, int]:
+        assert req.bucket is not None and req.key is not None
+        if sub == "uploadId":
+            raise S3Error(
+                404,
+                "NoSuchUpload",
+                "The specified upload does not exist. The upload ID may be invalid, or the upload "
+                "may have been aborted or completed.",
+                UploadId=req.param("uploadId") or "",
+            )
+        if sub not in ("acl", "tagging"):
+            raise _not_implemented()
+        _, _, file = self._open(req.bucket, req.key)
+        if file is not None:
+            file.close()
+        if sub == "acl":
+            return self._xml(self._acl())
+        root = _s3_xml("Tagging")
+        ET.SubElement(root, "TagSet")
+        return self._xml(root)
+
+    @staticmethod
+    def _acl() -> ET.Element:
+        """A public-read ACL: the owner has FULL_CONTROL, everyone READ."""
+        root = _s3_xml("AccessControlPolicy")
+        owner = ET.SubElement(root, "Owner")
+        _sub(owner, "ID", _OWNER_ID)
+        _sub(owner, "DisplayName", _OWNER_ID)
+        acl = ET.SubElement(root, "AccessControlList")
+        for kind, ident, permission in (
+            ("CanonicalUser", _OWNER_ID, "FULL_CONTROL"),
+            ("Group", _ALL_USERS, "READ"),
+        ):
+            grant = ET.SubElement(acl, "Grant")
+            grantee = ET.SubElement(grant, "Grantee", {"xmlns:xsi": _XSI_NS, "xsi:type": kind})
+            if kind == "Group":
+                _sub(grantee, "URI", ident)
+            else:
+                _sub(grantee, "ID", ident)
+                _sub(grantee, "DisplayName", ident)
+            _sub(grant, "Permission", permission)
+        return root
 
     @property
     def _region(self) -> str:
@@ -155,13 +375,24 @@ class S3Handler(BaseHandler):
 
     def _object(self, req: Request, *, head: bool) -> tuple[int, int]:
         assert req.bucket is not None and req.key is not None
+        version = req.param("versionId")
+        if version is not None and version != "null":
+            raise S3Error(
+                400,
+                "InvalidArgument",
+                "Invalid version id specified",
+                ArgumentName="versionId",
+                ArgumentValue=version,
+            )
         rec, data, file = self._open(req.bucket, req.key)
         try:
+            mtime_s = max(rec.mtime_s, data.mtime_s)
+            self._check_conditions(req, data, mtime_s)
             headers = [
                 *self._base(),
                 ("Content-Type", rec.content_type),
                 ("ETag", f'"{data.etag.lower()}"'),
-                ("Last-Modified", http_date(max(rec.mtime_s, data.mtime_s))),
+                ("Last-Modified", http_date(mtime_s)),
                 ("Accept-Ranges", "bytes"),
                 *((f"x-amz-meta-{k}", v) for k, v in rec.user_meta),
             ]
@@ -203,6 +434,31 @@ class S3Handler(BaseHandler):
         finally:
             if file is not None:
                 file.close()
+
+    @staticmethod
+    def _check_conditions(req: Request, data: ObjectRecord, mtime_s: int) -> None:
+        """RFC 7232 as S3 applies it: If-Match beats If-Unmodified-Since, If-None-Match beats
+        If-Modified-Since; failures are 412 PreconditionFailed, matches 304."""
+        h = req.headers
+        if_match = h.get("if-match")
+        if if_match is not None:
+            if not _etag_matches(if_match, data.etag):
+                raise S3Error(412, "PreconditionFailed", _PRECONDITION_MSG, Condition="If-Match")
+        else:
+            since = parse_http_date(h.get("if-unmodified-since"))
+            if since is not None and mtime_s > since:
+                raise S3Error(
+                    412, "PreconditionFailed", _PRECONDITION_MSG, Condition="If-Unmodified-Since"
+                )
+        validators = [("ETag", f'"{data.etag.lower()}"'), ("Last-Modified", http_date(mtime_s))]
+        if_none = h.get("if-none-match")
+        if if_none is not None:
+            if _etag_matches(if_none, data.etag):
+                raise _NotModified(validators)
+        else:
+            since = parse_http_date(h.get("if-modified-since"))
+            if since is not None and mtime_s <= since:
+                raise _NotModified(validators)
 
     def _frozen(self, rec: ObjectRecord) -> bool:
         return rec.restore_ready_ns is None or time.time_ns() < rec.restore_ready_ns
