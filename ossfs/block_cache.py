@@ -5,6 +5,10 @@ Responsibility: keep recently used blocks in memory under one byte budget, keyed
 concurrent misses for one block share a single fetch (the later callers join the in-flight
 future and receive its bytes or its exception).
 
+A fetch can also be claimed now and settled later from another thread (`claim`, then exactly one
+of `fill`, `fail` or `abandon` per claimed key): read-ahead claims blocks when it decides to fetch
+them, so a reader that reaches them first waits for that fetch instead of sending its own.
+
 Deliberately not here: what a block is (offsets, sizes, ranges: `reader`), how blocks are fetched
 (the caller passes a fetch function), read-ahead policy (`prefetch`), and any network access of
 its own. Its lock guards memory only: fetch functions always run outside it.
@@ -29,12 +33,21 @@ FetchRun = Callable[[Sequence[BlockKey]], Sequence[bytes]]
 """Fetches the blocks of a run of keys (in the order given) and returns one body per key."""
 
 
+class FetchAbandonedError(Exception):
+    """A claimed fetch was given up before it was sent (`BlockCache.abandon`).
+
+    Internal to the cache: `get_many_or_fetch` callers that joined such a fetch look the key up
+    again (and fetch it themselves if needed); they never see this exception.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class CacheStats:
     """Counters since the cache was built.
 
     ``hits``: lookups answered from memory. ``misses``: fetches this cache started (one per block
-    claimed by a caller). ``joined``: lookups that waited for another caller's in-flight fetch.
+    claimed by a caller, `claim` included). ``joined``: lookups that waited for another caller's
+    in-flight fetch.
     ``evictions``: blocks dropped to stay within the byte budget. ``used_bytes``: bytes held now.
     A `BlockCache.get` that finds nothing counts nothing (the caller's fetch will count a miss).
     """
@@ -108,7 +121,8 @@ class BlockCache:
         by this caller. Claimed keys that are adjacent in ``keys`` form a run, and ``fetch_run`` is
         called once per run, outside the lock, and must return exactly one body per key of the run.
         This caller fetches all its runs before waiting for any joined key, so callers that claim
-        overlapping key sets cannot deadlock.
+        overlapping key sets cannot deadlock. A joined fetch that was abandoned (`abandon`) is
+        looked up again, and fetched by this caller if nobody else has it by then.
 
         If a run fails, that exception is delivered to the waiters of every key this caller
         claimed and not yet delivered (this run and later runs, which are not attempted), and then
@@ -138,14 +152,40 @@ class BlockCache:
 
         if claimed:
             self._fetch_claimed(keys, claimed, fetch_run, results)
+        abandoned: list[int] = []
         for pos, future in joined:
-            results[pos] = future.result()
+            try:
+                results[pos] = future.result()
+            except FetchAbandonedError:
+                abandoned.append(pos)
+        if abandoned:
+            self._refetch_abandoned(keys, abandoned, fetch_run, results)
 
         out: list[bytes] = []
         for data in results:
             assert data is not None  # every position was a hit, a claimed fetch or a joined one
             out.append(data)
         return out
+
+    def _refetch_abandoned(
+        self,
+        keys: Sequence[BlockKey],
+        positions: list[int],
+        fetch_run: FetchRun,
+        results: list[bytes | None],
+    ) -> None:
+        """Look up again the joined keys whose fetch was abandoned, keeping runs intact: only
+        positions adjacent in ``keys`` go into one call (``fetch_run`` expects adjacent keys)."""
+        groups: list[list[int]] = []
+        for pos in positions:
+            if groups and groups[-1][-1] + 1 == pos:
+                groups[-1].append(pos)
+            else:
+                groups.append([pos])
+        for group in groups:
+            bodies = self.get_many_or_fetch([keys[pos] for pos in group], fetch_run)
+            for pos, data in zip(group, bodies, strict=True):
+                results[pos] = data
 
     def _fetch_claimed(
         self,
@@ -172,20 +212,62 @@ class BlockCache:
                     )
             except BaseException as exc:
                 # Release every claim left and wake its waiters, or they would wait forever.
-                pending = [item for later in runs[done:] for item in later]
-                with self._lock:
-                    for pos, _ in pending:
-                        self._inflight.pop(keys[pos], None)
-                for _, future in pending:
-                    future.set_exception(exc)
+                self.fail([keys[pos] for later in runs[done:] for pos, _ in later], exc)
                 raise
-            with self._lock:
-                for key, data in zip(run_keys, bodies, strict=True):
-                    self._insert_locked(key, data)
-                    self._inflight.pop(key, None)
-            for (pos, future), data in zip(run, bodies, strict=True):
+            self.fill(run_keys, bodies)
+            for (pos, _), data in zip(run, bodies, strict=True):
                 results[pos] = data
+
+    # -- fetches claimed now, settled later -------------------------------------------------------
+    def claim(self, keys: Sequence[BlockKey]) -> list[BlockKey]:
+        """Mark as in flight every key of ``keys`` that is neither cached nor in flight, and
+        return those keys (in the given order). Never fetches, waits or touches LRU order.
+
+        The caller owns the returned claims and must settle each key exactly once, from any
+        thread, with `fill`, `fail` or `abandon`; until then `get_many_or_fetch` callers that
+        need a claimed key wait for it. Each claimed key counts as a miss.
+        """
+        claimed: list[BlockKey] = []
+        with self._lock:
+            for key in keys:
+                if key in self._lru or key in self._inflight:
+                    continue
+                self._inflight[key] = Future()
+                self._misses += 1
+                claimed.append(key)
+        return claimed
+
+    def fill(self, keys: Sequence[BlockKey], bodies: Sequence[bytes]) -> None:
+        """Settle claimed ``keys`` with their ``bodies``: cache them and wake their waiters.
+
+        Raises ValueError (settling nothing) unless there is exactly one body per key.
+        """
+        if len(bodies) != len(keys):
+            raise ValueError(f"{len(bodies)} bodies for {len(keys)} keys")
+        with self._lock:
+            futures = [self._inflight.pop(key, None) for key in keys]
+            for key, data in zip(keys, bodies, strict=True):
+                self._insert_locked(key, data)
+        for future, data in zip(futures, bodies, strict=True):
+            if future is not None:
                 future.set_result(data)
+
+    def fail(self, keys: Sequence[BlockKey], exc: BaseException) -> None:
+        """Settle claimed ``keys`` with ``exc``: cache nothing; every waiter raises ``exc``."""
+        with self._lock:
+            futures = [self._inflight.pop(key, None) for key in keys]
+        for future in futures:
+            if future is not None:
+                future.set_exception(exc)
+
+    def abandon(self, keys: Sequence[BlockKey]) -> None:
+        """Settle claimed ``keys`` as never fetched: waiters look them up (and fetch) again."""
+        self.fail(keys, FetchAbandonedError("fetch abandoned before it was sent"))
+
+    def contains(self, key: BlockKey) -> bool:
+        """True if ``key`` is cached now. Counts nothing and does not touch LRU order."""
+        with self._lock:
+            return key in self._lru
 
     # -- inserts and removals -------------------------------------------------------------------
     def put(self, key: BlockKey, data: bytes) -> None:
@@ -219,6 +301,12 @@ class BlockCache:
     def used_bytes(self) -> int:
         with self._lock:
             return int(self._lru.currsize)
+
+    @property
+    def inflight_count(self) -> int:
+        """Keys being fetched (or claimed and not yet settled) right now."""
+        with self._lock:
+            return len(self._inflight)
 
     def stats(self) -> CacheStats:
         """A consistent snapshot of the counters."""

@@ -304,3 +304,75 @@ def test_block_cache_never_exceeds_byte_budget(
             assert all(cache.get(key(i, etag=etag)) is None for i in range(8))
         assert 0 <= cache.used_bytes <= capacity
         assert cache.stats().used_bytes == cache.used_bytes
+
+
+# -- claims settled later (read-ahead) ------------------------------------------------------------
+def test_block_cache_claim_skips_cached_and_inflight_keys_and_fill_settles() -> None:
+    cache = BlockCache(100)
+    cache.put(key(1), b"11")
+    assert cache.claim([key(0), key(1), key(2)]) == [key(0), key(2)]
+    assert cache.claim([key(0), key(2), key(3)]) == [key(3)]  # 0 and 2 are in flight
+    assert cache.inflight_count == 3
+    assert cache.get(key(0)) is None and not cache.contains(key(0))
+    cache.fill([key(0), key(2)], [b"00", b"22"])
+    cache.fill([key(3)], [b"33"])
+    assert cache.inflight_count == 0
+    assert [cache.contains(key(i)) for i in range(4)] == [True] * 4
+    fetch = CountingFetch(b"xx")
+    assert cache.get_many_or_fetch([key(0), key(2), key(3)], lambda _: [fetch()]) == [
+        b"00",
+        b"22",
+        b"33",
+    ]
+    assert fetch.calls == 0
+    assert cache.stats() == CacheStats(hits=3, misses=3, joined=0, evictions=0, used_bytes=8)
+
+
+def test_block_cache_fill_rejects_wrong_body_count() -> None:
+    cache = BlockCache(100)
+    claimed = cache.claim([key(0), key(1)])
+    with pytest.raises(ValueError):
+        cache.fill(claimed, [b"only one"])
+    assert cache.inflight_count == 2  # nothing was settled
+    cache.fill(claimed, [b"0", b"1"])
+    assert cache.inflight_count == 0
+
+
+def test_block_cache_claimed_key_waiter_gets_fill_or_error() -> None:
+    cache = BlockCache(100)
+    cache.claim([key(0), key(1)])
+    fetch = CountingFetch(b"never")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        got = pool.submit(cache.get_or_fetch, key(0), fetch)
+        failing = pool.submit(cache.get_or_fetch, key(1), fetch)
+        wait_for_joined(cache, 2)
+        cache.fill([key(0)], [b"zero"])
+        cache.fail([key(1)], RemoteIOError("boom"))
+        assert got.result(WAIT_S) == b"zero"
+        with pytest.raises(RemoteIOError):
+            failing.result(WAIT_S)
+    assert fetch.calls == 0
+    assert not cache.contains(key(1)) and cache.inflight_count == 0
+    # The failure cached nothing: the next lookup fetches.
+    assert cache.get_or_fetch(key(1), CountingFetch(b"one")) == b"one"
+
+
+def test_block_cache_abandoned_claims_are_fetched_by_their_waiters() -> None:
+    cache = BlockCache(100)
+    cache.put(key(2), b"22")
+    claimed = cache.claim([key(1), key(3)])
+    runs: list[list[int]] = []
+
+    def fetch_run(keys: Sequence[BlockKey]) -> list[bytes]:
+        runs.append([k[2] for k in keys])
+        return [f"{k[2]}{k[2]}".encode() for k in keys]
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        got = pool.submit(cache.get_many_or_fetch, [key(i) for i in range(5)], fetch_run)
+        wait_for_joined(cache, 2)
+        cache.abandon(claimed)
+        assert got.result(WAIT_S) == [b"00", b"11", b"22", b"33", b"44"]
+    # Its own misses 0 and 4 first (two runs), then each abandoned key on its own: 1 and 3 are
+    # not adjacent, so they never form one run.
+    assert runs == [[0], [4], [1], [3]]
+    assert cache.inflight_count == 0
