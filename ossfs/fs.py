@@ -20,6 +20,7 @@ from cachetools import LRUCache
 from ossfs.block_cache import BlockCache
 from ossfs.errors import ArchivedError, OssfsError, ReadOnlyError
 from ossfs.namespace import Namespace, Node, NodeKind
+from ossfs.prefetch import Prefetcher
 from ossfs.reader import ObjectReader
 from ossfs.store import ObjectMeta, ObjectStore
 
@@ -105,8 +106,11 @@ class Filesystem:
         config: FsConfig,
         *,
         mount_time_ns: int,
+        prefetcher: Prefetcher | None = None,
     ) -> None:
+        """``prefetcher``: read-ahead for sequential readers of open files (None: none)."""
         self._ns = namespace
+        self._prefetcher = prefetcher
         self._store = store
         self._cache = cache
         self._config = config
@@ -174,7 +178,11 @@ class Filesystem:
             log.warning("open %s: %s object %s is not restored", path, meta.storage_class, meta.key)
             raise ArchivedError(meta.key)
         reader = ObjectReader(
-            self._store, self._cache, meta, block_size_bytes=self._config.block_size_bytes
+            self._store,
+            self._cache,
+            meta,
+            block_size_bytes=self._config.block_size_bytes,
+            read_ahead=self._prefetcher.attach if self._prefetcher is not None else None,
         )
         fh = next(self._next_fh)
         with self._lock:
@@ -197,7 +205,9 @@ class Filesystem:
 
     def release(self, fh: int) -> None:
         with self._lock:
-            self._handles.pop(fh, None)
+            handle = self._handles.pop(fh, None)
+        if handle is not None:
+            handle.reader.close()
 
     def open_handles(self) -> int:
         with self._lock:

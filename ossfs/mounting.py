@@ -29,6 +29,7 @@ from ossfs.fs import Filesystem, FsConfig
 from ossfs.fuse_ops import FuseOperations, run_fuse
 from ossfs.namespace import Namespace
 from ossfs.oss_store import OssConfig, OssStore
+from ossfs.prefetch import Prefetcher
 from ossfs.url import OssLocation
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 READY_MARKER: Final = b"\x00ossfs-ready\n"
 _KERNEL_TTL_FOREVER_S: Final = 365 * 86400.0
 _START_TIMEOUT_S: Final = 60.0
+_PREFETCH_WORKERS: Final = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +139,10 @@ def build_filesystem(config: MountConfig, store: OssStore) -> Filesystem:
         metadata_ttl_s=config.metadata_ttl_s,
         lookup_executor=executor,
     )
+    # Read-ahead GETs of every open file share these workers (and the store's connection pool).
+    prefetch_executor = concurrent.futures.ThreadPoolExecutor(
+        max_workers=min(_PREFETCH_WORKERS, config.workers), thread_name_prefix="prefetch"
+    )
     return Filesystem(
         namespace,
         store,
@@ -149,6 +155,7 @@ def build_filesystem(config: MountConfig, store: OssStore) -> Filesystem:
             block_size_bytes=config.block_size_bytes,
         ),
         mount_time_ns=time.time_ns(),
+        prefetcher=Prefetcher(prefetch_executor),
     )
 
 

@@ -4,21 +4,38 @@ Responsibility: turn ``read(offset, size)`` into block indices (pure functions `
 `block_bounds`, half-open ranges), answer from `BlockCache`, fetch missing blocks with ranged GETs
 pinned to the etag seen at open (If-Match), check every body's length, and assemble the reply.
 
-Deliberately not here: read-ahead and sequential detection (a prefetcher can reuse the
-`ObjectReader._fetch_blocks` seam to fill the same cache from worker threads), retries and error
-mapping (`oss_store`), CRC checking, and any FUSE or path knowledge.
+Deliberately not here: read-ahead and sequential detection (`prefetch`: the reader tells an
+optional `ReadAhead` about every read before serving it, and the prefetcher fills the same cache
+from worker threads through the `ObjectReader.fetch_blocks` seam), retries and error mapping
+(`oss_store`), CRC checking, and any FUSE or path knowledge.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from ossfs.block_cache import BlockCache, BlockKey
 from ossfs.errors import IntegrityError
 from ossfs.store import ObjectMeta, ObjectStore
 
 log = logging.getLogger(__name__)
+
+
+class ReadAhead(Protocol):
+    """A per-reader read-ahead policy (`ossfs.prefetch`), told about every read before it is served.
+
+    ``on_read`` runs on the reading thread, once per non-empty read inside the object, with the
+    half-open byte range ``[offset, end)``, its blocks ``first..last`` (inclusive) and ``hit``:
+    True when every one of those blocks was already cached (the reader will not wait). It must
+    be cheap, must not raise for remote failures and must not wait for the network. ``close``
+    stops it for good (the handle is released).
+    """
+
+    def on_read(self, offset: int, end: int, first: int, last: int, *, hit: bool) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def block_range(offset: int, size: int, block_size: int, object_size: int) -> range:
@@ -56,13 +73,23 @@ class ObjectReader:
     Every fetch carries ``etag=meta.etag`` (If-Match), so a replaced object raises `StaleError`
     instead of returning bytes of two versions; blocks of the pinned version already cached keep
     being served. Every reader sharing a `BlockCache` must use the same block size (the cache key
-    is ``(key, etag, block index)``). Thread-safe: the reader holds no mutable state of its own.
+    is ``(key, etag, block index)``). Thread-safe: the reader holds no mutable state of its own
+    (an attached `ReadAhead` guards its own).
     """
 
     def __init__(
-        self, store: ObjectStore, cache: BlockCache, meta: ObjectMeta, *, block_size_bytes: int
+        self,
+        store: ObjectStore,
+        cache: BlockCache,
+        meta: ObjectMeta,
+        *,
+        block_size_bytes: int,
+        read_ahead: Callable[[ObjectReader], ReadAhead] | None = None,
     ) -> None:
-        """Raises ValueError if ``block_size_bytes <= 0``."""
+        """``read_ahead`` builds this reader's read-ahead policy (called once, with the reader).
+
+        Raises ValueError if ``block_size_bytes <= 0``.
+        """
         if block_size_bytes <= 0:
             raise ValueError(f"block_size_bytes must be > 0, got {block_size_bytes}")
         self._store = store
@@ -72,6 +99,7 @@ class ObjectReader:
         self._etag = meta.etag
         self._size = meta.size
         self._block_size = block_size_bytes
+        self._read_ahead = read_ahead(self) if read_ahead is not None else None
 
     @property
     def meta(self) -> ObjectMeta:
@@ -80,6 +108,19 @@ class ObjectReader:
     @property
     def block_size_bytes(self) -> int:
         return self._block_size
+
+    @property
+    def cache(self) -> BlockCache:
+        return self._cache
+
+    @property
+    def read_ahead(self) -> ReadAhead | None:
+        return self._read_ahead
+
+    def close(self) -> None:
+        """The handle is released: stop read-ahead (reads still work, without it)."""
+        if self._read_ahead is not None:
+            self._read_ahead.close()
 
     def read(self, offset: int, size: int) -> bytes:
         """Bytes ``[offset, min(offset + size, meta.size))`` of the pinned version.
@@ -99,8 +140,11 @@ class ObjectReader:
         # The arithmetic of block_range, inlined: this runs thousands of times a second.
         first = offset // block_size
         last = (end - 1) // block_size
+        read_ahead = self._read_ahead
         if first == last:
             block = self._cache.get((self._key, self._etag, first))
+            if read_ahead is not None:
+                read_ahead.on_read(offset, end, first, last, hit=block is not None)
             if block is None:
                 block = self._blocks(first, last)[0]
             base = first * block_size
@@ -109,6 +153,10 @@ class ObjectReader:
             # A bytes slice copies once; a memoryview would only add an object here.
             return block[offset - base : end - base]
 
+        if read_ahead is not None:
+            contains, key, etag = self._cache.contains, self._key, self._etag
+            hit = all(contains((key, etag, index)) for index in range(first, last + 1))
+            read_ahead.on_read(offset, end, first, last, hit=hit)
         blocks = self._blocks(first, last)
         parts: list[memoryview] = []
         block_start = first * block_size
@@ -132,9 +180,9 @@ class ObjectReader:
         first, last = keys[0][2], keys[-1][2]
         if len(keys) != last - first + 1:  # pragma: no cover - _blocks only asks for runs
             raise ValueError(f"blocks {[k[2] for k in keys]} are not consecutive")
-        return self._fetch_blocks(first, last)
+        return self.fetch_blocks(first, last)
 
-    def _fetch_blocks(self, first: int, last: int) -> list[bytes]:
+    def fetch_blocks(self, first: int, last: int) -> list[bytes]:
         """Fetch blocks ``first..last`` (inclusive) with ONE ranged GET, without the cache.
 
         The seam for read-ahead: any caller (this reader, or a prefetcher on a worker thread)

@@ -1,0 +1,374 @@
+"""Sequential read-ahead: detect sequential readers and keep a growing window of blocks in flight.
+
+Responsibility: per open handle (`HandlePrefetch`, the `ReadAhead` of its `ObjectReader`), tell a
+sequential reader from a random one, and for a sequential reader claim the blocks ahead of it in
+the shared `BlockCache` and fetch them as parallel ranged GETs ("parts") on a shared executor,
+all pinned to the handle's etag; a reader that reaches a claimed block waits for that fetch
+instead of sending its own (single flight). One `Prefetcher` per mount holds the executor, the
+configuration, one global budget of in-flight read-ahead bytes and the counters.
+
+The policy, in blocks of the reader's block size:
+
+- The first read of a handle never prefetches. A later read is *sequential* when it starts
+  within ``sequential_slack_bytes`` of the end of the furthest read so far (either side: the
+  kernel's readahead arrives slightly out of order) or inside the window already issued (a
+  forward skip that read-ahead absorbs). Any other read resets the stream: the window goes back
+  to its initial size and nothing more is issued until reads are sequential again (parts in
+  flight finish into the cache; nothing is cancelled). Random readers therefore fetch exactly
+  the blocks they touch, through the reader's own synchronous path.
+- A sequential read makes sure the ``window`` blocks after it are claimed, in parts of
+  ``min(part_size, window)`` (only whole parts, except the last one before EOF; never past
+  EOF). The window starts at ``initial_window_bytes`` and doubles, up to ``max_window_bytes``
+  (and at most a quarter of the cache, so read-ahead cannot evict itself), each time a
+  sequential read had to wait (a block it needed was in flight or missing).
+- A part is issued only if the global budget of in-flight read-ahead bytes
+  (``max_inflight_bytes``) has room; otherwise nothing is issued and reads fall back to the
+  reader's synchronous block fetches (they never fail for lack of budget). A part's bytes go
+  back to the budget when its GET ends.
+- Errors are never swallowed into wrong bytes: a failed part caches nothing and settles its
+  claimed blocks with the error, so a reader waiting for them raises that error, and a reader
+  arriving later fetches them itself (getting the real error again, or the bytes).
+- `HandlePrefetch.close` (release) stops issuing; parts queued but not yet sent are abandoned
+  (their waiters fetch for themselves), parts already sent finish into the cache.
+
+Deliberately not here: block math and reply assembly (`reader`), caching and single flight
+(`block_cache`), retries and error mapping (`oss_store`), command-line knobs (the CLI), and
+streaming a part into the cache block by block (a reader waits for the whole part's GET).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from ossfs.block_cache import BlockKey
+from ossfs.reader import ObjectReader
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PrefetchConfig:
+    """Read-ahead tuning. Sizes are rounded down to whole blocks of each reader (at least one).
+
+    ``part_size_bytes``: bytes per read-ahead GET once the window is that large (8 MiB is where
+    OSS throughput per connection plateaus). ``initial_window_bytes`` / ``max_window_bytes``:
+    read-ahead per handle when a sequential stream starts / at most. ``max_inflight_bytes``:
+    read-ahead bytes in flight over all handles of the mount. ``sequential_slack_bytes``: how
+    far from the end of the furthest read a read may start and still count as sequential.
+    """
+
+    part_size_bytes: int = 8 << 20
+    initial_window_bytes: int = 1 << 20
+    max_window_bytes: int = 64 << 20
+    max_inflight_bytes: int = 256 << 20
+    sequential_slack_bytes: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        for name in ("part_size_bytes", "initial_window_bytes", "max_window_bytes"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
+        if self.initial_window_bytes > self.max_window_bytes:
+            raise ValueError("initial_window_bytes must not exceed max_window_bytes")
+        if self.max_inflight_bytes < 0 or self.sequential_slack_bytes < 0:
+            raise ValueError("max_inflight_bytes and sequential_slack_bytes must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class PrefetchStats:
+    """Counters since the `Prefetcher` was built (a consistent snapshot).
+
+    ``parts_issued``: read-ahead GET tasks submitted (each one or more GETs, one per run of
+    blocks it claimed). ``bytes_issued``: bytes those tasks claimed. ``bytes_prefetched``: bytes
+    they received. ``parts_failed`` / ``parts_abandoned``: tasks that ended in an error / were
+    dropped unsent because their handle closed. ``bytes_unused``: bytes read-ahead covered that
+    their handle never read before its stream reset or it closed (waste; blocks evicted before
+    being read are not counted). ``window_resets``: sequential streams broken by a seek.
+    ``budget_denials``: parts not issued because the global budget was spent.
+    ``inflight_bytes``: budget in use now.
+    """
+
+    parts_issued: int
+    bytes_issued: int
+    bytes_prefetched: int
+    parts_failed: int
+    parts_abandoned: int
+    bytes_unused: int
+    window_resets: int
+    budget_denials: int
+    inflight_bytes: int
+
+
+class Prefetcher:
+    """Read-ahead shared by every handle of a mount: executor, budget, config and counters.
+
+    Thread-safe. Pass `attach` as the ``read_ahead`` factory of each handle's `ObjectReader`.
+    The executor is only borrowed (submitted to, never shut down); its worker count bounds the
+    read-ahead GETs in flight at once.
+    """
+
+    def __init__(self, executor: Executor, config: PrefetchConfig | None = None) -> None:
+        self._executor = executor
+        self._config = config if config is not None else PrefetchConfig()
+        self._lock = threading.Lock()
+        self._inflight_bytes = 0
+        self._parts_issued = 0
+        self._bytes_issued = 0
+        self._bytes_prefetched = 0
+        self._parts_failed = 0
+        self._parts_abandoned = 0
+        self._bytes_unused = 0
+        self._window_resets = 0
+        self._budget_denials = 0
+
+    @property
+    def config(self) -> PrefetchConfig:
+        return self._config
+
+    def attach(self, reader: ObjectReader) -> HandlePrefetch:
+        """The read-ahead of one open handle reading through ``reader``."""
+        return HandlePrefetch(self, reader)
+
+    def stats(self) -> PrefetchStats:
+        with self._lock:
+            return PrefetchStats(
+                parts_issued=self._parts_issued,
+                bytes_issued=self._bytes_issued,
+                bytes_prefetched=self._bytes_prefetched,
+                parts_failed=self._parts_failed,
+                parts_abandoned=self._parts_abandoned,
+                bytes_unused=self._bytes_unused,
+                window_resets=self._window_resets,
+                budget_denials=self._budget_denials,
+                inflight_bytes=self._inflight_bytes,
+            )
+
+    # -- used by HandlePrefetch -------------------------------------------------------------------
+    def _reserve(self, nbytes: int) -> bool:
+        """Take ``nbytes`` of the global in-flight budget, or count a denial and return False."""
+        with self._lock:
+            if self._inflight_bytes + nbytes > self._config.max_inflight_bytes:
+                self._budget_denials += 1
+                return False
+            self._inflight_bytes += nbytes
+            return True
+
+    def _release(self, nbytes: int) -> None:
+        with self._lock:
+            self._inflight_bytes -= nbytes
+
+    def _submit(self, part: _Part) -> bool:
+        """Run ``part`` on the executor; False if the executor refused it (shut down)."""
+        try:
+            self._executor.submit(part.run)
+        except RuntimeError:
+            return False
+        with self._lock:
+            self._parts_issued += 1
+            self._bytes_issued += part.claimed_bytes
+        return True
+
+    def _count_part_end(self, *, received: int, failed: bool, abandoned: bool) -> None:
+        with self._lock:
+            self._bytes_prefetched += received
+            self._parts_failed += failed
+            self._parts_abandoned += abandoned
+
+    def _count_reset(self, unused_bytes: int, *, reset: bool) -> None:
+        with self._lock:
+            self._bytes_unused += unused_bytes
+            self._window_resets += reset
+
+
+class HandlePrefetch:
+    """Read-ahead of one open handle (one pinned object version): the `ReadAhead` of its reader.
+
+    Thread-safe: concurrent reads of one handle take turns on a small lock that guards only the
+    stream state; claims, submissions and GETs happen outside it.
+    """
+
+    def __init__(self, prefetcher: Prefetcher, reader: ObjectReader) -> None:
+        config = prefetcher.config
+        block_size = reader.block_size_bytes
+        meta = reader.meta
+        self._prefetcher = prefetcher
+        self._reader = reader
+        self._cache = reader.cache
+        self._key = meta.key
+        self._etag = meta.etag
+        self._size = meta.size
+        self._block_size = block_size
+        self._n_blocks = -(-meta.size // block_size)
+        # Read-ahead that the cache would evict before the reader gets there is pure waste.
+        window_cap_bytes = min(config.max_window_bytes, reader.cache.capacity_bytes // 4)
+        self._max_window = window_cap_bytes // block_size  # 0: no read-ahead for this handle
+        self._initial_window = min(
+            max(1, config.initial_window_bytes // block_size), self._max_window
+        )
+        self._part_blocks = max(1, config.part_size_bytes // block_size)
+        self._slack = config.sequential_slack_bytes
+        self._lock = threading.Lock()
+        self._closed = False
+        self._furthest_end: int | None = None  # end offset of the furthest read; None: no read yet
+        self._window = self._initial_window  # blocks
+        self._active = False  # this stream has issued read-ahead since its last reset
+        self._issued_until = 0  # block index: read-ahead of this stream covers [.., issued_until)
+        self._unread: set[int] = set()  # blocks read-ahead covered that this handle has not read
+
+    @property
+    def window_bytes(self) -> int:
+        """The current read-ahead window (0 when read-ahead is off for this handle)."""
+        with self._lock:
+            return self._window * self._block_size
+
+    # -- ReadAhead --------------------------------------------------------------------------------
+    def on_read(self, offset: int, end: int, first: int, last: int, *, hit: bool) -> None:
+        """See `ossfs.reader.ReadAhead`: update the stream, then issue parts outside the lock."""
+        if self._max_window == 0:
+            return
+        with self._lock:
+            if self._closed:
+                return
+            unread = self._unread
+            if unread:
+                for index in range(first, last + 1):
+                    unread.discard(index)
+            furthest = self._furthest_end
+            slack = self._slack
+            if furthest is None or not (
+                furthest - slack <= offset <= furthest + slack
+                or furthest <= offset < self._issued_until * self._block_size
+            ):
+                if self._active:
+                    self._reset_locked()
+                self._furthest_end = end
+                return
+            if end > furthest:
+                self._furthest_end = end
+            if self._active and not hit:
+                self._window = min(self._window * 2, self._max_window)
+            parts = self._plan_locked(last)
+        for part in parts:
+            self._issue(part)
+
+    def close(self) -> None:
+        """Stop issuing read-ahead (idempotent); queued parts will be abandoned unsent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            unused = self._unused_bytes_locked()
+        self._prefetcher._count_reset(unused, reset=False)
+
+    # -- internals --------------------------------------------------------------------------------
+    def _reset_locked(self) -> None:
+        unused = self._unused_bytes_locked()
+        self._window = self._initial_window
+        self._active = False
+        self._issued_until = 0
+        log.debug("prefetch %s: window reset (%d bytes unused)", self._key, unused)
+        self._prefetcher._count_reset(unused, reset=True)
+
+    def _unused_bytes_locked(self) -> int:
+        unused = sum(self._block_bytes(index, index + 1) for index in self._unread)
+        self._unread.clear()
+        return unused
+
+    def _block_bytes(self, first: int, stop: int) -> int:
+        """Bytes of blocks ``[first, stop)`` (the last block of the object may be short)."""
+        return min(stop * self._block_size, self._size) - first * self._block_size
+
+    def _plan_locked(self, last: int) -> list[_Part]:
+        """Reserve budget for, and record as issued, the parts that keep the window full."""
+        start = max(self._issued_until, last + 1)
+        target = min(last + 1 + self._window, self._n_blocks)
+        part_blocks = min(self._part_blocks, self._window)
+        parts: list[_Part] = []
+        while start < target:
+            count = min(part_blocks, target - start)
+            if count < part_blocks and target < self._n_blocks:
+                break  # wait until a whole part fits in the window (fewer, larger GETs)
+            nbytes = self._block_bytes(start, start + count)
+            if not self._prefetcher._reserve(nbytes):
+                break  # budget spent: the reader fetches what it needs synchronously
+            parts.append(_Part(self, start, start + count, nbytes))
+            self._unread.update(range(start, start + count))
+            start += count
+        if parts:
+            self._active = True
+            self._issued_until = start
+        return parts
+
+    def _issue(self, part: _Part) -> None:
+        """Claim the part's blocks (those neither cached nor in flight) and submit its GETs."""
+        keys = [(self._key, self._etag, index) for index in range(part.first, part.stop)]
+        part.claimed = self._cache.claim(keys)
+        if not part.claimed:
+            self._prefetcher._release(part.reserved_bytes)
+            return
+        if not self._prefetcher._submit(part):
+            self._cache.abandon(part.claimed)
+            self._prefetcher._release(part.reserved_bytes)
+
+    def _run_part(self, part: _Part) -> None:
+        """On a worker thread: one ranged GET per run of claimed blocks, settling every claim."""
+        pending: list[BlockKey] = list(part.claimed)
+        received = 0
+        failed = abandoned = False
+        try:
+            with self._lock:
+                closed = self._closed
+            if closed:
+                self._cache.abandon(pending)
+                pending = []
+                abandoned = True
+                return
+            while pending:
+                run = [pending[0]]
+                for key in pending[1:]:
+                    if key[2] != run[-1][2] + 1:
+                        break
+                    run.append(key)
+                first, last = run[0][2], run[-1][2]
+                try:
+                    bodies = self._reader.fetch_blocks(first, last)
+                except Exception as exc:
+                    log.debug("prefetch %s blocks %d..%d failed: %r", self._key, first, last, exc)
+                    self._cache.fail(pending, exc)
+                    pending = []
+                    failed = True
+                    return
+                self._cache.fill(run, bodies)
+                received += sum(len(body) for body in bodies)
+                pending = pending[len(run) :]
+        finally:
+            if pending:  # something unexpected went wrong: never leave a waiter hanging
+                self._cache.abandon(pending)
+                failed = True
+            if failed or abandoned:
+                with self._lock:
+                    self._unread.difference_update(key[2] for key in part.claimed)
+            self._prefetcher._release(part.reserved_bytes)
+            self._prefetcher._count_part_end(received=received, failed=failed, abandoned=abandoned)
+
+
+class _Part:
+    """One read-ahead task: blocks ``[first, stop)`` of a handle, and what it claimed of them."""
+
+    __slots__ = ("claimed", "first", "handle", "reserved_bytes", "stop")
+
+    def __init__(self, handle: HandlePrefetch, first: int, stop: int, reserved_bytes: int) -> None:
+        self.handle = handle
+        self.first = first
+        self.stop = stop
+        self.reserved_bytes = reserved_bytes
+        self.claimed: list[BlockKey] = []
+
+    @property
+    def claimed_bytes(self) -> int:
+        return sum(self.handle._block_bytes(key[2], key[2] + 1) for key in self.claimed)
+
+    def run(self) -> None:
+        self.handle._run_part(self)

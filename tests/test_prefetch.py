@@ -1,0 +1,513 @@
+"""Read-ahead on a FakeStore: sequential detection, window growth, budget, errors, close.
+
+Parts run on a `ManualExecutor`, so each test decides when a read-ahead GET happens; a reader
+that must wait for one runs on a thread, and the test releases the part once the cache reports
+that the reader joined it. No test depends on timing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ossfs.block_cache import BlockCache
+from ossfs.errors import AccessDeniedError, IntegrityError, OssfsError, RemoteIOError, StaleError
+from ossfs.fs import Filesystem, FsConfig
+from ossfs.namespace import Namespace
+from ossfs.prefetch import HandlePrefetch, PrefetchConfig, Prefetcher
+from ossfs.reader import ObjectReader
+from ossfs.store import ObjectMeta
+from tests.fakes import FakeStore
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+BS = 16  # block size
+WAIT_S = 10.0  # a hang fails the test instead of blocking it
+CONFIG = PrefetchConfig(
+    part_size_bytes=4 * BS,
+    initial_window_bytes=BS,
+    max_window_bytes=8 * BS,
+    max_inflight_bytes=1 << 20,
+    sequential_slack_bytes=BS,
+)
+
+
+def pattern(size: int, salt: int = 0) -> bytes:
+    return bytes((i * 7 + i // 251 + salt) % 256 for i in range(size))
+
+
+class ManualExecutor(Executor):
+    """Queues submitted calls; the test runs them (oldest first) with `run_one`/`run_all`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: list[Callable[[], None]] = []
+        self._shut = False
+        self.submitted = 0
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        future: Future[T] = Future()
+
+        def call() -> None:
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        with self._lock:
+            if self._shut:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._queue.append(call)
+            self.submitted += 1
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._shut = True
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._queue)
+
+    def run_one(self) -> None:
+        with self._lock:
+            call = self._queue.pop(0)
+        call()
+
+    def run_all(self) -> None:
+        while self.pending:
+            self.run_one()
+
+
+class InlineExecutor(Executor):
+    """Runs every submitted call at once, on the submitting thread."""
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        future: Future[T] = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+class FailingStore(FakeStore):
+    """GETs touching bytes at or after ``fail_from`` raise ``error`` (or come back short)."""
+
+    def __init__(self, fail_from: int, error: OssfsError | None) -> None:
+        super().__init__()
+        self.fail_from = fail_from
+        self.error = error
+
+    def get_range(self, key: str, start: int, end: int, *, etag: str | None = None) -> bytes:
+        body = super().get_range(key, start, end, etag=etag)
+        if end > self.fail_from:
+            if self.error is not None:
+                raise self.error
+            return body[:-1]
+        return body
+
+
+def make(
+    data: bytes,
+    executor: Executor,
+    *,
+    config: PrefetchConfig = CONFIG,
+    store: FakeStore | None = None,
+    capacity: int = 1 << 20,
+) -> tuple[FakeStore, BlockCache, Prefetcher, ObjectReader]:
+    store = store if store is not None else FakeStore()
+    meta = store.put("a.bin", data)
+    cache = BlockCache(capacity)
+    prefetcher = Prefetcher(executor, config)
+    reader = ObjectReader(store, cache, meta, block_size_bytes=BS, read_ahead=prefetcher.attach)
+    store.reset_calls()
+    return store, cache, prefetcher, reader
+
+
+def read_ahead_of(reader: ObjectReader) -> HandlePrefetch:
+    handle = reader.read_ahead
+    assert isinstance(handle, HandlePrefetch)
+    return handle
+
+
+def gets(store: FakeStore) -> list[tuple[int, int]]:
+    out = []
+    for call in store.calls:
+        if call[0] == "get_range":
+            start, end = call[2], call[3]
+            assert isinstance(start, int) and isinstance(end, int)
+            out.append((start, end))
+    return out
+
+
+def read_waiting(
+    reader: ObjectReader, cache: BlockCache, executor: ManualExecutor, offset: int, size: int
+) -> bytes:
+    """``reader.read`` on a thread; whenever it waits for a queued part, run the oldest part.
+
+    So read-ahead never completes before the reader reaches it: the reader keeps catching up.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        joined = cache.stats().joined
+        result = pool.submit(reader.read, offset, size)
+        waited = threading.Event()
+        while not result.done():
+            now = cache.stats().joined
+            if now > joined:
+                joined = now
+                executor.run_one()
+            waited.wait(0.001)
+        return result.result(WAIT_S)
+
+
+# -- sequential readers ---------------------------------------------------------------------------
+def test_prefetch_sequential_reader_gets_parallel_parts_ahead_with_growing_capped_window() -> None:
+    data = pattern(40 * BS + 5)
+    executor = ManualExecutor()
+    store, cache, prefetcher, reader = make(data, executor)
+    handle = read_ahead_of(reader)
+    windows, claimed_ahead, queued = [], [], []
+    for offset in range(0, len(data), BS):
+        assert read_waiting(reader, cache, executor, offset, BS) == data[offset : offset + BS]
+        windows.append(handle.window_bytes)
+        claimed_ahead.append(cache.inflight_count)
+        queued.append(executor.pending)
+    executor.run_all()
+
+    # The window starts at one block, doubles each time the reader caught up, stops at the cap.
+    assert windows[0] == BS
+    assert sorted(windows) == windows
+    assert sorted(set(windows)) == [BS, 2 * BS, 4 * BS, 8 * BS]
+    # Read-ahead in flight never exceeds the window cap, and reaches it in parallel parts.
+    assert max(claimed_ahead) == 8
+    assert max(queued) >= 2
+    # The first two blocks are the reader's own GETs; then parts of 1, 2, 4 blocks, then 4-block
+    # parts up to EOF (the last one short). Every byte is fetched exactly once, none past EOF.
+    requested = gets(store)
+    assert requested[:4] == [(0, BS), (BS, 2 * BS), (2 * BS, 3 * BS), (3 * BS, 5 * BS)]
+    assert all(end - start <= 4 * BS for start, end in requested)
+    assert sorted(requested) == requested
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(requested))
+    assert requested[0][0] == 0 and requested[-1][1] == len(data)
+    stats = prefetcher.stats()
+    assert stats.parts_issued == len(requested) - 2
+    assert stats.bytes_prefetched == stats.bytes_issued == len(data) - 2 * BS
+    assert stats.inflight_bytes == 0 and stats.window_resets == 0 and stats.bytes_unused == 0
+
+
+def test_prefetch_kernel_style_reads_out_of_order_count_as_sequential() -> None:
+    data = pattern(32 * BS)
+    executor = InlineExecutor()
+    store, _, prefetcher, reader = make(data, executor)
+    # Quarter-block reads, each pair swapped, the way several FUSE threads deliver readahead.
+    q = BS // 4
+    offsets = [o for pair in range(0, len(data), 2 * q) for o in (pair + q, pair)]
+    for offset in offsets:
+        assert reader.read(offset, q) == data[offset : offset + q]
+    stats = prefetcher.stats()
+    assert stats.window_resets == 0
+    assert stats.parts_issued > 0
+    # Only the first block was the reader's own; every byte was fetched exactly once.
+    requested = gets(store)
+    assert requested[0] == (0, BS)
+    assert sum(end - start for start, end in requested) == len(data)
+
+
+def test_prefetch_forward_skip_inside_the_window_is_absorbed() -> None:
+    data = pattern(40 * BS)
+    executor = ManualExecutor()
+    _, cache, prefetcher, reader = make(data, executor)
+    handle = read_ahead_of(reader)
+    for offset in range(0, 12 * BS, BS):
+        read_waiting(reader, cache, executor, offset, BS)
+    executor.run_all()
+    window = handle.window_bytes
+    assert window == 8 * BS
+    # Blocks 12..16 are read-ahead by now (whole 4-block parts): skipping to 15 keeps the stream.
+    assert reader.read(15 * BS + 3, 5) == data[15 * BS + 3 : 15 * BS + 8]
+    assert handle.window_bytes == window
+    assert prefetcher.stats().window_resets == 0
+
+
+# -- random readers and seeks ---------------------------------------------------------------------
+def test_prefetch_random_reads_fetch_only_the_blocks_they_touch() -> None:
+    data = pattern(100 * BS)
+    executor = ManualExecutor()
+    store, _, prefetcher, reader = make(data, executor)
+    offsets = [50 * BS + 3, 10 * BS, 90 * BS + 7, 30 * BS, 70 * BS + 1, 5 * BS, 60 * BS, 10 * BS]
+    for offset in offsets:
+        assert reader.read(offset, 4) == data[offset : offset + 4]
+    assert executor.submitted == 0
+    touched = list(dict.fromkeys(offset // BS for offset in offsets))
+    assert gets(store) == [(b * BS, (b + 1) * BS) for b in touched]
+    assert prefetcher.stats().parts_issued == 0
+
+
+@pytest.mark.parametrize("jump_block", [0, 3, 60], ids=["to-start", "backward", "far-ahead"])
+def test_prefetch_seek_outside_the_stream_resets_the_window(jump_block: int) -> None:
+    data = pattern(64 * BS)
+    executor = ManualExecutor()
+    store, cache, prefetcher, reader = make(data, executor)
+    handle = read_ahead_of(reader)
+    for offset in range(0, 16 * BS, BS):
+        read_waiting(reader, cache, executor, offset, BS)
+    assert handle.window_bytes == 8 * BS
+    submitted = executor.submitted
+    store.reset_calls()
+
+    offset = jump_block * BS + 1
+    assert reader.read(offset, 4) == data[offset : offset + 4]
+    assert handle.window_bytes == BS
+    assert executor.submitted == submitted  # the seek itself issues nothing
+    stats = prefetcher.stats()
+    assert stats.window_resets == 1
+    # Read-ahead the reader never reached counts as unused (whole blocks, at most the window).
+    assert 0 < stats.bytes_unused <= 8 * BS and stats.bytes_unused % BS == 0
+    # A block not cached is one synchronous GET of that block only.
+    expected = [] if jump_block < 16 else [(jump_block * BS, (jump_block + 1) * BS)]
+    assert gets(store) == expected
+
+    # Reading on sequentially from there restarts with a one-block window.
+    assert reader.read(offset + 4, BS) == data[offset + 4 : offset + 4 + BS]
+    assert handle.window_bytes == BS
+    executor.run_all()
+
+
+# -- errors and versions --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (RemoteIOError("boom"), RemoteIOError),
+        (AccessDeniedError("denied"), AccessDeniedError),
+        (None, IntegrityError),  # a short body
+    ],
+    ids=["remote-io", "access-denied", "short-body"],
+)
+def test_prefetch_error_reaches_the_reader_that_waits_for_the_part(
+    error: OssfsError | None, expected: type[OssfsError]
+) -> None:
+    data = pattern(32 * BS)
+    executor = ManualExecutor()
+    # Blocks 5..8 are one part (see the growth test), and it fails.
+    store, cache, prefetcher, reader = make(data, executor, store=FailingStore(5 * BS, error))
+    for offset in range(0, 5 * BS, BS):
+        assert read_waiting(reader, cache, executor, offset, BS) == data[offset : offset + BS]
+    with pytest.raises(expected):
+        read_waiting(reader, cache, executor, 6 * BS, BS)
+    executor.run_all()
+    assert prefetcher.stats().parts_failed >= 1
+    assert not cache.contains(("a.bin", reader.meta.etag, 6)) and cache.inflight_count == 0
+    # Nothing was cached for the failed part: the next read asks again and fails again.
+    store.reset_calls()
+    with pytest.raises(expected):
+        reader.read(6 * BS, BS)
+    assert gets(store) == [(6 * BS, 7 * BS)]
+    assert reader.read(4 * BS, BS) == data[4 * BS : 5 * BS]
+
+
+def test_prefetch_failed_part_is_refetched_by_a_reader_arriving_later() -> None:
+    data = pattern(32 * BS)
+    failing = FailingStore(4 * BS, RemoteIOError("boom"))
+    store, _, prefetcher, reader = make(data, InlineExecutor(), store=failing)
+    for offset in range(0, 4 * BS, BS):
+        assert reader.read(offset, BS) == data[offset : offset + BS]
+    assert prefetcher.stats().parts_failed >= 1
+    store.reset_calls()
+    with pytest.raises(RemoteIOError):
+        reader.read(4 * BS, 3)
+    # Read-ahead for the blocks after it ran (and failed) first; then the reader's own GET.
+    assert gets(store)[-1] == (4 * BS, 5 * BS)
+
+
+def test_prefetch_replaced_object_raises_stale_never_mixes_versions() -> None:
+    old = pattern(32 * BS)
+    executor = ManualExecutor()
+    store, cache, _, reader = make(old, executor)
+    for offset in range(0, 4 * BS, BS):
+        assert read_waiting(reader, cache, executor, offset, BS) == old[offset : offset + BS]
+    executor.run_all()  # blocks 4.. of the old version are read-ahead into the cache
+    store.put("a.bin", pattern(32 * BS, salt=1))  # a new version: the pinned etag fails now
+    seen = b""
+    with pytest.raises(StaleError):
+        for offset in range(4 * BS, 32 * BS, BS):
+            seen += read_waiting(reader, cache, executor, offset, BS)
+    # Everything the reader got is the old version, up to where read-ahead had reached.
+    assert len(seen) >= BS
+    assert seen == old[4 * BS : 4 * BS + len(seen)]
+    executor.run_all()
+    assert reader.read(0, 4 * BS) == old[: 4 * BS]
+
+
+# -- budget and close -----------------------------------------------------------------------------
+def test_prefetch_global_budget_is_respected_and_reads_degrade_to_block_gets() -> None:
+    config = PrefetchConfig(
+        part_size_bytes=4 * BS,
+        initial_window_bytes=BS,
+        max_window_bytes=8 * BS,
+        max_inflight_bytes=BS,
+        sequential_slack_bytes=BS,
+    )
+    executor = ManualExecutor()
+    store = FakeStore()
+    data_a, data_b = pattern(16 * BS), pattern(16 * BS, salt=5)
+    meta_a, meta_b = store.put("a.bin", data_a), store.put("b.bin", data_b)
+    cache = BlockCache(1 << 20)
+    prefetcher = Prefetcher(executor, config)
+
+    def open_reader(meta: ObjectMeta) -> ObjectReader:
+        return ObjectReader(store, cache, meta, block_size_bytes=BS, read_ahead=prefetcher.attach)
+
+    a, b = open_reader(meta_a), open_reader(meta_b)
+    assert a.read(0, BS) + a.read(BS, BS) == data_a[: 2 * BS]
+    assert executor.pending == 1  # a's part for block 2 holds the whole budget
+    store.reset_calls()
+    for offset in range(0, 4 * BS, BS):
+        assert b.read(offset, BS) == data_b[offset : offset + BS]
+        assert prefetcher.stats().inflight_bytes <= BS
+    assert executor.pending == 1
+    assert prefetcher.stats().budget_denials >= 1
+    assert [c[1:] for c in store.calls] == [("b.bin", o, o + BS) for o in range(0, 4 * BS, BS)]
+
+    executor.run_all()  # a's part is done: its bytes go back to the budget
+    assert prefetcher.stats().inflight_bytes == 0
+    assert b.read(4 * BS, BS) == data_b[4 * BS : 5 * BS]
+    assert executor.pending == 1  # b may read ahead again
+    executor.run_all()
+    assert prefetcher.stats().inflight_bytes == 0
+
+
+def test_prefetch_close_abandons_queued_parts_and_issues_no_more() -> None:
+    data = pattern(16 * BS)
+    executor = ManualExecutor()
+    store, cache, prefetcher, reader = make(data, executor)
+    other = ObjectReader(store, cache, reader.meta, block_size_bytes=BS)  # no read-ahead
+    assert reader.read(0, BS) + reader.read(BS, BS) == data[: 2 * BS]
+    assert executor.pending == 1  # block 2 is claimed by a queued part
+    store.reset_calls()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        waiting = pool.submit(other.read, 2 * BS, BS)
+        while cache.stats().joined < 1:
+            threading.Event().wait(0.001)
+        reader.close()
+        executor.run_all()
+        # The part was dropped unsent; the handle that waited for it fetched the block itself.
+        assert waiting.result(WAIT_S) == data[2 * BS : 3 * BS]
+    assert gets(store) == [(2 * BS, 3 * BS)]
+    stats = prefetcher.stats()
+    assert stats.parts_abandoned == 1 and stats.inflight_bytes == 0
+    submitted = executor.submitted
+    assert reader.read(3 * BS, BS) + reader.read(4 * BS, BS) == data[3 * BS : 5 * BS]
+    assert executor.submitted == submitted
+    assert cache.inflight_count == 0
+
+
+def test_prefetch_off_when_the_cache_could_not_hold_the_window() -> None:
+    data = pattern(16 * BS)
+    executor = ManualExecutor()
+    store, _, _, reader = make(data, executor, capacity=3 * BS)  # a quarter is under one block
+    for offset in range(0, len(data), BS):
+        assert reader.read(offset, BS) == data[offset : offset + BS]
+    assert executor.submitted == 0
+    assert len(gets(store)) == 16
+
+
+def test_prefetch_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError):
+        PrefetchConfig(part_size_bytes=0)
+    with pytest.raises(ValueError):
+        PrefetchConfig(initial_window_bytes=2 << 20, max_window_bytes=1 << 20)
+    with pytest.raises(ValueError):
+        PrefetchConfig(max_inflight_bytes=-1)
+
+
+def test_prefetch_filesystem_release_stops_read_ahead() -> None:
+    store = FakeStore()
+    data = pattern(16 * BS)
+    store.put("f.bin", data)
+    executor = ManualExecutor()
+    prefetcher = Prefetcher(executor, CONFIG)
+    fs = Filesystem(
+        Namespace(store, metadata_ttl_s=60.0),
+        store,
+        BlockCache(1 << 20),
+        FsConfig(uid=0, gid=0, block_size_bytes=BS),
+        mount_time_ns=0,
+        prefetcher=prefetcher,
+    )
+    fh = fs.open("/f.bin", os.O_RDONLY)
+    assert fs.read(fh, 0, BS) + fs.read(fh, BS, BS) == data[: 2 * BS]
+    assert executor.pending == 1
+    fs.release(fh)
+    store.reset_calls()
+    executor.run_all()
+    assert gets(store) == []
+    assert prefetcher.stats().parts_abandoned == 1
+
+
+# -- property: any mix of reads returns the object's bytes ----------------------------------------
+read_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("seq"), st.integers(min_value=1, max_value=80)),
+        st.tuples(st.just("at"), st.integers(min_value=0, max_value=700)),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    block_size=st.integers(min_value=1, max_value=32),
+    blocks=st.floats(min_value=0, max_value=20),
+    capacity_blocks=st.integers(min_value=0, max_value=64),
+    budget_blocks=st.integers(min_value=0, max_value=16),
+    ops=read_ops,
+)
+def test_prefetch_any_read_mix_returns_the_objects_bytes(
+    block_size: int,
+    blocks: float,
+    capacity_blocks: int,
+    budget_blocks: int,
+    ops: list[tuple[str, int]],
+) -> None:
+    data = pattern(int(block_size * blocks))
+    store = FakeStore()
+    meta = store.put("a.bin", data)
+    cache = BlockCache(capacity_blocks * block_size)
+    config = PrefetchConfig(
+        part_size_bytes=3 * block_size,
+        initial_window_bytes=block_size,
+        max_window_bytes=8 * block_size,
+        max_inflight_bytes=budget_blocks * block_size,
+        sequential_slack_bytes=block_size,
+    )
+    with ThreadPoolExecutor(max_workers=3) as executor:
+        prefetcher = Prefetcher(executor, config)
+        reader = ObjectReader(
+            store, cache, meta, block_size_bytes=block_size, read_ahead=prefetcher.attach
+        )
+        position = 0
+        for kind, value in ops:
+            if kind == "at":
+                position = value
+                size = 7
+            else:
+                size = value
+            assert reader.read(position, size) == data[position : position + size]
+            position += size
+        reader.close()
+    stats = prefetcher.stats()
+    assert stats.inflight_bytes == 0
+    assert cache.inflight_count == 0
+    for start, end in gets(store):
+        assert 0 <= start < end <= len(data)
+        assert start % block_size == 0
+        assert end == len(data) or end % block_size == 0
