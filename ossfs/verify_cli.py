@@ -1,11 +1,12 @@
 """``ossfs verify``: arguments and environment -> `ossfs.verify.Verifier` -> output and exit code.
 
-Responsibility: parse the verify sub-command's arguments, read credentials and the endpoint from
-the environment, build the store, turn every configuration problem (bad location, missing
-credentials, unknown bucket, nothing to verify, a mount point that is not mounted) into a
-one-line `UsageError` (exit 2), and print the results: one line per object as it finishes, a
-progress line on stderr when stderr is a terminal, and a summary; or, with ``--json``, exactly
-one JSON document on stdout. Exit code 0 when every object is OK, 1 otherwise.
+Responsibility: parse the verify sub-command's arguments, find credentials and the endpoint
+(environment, credentials and passwd files: `ossfs.credentials`), build the store, turn every
+configuration problem (bad location, missing credentials, unknown bucket, nothing to verify, a
+mount point that is not mounted) into a one-line `UsageError` (exit 2), and print the results:
+one line per object as it finishes, a progress line on stderr when stderr is a terminal, and a
+summary; or, with ``--json``, exactly one JSON document on stdout. Exit code 0 when every
+object is OK, 1 otherwise.
 
 It deliberately contains no verification logic (that is `ossfs.verify`).
 """
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Final, TextIO
 
-from ossfs.credentials import credentials_from_env, endpoint_from
+from ossfs.cli import access_from_args, add_access_arguments
 from ossfs.errors import OssfsError, UsageError
 from ossfs.oss_store import OssConfig, OssStore
 from ossfs.progress import Progress
@@ -58,11 +59,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         metavar="KEY",
         help="keys relative to PREFIX to verify (default: every object under PREFIX)",
     )
-    parser.add_argument("--endpoint", help="OSS endpoint URL (default: $OSS_ENDPOINT)")
-    parser.add_argument("--region", help="region for V4 signing, e.g. cn-hangzhou (default: V1)")
-    parser.add_argument(
-        "--anonymous", action="store_true", help="send unsigned requests (public buckets)"
-    )
+    add_access_arguments(parser)
     parser.add_argument(
         "-j", "--jobs", type=int, default=4, metavar="N", help="objects verified at once (4)"
     )
@@ -104,14 +101,15 @@ def run(
     if not 1 <= jobs <= MAX_JOBS:
         raise UsageError(f"invalid --jobs {jobs}: use 1 to {MAX_JOBS}")
     mount = _mount_view(args.through, location) if args.through is not None else None
-    credentials = credentials_from_env(env, anonymous=args.anonymous)
+    access = access_from_args(args, env, bucket=location.bucket)
+    credentials = access.credentials
     config = OssConfig(
-        endpoint=endpoint_from(args.endpoint, env),
+        endpoint=access.endpoint,
         bucket=location.bucket,
         access_key_id=credentials.access_key_id if credentials else None,
         access_key_secret=credentials.access_key_secret if credentials else None,
         security_token=credentials.security_token if credentials else None,
-        region=args.region,
+        region=access.region,
         pool_size=jobs + 2,
     )
     level = logging.DEBUG if args.debug else logging.WARNING if args.verbose else logging.ERROR

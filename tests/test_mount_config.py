@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from ossfs.credentials import Credentials, credentials_from_env, endpoint_from
 from ossfs.errors import UsageError
 from ossfs.mounting import MountConfig, check_mountpoint, fuse_options
 from ossfs.url import OssLocation
@@ -22,29 +21,6 @@ def _config(**overrides: object) -> MountConfig:
     }
     base.update(overrides)
     return MountConfig(**base)  # type: ignore[arg-type]
-
-
-def test_credentials_from_env_requires_both_names() -> None:
-    with pytest.raises(UsageError, match="OSS_ACCESS_KEY_SECRET"):
-        credentials_from_env({"OSS_ACCESS_KEY_ID": "ak"}, anonymous=False)
-    assert credentials_from_env({}, anonymous=True) is None
-    creds = credentials_from_env(
-        {"OSS_ACCESS_KEY_ID": "ak", "OSS_ACCESS_KEY_SECRET": "sk", "OSS_SESSION_TOKEN": "t"},
-        anonymous=False,
-    )
-    assert creds == Credentials("ak", "sk", "t")
-    assert "sk" not in repr(creds)
-
-
-def test_endpoint_from_argument_env_and_errors() -> None:
-    assert endpoint_from("http://127.0.0.1:9/", {}) == "http://127.0.0.1:9"
-    assert endpoint_from(None, {"OSS_ENDPOINT": "oss-cn-hangzhou.aliyuncs.com"}) == (
-        "https://oss-cn-hangzhou.aliyuncs.com"
-    )
-    with pytest.raises(UsageError, match="--endpoint"):
-        endpoint_from(None, {})
-    with pytest.raises(UsageError, match="http"):
-        endpoint_from("ftp://host", {})
 
 
 def test_check_mountpoint_rejects_missing_file_and_nonempty(tmp_path: Path) -> None:
@@ -84,14 +60,18 @@ def test_fuse_options_follow_metadata_ttl_and_passthrough() -> None:
     assert float(str(forever["attr_timeout"])) > 86400
 
 
-def _ossfs(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _ossfs(
+    *args: str, home: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m ossfs ARGS`` with no credentials in the environment and HOME at ``home``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OSS_")}
     return subprocess.run(
         [sys.executable, "-m", "ossfs", *args],
         check=False,
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "OSS_ACCESS_KEY_ID": "", "OSS_ACCESS_KEY_SECRET": "", **(env or {})},
+        env={**clean, "HOME": str(home), **(env or {})},
     )
 
 
@@ -100,7 +80,18 @@ def _ossfs(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
     [
         (["mount", "s3://bucket", "MP"], "oss://BUCKET"),
         (["mount", "oss://Bad_Name", "MP"], "invalid bucket name"),
-        (["mount", "oss://bucket", "MP", "--endpoint", "http://127.0.0.1:9"], "OSS_ACCESS_KEY_ID"),
+        (
+            [
+                "mount",
+                "oss://bucket",
+                "MP",
+                "--endpoint",
+                "http://127.0.0.1:9",
+                "--passwd-file",
+                "PW",
+            ],
+            "no credentials found: looked at $OSS_ACCESS_KEY_ID",
+        ),
         (["mount", "oss://bucket", "MP", "--anonymous"], "--endpoint"),
         (
             [
@@ -134,8 +125,11 @@ def _ossfs(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2(args: list[str], needle: str, tmp_path: Path) -> None:
-    args = [str(tmp_path / "mp") if a == "MP" else a for a in args]
-    result = _ossfs(*args)
+    passwd = tmp_path / "passwd-ossfs"
+    passwd.write_text("# no credentials here\n")
+    passwd.chmod(0o600)
+    args = [{"MP": str(tmp_path / "mp"), "PW": str(passwd)}.get(a, a) for a in args]
+    result = _ossfs(*args, home=tmp_path)
     assert result.returncode == 2, result.stderr
     assert needle in result.stderr
     assert "Traceback" not in result.stderr
@@ -150,6 +144,7 @@ def test_cli_mount_missing_mountpoint_is_exit_2(tmp_path: Path) -> None:
         "--anonymous",
         "--endpoint",
         "http://127.0.0.1:9",
+        home=tmp_path,
     )
     assert result.returncode == 2
     assert "does not exist" in result.stderr and "mkdir" in result.stderr
