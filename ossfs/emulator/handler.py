@@ -104,9 +104,12 @@ class OssHandler(BaseHandler):
             admin.handle(self, req, self.read_small_body(req))
             return
         op = "Unknown"
+        counted = False
         status, sent = 500, 0
         try:
             op, fn = self._route(req)
+            self.ctx.log.count(op)
+            counted = True
             self._body_pending = op == "PutObject"
             body = b"" if self._body_pending else self.read_small_body(req)
             self._authenticate(req)
@@ -128,7 +131,8 @@ class OssHandler(BaseHandler):
         self.ctx.log.record(
             LogEntry(
                 op, req.bucket, req.key, req.headers.get("range"), status, sent, self.request_id
-            )
+            ),
+            counted=counted,
         )
 
     def _drain_body(self, req: Request) -> None:

@@ -34,9 +34,20 @@ class RequestLog:
         self._entries: collections.deque[LogEntry] = collections.deque(maxlen=max_entries)
         self._bytes = 0
 
-    def record(self, entry: LogEntry) -> None:
+    def count(self, op: str) -> None:
+        """Count a request as soon as its operation is known, before it is answered.
+
+        A client that has its answer must already find its request counted: tests read the
+        counts right after a response.
+        """
         with self._lock:
-            self._counts[entry.op] += 1
+            self._counts[op] += 1
+
+    def record(self, entry: LogEntry, *, counted: bool = False) -> None:
+        """Log a finished request (and count it, unless `count` already did)."""
+        with self._lock:
+            if not counted:
+                self._counts[entry.op] += 1
             self._bytes += entry.bytes
             self._entries.append(entry)
 

@@ -217,6 +217,7 @@ class S3Handler(BaseHandler):
         else:
             self.read_small_body(req)
         op = classify(req)
+        self.ctx.log.count(op)
         status, sent = 500, 0
         try:
             status, sent = self._route(req, op)
@@ -230,7 +231,8 @@ class S3Handler(BaseHandler):
         self.ctx.log.record(
             LogEntry(
                 op, req.bucket, req.key, req.headers.get("range"), status, sent, self.request_id
-            )
+            ),
+            counted=True,
         )
 
     def _route(self, req: Request, op: str) -> tuple[int, int]:
