@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything ossfs needs on Debian 12 or 13 into ./.venv: system packages (as root,
 # through apt) and the Python package with its dev extras. Safe to run again.
+# OSSFS_EXTRA_APT="pkg ..." adds packages (the tests add the peers rclone and s3fs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,7 +9,7 @@ apt_packages() {
     # libfuse 2 (which fusepy binds) is libfuse2 on Debian 12 and libfuse2t64 on Debian 13.
     local libfuse2=libfuse2
     if apt-cache show libfuse2t64 >/dev/null 2>&1; then libfuse2=libfuse2t64; fi
-    echo fuse3 "$libfuse2" attr gcc python3-dev python3-venv ca-certificates
+    echo fuse3 "$libfuse2" attr gcc python3-dev python3-venv ca-certificates ${OSSFS_EXTRA_APT:-}
 }
 
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

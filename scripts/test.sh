@@ -3,7 +3,8 @@
 # real FUSE mounts included. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+# rclone and s3fs: the peers that tests/emulator/test_s3_peers.py mounts on the S3 dialect.
+OSSFS_EXTRA_APT="rclone s3fs" bash scripts/setup.sh
 export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 echo "== ruff"; .venv/bin/ruff check .
 echo "== ruff format"; .venv/bin/ruff format --check --quiet . || { echo "run: .venv/bin/ruff format ." >&2; exit 1; }
