@@ -27,6 +27,8 @@ from ossfs.store import ObjectMeta, ObjectStore
 log = logging.getLogger(__name__)
 
 XATTR_PREFIX = "user.oss."
+MOUNT_PREFIX_XATTR = "user.ossfs.prefix"
+"""On the mount root: the key prefix the mount shows (so `verify --through` maps keys to paths)."""
 _HEAD_CACHE_ENTRIES = 4096
 # What statfs reports: a read-only filesystem with no free space and "plenty" of room, so tools
 # that check capacity before reading (rsync, df) show sensible numbers.
@@ -218,7 +220,7 @@ class Filesystem:
         return sorted(self._xattrs(path))
 
     def getxattr(self, path: str, name: str) -> bytes:
-        if not name.startswith(XATTR_PREFIX):
+        if not name.startswith(XATTR_PREFIX) and name != MOUNT_PREFIX_XATTR:
             # ls and cp ask for security.* and system.* names on every file: answer without a HEAD.
             self._ns.lookup(path)
             raise NoAttributeError(f"{path}: {name}")
@@ -229,6 +231,8 @@ class Filesystem:
 
     def _xattrs(self, path: str) -> dict[str, bytes]:
         node = self._ns.lookup(path)
+        if path == "/":
+            return {MOUNT_PREFIX_XATTR: self._ns.root_prefix.encode()}
         if node.kind is NodeKind.DIR and node.meta is None:
             return {}
         meta = self._full_meta(node)

@@ -26,6 +26,7 @@ from typing import Final, TextIO
 
 from ossfs.cli import access_from_args, add_access_arguments
 from ossfs.errors import OssfsError, UsageError
+from ossfs.fs import MOUNT_PREFIX_XATTR
 from ossfs.oss_store import OssConfig, OssStore
 from ossfs.progress import Progress
 from ossfs.sizes import format_size
@@ -153,7 +154,17 @@ def _mount_view(text: str, location: OssLocation) -> MountView:
             f"--through {text!r}: not a mount point; mount {location} there first "
             f"(ossfs mount {location} {text})"
         )
-    return MountView(mountpoint, location.prefix)
+    try:
+        # An ossfs mount names the prefix it shows; other mounts are taken to show the location.
+        mount_prefix = os.getxattr(mountpoint, MOUNT_PREFIX_XATTR).decode()
+    except OSError:
+        mount_prefix = location.prefix
+    if not location.prefix.startswith(mount_prefix):
+        raise UsageError(
+            f"--through {text!r}: the mount shows only keys under {mount_prefix!r}, "
+            f"which does not contain {location}"
+        )
+    return MountView(mountpoint, mount_prefix)
 
 
 def _verify(

@@ -129,7 +129,8 @@ def test_fs_xattrs_cost_one_head_per_version_and_foreign_names_none() -> None:
     assert fs.getxattr("/a.txt", "user.oss.crc64ecma") == str(meta.crc64).encode()
     assert fs.getxattr("/a.txt", "user.oss.content_type") == b"text/plain"
     assert store.count("head") == 1
-    assert fs.listxattr("/") == []
+    assert fs.listxattr("/") == ["user.ossfs.prefix"]
+    assert fs.getxattr("/", "user.ossfs.prefix") == b""
 
 
 def test_fs_symlink_attributes_and_target() -> None:

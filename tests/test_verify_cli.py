@@ -412,3 +412,35 @@ def test_cli_through_mount_checks_the_mount_data_path(
         assert got["status"] == "OK", got
         assert got["computed_crc64"] == str(crc64(objects[key]))
     assert result.returncode == 1
+
+
+@pytest.mark.mount
+def test_cli_through_a_bucket_root_mount_verifies_a_sub_prefix(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("FUSE is not available (/dev/fuse missing)")
+    from ossfs.umount import is_mounted
+
+    emulator.put_object(BUCKET, "sub/a.bin", os.urandom(70_000))
+    emulator.put_object(BUCKET, "other.txt", b"not verified")
+    mountpoint = tmp_path / "root"
+    mountpoint.mkdir()
+    env = {
+        **os.environ,
+        "OSS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+        "OSS_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET,
+    }
+    base = [sys.executable, "-m", "ossfs"]
+    mount = [*base, "mount", f"oss://{BUCKET}", str(mountpoint), "--endpoint", emulator.endpoint]
+    subprocess.run(mount, env=env, check=True, timeout=60)
+    try:
+        assert os.getxattr(mountpoint, "user.ossfs.prefix") == b""
+        result = _cli(emulator, "--json", "--through", str(mountpoint), f"oss://{BUCKET}/sub")
+        _no_traceback(result)
+        doc = json.loads(result.stdout)
+        assert [(o["key"], o["status"]) for o in doc["objects"]] == [("sub/a.bin", "OK")]
+        assert result.returncode == 0
+    finally:
+        if is_mounted(mountpoint):
+            subprocess.run([*base, "umount", str(mountpoint)], env=env, check=True, timeout=60)
