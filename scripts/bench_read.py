@@ -1,0 +1,285 @@
+"""Sequential read throughput: through an ossfs mount vs the direct oss2 stream vs a local file.
+
+Usage: python scripts/bench_read.py [--size 256MiB] [--profiles loopback,remote]
+                                    [--baseline-rev REV] [--json-out OUT]
+
+Starts the emulator in this process with one object of ``--size`` bytes and, for each server
+profile, measures side by side in one run:
+
+- ``ossfs``: ``cat`` of the file through a fresh ``python -m ossfs mount`` (cold block cache);
+- ``ossfs@REV`` (with ``--baseline-rev``): the same with the ``ossfs`` package of git revision
+  REV of this repository (for before/after figures in one run);
+- ``oss2``: ``bucket.get_object(key)`` copied to /dev/null (one stream, ``enable_crc=False``);
+- ``local``: ``cat`` of the same bytes from a local file (page cache; the ceiling of the box).
+
+Profiles: ``loopback`` (no faults) and ``remote`` (every GET body waits ``latency_s=0.02`` first
+and is sent at 100 MB/s per connection). For each path it prints MB/s (1 MB = 10**6 bytes), the
+ratio to ``oss2``, the GetObject requests and bytes the emulator served, and the daemon's peak
+RSS, as a markdown table; ``--json-out`` writes the same rows as JSON. Every mount is unmounted
+(and temporary files removed) even when a measurement fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import oss2
+
+from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer
+from ossfs.emulator.faults import FaultSettings
+from ossfs.sizes import parse_size
+from ossfs.umount import is_mounted
+
+AK, SK, BUCKET = "bench-ak", "bench-secret-0123456789", "bench-bucket"
+KEY = "big.bin"
+REPO = Path(__file__).resolve().parent.parent
+PROFILES = {
+    "loopback": FaultSettings(),
+    "remote": FaultSettings(latency_s=0.02, bandwidth_bytes_per_s=100_000_000),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    profile: str
+    path: str
+    seconds: float
+    mb_per_s: float
+    ratio_to_oss2: float | None
+    get_requests: int | None
+    bytes_served: int | None
+    peak_rss_bytes: int | None
+
+
+def make_file(path: Path, size: int) -> None:
+    block = os.urandom(1 << 20)
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, len(block))
+            f.write(block[:n])
+            left -= n
+
+
+def settled(server: EmulatorServer) -> tuple[int, int]:
+    """GetObject count and bytes served, once the server's log stops moving (it logs after
+    answering, and read-ahead may still be finishing)."""
+    last = (-1, -1)
+    while True:
+        now = (server.log.counts().get("GetObject", 0), server.log.bytes_served)
+        if now == last:
+            return now
+        last = now
+        time.sleep(0.3)
+
+
+def env() -> dict[str, str]:
+    hosts = "127.0.0.1,localhost"
+    return {
+        **os.environ,
+        "OSS_ACCESS_KEY_ID": AK,
+        "OSS_ACCESS_KEY_SECRET": SK,
+        "NO_PROXY": hosts,
+        "no_proxy": hosts,
+    }
+
+
+def daemon_pids(mountpoint: Path) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if str(mountpoint).encode() in argv and b"mount" in argv:
+                pids.append(int(entry.name))
+    return pids
+
+
+def peak_rss(pids: list[int]) -> int | None:
+    peaks = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]) * 1024)
+    return max(peaks) if peaks else None
+
+
+@contextlib.contextmanager
+def mounted(endpoint: str, mountpoint: Path, pythonpath: Path | None) -> Iterator[Path]:
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    run_env = env()
+    if pythonpath is not None:
+        run_env["PYTHONPATH"] = str(pythonpath)
+    cmd = [sys.executable, "-m", "ossfs", "mount", f"oss://{BUCKET}", str(mountpoint)]
+    result = subprocess.run(
+        [*cmd, "--endpoint", endpoint],
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=pythonpath or REPO,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"mount failed: {result.stderr.strip()}")
+    try:
+        yield mountpoint
+    finally:
+        unmount(mountpoint)
+
+
+def unmount(mountpoint: Path) -> None:
+    for cmd in (
+        [sys.executable, "-m", "ossfs", "umount", str(mountpoint)],
+        ["fusermount3", "-u", str(mountpoint)],
+        ["fusermount", "-u", str(mountpoint)],
+        ["umount", "-l", str(mountpoint)],
+    ):
+        if not is_mounted(mountpoint):
+            break
+        if shutil.which(cmd[0]) or cmd[0] == sys.executable:
+            subprocess.run(cmd, env=env(), capture_output=True, timeout=60, check=False, cwd=REPO)
+    deadline = time.monotonic() + 15
+    while daemon_pids(mountpoint) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def timed_cat(path: Path) -> float:
+    began = time.perf_counter()
+    subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True, timeout=3600)
+    return time.perf_counter() - began
+
+
+def bench_mount(
+    server: EmulatorServer, tmp: Path, name: str, pythonpath: Path | None
+) -> tuple[float, int, int, int | None]:
+    with mounted(server.endpoint, tmp / f"mnt-{name}", pythonpath) as mp:
+        os.stat(mp / KEY)  # the LIST/HEAD of the lookup is not part of the read
+        settled(server)
+        server.log.clear()
+        seconds = timed_cat(mp / KEY)
+        rss = peak_rss(daemon_pids(mp))
+        gets, served = settled(server)
+    return seconds, gets, served, rss
+
+
+def bench_oss2(server: EmulatorServer) -> tuple[float, int, int]:
+    bucket = oss2.Bucket(oss2.Auth(AK, SK), server.endpoint, BUCKET, enable_crc=False)
+    server.log.clear()
+    began = time.perf_counter()
+    body = bucket.get_object(KEY)
+    with open(os.devnull, "wb") as sink:
+        shutil.copyfileobj(body, sink, 1 << 20)
+    seconds = time.perf_counter() - began
+    gets, served = settled(server)
+    return seconds, gets, served
+
+
+def baseline_tree(rev: str, tmp: Path) -> Path:
+    """The ``ossfs`` package of git revision ``rev``, extracted under ``tmp``."""
+    out = tmp / f"rev-{rev}"
+    out.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", rev, "ossfs"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return out
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    size = parse_size(args.size)
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="ossfs-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        src = tmp / "src.bin"
+        make_file(src, size)
+        baseline = baseline_tree(args.baseline_rev, tmp) if args.baseline_rev else None
+        config = EmulatorConfig(
+            data_dir=tmp / "data", buckets=(BUCKET,), credentials=(Credential(AK, SK),)
+        )
+        with EmulatorServer(config) as server:
+            server.put_object_from_file(BUCKET, KEY, src)
+            local_s = timed_cat(src)  # warm: the page cache holds it
+            local_s = min(local_s, timed_cat(src))
+            for profile in args.profiles.split(","):
+                server.faults.set(PROFILES[profile])
+                results: list[tuple[str, float, int | None, int | None, int | None]] = []
+                oss2_s, gets, served = bench_oss2(server)
+                results.append(("oss2", oss2_s, gets, served, None))
+                s, gets, served, rss = bench_mount(server, tmp, profile, None)
+                results.append(("ossfs", s, gets, served, rss))
+                if baseline is not None:
+                    s, gets, served, rss = bench_mount(server, tmp, f"{profile}-base", baseline)
+                    results.append((f"ossfs@{args.baseline_rev}", s, gets, served, rss))
+                results.append(("local", local_s, None, None, None))
+                for path, seconds, gets_n, served_n, rss_n in results:
+                    rows.append(
+                        Row(
+                            profile=profile,
+                            path=path,
+                            seconds=seconds,
+                            mb_per_s=size / seconds / 1e6,
+                            ratio_to_oss2=oss2_s / seconds,
+                            get_requests=gets_n,
+                            bytes_served=served_n,
+                            peak_rss_bytes=rss_n,
+                        )
+                    )
+                server.faults.clear()
+    return rows
+
+
+def table(rows: list[Row], size: int) -> str:
+    lines = [
+        f"Sequential read of one {size / 1e6:.0f} MB object (MB/s: 10**6 bytes a second)",
+        "",
+        "| profile | path | seconds | MB/s | x oss2 | GETs | MB served | peak RSS MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def opt(value: int | None, scale: float) -> str:
+        return "" if value is None else f"{value / scale:.0f}"
+
+    for r in rows:
+        ratio = "" if r.ratio_to_oss2 is None else f"{r.ratio_to_oss2:.2f}"
+        lines.append(
+            f"| {r.profile} | {r.path} | {r.seconds:.2f} | {r.mb_per_s:.0f} | {ratio} | "
+            f"{opt(r.get_requests, 1)} | {opt(r.bytes_served, 1e6)} | "
+            f"{opt(r.peak_rss_bytes, 1 << 20)} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="256MiB", help="object size (default 256MiB)")
+    parser.add_argument("--profiles", default="loopback,remote", help="comma-separated")
+    parser.add_argument("--baseline-rev", help="also measure the ossfs of this git revision")
+    parser.add_argument("--json-out", metavar="OUT", help="write the rows as JSON")
+    args = parser.parse_args()
+    unknown = set(args.profiles.split(",")) - set(PROFILES)
+    if unknown:
+        parser.error(f"unknown profile(s) {sorted(unknown)}; choose from {sorted(PROFILES)}")
+    size = parse_size(args.size)
+    rows = run(args)
+    print(table(rows, size))
+    if args.json_out:
+        report = {"size_bytes": size, "rows": [asdict(r) for r in rows]}
+        Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
