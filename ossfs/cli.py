@@ -167,6 +167,7 @@ def _run_mount(args: argparse.Namespace) -> int:
         mountpoint=Path(args.mountpoint).absolute(),
         endpoint=access.endpoint,
         credentials=access.credentials,
+        credentials_source=access.credentials_source,
         region=access.region,
         foreground=args.foreground,
         metadata_ttl_s=parse_ttl(args.metadata_ttl, what="--metadata-ttl"),

@@ -49,6 +49,7 @@ class MountConfig:
     endpoint: str
     credentials: Credentials | None
     region: str | None = None
+    credentials_source: str = "$OSS_ACCESS_KEY_ID/$OSS_ACCESS_KEY_SECRET"
     foreground: bool = False
     metadata_ttl_s: float = 60.0
     cache_size_bytes: int = 512 << 20
@@ -122,8 +123,8 @@ def probe(store: OssStore, config: MountConfig) -> None:
         raise UsageError(f"bucket {where} not found ({exc}); check the name and endpoint") from None
     except AccessDeniedError as exc:
         raise UsageError(
-            f"access to {where} denied ({exc}); check OSS_ACCESS_KEY_ID/OSS_ACCESS_KEY_SECRET"
-            " (or --anonymous for a public bucket)"
+            f"access to {where} denied ({exc}); check the credentials from "
+            f"{config.credentials_source} (or --anonymous for a public bucket)"
         ) from None
     except OssfsError as exc:
         raise UsageError(
