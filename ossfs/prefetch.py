@@ -106,7 +106,8 @@ class Prefetcher:
 
     Thread-safe. Pass `attach` as the ``read_ahead`` factory of each handle's `ObjectReader`.
     The executor is only borrowed (submitted to, never shut down); its worker count bounds the
-    read-ahead GETs in flight at once.
+    read-ahead GETs in flight at once. It must run every task it accepts (never shut it down with
+    ``cancel_futures=True``): a task settles the blocks it claimed, and readers may be waiting.
     """
 
     def __init__(self, executor: Executor, config: PrefetchConfig | None = None) -> None:

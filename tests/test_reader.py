@@ -317,3 +317,53 @@ def test_reader_meta_is_the_pinned_version() -> None:
     assert isinstance(reader.meta, ObjectMeta)
     assert reader.meta.size == 3
     assert reader.block_size_bytes == BS
+
+
+# -- reader: the read-ahead hook ------------------------------------------------------------------
+class RecordingReadAhead:
+    """A `ReadAhead` that records what the reader told it."""
+
+    def __init__(self, reader: ObjectReader) -> None:
+        self.reader = reader
+        self.reads: list[tuple[int, int, int, int, bool]] = []
+        self.closed = 0
+
+    def on_read(self, offset: int, end: int, first: int, last: int, *, hit: bool) -> None:
+        self.reads.append((offset, end, first, last, hit))
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_reader_tells_read_ahead_about_each_read_before_serving_it() -> None:
+    store = FakeStore()
+    data = pattern(100)
+    meta = store.put("a.bin", data)
+    cache = BlockCache(1 << 20)
+    reader = ObjectReader(store, cache, meta, block_size_bytes=BS, read_ahead=RecordingReadAhead)
+    hook = reader.read_ahead
+    assert isinstance(hook, RecordingReadAhead) and hook.reader is reader
+    assert reader.read(20, 5) == data[20:25]  # block 1: a miss
+    assert reader.read(16, 4) == data[16:20]  # block 1 again: a hit
+    assert reader.read(10, 30) == data[10:40]  # blocks 0..2, two of them missing
+    assert reader.read(0, 48) == data[:48]  # blocks 0..2, all cached now
+    assert reader.read(95, 50) == data[95:]  # clipped at EOF
+    assert reader.read(100, 5) == b"" and reader.read(3, 0) == b""  # nothing to tell
+    assert hook.reads == [
+        (20, 25, 1, 1, False),
+        (16, 20, 1, 1, True),
+        (10, 40, 0, 2, False),
+        (0, 48, 0, 2, True),
+        (95, 100, 5, 6, False),
+    ]
+    reader.close()
+    assert hook.closed == 1
+
+
+def test_reader_fetch_blocks_is_one_exact_get_without_the_cache() -> None:
+    store, cache, reader = make_reader(pattern(40))
+    store.reset_calls()
+    assert reader.fetch_blocks(1, 2) == [pattern(40)[16:32], pattern(40)[32:40]]
+    assert store.calls == [("get_range", "a.bin", 16, 40)]
+    assert cache.used_bytes == 0
+    reader.close()  # no read-ahead: nothing to stop
