@@ -261,6 +261,10 @@ class HandlePrefetch:
                 return
             self._closed = True
             unused = self._unused_bytes_locked()
+            window = self._window * self._block_size
+        log.debug(
+            "prefetch %s: closed (window %d bytes, %d bytes unused)", self._key, window, unused
+        )
         self._prefetcher._count_reset(unused, reset=False)
 
     # -- internals --------------------------------------------------------------------------------

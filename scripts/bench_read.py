@@ -1,6 +1,6 @@
 """Sequential read throughput: through an ossfs mount vs the direct oss2 stream vs a local file.
 
-Usage: python scripts/bench_read.py [--size 256MiB] [--profiles loopback,remote]
+Usage: python scripts/bench_read.py [--size 256MiB] [--profiles loopback,remote] [--repeat N]
                                     [--baseline-rev REV] [--json-out OUT]
 
 Starts the emulator in this process with one object of ``--size`` bytes and, for each server
@@ -15,8 +15,10 @@ profile, measures side by side in one run:
 Profiles: ``loopback`` (no faults) and ``remote`` (every GET body waits ``latency_s=0.02`` first
 and is sent at 100 MB/s per connection). For each path it prints MB/s (1 MB = 10**6 bytes), the
 ratio to ``oss2``, the GetObject requests and bytes the emulator served, and the daemon's peak
-RSS, as a markdown table; ``--json-out`` writes the same rows as JSON. Every mount is unmounted
-(and temporary files removed) even when a measurement fails.
+RSS, as a markdown table; ``--json-out`` writes the same rows as JSON. With ``--repeat N`` each
+path is measured N times (interleaved, a fresh mount each time) and the median run is shown
+(the JSON keeps every sample). Every mount is unmounted (and temporary files removed) even when
+a measurement fails.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class Row:
     get_requests: int | None
     bytes_served: int | None
     peak_rss_bytes: int | None
+    samples_s: tuple[float, ...]
 
 
 def make_file(path: Path, size: int) -> None:
@@ -188,6 +191,16 @@ def bench_oss2(server: EmulatorServer) -> tuple[float, int, int]:
     return seconds, gets, served
 
 
+Sample = tuple[float, int | None, int | None, int | None]
+"""seconds, GetObject requests, bytes served, peak RSS of the daemon"""
+
+
+def median(runs: list[Sample]) -> Sample:
+    """The run with the median time (the lower middle one for an even count)."""
+    ordered = sorted(runs, key=lambda run: run[0])
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def baseline_tree(rev: str, tmp: Path) -> Path:
     """The ``ossfs`` package of git revision ``rev``, extracted under ``tmp``."""
     out = tmp / f"rev-{rev}"
@@ -216,26 +229,31 @@ def run(args: argparse.Namespace) -> list[Row]:
             local_s = min(local_s, timed_cat(src))
             for profile in args.profiles.split(","):
                 server.faults.set(PROFILES[profile])
-                results: list[tuple[str, float, int | None, int | None, int | None]] = []
-                oss2_s, gets, served = bench_oss2(server)
-                results.append(("oss2", oss2_s, gets, served, None))
-                s, gets, served, rss = bench_mount(server, tmp, profile, None)
-                results.append(("ossfs", s, gets, served, rss))
-                if baseline is not None:
-                    s, gets, served, rss = bench_mount(server, tmp, f"{profile}-base", baseline)
-                    results.append((f"ossfs@{args.baseline_rev}", s, gets, served, rss))
-                results.append(("local", local_s, None, None, None))
-                for path, seconds, gets_n, served_n, rss_n in results:
+                samples: dict[str, list[Sample]] = {}
+                for _ in range(args.repeat):
+                    oss2_s, gets, served = bench_oss2(server)
+                    samples.setdefault("oss2", []).append((oss2_s, gets, served, None))
+                    s, gets, served, rss = bench_mount(server, tmp, profile, None)
+                    samples.setdefault("ossfs", []).append((s, gets, served, rss))
+                    if baseline is not None:
+                        name = f"ossfs@{args.baseline_rev}"
+                        s, gets, served, rss = bench_mount(server, tmp, f"{profile}-b", baseline)
+                        samples.setdefault(name, []).append((s, gets, served, rss))
+                samples["local"] = [(local_s, None, None, None)]
+                oss2_median = median(samples["oss2"])[0]
+                for path, runs in samples.items():
+                    seconds, gets_n, served_n, rss_n = median(runs)
                     rows.append(
                         Row(
                             profile=profile,
                             path=path,
                             seconds=seconds,
                             mb_per_s=size / seconds / 1e6,
-                            ratio_to_oss2=oss2_s / seconds,
+                            ratio_to_oss2=oss2_median / seconds,
                             get_requests=gets_n,
                             bytes_served=served_n,
                             peak_rss_bytes=rss_n,
+                            samples_s=tuple(run[0] for run in runs),
                         )
                     )
                 server.faults.clear()
@@ -244,7 +262,8 @@ def run(args: argparse.Namespace) -> list[Row]:
 
 def table(rows: list[Row], size: int) -> str:
     lines = [
-        f"Sequential read of one {size / 1e6:.0f} MB object (MB/s: 10**6 bytes a second)",
+        f"Sequential read of one {size / 1e6:.0f} MB object (MB/s: 10**6 bytes a second;"
+        f" median of {len(rows[0].samples_s) if rows else 0} run(s))",
         "",
         "| profile | path | seconds | MB/s | x oss2 | GETs | MB served | peak RSS MiB |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
@@ -267,12 +286,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="256MiB", help="object size (default 256MiB)")
     parser.add_argument("--profiles", default="loopback,remote", help="comma-separated")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per path (median shown)")
     parser.add_argument("--baseline-rev", help="also measure the ossfs of this git revision")
     parser.add_argument("--json-out", metavar="OUT", help="write the rows as JSON")
     args = parser.parse_args()
     unknown = set(args.profiles.split(",")) - set(PROFILES)
     if unknown:
         parser.error(f"unknown profile(s) {sorted(unknown)}; choose from {sorted(PROFILES)}")
+    if args.repeat < 1:
+        parser.error("--repeat must be >= 1")
     size = parse_size(args.size)
     rows = run(args)
     print(table(rows, size))
