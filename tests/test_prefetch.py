@@ -455,6 +455,33 @@ def test_prefetch_filesystem_release_stops_read_ahead() -> None:
     assert prefetcher.stats().parts_abandoned == 1
 
 
+def test_prefetch_concurrent_sequential_handles_of_one_object_fetch_each_block_once() -> None:
+    store = FakeStore()
+    data = pattern(200 * BS + 7)
+    meta = store.put("a.bin", data)
+    cache = BlockCache(1 << 20)
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        prefetcher = Prefetcher(executor, CONFIG)
+        readers = [
+            ObjectReader(store, cache, meta, block_size_bytes=BS, read_ahead=prefetcher.attach)
+            for _ in range(4)
+        ]
+
+        def read_all(reader: ObjectReader) -> bytes:
+            out = bytearray()
+            while chunk := reader.read(len(out), 5):
+                out += chunk
+            reader.close()
+            return bytes(out)
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(read_all, readers))
+    assert results == [data] * 4
+    # Single flight across handles and read-ahead: every byte was asked for exactly once.
+    assert sum(end - start for start, end in gets(store)) == len(data)
+    assert prefetcher.stats().inflight_bytes == 0 and cache.inflight_count == 0
+
+
 # -- property: any mix of reads returns the object's bytes ----------------------------------------
 read_ops = st.lists(
     st.one_of(
