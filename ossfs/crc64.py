@@ -97,3 +97,45 @@ def crc64_combine(crc1: int, crc2: int, len2: int) -> int:
         if not len2:
             break
     return (crc1 ^ crc2) & _MASK
+
+
+def shift_operator(length: int) -> tuple[int, ...]:
+    """The linear map ``crc1 -> crc64_combine(crc1, 0, length)`` as 64 GF(2) matrix columns.
+
+    With it, ``crc64_combine(crc1, crc2, length) == shift_with(op, crc1) ^ crc2``: folding many
+    equal-length parts costs one matrix-vector product each instead of a full combine.
+    """
+    # The same ladder of squared operators as `crc64_combine`, applied to all 64 unit vectors
+    # at once, so the squarings are shared (milliseconds instead of 64 full combines).
+    cols = [1 << n for n in range(64)]
+    if length <= 0:
+        return tuple(cols)
+    odd = [_REV_POLY] + [1 << n for n in range(63)]
+    even = _gf2_square(odd)
+    odd = _gf2_square(even)
+    while True:
+        even = _gf2_square(odd)
+        if length & 1:
+            cols = [_gf2_times(even, c) for c in cols]
+        length >>= 1
+        if not length:
+            break
+        odd = _gf2_square(even)
+        if length & 1:
+            cols = [_gf2_times(odd, c) for c in cols]
+        length >>= 1
+        if not length:
+            break
+    return tuple(cols)
+
+
+def shift_with(operator: tuple[int, ...], crc: int) -> int:
+    """Apply a `shift_operator` to ``crc``."""
+    total = 0
+    i = 0
+    while crc:
+        if crc & 1:
+            total ^= operator[i]
+        crc >>= 1
+        i += 1
+    return total
