@@ -33,6 +33,7 @@ import oss2.exceptions
 import requests.adapters
 import requests.exceptions
 import urllib3.exceptions
+from cachetools import LRUCache
 
 from ossfs.errors import (
     AccessDeniedError,
@@ -68,6 +69,7 @@ MAX_LIST_KEYS: Final = 1000
 # Ranged bodies are read in pieces this big. A read that breaks mid-piece loses that piece
 # (urllib3 drops the partial buffer when it raises), so a resume restarts at a piece boundary.
 BODY_PIECE_BYTES: Final = 64 * 1024
+_ANNOUNCED_CRCS: Final = 4096
 _CONTENT_RANGE_RE: Final = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 _UNSATISFIED_RANGE_RE: Final = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$")
 _AUTH_CODES: Final = frozenset(
@@ -454,6 +456,10 @@ class OssStore:
         self.config = config
         self._retrier = retrier if retrier is not None else Retrier(config.retry)
         self._counters = _Counters()
+        # Whole-object CRCs seen on GET responses, per version: listings carry no CRC, and a
+        # handle that read a whole object checks it against this without an extra HEAD.
+        self._announced_lock = threading.Lock()
+        self._announced: LRUCache[tuple[str, str], int] = LRUCache(maxsize=_ANNOUNCED_CRCS)
         self._session = oss2.Session(pool_size=config.pool_size, adapter=session_adapter)
         try:
             self._bucket = oss2.Bucket(
@@ -621,6 +627,10 @@ class OssStore:
                     raise StaleError(
                         f"GET {key!r}: ETag {got_etag} does not match pinned {pinned[0]}"
                     )
+                crc_text = response_headers.get("x-oss-hash-crc64ecma", "")
+                if got_etag and crc_text.isdigit():
+                    with self._announced_lock:
+                        self._announced[(key, got_etag)] = int(crc_text)
                 length = response_headers.get("content-length")
                 if length is not None and int(length) != end - pos:
                     raise IntegrityError(
@@ -640,6 +650,11 @@ class OssStore:
             raise self._fail(exc, "get", key) from exc
         except Exception as exc:
             raise self._fail(exc, "get", key) from exc
+
+    def announced_crc64(self, key: str, etag: str) -> int | None:
+        """The whole-object CRC-64 a GET response for this version carried, if one did."""
+        with self._announced_lock:
+            return self._announced.get((key, etag))
 
     def stream(
         self, key: str, *, start: int = 0, etag: str | None = None, chunk_bytes: int = 1 << 20

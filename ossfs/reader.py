@@ -7,17 +7,20 @@ pinned to the etag seen at open (If-Match), check every body's length, and assem
 Deliberately not here: read-ahead and sequential detection (`prefetch`: the reader tells an
 optional `ReadAhead` about every read before serving it, and the prefetcher fills the same cache
 from worker threads through the `ObjectReader.fetch_blocks` seam), retries and error mapping
-(`oss_store`), CRC checking, and any FUSE or path knowledge.
+(`oss_store`), and any FUSE or path knowledge. The whole-object CRC check is folded in as
+blocks are served (`ossfs.integrity`).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from ossfs.block_cache import BlockCache, BlockKey
 from ossfs.errors import IntegrityError
+from ossfs.integrity import WholeObjectCrc
 from ossfs.store import ObjectMeta, ObjectStore
 
 log = logging.getLogger(__name__)
@@ -73,8 +76,8 @@ class ObjectReader:
     Every fetch carries ``etag=meta.etag`` (If-Match), so a replaced object raises `StaleError`
     instead of returning bytes of two versions; blocks of the pinned version already cached keep
     being served. Every reader sharing a `BlockCache` must use the same block size (the cache key
-    is ``(key, etag, block index)``). Thread-safe: the reader holds no mutable state of its own
-    (an attached `ReadAhead` guards its own).
+    is ``(key, etag, block index)``). Thread-safe: its only mutable state is the whole-object
+    CRC check (locked in `WholeObjectCrc`, decided once); an attached `ReadAhead` guards its own.
     """
 
     def __init__(
@@ -85,8 +88,14 @@ class ObjectReader:
         *,
         block_size_bytes: int,
         read_ahead: Callable[[ObjectReader], ReadAhead] | None = None,
+        verify_crc: bool = True,
     ) -> None:
         """``read_ahead`` builds this reader's read-ahead policy (called once, with the reader).
+
+        ``verify_crc``: once this reader has served every block of the object (in any order),
+        check their combined CRC-64 against the server's whole-object value (from ``meta`` or
+        what a GET announced); a mismatch fails that read and every later one with
+        `IntegrityError` and drops the version's cached blocks.
 
         Raises ValueError if ``block_size_bytes <= 0``.
         """
@@ -99,6 +108,10 @@ class ObjectReader:
         self._etag = meta.etag
         self._size = meta.size
         self._block_size = block_size_bytes
+        self._whole = WholeObjectCrc(meta.size, block_size_bytes) if verify_crc else None
+        self._checked = False
+        self._corrupt: IntegrityError | None = None
+        self._check_lock = threading.Lock()
         self._read_ahead = read_ahead(self) if read_ahead is not None else None
 
     @property
@@ -132,6 +145,8 @@ class ObjectReader:
         """
         if offset < 0:
             raise ValueError(f"negative offset {offset}")
+        if self._corrupt is not None:
+            raise self._corrupt
         object_size = self._size
         if size <= 0 or offset >= object_size:
             return b""
@@ -147,6 +162,9 @@ class ObjectReader:
                 read_ahead.on_read(offset, end, first, last, hit=block is not None)
             if block is None:
                 block = self._blocks(first, last)[0]
+            whole = self._whole
+            if whole is not None and whole.wants(first):
+                self._add_to_check(whole, first, block)
             base = first * block_size
             if offset == base and end - base == len(block):
                 return block
@@ -158,6 +176,11 @@ class ObjectReader:
             hit = all(contains((key, etag, index)) for index in range(first, last + 1))
             read_ahead.on_read(offset, end, first, last, hit=hit)
         blocks = self._blocks(first, last)
+        whole = self._whole
+        if whole is not None:
+            for index, block in enumerate(blocks, start=first):
+                if whole.wants(index):
+                    self._add_to_check(whole, index, block)
         parts: list[memoryview] = []
         block_start = first * block_size
         for block in blocks:
@@ -167,6 +190,31 @@ class ObjectReader:
             block_start += block_size
         # join copies each slice once into the reply; no intermediate bytes objects.
         return b"".join(parts)
+
+    def _add_to_check(self, whole: WholeObjectCrc, index: int, block: bytes) -> None:
+        """Fold a served block into the whole-object CRC; check it once every block is in."""
+        whole.add(index, block)
+        computed = whole.value
+        if computed is None:
+            return
+        with self._check_lock:
+            if self._checked:
+                return
+            self._checked = True
+        expected = self._meta.crc64
+        if expected is None:
+            expected = self._store.announced_crc64(self._key, self._etag)
+        if expected is None:
+            log.debug("%s: no server CRC-64 to check the whole object against", self._key)
+            return
+        if computed != expected:
+            self._cache.discard_object(self._key, self._etag)
+            self._corrupt = IntegrityError(
+                f"{self._key} (etag {self._etag}): CRC-64 of the bytes read is {computed}, "
+                f"the server's is {expected}"
+            )
+            log.error("integrity check failed: %s", self._corrupt)
+            raise self._corrupt
 
     def _blocks(self, first: int, last: int) -> list[bytes]:
         """Blocks ``first..last`` (inclusive) from the cache, fetching each run of missing ones

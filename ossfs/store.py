@@ -74,6 +74,11 @@ class ObjectStore(Protocol):
         """Exactly the bytes ``[start, end)`` of ``key``; ``etag`` pins the version (If-Match)."""
         ...
 
+    def announced_crc64(self, key: str, etag: str) -> int | None:
+        """The whole-object CRC-64 (``x-oss-hash-crc64ecma``) that a GET of this version
+        carried, if one did (no request is sent)."""
+        ...
+
     def symlink_target(self, key: str) -> str:
         """The key a symlink object points at."""
         ...

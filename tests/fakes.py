@@ -26,6 +26,7 @@ class FakeStore:
         self._meta: dict[str, ObjectMeta] = {}
         self._symlinks: dict[str, str] = {}
         self.calls: list[Call] = []
+        self._served: set[tuple[str, str]] = set()
         self._version = 0
 
     # -- fixtures -------------------------------------------------------------------------------
@@ -134,7 +135,18 @@ class FakeStore:
             raise ArchivedError(key)
         if not 0 <= start < end <= meta.size:
             raise ValueError(f"bad range [{start}, {end}) for size {meta.size}")
+        with self._lock:
+            self._served.add((key, meta.etag))
         return data[start:end]
+
+    def announced_crc64(self, key: str, etag: str) -> int | None:
+        """Like OSS, every GET announces the whole-object CRC: known once a range was read."""
+        with self._lock:
+            meta = self._meta.get(key)
+            served = (key, etag) in self._served
+        if meta is None or meta.etag != etag or not served:
+            return None
+        return meta.crc64
 
     def symlink_target(self, key: str) -> str:
         with self._lock:

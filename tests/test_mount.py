@@ -504,3 +504,25 @@ def test_demo_mounts_sample_and_cleans_up_on_ctrl_c(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_mount_whole_file_crc_mismatch_fails_the_read(
+    emulator: EmulatorServer, mount: Mounter, tmp_path: Path
+) -> None:
+    good, bad = _data(11, 3 * BLOCK + 99), _data(12, 2 * BLOCK + 7)
+    emulator.put_object(BUCKET, "good.bin", good)
+    emulator.put_object(BUCKET, "bad.bin", bad)
+    # The server corrupts bad.bin's bytes on the wire but keeps its original CRC-64 header.
+    emulator.faults.update(corrupt_keys=["bad.bin"])
+    mp = mount()
+    assert (mp / "good.bin").read_bytes() == good
+    copy = subprocess.run(
+        ["cp", str(mp / "bad.bin"), str(tmp_path / "bad.copy")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert copy.returncode != 0
+    assert "Input/output error" in copy.stderr
+    cat = subprocess.run(["cat", str(mp / "bad.bin")], capture_output=True, check=False)
+    assert cat.returncode != 0

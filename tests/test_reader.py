@@ -367,3 +367,66 @@ def test_reader_fetch_blocks_is_one_exact_get_without_the_cache() -> None:
     assert store.calls == [("get_range", "a.bin", 16, 40)]
     assert cache.used_bytes == 0
     reader.close()  # no read-ahead: nothing to stop
+
+
+# -- reader: whole-object CRC check ---------------------------------------------------------------
+class CorruptingStore(FakeStore):
+    """Flips one byte of every body that covers ``bad_offset``; metadata keeps the true CRC."""
+
+    def __init__(self, bad_offset: int) -> None:
+        super().__init__()
+        self.bad_offset = bad_offset
+
+    def get_range(self, key: str, start: int, end: int, *, etag: str | None = None) -> bytes:
+        body = super().get_range(key, start, end, etag=etag)
+        if start <= self.bad_offset < end:
+            flipped = bytearray(body)
+            flipped[self.bad_offset - start] ^= 0x40
+            return bytes(flipped)
+        return body
+
+
+def test_reader_whole_read_with_corrupt_bytes_fails_integrity_and_stays_failed() -> None:
+    store = CorruptingStore(bad_offset=2 * BS + 3)
+    data = pattern(5 * BS)
+    meta = store.put("a.bin", data)
+    cache = BlockCache(1 << 20)
+    reader = ObjectReader(store, cache, meta, block_size_bytes=BS)
+    for off in (0, BS, 2 * BS, 3 * BS):  # not yet every block: nothing to check
+        reader.read(off, BS)
+    with pytest.raises(IntegrityError, match="CRC-64"):
+        reader.read(4 * BS, BS)
+    with pytest.raises(IntegrityError):
+        reader.read(0, 10)  # a corrupt handle stays failed
+    assert cache.used_bytes == 0  # the version's blocks were dropped
+
+
+def test_reader_whole_read_in_any_order_passes_and_uses_announced_crc() -> None:
+    store = FakeStore()
+    data = pattern(4 * BS + 5)
+    listed = store.put("a.bin", data)
+    meta = ObjectMeta(listed.key, listed.size, listed.etag, listed.mtime_ns, crc64=None)
+    reader = ObjectReader(store, BlockCache(1 << 20), meta, block_size_bytes=BS)
+    for off in (3 * BS, 0, 4 * BS, BS + 1, 2 * BS):
+        assert reader.read(off, BS) == data[off : off + BS]
+    assert reader.read(0, len(data)) == data
+
+
+def test_reader_corrupt_bytes_without_any_server_crc_are_not_judged() -> None:
+    class Silent(CorruptingStore):
+        def announced_crc64(self, key: str, etag: str) -> int | None:
+            return None
+
+    store = Silent(bad_offset=1)
+    data = pattern(BS)
+    listed = store.put("a.bin", data)
+    meta = ObjectMeta(listed.key, listed.size, listed.etag, listed.mtime_ns, crc64=None)
+    reader = ObjectReader(store, BlockCache(1 << 20), meta, block_size_bytes=BS)
+    assert reader.read(0, BS) != data  # nothing to check against: served as received
+
+
+def test_reader_verify_crc_off_serves_without_checking() -> None:
+    store = CorruptingStore(bad_offset=0)
+    meta = store.put("a.bin", pattern(BS))
+    reader = ObjectReader(store, BlockCache(1 << 20), meta, block_size_bytes=BS, verify_crc=False)
+    assert len(reader.read(0, BS)) == BS
