@@ -1,0 +1,170 @@
+"""Helpers shared by the reliability, security and hostile-key mount tests (no tests here).
+
+Every mount is a real daemonized ``ossfs mount`` of a bucket on the local server (127.0.0.1),
+torn down by `Mounts.close`, which also checks that the daemon went away with its mount.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer
+from ossfs.umount import is_mounted
+from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
+
+needs_fuse = pytest.mark.skipif(
+    not os.path.exists("/dev/fuse"), reason="FUSE is not available (/dev/fuse missing)"
+)
+
+MIB = 1 << 20
+
+
+def ossfs_env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "OSS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+        "OSS_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET,
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+
+
+def run_ossfs(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ossfs", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=ossfs_env(),
+    )
+
+
+def data_for(seed: int, size: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def emulator_config(data_dir: Path, port: int = 0) -> EmulatorConfig:
+    return EmulatorConfig(
+        data_dir=data_dir,
+        port=port,
+        buckets=(BUCKET,),
+        credentials=(Credential(ACCESS_KEY_ID, ACCESS_KEY_SECRET),),
+        anonymous=False,
+    )
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Pids (not this process) whose command line contains ``text``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if text.encode() in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, step_s: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step_s)
+    return True
+
+
+def daemon_pid(mountpoint: Path) -> int:
+    """The pid of the ossfs daemon serving ``mountpoint`` (the only process naming it)."""
+    pids = processes_mentioning(str(mountpoint))
+    assert len(pids) == 1, f"expected one daemon for {mountpoint}, found {pids}"
+    return pids[0]
+
+
+def settled_counts(emulator: EmulatorServer) -> dict[str, int]:
+    """The server's request counts once they stopped moving for half a second."""
+    counts = emulator.log.counts()
+    stable_since = time.monotonic()
+    deadline = stable_since + 30
+    while time.monotonic() - stable_since < 0.5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = emulator.log.counts()
+        if now != counts:
+            counts, stable_since = now, time.monotonic()
+    return counts
+
+
+def files_under(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def _no_process_mentions(mountpoint: Path) -> Callable[[], bool]:
+    return lambda: not processes_mentioning(str(mountpoint))
+
+
+class Mounts:
+    """Mounts made by one test, all unmounted (and their daemons gone) by `close`."""
+
+    def __init__(self, base: Path) -> None:
+        self._base = base
+        self.mounted: list[Path] = []
+
+    def mount(
+        self,
+        endpoint: str,
+        *extra: str,
+        location: str = f"oss://{BUCKET}",
+        mountpoint: Path | None = None,
+    ) -> Path:
+        if mountpoint is None:
+            mountpoint = self._base / f"mnt{len(self.mounted)}"
+            mountpoint.mkdir()
+        result = run_ossfs("mount", location, str(mountpoint), "--endpoint", endpoint, *extra)
+        assert result.returncode == 0, result.stderr
+        assert is_mounted(mountpoint)
+        if mountpoint not in self.mounted:
+            self.mounted.append(mountpoint)
+        return mountpoint
+
+    def close(self) -> None:
+        problems: list[str] = []
+        for mountpoint in self.mounted:
+            if is_mounted(mountpoint):
+                result = run_ossfs("umount", str(mountpoint))
+                if result.returncode != 0:
+                    problems.append(result.stderr)
+                    subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+            if not wait_until(_no_process_mentions(mountpoint), 15):
+                problems.append(f"the daemon of {mountpoint} outlived its mount")
+                for pid in processes_mentioning(str(mountpoint)):
+                    os.kill(pid, 9)
+        assert not problems, problems
+
+
+def mounts_fixture(tmp_path: Path) -> Iterator[Mounts]:
+    mounts = Mounts(tmp_path)
+    try:
+        yield mounts
+    finally:
+        mounts.close()
