@@ -2,17 +2,23 @@
 
 This is the only module that reads argv or the environment. Every error a user can cause ends as
 one line on stderr and exit code 2; nothing a user can cause prints a traceback.
+
+Besides ``ossfs COMMAND ...``, it accepts the form mount helpers use, ``ossfs SOURCE MOUNTPOINT
+-o OPT[=VAL],...`` (what ``mount -t fuse.ossfs`` and /etc/fstab run through ``mount.fuse3``):
+`legacy_mount_argv` turns it into ``ossfs mount ...``.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import json
 import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from ossfs import __version__
 from ossfs.crc64 import MissingCrcExtensionError, require_fast_crc
@@ -145,6 +151,11 @@ def _add_mount(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument("--debug", action="store_true", help="log every request (no credentials)")
     p.add_argument("--log-file", type=Path, help="log here (default: stderr, or syslog as daemon)")
     p.add_argument(
+        "--metrics-address",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464)",
+    )
+    p.add_argument(
         "-o",
         dest="options",
         action="append",
@@ -156,6 +167,7 @@ def _add_mount(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _run_mount(args: argparse.Namespace) -> int:
+    from ossfs.metrics import parse_address
     from ossfs.mounting import MountConfig, run_mount
     from ossfs.sizes import parse_size, parse_ttl
     from ossfs.url import parse_oss_url
@@ -181,8 +193,44 @@ def _run_mount(args: argparse.Namespace) -> int:
         debug=args.debug,
         log_file=args.log_file.absolute() if args.log_file else None,
         fuse_options=_fuse_options(args.options),
+        metrics_address=parse_address(args.metrics_address) if args.metrics_address else None,
     )
     return run_mount(config)
+
+
+def _add_stats(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser("stats", help="print the live counters of a mount")
+    p.add_argument("mountpoint", metavar="MOUNTPOINT")
+    p.add_argument("--json", action="store_true", help="print the counters as one JSON object")
+    p.set_defaults(handler=_run_stats)
+
+
+def _run_stats(args: argparse.Namespace) -> int:
+    from ossfs.stats import STATS_XATTR, format_human, parse_stats
+
+    path = Path(args.mountpoint)
+    not_ossfs = f"{path} is not an ossfs mount: give the directory an ossfs mount is mounted on"
+    try:
+        raw = os.getxattr(path, STATS_XATTR)
+    except FileNotFoundError:
+        raise UsageError(f"{path} does not exist: give the directory ossfs is mounted on") from None
+    except OSError as exc:
+        if exc.errno == errno.ENOTCONN:
+            raise UsageError(
+                f"{path} is a dead mount (its daemon is gone): run 'ossfs umount {path}'"
+            ) from None
+        if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOTDIR):
+            raise UsageError(not_ossfs) from None
+        raise UsageError(f"cannot read the counters of {path}: {exc.strerror}") from None
+    try:
+        doc = parse_stats(raw)
+    except ValueError:
+        raise UsageError(not_ossfs) from None
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(format_human(doc), end="")
+    return 0
 
 
 def _add_umount(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -235,14 +283,123 @@ def build_parser() -> _Parser:
     parser.add_argument("--version", action="version", version=f"ossfs {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for add in (_add_mount, _add_umount, _add_verify, _add_emulator, _add_demo):
+    for add in (_add_mount, _add_umount, _add_stats, _add_verify, _add_emulator, _add_demo):
         add(sub)
     return parser
 
 
+# -- the mount helper's form: ossfs SOURCE MOUNTPOINT -o OPTIONS ---------------------------------
+
+COMMANDS: Final = ("mount", "umount", "stats", "verify", "emulator", "demo")
+# -o NAME[=VALUE] that are `ossfs mount` options: NAME -> (flag, takes a value).
+_OSSFS_OPTIONS: Final = {
+    "endpoint": ("--endpoint", True),
+    "url": ("--endpoint", True),  # ossfs 1.x's name
+    "region": ("--region", True),
+    "internal": ("--internal", False),
+    "anonymous": ("--anonymous", False),
+    "credentials_file": ("--credentials-file", True),
+    "profile": ("--profile", True),
+    "passwd_file": ("--passwd-file", True),
+    "metadata_ttl": ("--metadata-ttl", True),
+    "cache_size": ("--cache-size", True),
+    "block_size": ("--block-size", True),
+    "uid": ("--uid", True),
+    "gid": ("--gid", True),
+    "file_mode": ("--file-mode", True),
+    "dir_mode": ("--dir-mode", True),
+    "allow_other": ("--allow-other", False),
+    "debug": ("--debug", False),
+    "log_file": ("--log-file", True),
+    "metrics_address": ("--metrics-address", True),
+}
+# Options of mount(8) and fstab that mean nothing to ossfs or FUSE: mount.fuse3 drops some of
+# them, util-linux others; whatever still arrives is dropped here. "rw" too: a mount is always
+# read-only (writes answer EROFS), so an fstab line saying rw or defaults still works.
+_MOUNT_ONLY_OPTIONS: Final = frozenset(
+    {"ro", "rw", "defaults", "auto", "noauto", "user", "users", "nouser", "owner", "group"}
+    | {"_netdev", "nofail"}
+)
+_MOUNT_ONLY_PREFIXES: Final = ("x-", "comment=")
+
+
+def legacy_mount_argv(argv: Sequence[str]) -> list[str]:
+    """``SOURCE MOUNTPOINT [-o OPTS | -oOPTS | -f | -d | --long-option ...]`` -> ``mount ...``.
+
+    SOURCE is ``oss://BUCKET[/PREFIX]`` or ossfs 1.x's ``BUCKET[:/PREFIX]``. Options named in
+    `_OSSFS_OPTIONS` become their ``--flag``; mount(8)'s generic ones are dropped; every other
+    ``-o`` option passes through to FUSE. Raises `UsageError` for what cannot be understood.
+    """
+    if len(argv) < 2 or argv[1].startswith("-"):
+        raise UsageError(
+            "expected SOURCE MOUNTPOINT [-o OPTIONS] or a command "
+            f"({', '.join(COMMANDS)}); see ossfs --help"
+        )
+    source, mountpoint, rest = argv[0], argv[1], list(argv[2:])
+    out = ["mount", _legacy_source(source), mountpoint]
+    fuse: list[str] = []
+    while rest:
+        token = rest.pop(0)
+        if token == "-o":
+            if not rest:
+                raise UsageError("-o needs a value: -o OPT[=VAL],...")
+            _legacy_options(rest.pop(0), out, fuse)
+        elif token.startswith("-o"):
+            _legacy_options(token[2:], out, fuse)
+        elif token == "-f":
+            out.append("--foreground")
+        elif token == "-d":
+            out += ["--foreground", "--debug"]
+        elif token.startswith("--"):
+            out.append(token)
+            if "=" not in token and rest and not rest[0].startswith("-"):
+                out.append(rest.pop(0))
+        else:
+            raise UsageError(f"unexpected argument {token!r}: use -o OPT[=VAL],... for options")
+    if fuse:
+        out += ["-o", ",".join(fuse)]
+    return out
+
+
+def _legacy_source(source: str) -> str:
+    if source.startswith("oss://"):
+        return source
+    bucket, _, prefix = source.partition(":")
+    return f"oss://{bucket}/{prefix.strip('/')}" if prefix else f"oss://{bucket}"
+
+
+def _legacy_options(text: str, out: list[str], fuse: list[str]) -> None:
+    for item in text.split(","):
+        option = item.strip()
+        name, sep, value = option.partition("=")
+        if not option or option in _MOUNT_ONLY_OPTIONS or option.startswith(_MOUNT_ONLY_PREFIXES):
+            continue
+        if name == "public_bucket":  # ossfs 1.x: public_bucket=1 is --anonymous
+            if value not in ("0", ""):
+                out.append("--anonymous")
+            continue
+        known = _OSSFS_OPTIONS.get(name)
+        if known is None:
+            fuse.append(option)
+            continue
+        flag, takes_value = known
+        if takes_value and not sep:
+            raise UsageError(f"option {name} needs a value: -o {name}=VALUE")
+        if not takes_value and sep:
+            raise UsageError(f"option {name} takes no value: -o {name}")
+        out += [flag, value] if takes_value else [flag]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given and not given[0].startswith("-") and given[0] not in COMMANDS:
+        try:
+            given = legacy_mount_argv(given)
+        except UsageError as exc:
+            print(f"ossfs: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    args = parser.parse_args(given)
     # Until a command sets up its own logging, only errors reach stderr: a failure a user can
     # cause is reported once, as the command's one-line message, not also as a log record.
     logging.basicConfig(level=logging.ERROR, format="ossfs: %(levelname)s %(message)s")

@@ -3,6 +3,9 @@
 Each callback is one line into `Filesystem`; errors are mapped to errno in one place (`__call__`):
 `OssfsError` subclasses carry their errno, anything unexpected is logged with its traceback and
 answered EIO (fusepy alone would answer EINVAL). Every modifying operation answers EROFS.
+
+With a `MountStats`, it counts what it answers (opens, reads, bytes served, errors by errno) and
+the mount root's ``user.ossfs.stats`` xattr answers the current snapshot as JSON.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from fuse import FUSE, FuseOSError, Operations
 
 from ossfs.errors import OssfsError
 from ossfs.fs import Filesystem, Stat
+from ossfs.stats import STATS_XATTR, MountStats
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +69,26 @@ class FuseOperations(Operations):  # type: ignore[misc]
 
     use_ns = True
 
-    def __init__(self, fs: Filesystem, *, on_init: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        fs: Filesystem,
+        *,
+        on_init: Callable[[], None] | None = None,
+        stats: MountStats | None = None,
+    ) -> None:
         self._fs = fs
         self._on_init = on_init
+        self._stats = stats
 
     def __call__(self, op: str, *args: object) -> object:
+        try:
+            return self._dispatch(op, args)
+        except FuseOSError as exc:
+            if self._stats is not None:
+                self._stats.served.failed(exc.errno)
+            raise
+
+    def _dispatch(self, op: str, args: tuple[object, ...]) -> object:
         if op in _WRITE_OPS:
             raise FuseOSError(errno.EROFS)
         method = getattr(self, op, None)
@@ -107,10 +126,16 @@ class FuseOperations(Operations):  # type: ignore[misc]
         return 0
 
     def open(self, path: str, flags: int) -> int:
-        return self._fs.open(path, flags)
+        fh = self._fs.open(path, flags)
+        if self._stats is not None:
+            self._stats.served.opened()
+        return fh
 
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
-        return self._fs.read(fh, offset, size)
+        data = self._fs.read(fh, offset, size)
+        if self._stats is not None:
+            self._stats.served.served(len(data))
+        return data
 
     def release(self, path: str, fh: int) -> int:
         self._fs.release(fh)
@@ -131,9 +156,14 @@ class FuseOperations(Operations):  # type: ignore[misc]
         }
 
     def listxattr(self, path: str) -> list[str]:
-        return self._fs.listxattr(path)
+        names = self._fs.listxattr(path)
+        if path == "/" and self._stats is not None:
+            names.append(STATS_XATTR)
+        return names
 
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
+        if path == "/" and name == STATS_XATTR and self._stats is not None:
+            return self._stats.snapshot().to_xattr()
         return self._fs.getxattr(path, name)
 
 

@@ -27,9 +27,11 @@ from ossfs.credentials import Credentials
 from ossfs.errors import AccessDeniedError, NotFoundError, OssfsError, UsageError
 from ossfs.fs import Filesystem, FsConfig
 from ossfs.fuse_ops import FuseOperations, run_fuse
+from ossfs.metrics import MetricsServer
 from ossfs.namespace import Namespace
 from ossfs.oss_store import OssConfig, OssStore
 from ossfs.prefetch import Prefetcher
+from ossfs.stats import MountStats
 from ossfs.url import OssLocation
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,7 @@ class MountConfig:
     log_file: Path | None = None
     fuse_options: tuple[tuple[str, str | bool], ...] = ()
     workers: int = 32
+    metrics_address: tuple[str, int] | None = None
 
     def __post_init__(self) -> None:
         if not 4096 <= self.block_size_bytes <= 64 << 20:
@@ -132,7 +135,8 @@ def probe(store: OssStore, config: MountConfig) -> None:
         ) from None
 
 
-def build_filesystem(config: MountConfig, store: OssStore) -> Filesystem:
+def build_filesystem(config: MountConfig, store: OssStore) -> tuple[Filesystem, MountStats]:
+    """The filesystem over ``store``, and the gatherer of its live counters."""
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="lookup")
     namespace = Namespace(
         store,
@@ -144,10 +148,12 @@ def build_filesystem(config: MountConfig, store: OssStore) -> Filesystem:
     prefetch_executor = concurrent.futures.ThreadPoolExecutor(
         max_workers=min(_PREFETCH_WORKERS, config.workers), thread_name_prefix="prefetch"
     )
-    return Filesystem(
+    cache = BlockCache(config.cache_size_bytes)
+    prefetcher = Prefetcher(prefetch_executor)
+    fs = Filesystem(
         namespace,
         store,
-        BlockCache(config.cache_size_bytes),
+        cache,
         FsConfig(
             uid=config.uid,
             gid=config.gid,
@@ -156,8 +162,18 @@ def build_filesystem(config: MountConfig, store: OssStore) -> Filesystem:
             block_size_bytes=config.block_size_bytes,
         ),
         mount_time_ns=time.time_ns(),
-        prefetcher=Prefetcher(prefetch_executor),
+        prefetcher=prefetcher,
     )
+    stats = MountStats(
+        mount=str(config.location),
+        store=store,
+        cache=cache,
+        cache_capacity_bytes=config.cache_size_bytes,
+        namespace=namespace,
+        prefetcher=prefetcher,
+        open_handles=fs.open_handles,
+    )
+    return fs, stats
 
 
 def fuse_options(config: MountConfig) -> dict[str, str | bool]:
@@ -199,14 +215,36 @@ def setup_logging(config: MountConfig, *, daemon: bool) -> None:
     root.addHandler(handler)
 
 
-def serve(config: MountConfig, *, on_ready: Callable[[], None] | None = None) -> None:
-    """Build everything, mount, and serve until unmounted (SIGINT/SIGTERM unmount cleanly)."""
+def bind_metrics(config: MountConfig) -> MetricsServer | None:
+    """The bound metrics endpoint, if asked for (`UsageError` if its address is taken)."""
+    if config.metrics_address is None:
+        return None
+    return MetricsServer(*config.metrics_address)
+
+
+def serve(
+    config: MountConfig,
+    *,
+    on_ready: Callable[[], None] | None = None,
+    metrics: MetricsServer | None = None,
+) -> None:
+    """Build everything, mount, and serve until unmounted (SIGINT/SIGTERM unmount cleanly).
+
+    ``metrics``: a bound endpoint to serve the mount's counters from while mounted (closed on
+    return).
+    """
     store = build_store(config)
-    fs = build_filesystem(config, store)
-    ops = FuseOperations(fs, on_init=on_ready)
+    fs, stats = build_filesystem(config, store)
+    ops = FuseOperations(fs, on_init=on_ready, stats=stats)
     fsname = f"ossfs#{config.location.bucket}"
     log.info("mounting %s on %s", config.location, config.mountpoint)
-    run_fuse(ops, str(config.mountpoint), fsname=fsname, options=fuse_options(config))
+    try:
+        if metrics is not None:
+            metrics.start(stats.snapshot)
+        run_fuse(ops, str(config.mountpoint), fsname=fsname, options=fuse_options(config))
+    finally:
+        if metrics is not None:
+            metrics.close()
     log.info("unmounted %s", config.mountpoint)
 
 
@@ -215,31 +253,37 @@ def run_mount(config: MountConfig) -> int:
     nonempty = any(k == "nonempty" for k, _ in config.fuse_options)
     check_mountpoint(config.mountpoint, nonempty_ok=nonempty)
     probe(build_store(config), config)
+    metrics = bind_metrics(config)
     if config.foreground:
         setup_logging(config, daemon=False)
         try:
-            serve(config)
+            serve(config, metrics=metrics)
         except RuntimeError as exc:
             raise UsageError(
                 f"mounting {config.mountpoint} failed ({exc}); see messages above"
             ) from None
         return 0
-    return _daemonize(config)
+    return _daemonize(config, metrics)
 
 
-def _daemonize(config: MountConfig) -> int:
-    """Fork; the child mounts and serves, the parent waits for its word and exits."""
+def _daemonize(config: MountConfig, metrics: MetricsServer | None) -> int:
+    """Fork; the child mounts and serves, the parent waits for its word and exits.
+
+    The metrics socket, bound here, is the child's: the parent only closes its copy.
+    """
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the daemon
         os.close(read_fd)
         os.setsid()
-        _child(config, write_fd)
+        _child(config, write_fd, metrics)
     os.close(write_fd)
+    if metrics is not None:
+        metrics.close()
     return _wait_for_child(pid, read_fd, config)
 
 
-def _child(config: MountConfig, status_fd: int) -> None:
+def _child(config: MountConfig, status_fd: int, metrics: MetricsServer | None) -> None:
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
@@ -254,7 +298,7 @@ def _child(config: MountConfig, status_fd: int) -> None:
 
     code = 0
     try:
-        serve(config, on_ready=ready)
+        serve(config, on_ready=ready, metrics=metrics)
     except RuntimeError:
         code = 1  # libfuse has already said why on stderr
     except BaseException as exc:

@@ -1,0 +1,369 @@
+"""Observability: the `Stats` snapshot, the root's ``user.ossfs.stats`` xattr, ``ossfs stats``,
+the Prometheus endpoint and the daemon's ``--log-file`` — in process over a FakeStore, and
+through real mounts of the local OSS server.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fuse import FuseOSError
+
+from ossfs.block_cache import BlockCache
+from ossfs.cli import main
+from ossfs.emulator import EmulatorServer
+from ossfs.errors import UsageError
+from ossfs.fs import Filesystem, FsConfig
+from ossfs.fuse_ops import FuseOperations
+from ossfs.metrics import MetricsServer, parse_address
+from ossfs.namespace import Namespace
+from ossfs.stats import (
+    STATS_XATTR,
+    MountStats,
+    format_human,
+    format_prometheus,
+    parse_stats,
+)
+from ossfs.umount import is_mounted
+from tests.fakes import FakeStore
+from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
+
+BLOCK = 4096
+needs_fuse = pytest.mark.skipif(
+    not os.path.exists("/dev/fuse"), reason="FUSE is not available (/dev/fuse missing)"
+)
+
+
+class CountingStore(FakeStore):
+    """A FakeStore with `OssStore.stats`-style counters built from its recorded calls."""
+
+    def stats(self) -> dict[str, int]:
+        counts: dict[str, int] = {"requests": len(self.calls), "bytes_fetched": 0, "errors": 0}
+        for call in self.calls:
+            name = f"requests.{call[0]}"
+            counts[name] = counts.get(name, 0) + 1
+        return counts
+
+
+def _ops(store: CountingStore) -> tuple[FuseOperations, MountStats]:
+    ns = Namespace(store, metadata_ttl_s=60.0)
+    cache = BlockCache(16 * BLOCK)
+    fs = Filesystem(
+        ns, store, cache, FsConfig(uid=0, gid=0, block_size_bytes=BLOCK), mount_time_ns=0
+    )
+    stats = MountStats(
+        mount=f"oss://{BUCKET}/",
+        store=store,
+        cache=cache,
+        cache_capacity_bytes=16 * BLOCK,
+        namespace=ns,
+        prefetcher=None,
+        open_handles=fs.open_handles,
+    )
+    return FuseOperations(fs, stats=stats), stats
+
+
+def _errno_of(call: object) -> int:
+    with pytest.raises(FuseOSError) as info:
+        assert callable(call)
+        call()
+    return int(info.value.errno)
+
+
+def test_fuse_ops_count_opens_reads_bytes_and_errors_by_errno() -> None:
+    store = CountingStore()
+    store.put("a.txt", b"0123456789")
+    ops, stats = _ops(store)
+    fh = ops("open", "/a.txt", os.O_RDONLY)
+    assert isinstance(fh, int)
+    assert ops("read", "/a.txt", 4, 0, fh) == b"0123"
+    assert ops("read", "/a.txt", 100, 4, fh) == b"456789"
+    assert _errno_of(lambda: ops("getattr", "/missing")) == errno.ENOENT
+    assert _errno_of(lambda: ops("unlink", "/a.txt")) == errno.EROFS
+    assert _errno_of(lambda: ops("getxattr", "/a.txt", "security.selinux")) == errno.ENODATA
+
+    snap = stats.snapshot()
+    assert (snap.served.opens, snap.served.reads, snap.served.bytes) == (1, 2, 10)
+    assert dict(snap.served.errors_by_errno) == {"ENOENT": 1, "ENODATA": 1, "EROFS": 1}
+    assert snap.open_handles == 1
+    assert snap.cache.misses >= 1 and snap.cache.used_bytes == 10
+    assert snap.store["requests.get_range"] == store.count("get_range")
+
+
+def test_fuse_ops_root_xattr_answers_the_snapshot_as_json() -> None:
+    store = CountingStore()
+    store.put("a.txt", b"abc")
+    ops, _ = _ops(store)
+    names = ops("listxattr", "/")
+    assert isinstance(names, list) and STATS_XATTR in names
+    assert STATS_XATTR not in ops("listxattr", "/a.txt")  # type: ignore[operator]
+    fh = ops("open", "/a.txt", os.O_RDONLY)
+    ops("read", "/a.txt", 3, 0, fh)
+    raw = ops("getxattr", "/", STATS_XATTR)
+    assert isinstance(raw, bytes)
+    doc = parse_stats(raw)
+    assert doc["mount"] == f"oss://{BUCKET}/"
+    served = doc["served"]
+    assert isinstance(served, dict) and served["bytes"] == 3 and served["reads"] == 1
+    store_section = doc["store"]
+    assert isinstance(store_section, dict)
+    by_op = store_section["requests_by_op"]
+    assert isinstance(by_op, dict) and by_op["get_range"] == 1
+    assert set(doc) >= {"cache", "namespace", "memory", "uptime_s", "version"}
+    assert "prefetch" not in doc  # no prefetcher in this mount
+    memory = doc["memory"]
+    assert isinstance(memory, dict) and memory["cache_bytes"] == 3
+    assert _errno_of(lambda: ops("getxattr", "/a.txt", STATS_XATTR)) == errno.ENODATA
+
+
+def test_stats_xattr_size_is_stable_while_counters_move() -> None:
+    store = CountingStore()
+    store.put("a.txt", b"x" * 5000)
+    ops, stats = _ops(store)
+    first = stats.snapshot().to_xattr()
+    fh = ops("open", "/a.txt", os.O_RDONLY)
+    for offset in range(0, 5000, 10):
+        ops("read", "/a.txt", 10, offset, fh)
+    second = stats.snapshot().to_xattr()
+    assert first != second and len(first) == len(second)
+    assert parse_stats(second)["served"] != parse_stats(first)["served"]
+
+
+SAMPLE: dict[str, object] = {
+    "ossfs_stats": 1,
+    "version": "0.1.0",
+    "mount": "oss://b/p/",
+    "uptime_s": 3723.5,
+    "store": {
+        "requests": 5,
+        "bytes_fetched": 2 << 20,
+        "requests_by_op": {"get": 3, "list": 2},
+        "errors": 0,
+        "errors_by_error": {},
+    },
+    "served": {"bytes": 1500, "errors_by_errno": {"ENOENT": 2}},
+    "cache": {"hits": 3, "used_bytes": 4096, "hit_rate": 0.75},
+}
+
+
+def test_format_prometheus_families_labels_and_types() -> None:
+    text = format_prometheus(json.loads(json.dumps(SAMPLE)))
+    lines = text.splitlines()
+    assert "# TYPE ossfs_uptime_seconds gauge" in lines and "ossfs_uptime_seconds 3723.5" in lines
+    assert "# TYPE ossfs_store_requests_total counter" in lines
+    assert 'ossfs_store_requests_total{op="get"} 3' in lines
+    assert 'ossfs_store_requests_total{op="list"} 2' in lines
+    assert "ossfs_store_requests_total 5" not in lines  # the labelled series carry it
+    assert "ossfs_store_bytes_fetched_total 2097152" in lines
+    assert 'ossfs_served_errors_total{errno="ENOENT"} 2' in lines
+    assert "# TYPE ossfs_cache_used_bytes gauge" in lines and "ossfs_cache_used_bytes 4096" in lines
+    assert "ossfs_cache_hits_total 3" in lines and "ossfs_cache_hit_rate 0.75" in lines
+    assert all(ln.startswith(("#", "ossfs_")) for ln in lines)
+
+
+def test_format_human_sections_sizes_and_rates() -> None:
+    text = format_human(json.loads(json.dumps(SAMPLE)))
+    assert text.splitlines()[0] == "oss://b/p/  (ossfs 0.1.0, up 1h02m03s)"
+    assert "store:" in text and "served:" in text and "cache:" in text
+    assert "get=3 list=2" in text
+    assert "  bytes_fetched          2.0 MiB (2097152)" in text.splitlines()
+    assert "75.0%" in text and "ENOENT=2" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("127.0.0.1:9464", ("127.0.0.1", 9464)), ("[::1]:0", ("::1", 0)), ("host:1", ("host", 1))],
+)
+def test_metrics_parse_address_accepts_host_port(text: str, expected: tuple[str, int]) -> None:
+    assert parse_address(text) == expected
+
+
+@pytest.mark.parametrize("text", ["9464", ":9464", "127.0.0.1:", "127.0.0.1:x", "h:70000"])
+def test_metrics_parse_address_rejects_with_a_hint(text: str) -> None:
+    with pytest.raises(UsageError, match=r"use HOST:PORT, e\.g\. 127\.0\.0\.1:9464"):
+        parse_address(text)
+
+
+def test_metrics_server_answers_metrics_and_404() -> None:
+    store = CountingStore()
+    store.put("a.txt", b"abc")
+    ops, stats = _ops(store)
+    fh = ops("open", "/a.txt", os.O_RDONLY)
+    ops("read", "/a.txt", 3, 0, fh)
+    server = MetricsServer("127.0.0.1", 0)
+    server.start(stats.snapshot)
+    try:
+        host, port = server.address
+        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            body = response.read().decode()
+        assert "ossfs_served_bytes_total 3" in body.splitlines()
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(f"http://{host}:{port}/nope", timeout=10)
+        assert info.value.code == 404
+    finally:
+        server.close()
+
+
+def test_metrics_server_taken_port_is_a_usage_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(
+            UsageError, match=f"cannot listen on --metrics-address 127.0.0.1:{port}"
+        ):
+            MetricsServer("127.0.0.1", port)
+
+
+def test_stats_cli_on_a_plain_directory_says_not_an_ossfs_mount(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["stats", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        f"ossfs stats: error: {tmp_path} is not an ossfs mount: "
+        "give the directory an ossfs mount is mounted on"
+    )
+    assert main(["stats", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+# -- through real mounts --------------------------------------------------------------------------
+
+
+def _env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "OSS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+        "OSS_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET,
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+
+
+def _ossfs(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ossfs", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def mounted(emulator: EmulatorServer, tmp_path: Path) -> Iterator[list[Path]]:
+    """Mountpoints a test mounted; unmounted afterwards."""
+    mountpoints: list[Path] = []
+    yield mountpoints
+    for mp in mountpoints:
+        if is_mounted(mp):
+            assert _ossfs("umount", str(mp)).returncode == 0
+
+
+def _mount(emulator: EmulatorServer, mp: Path, mounted: list[Path], *extra: str) -> None:
+    mp.mkdir()
+    result = _ossfs("mount", f"oss://{BUCKET}", str(mp), "--endpoint", emulator.endpoint, *extra)
+    assert result.returncode == 0, result.stderr
+    mounted.append(mp)
+
+
+def _stats_json(mp: Path) -> dict[str, dict[str, object]]:
+    result = _ossfs("stats", "--json", str(mp))
+    assert result.returncode == 0, result.stderr
+    doc: dict[str, dict[str, object]] = {
+        k: v for k, v in json.loads(result.stdout).items() if isinstance(v, dict)
+    }
+    return doc
+
+
+@pytest.mark.mount
+@needs_fuse
+def test_mount_stats_and_metrics_move_when_a_file_is_read(
+    emulator: EmulatorServer, tmp_path: Path, mounted: list[Path]
+) -> None:
+    data = os.urandom(3 << 20)
+    emulator.put_object(BUCKET, "d/big.bin", data)
+    port = _free_port()
+    mp = tmp_path / "m"
+    _mount(emulator, mp, mounted, "--metrics-address", f"127.0.0.1:{port}")
+
+    before = _stats_json(mp)
+    cat = subprocess.run(["cat", str(mp / "d" / "big.bin")], capture_output=True, check=True)
+    assert cat.stdout == data
+    after = _stats_json(mp)
+
+    def number(doc: dict[str, dict[str, object]], section: str, key: str) -> int:
+        value = doc[section].get(key, 0)
+        assert isinstance(value, int)
+        return value
+
+    assert number(after, "served", "bytes") - number(before, "served", "bytes") >= len(data)
+    assert number(after, "served", "opens") == number(before, "served", "opens") + 1
+    fetched = number(after, "store", "bytes_fetched") - number(before, "store", "bytes_fetched")
+    assert fetched >= len(data)
+    gets_after = after["store"]["requests_by_op"]
+    assert isinstance(gets_after, dict) and gets_after.get("get", 0) >= 1
+    assert number(after, "memory", "rss_bytes") > 0
+    assert number(after, "memory", "cache_bytes") > 0
+
+    human = _ossfs("stats", str(mp))
+    assert human.returncode == 0, human.stderr
+    assert human.stdout.startswith(f"oss://{BUCKET}/  (ossfs ")
+    assert "served:" in human.stdout and "hit_rate" in human.stdout
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        metrics = response.read().decode().splitlines()
+    served = [ln for ln in metrics if ln.startswith("ossfs_served_bytes_total ")]
+    assert served and int(served[0].split()[1]) >= len(data)
+    assert any(ln.startswith('ossfs_store_requests_total{op="get"} ') for ln in metrics)
+
+
+@pytest.mark.mount
+@needs_fuse
+def test_mount_log_file_has_the_mount_info_and_a_warning_for_a_failed_read(
+    emulator: EmulatorServer, tmp_path: Path, mounted: list[Path]
+) -> None:
+    emulator.put_object(BUCKET, "cold.bin", b"frozen", storage_class="Archive")
+    log_file = tmp_path / "ossfs.log"
+    mp = tmp_path / "m"
+    _mount(emulator, mp, mounted, "--log-file", str(log_file))
+    with pytest.raises(PermissionError):
+        (mp / "cold.bin").read_bytes()
+    lines = log_file.read_text().splitlines()
+    assert any(f"INFO ossfs.mounting: mounting oss://{BUCKET}/ on {mp}" in ln for ln in lines)
+    assert any("WARNING" in ln and "cold.bin" in ln and "not restored" in ln for ln in lines)
+    assert not any(ACCESS_KEY_SECRET in ln for ln in lines)
+
+
+@pytest.mark.mount
+@needs_fuse
+def test_stats_cli_on_a_subdirectory_of_a_mount_says_not_an_ossfs_mount(
+    emulator: EmulatorServer, tmp_path: Path, mounted: list[Path]
+) -> None:
+    emulator.put_object(BUCKET, "d/a.txt", b"a")
+    mp = tmp_path / "m"
+    _mount(emulator, mp, mounted)
+    result = _ossfs("stats", str(mp / "d"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"ossfs stats: error: {mp / 'd'} is not an ossfs mount: "
+        "give the directory an ossfs mount is mounted on"
+    )
