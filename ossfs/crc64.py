@@ -8,7 +8,7 @@ about 100x slower still: `require_fast_crc` fails loudly when neither fast path 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Final
 
 import crcmod
@@ -61,7 +61,7 @@ def crc64(data: bytes | memoryview, crc: int = 0) -> int:
     return _crc_fun(data, crc)
 
 
-def _gf2_times(mat: list[int], vec: int) -> int:
+def _gf2_times(mat: tuple[int, ...] | list[int], vec: int) -> int:
     total = 0
     i = 0
     while vec:
@@ -76,26 +76,33 @@ def _gf2_square(mat: list[int]) -> list[int]:
     return [_gf2_times(mat, mat[n]) for n in range(64)]
 
 
-def crc64_combine(crc1: int, crc2: int, len2: int) -> int:
-    """CRC of A+B from ``crc1`` = CRC(A), ``crc2`` = CRC(B) and ``len2`` = len(B) (as zlib)."""
-    if len2 <= 0:
-        return crc1
+def _ladder(length: int) -> Iterator[list[int]]:
+    """The operators (64 GF(2) matrix columns) whose product shifts a CRC past ``length`` zero
+    bytes, in order: the squaring ladder of zlib's crc32_combine."""
+    if length <= 0:
+        return
     odd = [_REV_POLY] + [1 << n for n in range(63)]
     even = _gf2_square(odd)
     odd = _gf2_square(even)
     while True:
         even = _gf2_square(odd)
-        if len2 & 1:
-            crc1 = _gf2_times(even, crc1)
-        len2 >>= 1
-        if not len2:
-            break
+        if length & 1:
+            yield even
+        length >>= 1
+        if not length:
+            return
         odd = _gf2_square(even)
-        if len2 & 1:
-            crc1 = _gf2_times(odd, crc1)
-        len2 >>= 1
-        if not len2:
-            break
+        if length & 1:
+            yield odd
+        length >>= 1
+        if not length:
+            return
+
+
+def crc64_combine(crc1: int, crc2: int, len2: int) -> int:
+    """CRC of A+B from ``crc1`` = CRC(A), ``crc2`` = CRC(B) and ``len2`` = len(B) (as zlib)."""
+    for operator in _ladder(len2):
+        crc1 = _gf2_times(operator, crc1)
     return (crc1 ^ crc2) & _MASK
 
 
@@ -105,37 +112,13 @@ def shift_operator(length: int) -> tuple[int, ...]:
     With it, ``crc64_combine(crc1, crc2, length) == shift_with(op, crc1) ^ crc2``: folding many
     equal-length parts costs one matrix-vector product each instead of a full combine.
     """
-    # The same ladder of squared operators as `crc64_combine`, applied to all 64 unit vectors
-    # at once, so the squarings are shared (milliseconds instead of 64 full combines).
+    # The ladder applied to all 64 unit vectors at once: the squarings are shared.
     cols = [1 << n for n in range(64)]
-    if length <= 0:
-        return tuple(cols)
-    odd = [_REV_POLY] + [1 << n for n in range(63)]
-    even = _gf2_square(odd)
-    odd = _gf2_square(even)
-    while True:
-        even = _gf2_square(odd)
-        if length & 1:
-            cols = [_gf2_times(even, c) for c in cols]
-        length >>= 1
-        if not length:
-            break
-        odd = _gf2_square(even)
-        if length & 1:
-            cols = [_gf2_times(odd, c) for c in cols]
-        length >>= 1
-        if not length:
-            break
+    for operator in _ladder(length):
+        cols = [_gf2_times(operator, c) for c in cols]
     return tuple(cols)
 
 
-def shift_with(operator: tuple[int, ...], crc: int) -> int:
+def shift_with(operator: tuple[int, ...] | list[int], crc: int) -> int:
     """Apply a `shift_operator` to ``crc``."""
-    total = 0
-    i = 0
-    while crc:
-        if crc & 1:
-            total ^= operator[i]
-        crc >>= 1
-        i += 1
-    return total
+    return _gf2_times(operator, crc)

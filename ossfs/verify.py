@@ -38,6 +38,7 @@ from typing import Final
 from ossfs.crc64 import crc64
 from ossfs.errors import NotFoundError, OssfsError, RemoteIOError, StaleError
 from ossfs.names import split_path, validate_root_prefix
+from ossfs.retry import RetryPolicy
 from ossfs.store import ObjectMeta, ObjectStore
 
 __all__ = [
@@ -266,6 +267,13 @@ class Verifier:
         self._rand = rand
         self._clock = clock
         self._cancelled = threading.Event()
+        # The jittered backoff of `ossfs.retry`; attempts are counted here (a resume that got
+        # further starts a fresh count), so only the delay schedule is borrowed.
+        self._backoff = RetryPolicy(
+            max_attempts=self.config.max_attempts,
+            base_delay_s=self.config.retry_base_delay_s,
+            max_delay_s=self.config.retry_max_delay_s,
+        )
 
     # -- what to verify -------------------------------------------------------------------------
 
@@ -436,11 +444,7 @@ class Verifier:
         if self._cancelled.is_set():
             raise _CancelledError
         tries.resumes += 1
-        cap = min(
-            self.config.retry_max_delay_s,
-            self.config.retry_base_delay_s * 2.0 ** min(tries.failures - 1, 30),
-        )
-        delay = cap * self._rand()
+        delay = self._backoff.delay_s(tries.failures - 1, self._rand)
         if delay > 0:
             self._sleep(delay)
         return True
