@@ -323,6 +323,9 @@ _MOUNT_ONLY_OPTIONS: Final = frozenset(
 _MOUNT_ONLY_PREFIXES: Final = ("x-", "comment=")
 
 
+_HELPER_HINT: Final = " (in an fstab line or mount -o, --cache-size 1GiB is cache_size=1GiB)"
+
+
 def legacy_mount_argv(argv: Sequence[str]) -> list[str]:
     """``SOURCE MOUNTPOINT [-o OPTS | -oOPTS | -f | -d | --long-option ...]`` -> ``mount ...``.
 
@@ -393,7 +396,8 @@ def _legacy_options(text: str, out: list[str], fuse: list[str]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     given = list(sys.argv[1:] if argv is None else argv)
-    if given and not given[0].startswith("-") and given[0] not in COMMANDS:
+    helper_form = bool(given) and not given[0].startswith("-") and given[0] not in COMMANDS
+    if helper_form:
         try:
             given = legacy_mount_argv(given)
         except UsageError as exc:
@@ -408,7 +412,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler: Handler = args.handler
         return handler(args)
     except (UsageError, MissingCrcExtensionError) as exc:
-        print(f"ossfs {args.command}: error: {exc}", file=sys.stderr)
+        hint = _HELPER_HINT if helper_form and " --" in str(exc) else ""
+        print(f"ossfs {args.command}: error: {exc}{hint}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

@@ -215,6 +215,17 @@ def setup_logging(config: MountConfig, *, daemon: bool) -> None:
     root.addHandler(handler)
 
 
+def fs_source(location: OssLocation) -> str:
+    """The source the mount table shows: ``oss://BUCKET[/PREFIX]``, as an fstab line writes it.
+
+    ``mount -a`` and systemd compare an fstab line's source with the mount table's, so this is
+    the spelling a user writes (no trailing ``/``). FUSE's option parser takes ``\\,`` for a
+    comma.
+    """
+    text = str(location).rstrip("/")
+    return text.replace("\\", "\\\\").replace(",", "\\,")
+
+
 def bind_metrics(config: MountConfig) -> MetricsServer | None:
     """The bound metrics endpoint, if asked for (`UsageError` if its address is taken)."""
     if config.metrics_address is None:
@@ -236,7 +247,7 @@ def serve(
     store = build_store(config)
     fs, stats = build_filesystem(config, store)
     ops = FuseOperations(fs, on_init=on_ready, stats=stats)
-    fsname = f"ossfs#{config.location.bucket}"
+    fsname = fs_source(config.location)
     log.info("mounting %s on %s", config.location, config.mountpoint)
     try:
         if metrics is not None:

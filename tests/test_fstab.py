@@ -1,0 +1,288 @@
+"""fstab and ``mount -t fuse.ossfs``: the helper's form ``ossfs SOURCE MOUNTPOINT -o OPTIONS``.
+
+util-linux's mount runs ``mount.fuse3``, which runs ``/bin/sh -c 'ossfs SOURCE MOUNTPOINT -o
+OPTS'`` with PATH reset to ``/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`` and
+HOME to root's: the real-mount tests need ``ossfs`` on that PATH (a symlink to this checkout's
+``ossfs`` is made for the test when none is there) and root.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+from ossfs.cli import legacy_mount_argv, main
+from ossfs.emulator import EmulatorServer
+from ossfs.errors import UsageError
+from ossfs.umount import is_mounted
+from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
+
+HELPER_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+# -- the argument translation ----------------------------------------------------------------------
+
+
+def test_legacy_argv_maps_ossfs_options_drops_mount_options_passes_fuse_options() -> None:
+    argv = [
+        "oss://b-1/some/prefix",
+        "/mnt/x",
+        "-o",
+        "rw,nodev,nosuid,endpoint=http://127.0.0.1:9,allow_other,_netdev,nofail,noauto,"
+        "metadata_ttl=5,passwd_file=/etc/pw,cache_size=64MiB,kernel_cache,x-systemd.automount,"
+        "uid=7,file_mode=440,defaults,ro",
+    ]
+    assert legacy_mount_argv(argv) == [
+        "mount",
+        "oss://b-1/some/prefix",
+        "/mnt/x",
+        "--endpoint",
+        "http://127.0.0.1:9",
+        "--allow-other",
+        "--metadata-ttl",
+        "5",
+        "--passwd-file",
+        "/etc/pw",
+        "--cache-size",
+        "64MiB",
+        "--uid",
+        "7",
+        "--file-mode",
+        "440",
+        "-o",
+        "nodev,nosuid,kernel_cache",
+    ]
+
+
+def test_legacy_argv_accepts_ossfs_1x_source_and_attached_options() -> None:
+    argv = ["b-1:/logs/2025", "/mnt/x", "-ourl=http://e", "-opublic_bucket=1", "-f"]
+    assert legacy_mount_argv(argv) == [
+        "mount",
+        "oss://b-1/logs/2025",
+        "/mnt/x",
+        "--endpoint",
+        "http://e",
+        "--anonymous",
+        "--foreground",
+    ]
+    assert legacy_mount_argv(["b-1", "/m", "--region", "cn-hangzhou"])[1:] == [
+        "oss://b-1",
+        "/m",
+        "--region",
+        "cn-hangzhou",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["oss://b-1"], "expected SOURCE MOUNTPOINT"),
+        (["oss://b-1", "/m", "-o", "endpoint"], "option endpoint needs a value: -o endpoint=VALUE"),
+        (["oss://b-1", "/m", "-o", "allow_other=1"], "option allow_other takes no value"),
+        (["oss://b-1", "/m", "-o"], "-o needs a value"),
+        (["oss://b-1", "/m", "extra"], "unexpected argument 'extra'"),
+    ],
+)
+def test_legacy_argv_errors_say_what_to_do(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        legacy_mount_argv(argv)
+
+
+def test_main_legacy_form_errors_are_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["oss://b-1", "/m", "-o", "metadata_ttl"]) == 2
+    err = capsys.readouterr().err
+    assert err == "ossfs: error: option metadata_ttl needs a value: -o metadata_ttl=VALUE\n"
+    assert main(["not a bucket!", "/nonexistent-mountpoint"]) == 2
+    assert "invalid bucket name" in capsys.readouterr().err
+
+
+# -- through the real mount command ----------------------------------------------------------------
+
+
+@pytest.fixture
+def helper_ossfs() -> Iterator[None]:
+    """``ossfs`` of this checkout on the PATH mount.fuse3 gives its child (made if missing)."""
+    if os.geteuid() != 0:
+        pytest.skip("mount -t fuse.ossfs needs root (CI runs the tests as root)")
+    if not os.path.exists("/dev/fuse") or shutil.which("mount.fuse3", path=HELPER_PATH) is None:
+        pytest.skip("FUSE or its mount helper is missing (fuse3 is installed by scripts/setup.sh)")
+    ours = Path(sys.executable).parent / "ossfs"
+    assert ours.exists(), "the package's console script (pip install -e .) is missing"
+    found = shutil.which("ossfs", path=HELPER_PATH)
+    made: Path | None = None
+    if found is None:
+        made = Path("/usr/local/bin/ossfs")
+        made.symlink_to(ours)
+    elif Path(found).resolve() != ours.resolve():
+        pytest.skip(f"another ossfs is on the mount helper's PATH: {found}")
+    try:
+        yield
+    finally:
+        if made is not None and made.is_symlink() and made.resolve() == ours.resolve():
+            made.unlink()
+
+
+def _no_oss_env() -> dict[str, str]:
+    """What a boot-time mount sees: no OSS_* variables, so credentials come from files."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OSS_")}
+    env["NO_PROXY"] = "127.0.0.1,localhost"
+    return env
+
+
+def _passwd_file(tmp_path: Path) -> Path:
+    path = tmp_path / "passwd-ossfs"
+    path.write_text(f"{BUCKET}:{ACCESS_KEY_ID}:{ACCESS_KEY_SECRET}\n")
+    path.chmod(0o600)
+    return path
+
+
+def _mount_options(path: Path) -> list[str]:
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        fields = line.split()
+        if fields[1].replace("\\040", " ") == str(path):
+            return [fields[0], fields[2], *fields[3].split(",")]
+    return []
+
+
+def _wait_daemon_gone(mountpoint: Path, timeout_s: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        alive = False
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    cmdline = (entry / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                alive = alive or str(mountpoint).encode() in cmdline
+        if not alive:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _umount(mountpoint: Path) -> None:
+    if is_mounted(mountpoint):
+        subprocess.run(["umount", str(mountpoint)], check=True, timeout=30)
+    assert not is_mounted(mountpoint)
+    assert _wait_daemon_gone(mountpoint), "the daemon outlived its mount"
+
+
+@pytest.mark.mount
+@pytest.mark.usefixtures("helper_ossfs")
+def test_mount_t_fuse_ossfs_reads_a_file_and_umount_unmounts(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    emulator.put_object(BUCKET, "pre/sub/hello.txt", b"hello through mount(8)\n")
+    emulator.put_object(BUCKET, "outside.txt", b"not shown")
+    mp = tmp_path / "mnt"
+    mp.mkdir()
+    options = (
+        f"endpoint={emulator.endpoint},passwd_file={_passwd_file(tmp_path)},ro,allow_other,"
+        "_netdev,nofail,metadata_ttl=5,file_mode=440,nodev"
+    )
+    result = subprocess.run(
+        ["mount", "-t", "fuse.ossfs", f"oss://{BUCKET}/pre", str(mp), "-o", options],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_no_oss_env(),
+        check=False,
+    )
+    try:
+        assert result.returncode == 0, result.stderr
+        assert (mp / "sub" / "hello.txt").read_bytes() == b"hello through mount(8)\n"
+        assert os.listdir(mp) == ["sub"]
+        assert os.stat(mp / "sub" / "hello.txt").st_mode & 0o777 == 0o440
+        shown = _mount_options(mp)
+        assert shown[:2] == [f"oss://{BUCKET}/pre", "fuse.ossfs"]
+        assert {"ro", "nodev", "allow_other"} <= set(shown[2:])
+    finally:
+        _umount(mp)
+
+
+@pytest.mark.mount
+@pytest.mark.usefixtures("helper_ossfs")
+def test_fstab_line_with_rw_and_defaults_mounts_read_only(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    emulator.put_object(BUCKET, "f.txt", b"from fstab\n")
+    mp = tmp_path / "fstab mnt"  # a space: fstab writes it \040
+    mp.mkdir()
+    fstab = tmp_path / "fstab"
+    escaped = str(mp).replace(" ", "\\040")
+    fstab.write_text(
+        "# <source>  <mountpoint>  <type>  <options>  <dump>  <pass>\n"
+        f"oss://{BUCKET}  {escaped}  fuse.ossfs  "
+        f"defaults,rw,_netdev,nofail,endpoint={emulator.endpoint},"
+        f"passwd_file={_passwd_file(tmp_path)},metadata_ttl=forever  0  0\n"
+    )
+    result = subprocess.run(
+        ["mount", "--fstab", str(fstab), str(mp)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_no_oss_env(),
+        check=False,
+    )
+    try:
+        assert result.returncode == 0, result.stderr
+        assert (mp / "f.txt").read_bytes() == b"from fstab\n"
+        assert "ro" in _mount_options(mp)[2:]
+        # mount -a (what boot does) sees the line is mounted: same source, same mountpoint.
+        again = subprocess.run(
+            ["mount", "-a", "--fstab", str(fstab)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=_no_oss_env(),
+            check=False,
+        )
+        assert again.returncode == 0, again.stderr
+        mounts = Path("/proc/self/mounts").read_text()
+        assert mounts.count(f" {escaped} ") == 1
+        with pytest.raises(OSError) as info:
+            (mp / "new.txt").write_bytes(b"x")
+        assert info.value.errno == errno.EROFS
+    finally:
+        _umount(mp)
+
+
+@pytest.mark.mount
+@pytest.mark.usefixtures("helper_ossfs")
+@pytest.mark.parametrize(
+    ("options", "starts"),
+    [
+        ("metadata_ttl=soon,passwd_file={pw}", "invalid --metadata-ttl 'soon'"),
+        ("metadata_ttl=5", "no credentials found: looked at"),
+    ],
+    ids=["bad-ttl", "no-credentials"],
+)
+def test_mount_t_fuse_ossfs_errors_are_one_line_naming_the_o_spelling(
+    emulator: EmulatorServer, tmp_path: Path, options: str, starts: str
+) -> None:
+    mp = tmp_path / "mnt"
+    mp.mkdir()
+    given = f"endpoint={emulator.endpoint}," + options.format(pw=_passwd_file(tmp_path))
+    result = subprocess.run(
+        ["mount", "-t", "fuse.ossfs", f"oss://{BUCKET}", str(mp), "-o", given],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_no_oss_env(),
+        check=False,
+    )
+    assert result.returncode != 0
+    assert result.stderr.startswith(f"ossfs mount: error: {starts}"), result.stderr
+    assert result.stderr.endswith("--cache-size 1GiB is cache_size=1GiB)\n")
+    assert len(result.stderr.splitlines()) == 1
+    assert not is_mounted(mp)
