@@ -999,8 +999,9 @@ def chart_svg(
     profiles: Sequence[str],
     chosen: Sequence[Workload],
 ) -> str:
-    """Grouped bars: per profile and workload, each system's figure relative to the best one
-    (lower-is-better figures inverted), labelled with the figure itself."""
+    """Grouped bars, one panel per profile: each system's figure relative to ossfs's (= 1x) on a
+    log scale from 1/30x to 30x (lower-is-better figures inverted, so taller is always better),
+    labelled with the figure itself."""
     colors = {
         "ossfs": "#d9480f",
         "oss2": "#1c7ed6",
@@ -1009,61 +1010,72 @@ def chart_svg(
         "nullfs": "#868e96",
         "local": "#343a40",
     }
-    groups = [
-        (p, w)
-        for p in profiles
-        for w in chosen
-        if any((results.get((p, w.name, s)) or Sample("")).ok for s in systems)
-    ]
-    bar_w, gap, plot_h, top, left = 14, 26, 220, 50, 50
+    span = math.log10(30.0)
+    bar_w, gap, plot_h, left = 16, 30, 200, 70
+    panel_h = plot_h + 110
+    n_max = max(1, *(len(chosen) for _ in profiles))
     group_w = bar_w * len(systems) + gap
-    width = left + group_w * len(groups) + 20
-    height = top + plot_h + 150
+    width = left + group_w * n_max + 20
+    height = 60 + panel_h * len(profiles)
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'font-family="sans-serif" font-size="10">',
+        'font-family="sans-serif" font-size="11">',
         f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<text x="{left}" y="20" font-size="14">ossfs benchmark suite: each bar relative to the '
-        "best system of its group (taller is better)</text>",
+        f'<text x="{left}" y="18" font-size="14">ossfs benchmark suite: each system relative to '
+        "ossfs (log scale, taller is better; labels: the measured figure)</text>",
     ]
     for i, s in enumerate(systems):
-        x = left + i * 90
-        out.append(f'<rect x="{x}" y="30" width="10" height="10" fill="{colors.get(s, "#000")}"/>')
-        out.append(f'<text x="{x + 14}" y="39">{s}</text>')
-    base_y = top + plot_h
-    out.append(
-        f'<line x1="{left - 4}" y1="{base_y}" x2="{width - 10}" y2="{base_y}" stroke="#000"/>'
-    )
-    for g, (profile, w) in enumerate(groups):
-        x0 = left + g * group_w
-        scores: dict[str, float] = {}
-        for s in systems:
-            sample = results.get((profile, w.name, s))
-            if sample is not None and sample.ok and sample.value:
-                scores[s] = sample.value if w.higher_is_better else 1.0 / sample.value
-        best = max(scores.values())
-        for i, s in enumerate(systems):
-            if s not in scores:
+        x = left + i * 80
+        out.append(f'<rect x="{x}" y="28" width="10" height="10" fill="{colors.get(s, "#000")}"/>')
+        out.append(f'<text x="{x + 14}" y="37">{s}</text>')
+
+    def score(sample: Sample | None, w: Workload) -> float | None:
+        if sample is None or not sample.ok or not sample.value:
+            return None
+        return sample.value if w.higher_is_better else 1.0 / sample.value
+
+    for p_index, profile in enumerate(profiles):
+        top = 60 + p_index * panel_h + 20
+        mid = top + plot_h / 2  # the 1x line
+        out.append(f'<text x="4" y="{top - 6}" font-size="13">{profile}</text>')
+        for tick in (1 / 30, 0.1, 1 / 3, 1.0, 3.0, 10.0, 30.0):
+            y = mid - plot_h / 2 * math.log10(tick) / span
+            label = f"{tick:g}x" if tick >= 1 else f"1/{1 / tick:.0f}x"
+            dash = "" if tick == 1.0 else ' stroke-dasharray="2,3"'
+            out.append(
+                f'<line x1="{left - 4}" y1="{y:.1f}" x2="{width - 10}" y2="{y:.1f}" '
+                f'stroke="#bbb"{dash}/>'
+            )
+            out.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{label}</text>')
+        base_y = top + plot_h
+        for g, w in enumerate(chosen):
+            x0 = left + g * group_w
+            ref = score(results.get((profile, w.name, "ossfs")), w)
+            if ref is None:
                 continue
-            h = max(1.0, plot_h * scores[s] / best)
-            x, y = x0 + i * bar_w, base_y - h
-            value = results[(profile, w.name, s)].value
+            for i, s in enumerate(systems):
+                sample = results.get((profile, w.name, s))
+                value = score(sample, w)
+                if value is None or sample is None:
+                    continue
+                rel = min(max(math.log10(value / ref) / span, -1.0), 1.0)
+                y = mid - plot_h / 2 * rel
+                x = x0 + i * bar_w
+                out.append(
+                    f'<rect x="{x}" y="{y:.1f}" width="{bar_w - 2}" height="{base_y - y:.1f}" '
+                    f'fill="{colors.get(s, "#000")}"><title>{profile} {w.name} {s}: '
+                    f"{fmt(sample.value, w.unit)} {w.unit}</title></rect>"
+                )
+                cx, cy = x + bar_w / 2 + 3, y - 3
+                out.append(
+                    f'<text x="{cx:.1f}" y="{cy:.1f}" font-size="8" '
+                    f'transform="rotate(-90 {cx:.1f} {cy:.1f})">{fmt(sample.value, w.unit)}</text>'
+                )
+            label_x = x0 + bar_w * len(systems) / 2
             out.append(
-                f'<rect x="{x}" y="{y:.1f}" width="{bar_w - 2}" height="{h:.1f}" '
-                f'fill="{colors.get(s, "#000")}"><title>{profile} {w.name} {s}: '
-                f"{fmt(value, w.unit)} {w.unit}</title></rect>"
+                f'<text x="{label_x:.1f}" y="{base_y + 14}" text-anchor="end" '
+                f'transform="rotate(-30 {label_x:.1f} {base_y + 14})">{w.name} ({w.unit})</text>'
             )
-            out.append(
-                f'<text x="{x + bar_w / 2 - 1:.1f}" y="{y - 3:.1f}" font-size="7" '
-                f'text-anchor="start" transform="rotate(-90 {x + bar_w / 2 - 1:.1f} {y - 3:.1f})">'
-                f"{fmt(value, w.unit)}</text>"
-            )
-        label_x = x0 + bar_w * len(systems) / 2
-        out.append(
-            f'<text x="{label_x:.1f}" y="{base_y + 12}" text-anchor="end" '
-            f'transform="rotate(-45 {label_x:.1f} {base_y + 12})">{w.name} ({w.unit}) '
-            f"{profile}</text>"
-        )
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
