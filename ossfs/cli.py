@@ -149,6 +149,11 @@ def _add_mount(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument("--dir-mode", type=_mode, default=0o555, help="directory permissions (555)")
     p.add_argument("--allow-other", action="store_true", help="let other users see the mount")
     p.add_argument("--debug", action="store_true", help="log every request (no credentials)")
+    p.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        help="least severe messages logged (default info; --debug means debug)",
+    )
     p.add_argument("--log-file", type=Path, help="log here (default: stderr, or syslog as daemon)")
     p.add_argument(
         "--metrics-address",
@@ -191,6 +196,7 @@ def _run_mount(args: argparse.Namespace) -> int:
         dir_mode=args.dir_mode,
         allow_other=args.allow_other,
         debug=args.debug,
+        log_level=args.log_level or ("debug" if args.debug else "info"),
         log_file=args.log_file.absolute() if args.log_file else None,
         fuse_options=_fuse_options(args.options),
         metrics_address=parse_address(args.metrics_address) if args.metrics_address else None,
@@ -310,6 +316,7 @@ _OSSFS_OPTIONS: Final = {
     "dir_mode": ("--dir-mode", True),
     "allow_other": ("--allow-other", False),
     "debug": ("--debug", False),
+    "log_level": ("--log-level", True),
     "log_file": ("--log-file", True),
     "metrics_address": ("--metrics-address", True),
 }

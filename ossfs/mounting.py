@@ -40,6 +40,12 @@ READY_MARKER: Final = b"\x00ossfs-ready\n"
 _KERNEL_TTL_FOREVER_S: Final = 365 * 86400.0
 _START_TIMEOUT_S: Final = 60.0
 _PREFETCH_WORKERS: Final = 16
+_LOG_LEVELS: Final = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +68,7 @@ class MountConfig:
     dir_mode: int = 0o555
     allow_other: bool = False
     debug: bool = False
+    log_level: str = "info"
     log_file: Path | None = None
     fuse_options: tuple[tuple[str, str | bool], ...] = ()
     workers: int = 32
@@ -72,6 +79,8 @@ class MountConfig:
             raise UsageError("invalid --block-size: use 4KiB to 64MiB (default 1MiB)")
         if self.cache_size_bytes < 2 * self.block_size_bytes:
             raise UsageError("invalid --cache-size: it must hold at least two blocks")
+        if self.log_level not in _LOG_LEVELS:
+            raise UsageError(f"invalid --log-level {self.log_level}: use {', '.join(_LOG_LEVELS)}")
         for name, mode in (("--file-mode", self.file_mode), ("--dir-mode", self.dir_mode)):
             if not 0 <= mode <= 0o777:
                 raise UsageError(f"invalid {name} {mode:o}: use an octal mode such as 444")
@@ -193,9 +202,11 @@ def fuse_options(config: MountConfig) -> dict[str, str | bool]:
 
 
 def setup_logging(config: MountConfig, *, daemon: bool) -> None:
+    """Where the mount logs: ``--log-file`` if given, else stderr in the foreground, else syslog
+    (``/dev/log``; nothing if there is no syslog). Level from ``--log-level``/``--debug``."""
     root = logging.getLogger()
     root.handlers.clear()
-    root.setLevel(logging.DEBUG if config.debug else logging.INFO)
+    root.setLevel(logging.DEBUG if config.debug else _LOG_LEVELS[config.log_level])
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     logging.getLogger("oss2").setLevel(logging.WARNING)
     logging.getLogger("fuse").setLevel(logging.WARNING if not config.debug else logging.DEBUG)

@@ -338,17 +338,19 @@ def test_mount_stats_and_metrics_move_when_a_file_is_read(
 
 @pytest.mark.mount
 @needs_fuse
+@pytest.mark.parametrize("level", ["info", "warning"])
 def test_mount_log_file_has_the_mount_info_and_a_warning_for_a_failed_read(
-    emulator: EmulatorServer, tmp_path: Path, mounted: list[Path]
+    emulator: EmulatorServer, tmp_path: Path, mounted: list[Path], level: str
 ) -> None:
     emulator.put_object(BUCKET, "cold.bin", b"frozen", storage_class="Archive")
     log_file = tmp_path / "ossfs.log"
     mp = tmp_path / "m"
-    _mount(emulator, mp, mounted, "--log-file", str(log_file))
+    _mount(emulator, mp, mounted, "--log-file", str(log_file), "--log-level", level)
     with pytest.raises(PermissionError):
         (mp / "cold.bin").read_bytes()
     lines = log_file.read_text().splitlines()
-    assert any(f"INFO ossfs.mounting: mounting oss://{BUCKET}/ on {mp}" in ln for ln in lines)
+    mounting = f"INFO ossfs.mounting: mounting oss://{BUCKET}/ on {mp}"
+    assert any(mounting in ln for ln in lines) == (level == "info")
     assert any("WARNING" in ln and "cold.bin" in ln and "not restored" in ln for ln in lines)
     assert not any(ACCESS_KEY_SECRET in ln for ln in lines)
 
