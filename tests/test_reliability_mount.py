@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +19,14 @@ from tests.support import BUCKET
 from tests.test_reliability_support import (
     MIB,
     Mounts,
+    daemon_pid,
     data_for,
     emulator_config,
     free_port,
     mounts_fixture,
     needs_fuse,
+    run_ossfs,
+    wait_until,
 )
 
 pytestmark = [pytest.mark.mount, needs_fuse]
@@ -147,3 +151,43 @@ def test_reliability_deleted_object_disappears_after_ttl(
     time.sleep(1.6)
     assert not (mp / "gone.txt").exists()
     assert "gone.txt" not in os.listdir(mp)
+
+
+# -- the daemon is killed --------------------------------------------------------------------------
+
+
+def test_reliability_umount_clears_mount_of_killed_daemon_and_remount_works(
+    emulator: EmulatorServer, mounts: Mounts
+) -> None:
+    emulator.put_object(BUCKET, "a.txt", b"alive")
+    mp = mounts.mount(emulator.endpoint)
+    assert (mp / "a.txt").read_bytes() == b"alive"
+    pid = daemon_pid(mp)
+    os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: not Path(f"/proc/{pid}").exists(), 15)
+    with pytest.raises(OSError) as info:
+        os.listdir(mp)
+    assert info.value.errno == errno.ENOTCONN  # "Transport endpoint is not connected"
+    assert is_mounted(mp)
+
+    result = run_ossfs("umount", str(mp))
+    assert result.returncode == 0, result.stderr
+    assert not is_mounted(mp)
+    assert os.listdir(mp) == []
+
+    mounts.mount(emulator.endpoint, mountpoint=mp)
+    assert (mp / "a.txt").read_bytes() == b"alive"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_reliability_daemon_signal_unmounts_cleanly(
+    emulator: EmulatorServer, mounts: Mounts, sig: signal.Signals
+) -> None:
+    emulator.put_object(BUCKET, "a.txt", b"a")
+    mp = mounts.mount(emulator.endpoint)
+    assert (mp / "a.txt").read_bytes() == b"a"
+    pid = daemon_pid(mp)
+    os.kill(pid, sig)
+    assert wait_until(lambda: not is_mounted(mp), 15)
+    assert wait_until(lambda: not Path(f"/proc/{pid}").exists(), 15)
+    assert os.listdir(mp) == []
