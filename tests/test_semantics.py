@@ -1,0 +1,220 @@
+"""SEMANTICS.md's examples, run: every ```` ```console test ```` block against a real mount.
+
+A block is a shell session in the mount root. ``# mount: OPTIONS`` (first line, optional) gives
+``ossfs mount`` options; ``# oss: ACTION ...`` changes the bucket on the local OSS server at that
+point; ``$ COMMAND`` runs in one persistent bash (so ``exec 3< FILE`` keeps a file open across
+lines) with stderr merged into stdout and ``LC_ALL=C``; the lines after it are its exact output
+(trailing blank lines ignored). Actions:
+
+- ``put KEY TEXT [--archive] [--type CONTENT-TYPE] [--meta NAME=VALUE]``: object TEXT + newline;
+- ``marker KEY/``: an empty directory marker; ``symlink KEY TARGET``; ``delete KEY``;
+- ``fail KEY``: every request for KEY answers 500 from now on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+from ossfs.emulator import EmulatorServer
+from ossfs.umount import is_mounted
+from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
+
+DOC: Final = Path(__file__).resolve().parent.parent / "SEMANTICS.md"
+_BLOCK_RE: Final = re.compile(r"^```console test\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+
+pytestmark = [
+    pytest.mark.mount,
+    pytest.mark.skipif(
+        not os.path.exists("/dev/fuse"), reason="FUSE is not available (/dev/fuse missing)"
+    ),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One ``# oss:`` action (``command`` empty) or one ``$`` command and its expected output."""
+
+    action: tuple[str, ...]
+    command: str
+    expected: tuple[str, ...]
+
+    def expected_text(self) -> str:
+        return "\n".join(self.expected)
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    name: str
+    mount_options: tuple[str, ...]
+    steps: tuple[Step, ...]
+
+
+def parse_examples(text: str) -> list[Example]:
+    examples = []
+    for match in _BLOCK_RE.finditer(text):
+        line_no = text.count("\n", 0, match.start()) + 1
+        lines = match.group(1).splitlines()
+        options: tuple[str, ...] = ()
+        if lines and lines[0].startswith("# mount:"):
+            options = tuple(shlex.split(lines.pop(0).removeprefix("# mount:")))
+        steps: list[Step] = []
+        for line in lines:
+            if line.startswith("# oss:"):
+                steps.append(Step(tuple(shlex.split(line.removeprefix("# oss:"))), "", ()))
+            elif line.startswith("$ "):
+                steps.append(Step((), line[2:], ()))
+            else:
+                assert steps and steps[-1].command, f"SEMANTICS.md:{line_no}: output of what?"
+                last = steps[-1]
+                steps[-1] = Step((), last.command, (*last.expected, line))
+        examples.append(Example(f"line{line_no}", options, tuple(steps)))
+    return examples
+
+
+EXAMPLES: Final = parse_examples(DOC.read_text())
+
+
+def test_semantics_doc_has_examples_of_every_errno_in_its_table() -> None:
+    text = DOC.read_text()
+    shown = "\n".join(s.expected_text() for e in EXAMPLES for s in e.steps if s.command)
+    for message in (
+        "No such file or directory",
+        "Permission denied",
+        "Stale file handle",
+        "Read-only file system",
+        "Input/output error",
+        "No such attribute",
+        "Is a directory",
+        "Not a directory",
+    ):
+        assert message in shown, f"no example shows {message!r}"
+    for name in ("ENOENT", "EACCES", "ESTALE", "EROFS", "EIO", "ENODATA", "EISDIR", "ENOTDIR"):
+        assert f"| `{name}` |" in text, f"the errno table lacks {name}"
+
+
+def _apply(emulator: EmulatorServer, action: tuple[str, ...]) -> None:
+    verb, *args = action
+    if verb == "put":
+        parser = argparse.ArgumentParser(prog="put", exit_on_error=False)
+        parser.add_argument("key")
+        parser.add_argument("text")
+        parser.add_argument("--archive", action="store_true")
+        parser.add_argument("--type", default=None)
+        parser.add_argument("--meta", action="append", default=[])
+        opts = parser.parse_args(args)
+        emulator.put_object(
+            BUCKET,
+            opts.key,
+            (opts.text + "\n").encode(),
+            storage_class="Archive" if opts.archive else "Standard",
+            content_type=opts.type,
+            user_meta=dict(m.split("=", 1) for m in opts.meta),
+        )
+    elif verb == "marker":
+        emulator.put_object(BUCKET, args[0], b"")
+    elif verb == "symlink":
+        emulator.put_symlink(BUCKET, args[0], args[1])
+    elif verb == "delete":
+        emulator.delete_object(BUCKET, args[0])
+    elif verb == "fail":
+        emulator.faults.update(error_rate=1.0, key_prefix=args[0])
+    else:
+        raise AssertionError(f"unknown action {verb!r}")
+
+
+class Shell:
+    """One bash in the mount root; `run` returns a command's merged output lines."""
+
+    def __init__(self, cwd: Path) -> None:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "HOME": "/"}
+        self._proc = subprocess.Popen(
+            ["bash", "--norc", "--noprofile"],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def run(self, command: str) -> list[str]:
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        marker = f"--end-{uuid.uuid4().hex}--"
+        self._proc.stdin.write(f"{command} 2>&1\necho; echo {marker}\n")
+        self._proc.stdin.flush()
+        lines: list[str] = []
+        while (line := self._proc.stdout.readline()) and line.rstrip("\n") != marker:
+            lines.append(line.rstrip("\n"))
+        # The echo before the marker ends output that lacks a final newline.
+        if lines and lines[-1] == "":
+            lines.pop()
+        return lines
+
+    def close(self) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.close()
+        self._proc.wait(timeout=30)
+
+
+def _strip_blank_tail(lines: list[str] | tuple[str, ...]) -> list[str]:
+    out = list(lines)
+    while out and not out[-1].strip():
+        out.pop()
+    return out
+
+
+def _ossfs(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "OSS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+        "OSS_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET,
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "ossfs", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.name for e in EXAMPLES])
+def test_semantics_example(emulator: EmulatorServer, tmp_path: Path, example: Example) -> None:
+    steps = list(example.steps)
+    while steps and not steps[0].command:  # the bucket as the example starts
+        _apply(emulator, steps.pop(0).action)
+    mp = tmp_path / "mnt"
+    mp.mkdir()
+    mounted = _ossfs(
+        "mount", f"oss://{BUCKET}", str(mp), "--endpoint", emulator.endpoint, *example.mount_options
+    )
+    assert mounted.returncode == 0, mounted.stderr
+    shell = Shell(mp)
+    try:
+        for step in steps:
+            if not step.command:
+                _apply(emulator, step.action)
+                continue
+            got = _strip_blank_tail(shell.run(step.command))
+            assert got == _strip_blank_tail(step.expected), f"$ {step.command}"
+    finally:
+        shell.close()
+        deadline = time.monotonic() + 30
+        while is_mounted(mp) and time.monotonic() < deadline:
+            if _ossfs("umount", str(mp)).returncode != 0:
+                time.sleep(0.2)
+        assert not is_mounted(mp)
