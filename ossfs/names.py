@@ -24,6 +24,9 @@ ROOT_INODE: Final = 1
 
 _FIRST_FREE_INODE: Final = 2
 
+LOG_KEY_CHARS: Final = 200
+"""Keys longer than this are shortened in log lines (a key may be 10,000 characters)."""
+
 
 def name_problem(name: str) -> str | None:
     """Why ``name`` cannot be a file name, or None when it can.
@@ -47,6 +50,19 @@ def name_problem(name: str) -> str | None:
     if size > NAME_MAX_BYTES:
         return f"name is {size} bytes long (more than {NAME_MAX_BYTES})"
     return None
+
+
+def key_for_log(key: str, limit: int = LOG_KEY_CHARS) -> str:
+    """``key`` shortened for a log line: unchanged up to ``limit`` characters, else its head
+    and tail around a note of its full length. Log it with ``%r`` so that control characters,
+    NUL and lone surrogates come out escaped (a key cannot forge log lines). Never raises.
+    """
+    limit = max(limit, 1)
+    if len(key) <= limit:
+        return key
+    tail = limit // 5
+    head = limit - tail
+    return f"{key[:head]}...[{len(key)} characters]...{key[len(key) - tail :]}"
 
 
 def validate_root_prefix(root_prefix: str) -> str:

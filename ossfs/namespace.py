@@ -38,6 +38,7 @@ from ossfs.names import (
     dir_prefix,
     inode_for_key,
     join_path,
+    key_for_log,
     name_problem,
     parent_path,
     path_to_key,
@@ -522,7 +523,7 @@ class Namespace:
             self._warned[(message, key)] = True
             if skipped:
                 self._skipped += 1
-        log.warning(message, key)
+        log.warning(message, key_for_log(key))
 
 
 def _outcome(future: concurrent.futures.Future[ObjectMeta | None]) -> ObjectMeta | Exception | None:
