@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -20,13 +21,14 @@ from typing import Final
 
 import pytest
 
-from ossfs.cli import legacy_mount_argv, main
+from ossfs.cli import build_parser, legacy_mount_argv, main
 from ossfs.emulator import EmulatorServer
 from ossfs.errors import UsageError
 from ossfs.umount import is_mounted
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 
 HELPER_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DOCS: Final = Path(__file__).resolve().parent.parent / "docs"
 
 
 # -- the argument translation ----------------------------------------------------------------------
@@ -103,6 +105,36 @@ def test_main_legacy_form_errors_are_one_line_exit_2(capsys: pytest.CaptureFixtu
     assert err == "ossfs: error: option metadata_ttl needs a value: -o metadata_ttl=VALUE\n"
     assert main(["not a bucket!", "/nonexistent-mountpoint"]) == 2
     assert "invalid bucket name" in capsys.readouterr().err
+
+
+# -- the documented examples parse ---------------------------------------------------------------
+
+
+def test_docs_fstab_examples_are_valid_ossfs_command_lines() -> None:
+    text = (DOCS / "fstab.md").read_text()
+    commands: list[list[str]] = []
+    for line in text.splitlines():
+        fields = line.split()
+        if line.startswith("oss://") and len(fields) == 6:  # an fstab line
+            assert fields[2] == "fuse.ossfs"
+            commands.append([fields[0], fields[1], "-o", fields[3]])
+        elif line.startswith("mount -t fuse.ossfs "):
+            commands.append(shlex.split(line)[3:])
+    assert len(commands) == 2
+    for argv in commands:
+        args = build_parser().parse_args(legacy_mount_argv(argv))
+        assert args.command == "mount" and args.location == "oss://my-bucket/data"
+        assert args.region == "cn-hangzhou" and args.allow_other and args.metadata_ttl == "300"
+
+
+def test_docs_systemd_unit_execstart_is_a_valid_foreground_mount() -> None:
+    lines = (DOCS / "ossfs.service").read_text().splitlines()
+    (exec_start,) = [ln for ln in lines if ln.startswith("ExecStart=")]
+    program, *argv = shlex.split(exec_start.removeprefix("ExecStart="))
+    assert program == "/usr/local/bin/ossfs"
+    args = build_parser().parse_args(argv)
+    assert args.command == "mount" and args.foreground and args.passwd_file is not None
+    assert "Type=simple" in lines and "WantedBy=multi-user.target" in lines
 
 
 # -- through the real mount command ----------------------------------------------------------------

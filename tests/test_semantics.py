@@ -14,6 +14,7 @@ lines) with stderr merged into stdout and ``LC_ALL=C``; the lines after it are i
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import re
 import shlex
@@ -34,12 +35,10 @@ from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 DOC: Final = Path(__file__).resolve().parent.parent / "SEMANTICS.md"
 _BLOCK_RE: Final = re.compile(r"^```console test\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 
-pytestmark = [
-    pytest.mark.mount,
-    pytest.mark.skipif(
-        not os.path.exists("/dev/fuse"), reason="FUSE is not available (/dev/fuse missing)"
-    ),
-]
+README: Final = DOC.parent / "README.md"
+needs_fuse = pytest.mark.skipif(
+    not os.path.exists("/dev/fuse"), reason="FUSE is not available (/dev/fuse missing)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +101,23 @@ def test_semantics_doc_has_examples_of_every_errno_in_its_table() -> None:
         assert message in shown, f"no example shows {message!r}"
     for name in ("ENOENT", "EACCES", "ESTALE", "EROFS", "EIO", "ENODATA", "EISDIR", "ENOTDIR"):
         assert f"| `{name}` |" in text, f"the errno table lacks {name}"
+
+
+def _errno_rows(text: str) -> dict[str, tuple[str, str]]:
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and re.fullmatch(r"`E[A-Z]+`", cells[0]):
+            rows[cells[0].strip("`")] = (cells[1], re.sub(r" \(section 4[^)]*\)", "", cells[2]))
+    return rows
+
+
+def test_readme_errno_table_matches_semantics() -> None:
+    semantics = _errno_rows(DOC.read_text())
+    assert len(semantics) == 8
+    assert _errno_rows(README.read_text()) == semantics
+    for name, (message, _) in semantics.items():
+        assert os.strerror(getattr(errno, name)) == message, name
 
 
 def _apply(emulator: EmulatorServer, action: tuple[str, ...]) -> None:
@@ -192,6 +208,8 @@ def _ossfs(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.mount
+@needs_fuse
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.name for e in EXAMPLES])
 def test_semantics_example(emulator: EmulatorServer, tmp_path: Path, example: Example) -> None:
     steps = list(example.steps)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -328,6 +329,15 @@ def test_mount_stats_and_metrics_move_when_a_file_is_read(
     assert human.returncode == 0, human.stderr
     assert human.stdout.startswith(f"oss://{BUCKET}/  (ossfs ")
     assert "served:" in human.stdout and "hit_rate" in human.stdout
+
+    getfattr = shutil.which("getfattr")
+    if getfattr:  # the README's way of reading it without ossfs
+        shown = subprocess.run(
+            [getfattr, "--only-values", "-n", STATS_XATTR, str(mp)],
+            capture_output=True,
+            check=True,
+        ).stdout
+        assert parse_stats(shown)["mount"] == f"oss://{BUCKET}/"
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         metrics = response.read().decode().splitlines()
