@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import math
 import os
@@ -232,6 +233,7 @@ class Sample:
     bytes_served: int = 0
     peak_rss_bytes: int | None = None
     extra: dict[str, float] = field(default_factory=dict)
+    counters: dict[str, float] = field(default_factory=dict)  # ossfs's own, during the case
 
     @property
     def ok(self) -> bool:
@@ -636,21 +638,57 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
 # -- cases ---------------------------------------------------------------------------------------
 
 
+def ossfs_counters(root: Path) -> dict[str, float]:
+    """The numbers of an ossfs mount's ``user.ossfs.stats`` xattr, flattened to dotted names
+    (empty when this ossfs has no such xattr)."""
+    try:
+        doc = json.loads(os.getxattr(root, "user.ossfs.stats"))
+    except (OSError, ValueError):
+        return {}
+    flat: dict[str, float] = {}
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}{k}.", v)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            flat[prefix.rstrip(".")] = float(value)
+
+    walk("", doc)
+    return flat
+
+
+def counter_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What the counters did during a case (gauges and ratios are recomputed by the report)."""
+    gauges = ("uptime_s", "hit_rate", "waste_ratio", "open_handles", "inflight_bytes", "memory.")
+    return {
+        k: v - before.get(k, 0.0)
+        for k, v in after.items()
+        if not any(g in k for g in gauges) and k != "ossfs_stats"
+    }
+
+
 def measure(
-    bench: Bench, spec: dict[str, Any], prepare: dict[str, Any] | None, timeout_s: float
-) -> tuple[dict[str, Any], dict[str, int], int]:
+    bench: Bench,
+    spec: dict[str, Any],
+    prepare: dict[str, Any] | None,
+    timeout_s: float,
+    counters: Callable[[], dict[str, float]] | None = None,
+) -> tuple[dict[str, Any], dict[str, int], int, dict[str, float]]:
     """Run ``prepare`` (not measured), then ``spec`` with a cleared request log."""
     if prepare is not None:
         answer = run_worker(prepare, timeout_s)
         if "error" in answer:
-            return answer, {}, 0
+            return answer, {}, 0, {}
     settle(bench.server)
     bench.server.log.clear()
+    before = counters() if counters else {}
     answer = run_worker(spec, timeout_s)
     counts, served = settle(bench.server)
     requests = request_counts(counts)
     requests["aborted"] = aborted_gets(bench.server)
-    return answer, requests, served
+    delta = counter_delta(before, counters()) if counters and before else {}
+    return answer, requests, served, delta
 
 
 def to_sample(
@@ -741,8 +779,12 @@ def run_case(bench: Bench, system: str, group: str, timeout_s: float) -> dict[st
         for name, spec, prepare in case_specs(group, bench.layout, root, oss):
             if name not in names:
                 continue
-            answer, requests, served = measure(bench, spec, prepare, timeout_s)
+            counters = None
+            if mount is not None and system == "ossfs":
+                counters = functools.partial(ossfs_counters, mount.mountpoint)
+            answer, requests, served, delta = measure(bench, spec, prepare, timeout_s, counters)
             sample = to_sample(by_name[name], answer, requests, served)
+            sample.counters = delta
             if mount is not None and mount.pid is not None:
                 sample.peak_rss_bytes = peak_rss(mount.pid)
             out[name] = sample
@@ -984,6 +1026,32 @@ def report(
                     f"{rq.get('LIST', 0)} | {rq.get('other', 0)} | "
                     f"{sample.bytes_served / 1e6:.1f} | {fmt(amp)} | {fmt(rss)} |"
                 )
+        lines.append("")
+    counter_rows = [
+        (p, w, results[(p, w.name, "ossfs")])
+        for p in profiles
+        for w in chosen
+        if (p, w.name, "ossfs") in results and results[(p, w.name, "ossfs")].counters
+    ]
+    if counter_rows:
+        lines += [
+            "### ossfs's own counters during each case (`user.ossfs.stats`)",
+            "",
+            "| profile | workload | FUSE reads | cache hits | misses | joined | prefetch parts | "
+            "MB prefetched | prefetch waste | budget denials |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for p, w, sample in counter_rows:
+            c = sample.counters
+            pre = c.get("prefetch.bytes_prefetched", 0.0)
+            waste = c.get("prefetch.bytes_unused", 0.0) / pre if pre else None
+            lines.append(
+                f"| {p} | {w.name} | {c.get('served.reads', 0):.0f} | "
+                f"{c.get('cache.hits', 0):.0f} | {c.get('cache.misses', 0):.0f} | "
+                f"{c.get('cache.joined', 0):.0f} | {c.get('prefetch.parts_issued', 0):.0f} | "
+                f"{pre / 1e6:.1f} | {'-' if waste is None else f'{waste:.1%}'} | "
+                f"{c.get('prefetch.budget_denials', 0):.0f} |"
+            )
         lines.append("")
     lines += ["### Targets of issue 5", "", "| target | measured | verdict |", "|---|---|---|"]
     for t in targets:
