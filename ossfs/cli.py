@@ -156,6 +156,10 @@ def _add_mount(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     p.add_argument("--log-file", type=Path, help="log here (default: stderr, or syslog as daemon)")
     p.add_argument(
+        "--source-name",
+        help=argparse.SUPPRESS,  # the helper form's SOURCE as written, for the mount table
+    )
+    p.add_argument(
         "--metrics-address",
         metavar="HOST:PORT",
         help="serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464)",
@@ -199,6 +203,7 @@ def _run_mount(args: argparse.Namespace) -> int:
         log_level=args.log_level or ("debug" if args.debug else "info"),
         log_file=args.log_file.absolute() if args.log_file else None,
         fuse_options=_fuse_options(args.options),
+        source_name=args.source_name or args.location,
         metrics_address=parse_address(args.metrics_address) if args.metrics_address else None,
     )
     return run_mount(config)
@@ -346,7 +351,13 @@ def legacy_mount_argv(argv: Sequence[str]) -> list[str]:
             f"({', '.join(COMMANDS)}); see ossfs --help"
         )
     source, mountpoint, rest = argv[0], argv[1], list(argv[2:])
+    if mountpoint.startswith("oss://"):
+        raise UsageError(
+            f"unknown command {source!r}: use one of {', '.join(COMMANDS)} (see ossfs --help)"
+        )
     out = ["mount", _legacy_source(source), mountpoint]
+    if not source.startswith("oss://"):
+        out += ["--source-name", source]
     fuse: list[str] = []
     while rest:
         token = rest.pop(0)

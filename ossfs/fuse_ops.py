@@ -5,7 +5,8 @@ Each callback is one line into `Filesystem`; errors are mapped to errno in one p
 answered EIO (fusepy alone would answer EINVAL). Every modifying operation answers EROFS.
 
 With a `MountStats`, it counts what it answers (opens, reads, bytes served, errors by errno) and
-the mount root's ``user.ossfs.stats`` xattr answers the current snapshot as JSON.
+the mount root's ``user.ossfs.stats`` xattr (readable, not listed) answers the current snapshot
+as JSON.
 """
 
 from __future__ import annotations
@@ -156,10 +157,9 @@ class FuseOperations(Operations):  # type: ignore[misc]
         }
 
     def listxattr(self, path: str) -> list[str]:
-        names = self._fs.listxattr(path)
-        if path == "/" and self._stats is not None:
-            names.append(STATS_XATTR)
-        return names
+        # STATS_XATTR is readable but not listed: cp -a, rsync -X and tar --xattrs copy every
+        # listed attribute, and a copy of the counters would mean nothing.
+        return self._fs.listxattr(path)
 
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
         if path == "/" and name == STATS_XATTR and self._stats is not None:

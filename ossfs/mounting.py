@@ -73,6 +73,9 @@ class MountConfig:
     fuse_options: tuple[tuple[str, str | bool], ...] = ()
     workers: int = 32
     metrics_address: tuple[str, int] | None = None
+    source_name: str = ""
+    """What the mount table shows as the source: the location as the user wrote it (so
+    ``mount -a`` recognises an fstab line as mounted); empty: ``oss://BUCKET[/PREFIX]``."""
 
     def __post_init__(self) -> None:
         if not 4096 <= self.block_size_bytes <= 64 << 20:
@@ -226,14 +229,13 @@ def setup_logging(config: MountConfig, *, daemon: bool) -> None:
     root.addHandler(handler)
 
 
-def fs_source(location: OssLocation) -> str:
-    """The source the mount table shows: ``oss://BUCKET[/PREFIX]``, as an fstab line writes it.
+def fs_source(location: OssLocation, source_name: str = "") -> str:
+    """The source the mount table shows: ``source_name``, else ``oss://BUCKET[/PREFIX]``.
 
     ``mount -a`` and systemd compare an fstab line's source with the mount table's, so this is
-    the spelling a user writes (no trailing ``/``). FUSE's option parser takes ``\\,`` for a
-    comma.
+    the spelling the user wrote. FUSE's option parser takes ``\\,`` for a comma.
     """
-    text = str(location).rstrip("/")
+    text = source_name or str(location).rstrip("/")
     return text.replace("\\", "\\\\").replace(",", "\\,")
 
 
@@ -258,7 +260,7 @@ def serve(
     store = build_store(config)
     fs, stats = build_filesystem(config, store)
     ops = FuseOperations(fs, on_init=on_ready, stats=stats)
-    fsname = fs_source(config.location)
+    fsname = fs_source(config.location, config.source_name)
     log.info("mounting %s on %s", config.location, config.mountpoint)
     try:
         if metrics is not None:

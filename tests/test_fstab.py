@@ -71,6 +71,8 @@ def test_legacy_argv_accepts_ossfs_1x_source_and_attached_options() -> None:
         "mount",
         "oss://b-1/logs/2025",
         "/mnt/x",
+        "--source-name",
+        "b-1:/logs/2025",
         "--endpoint",
         "http://e",
         "--anonymous",
@@ -79,6 +81,8 @@ def test_legacy_argv_accepts_ossfs_1x_source_and_attached_options() -> None:
     assert legacy_mount_argv(["b-1", "/m", "--region", "cn-hangzhou"])[1:] == [
         "oss://b-1",
         "/m",
+        "--source-name",
+        "b-1",
         "--region",
         "cn-hangzhou",
     ]
@@ -92,6 +96,7 @@ def test_legacy_argv_accepts_ossfs_1x_source_and_attached_options() -> None:
         (["oss://b-1", "/m", "-o", "allow_other=1"], "option allow_other takes no value"),
         (["oss://b-1", "/m", "-o"], "-o needs a value"),
         (["oss://b-1", "/m", "extra"], "unexpected argument 'extra'"),
+        (["mout", "oss://b-1", "/m"], "unknown command 'mout': use one of mount, umount"),
     ],
 )
 def test_legacy_argv_errors_say_what_to_do(argv: list[str], message: str) -> None:
@@ -244,49 +249,47 @@ def test_mount_t_fuse_ossfs_reads_a_file_and_umount_unmounts(
 
 @pytest.mark.mount
 @pytest.mark.usefixtures("helper_ossfs")
-def test_fstab_line_with_rw_and_defaults_mounts_read_only(
+def test_fstab_lines_mount_read_only_with_rw_and_mount_a_is_idempotent(
     emulator: EmulatorServer, tmp_path: Path
 ) -> None:
     emulator.put_object(BUCKET, "f.txt", b"from fstab\n")
-    mp = tmp_path / "fstab mnt"  # a space: fstab writes it \040
-    mp.mkdir()
+    emulator.put_object(BUCKET, "sub/g.txt", b"from the 1.x form\n")
+    mp1 = tmp_path / "fstab mnt"  # a space: fstab writes it \040
+    mp2 = tmp_path / "legacy"
+    escaped = str(mp1).replace(" ", "\\040")
+    common = f"_netdev,nofail,endpoint={emulator.endpoint},passwd_file={_passwd_file(tmp_path)}"
     fstab = tmp_path / "fstab"
-    escaped = str(mp).replace(" ", "\\040")
     fstab.write_text(
         "# <source>  <mountpoint>  <type>  <options>  <dump>  <pass>\n"
-        f"oss://{BUCKET}  {escaped}  fuse.ossfs  "
-        f"defaults,rw,_netdev,nofail,endpoint={emulator.endpoint},"
-        f"passwd_file={_passwd_file(tmp_path)},metadata_ttl=forever  0  0\n"
+        f"oss://{BUCKET}/  {escaped}  fuse.ossfs  defaults,rw,{common},metadata_ttl=forever  0 0\n"
+        f"{BUCKET}:/sub  {mp2}  fuse.ossfs  {common}  0 0\n"
     )
-    result = subprocess.run(
-        ["mount", "--fstab", str(fstab), str(mp)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=_no_oss_env(),
-        check=False,
-    )
+    mount_a = ["mount", "-a", "--fstab", str(fstab)]
+    for mp in (mp1, mp2):
+        mp.mkdir()
     try:
-        assert result.returncode == 0, result.stderr
-        assert (mp / "f.txt").read_bytes() == b"from fstab\n"
-        assert "ro" in _mount_options(mp)[2:]
-        # mount -a (what boot does) sees the line is mounted: same source, same mountpoint.
+        first = subprocess.run(
+            mount_a, capture_output=True, text=True, timeout=60, env=_no_oss_env(), check=False
+        )
+        assert first.returncode == 0, first.stderr
+        assert (mp1 / "f.txt").read_bytes() == b"from fstab\n"
+        assert (mp2 / "g.txt").read_bytes() == b"from the 1.x form\n"
+        assert _mount_options(mp1)[0] == f"oss://{BUCKET}/" and "ro" in _mount_options(mp1)
+        assert _mount_options(mp2)[0] == f"{BUCKET}:/sub"
+        with pytest.raises(OSError) as info:
+            (mp1 / "new.txt").write_bytes(b"x")
+        assert info.value.errno == errno.EROFS
+        # What boot does again: the mount table shows each line's source as written, so mount
+        # -a sees both lines mounted and mounts nothing twice.
         again = subprocess.run(
-            ["mount", "-a", "--fstab", str(fstab)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=_no_oss_env(),
-            check=False,
+            mount_a, capture_output=True, text=True, timeout=60, env=_no_oss_env(), check=False
         )
         assert again.returncode == 0, again.stderr
         mounts = Path("/proc/self/mounts").read_text()
-        assert mounts.count(f" {escaped} ") == 1
-        with pytest.raises(OSError) as info:
-            (mp / "new.txt").write_bytes(b"x")
-        assert info.value.errno == errno.EROFS
+        assert mounts.count(f" {escaped} ") == 1 and mounts.count(f" {mp2} ") == 1
     finally:
-        _umount(mp)
+        for mp in (mp1, mp2):
+            _umount(mp)
 
 
 @pytest.mark.mount
