@@ -39,7 +39,8 @@ Json = dict[str, "Json"] | list["Json"] | str | int | float | bool | None
 
 # Store counters are ``NAME`` and ``NAME.LABEL``; the JSON keeps ``NAME`` and a ``NAME_by_KIND``
 # map. Unknown names get the generic kind "kind".
-_LABEL_KINDS: Final = {"requests": "op", "retries": "op", "gave_up": "op", "errors": "error"}
+_LABEL_KINDS: Final = {"requests": "op", "retries": "op", "gave_up": "op", "errors": "class"}
+_STORE_ORDER: Final = ("requests", "bytes_fetched", "retries", "gave_up", "errors")
 # Keys (in any section) that are levels, not monotonic counters.
 _GAUGES: Final = frozenset(
     {
@@ -171,15 +172,19 @@ def _ints(snapshot: CacheStats | NamespaceStats | PrefetchStats) -> dict[str, Js
 
 
 def _store_section(counts: Mapping[str, int]) -> dict[str, Json]:
-    section: dict[str, Json] = {}
+    """``NAME`` counters in a fixed order, each followed by its ``NAME_by_KIND`` map if any."""
+    scalars = [n for n in _STORE_ORDER if n in counts]
+    scalars += sorted(n for n in counts if "." not in n and n not in _STORE_ORDER)
     maps: dict[str, dict[str, Json]] = {}
-    for name in sorted(counts):
-        head, dot, label = name.partition(".")
-        if dot:
-            maps.setdefault(f"{head}_by_{_LABEL_KINDS.get(head, 'kind')}", {})[label] = counts[name]
-        else:
-            section[name] = counts[name]
-    section.update(maps)
+    for name in sorted(n for n in counts if "." in n):
+        head, _, label = name.partition(".")
+        maps.setdefault(head, {})[label] = counts[name]
+    section: dict[str, Json] = {}
+    for head in scalars + sorted(set(maps) - set(scalars)):
+        if head in counts:
+            section[head] = counts[head]
+        if head in maps:
+            section[f"{head}_by_{_LABEL_KINDS.get(head, 'kind')}"] = maps[head]
     return section
 
 

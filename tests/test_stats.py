@@ -30,6 +30,7 @@ from ossfs.namespace import Namespace
 from ossfs.stats import (
     STATS_XATTR,
     MountStats,
+    StoreCounters,
     format_human,
     format_prometheus,
     parse_stats,
@@ -55,7 +56,9 @@ class CountingStore(FakeStore):
         return counts
 
 
-def _ops(store: CountingStore) -> tuple[FuseOperations, MountStats]:
+def _ops(
+    store: CountingStore, counters: StoreCounters | None = None
+) -> tuple[FuseOperations, MountStats]:
     ns = Namespace(store, metadata_ttl_s=60.0)
     cache = BlockCache(16 * BLOCK)
     fs = Filesystem(
@@ -63,7 +66,7 @@ def _ops(store: CountingStore) -> tuple[FuseOperations, MountStats]:
     )
     stats = MountStats(
         mount=f"oss://{BUCKET}/",
-        store=store,
+        store=counters or store,
         cache=cache,
         cache_capacity_bytes=16 * BLOCK,
         namespace=ns,
@@ -139,6 +142,39 @@ def test_stats_xattr_size_is_stable_while_counters_move() -> None:
     assert parse_stats(second)["served"] != parse_stats(first)["served"]
 
 
+class StubStore:
+    def stats(self) -> dict[str, int]:
+        return {
+            "errors": 1,
+            "errors.NotFoundError": 1,
+            "requests": 3,
+            "requests.get": 2,
+            "requests.list": 1,
+            "bytes_fetched": 5,
+            "retries": 1,
+            "retries.get": 1,
+            "gave_up": 0,
+            "new_counter": 4,
+        }
+
+
+def test_stats_store_section_orders_counters_and_groups_labels() -> None:
+    _, stats = _ops(CountingStore(), StubStore())
+    section = stats.snapshot().to_json()["store"]
+    assert isinstance(section, dict)
+    assert list(section.items()) == [
+        ("requests", 3),
+        ("requests_by_op", {"get": 2, "list": 1}),
+        ("bytes_fetched", 5),
+        ("retries", 1),
+        ("retries_by_op", {"get": 1}),
+        ("gave_up", 0),
+        ("errors", 1),
+        ("errors_by_class", {"NotFoundError": 1}),
+        ("new_counter", 4),
+    ]
+
+
 SAMPLE: dict[str, object] = {
     "ossfs_stats": 1,
     "version": "0.1.0",
@@ -149,7 +185,7 @@ SAMPLE: dict[str, object] = {
         "bytes_fetched": 2 << 20,
         "requests_by_op": {"get": 3, "list": 2},
         "errors": 0,
-        "errors_by_error": {},
+        "errors_by_class": {},
     },
     "served": {"bytes": 1500, "errors_by_errno": {"ENOENT": 2}},
     "cache": {"hits": 3, "used_bytes": 4096, "hit_rate": 0.75},
