@@ -232,6 +232,11 @@ def _run_stats(args: argparse.Namespace) -> int:
             ) from None
         if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOTDIR):
             raise UsageError(not_ossfs) from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise UsageError(
+                f"cannot read the counters of {path}: permission denied; run as the user who "
+                "mounted it, or mount with --allow-other"
+            ) from None
         raise UsageError(f"cannot read the counters of {path}: {exc.strerror}") from None
     try:
         doc = parse_stats(raw)

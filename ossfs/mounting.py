@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 READY_MARKER: Final = b"\x00ossfs-ready\n"
 _KERNEL_TTL_FOREVER_S: Final = 365 * 86400.0
 _START_TIMEOUT_S: Final = 60.0
+SYSLOG_SOCKET = "/dev/log"
+"""Where a daemon without ``--log-file`` logs (a module variable so tests can point it away)."""
 _PREFETCH_WORKERS: Final = 16
 _LOG_LEVELS: Final = {
     "debug": logging.DEBUG,
@@ -216,8 +218,8 @@ def setup_logging(config: MountConfig, *, daemon: bool) -> None:
     handler: logging.Handler
     if config.log_file is not None:
         handler = logging.FileHandler(config.log_file)
-    elif daemon and os.path.exists("/dev/log"):
-        handler = logging.handlers.SysLogHandler(address="/dev/log")
+    elif daemon and os.path.exists(SYSLOG_SOCKET):
+        handler = logging.handlers.SysLogHandler(address=SYSLOG_SOCKET)
         handler.setFormatter(logging.Formatter("ossfs[%(process)d]: %(levelname)s %(message)s"))
         root.addHandler(handler)
         return

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import shutil
 import socket
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 from fuse import FuseOSError
 
+from ossfs import mounting
 from ossfs.block_cache import BlockCache
 from ossfs.cli import main
 from ossfs.emulator import EmulatorServer
@@ -26,6 +28,7 @@ from ossfs.errors import UsageError
 from ossfs.fs import Filesystem, FsConfig
 from ossfs.fuse_ops import FuseOperations
 from ossfs.metrics import MetricsServer, parse_address
+from ossfs.mounting import MountConfig
 from ossfs.namespace import Namespace
 from ossfs.stats import (
     STATS_XATTR,
@@ -36,6 +39,7 @@ from ossfs.stats import (
     parse_stats,
 )
 from ossfs.umount import is_mounted
+from ossfs.url import OssLocation
 from tests.fakes import FakeStore
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 
@@ -274,6 +278,37 @@ def test_stats_cli_on_a_plain_directory_says_not_an_ossfs_mount(
     )
     assert main(["stats", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_setup_logging_daemon_without_log_file_logs_to_syslog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sock_path = tmp_path / "log"
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(sock_path))
+    receiver.settimeout(10)
+    monkeypatch.setattr(mounting, "SYSLOG_SOCKET", str(sock_path))
+    config = MountConfig(
+        location=OssLocation(BUCKET, ""),
+        mountpoint=tmp_path,
+        endpoint="http://127.0.0.1:9",
+        credentials=None,
+        log_level="warning",
+    )
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        mounting.setup_logging(config, daemon=True)
+        logging.getLogger("ossfs.test").info("not at warning level")
+        logging.getLogger("ossfs.test").warning("read %s failed", "k.bin")
+        message = receiver.recv(4096).decode()
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:], root.level = saved
+        receiver.close()
+    # <12>: facility user (1) * 8 + severity warning (4); the tag journald and syslog file by.
+    assert message.rstrip("\x00") == f"<12>ossfs[{os.getpid()}]: WARNING read k.bin failed"
 
 
 # -- through real mounts --------------------------------------------------------------------------
