@@ -11,6 +11,7 @@ Besides ``ossfs COMMAND ...``, it accepts the form mount helpers use, ``ossfs SO
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import json
 import logging
@@ -338,6 +339,63 @@ _MOUNT_ONLY_OPTIONS: Final = frozenset(
     | {"_netdev", "nofail"}
 )
 _MOUNT_ONLY_PREFIXES: Final = ("x-", "comment=")
+# FUSE's and the kernel's own option names: passed through, never taken for an ossfs typo.
+_FUSE_OPTIONS: Final = frozenset(
+    [
+        "allow_root",
+        "auto_unmount",
+        "nonempty",
+        "default_permissions",
+        "fsname",
+        "subtype",
+        "large_read",
+        "max_read",
+        "blkdev",
+        "blksize",
+        "kernel_cache",
+        "auto_cache",
+        "noauto_cache",
+        "umask",
+        "entry_timeout",
+        "negative_timeout",
+        "attr_timeout",
+        "ac_attr_timeout",
+        "intr",
+        "intr_signal",
+        "modules",
+        "hard_remove",
+        "use_ino",
+        "readdir_ino",
+        "direct_io",
+        "max_write",
+        "max_readahead",
+        "max_background",
+        "congestion_threshold",
+        "async_read",
+        "sync_read",
+        "atomic_o_trunc",
+        "big_writes",
+        "no_remote_lock",
+        "dev",
+        "nodev",
+        "suid",
+        "nosuid",
+        "exec",
+        "noexec",
+        "async",
+        "sync",
+        "dirsync",
+        "atime",
+        "noatime",
+        "relatime",
+        "nodiratime",
+        "lazytime",
+        "context",
+        "fscontext",
+        "defcontext",
+        "rootcontext",
+    ]
+)
 
 
 _HELPER_HINT: Final = " (in an fstab line or mount -o, --cache-size 1GiB is cache_size=1GiB)"
@@ -406,6 +464,11 @@ def _legacy_options(text: str, out: list[str], fuse: list[str]) -> None:
             continue
         known = _OSSFS_OPTIONS.get(name)
         if known is None:
+            # Anything else is FUSE's, but a near miss of an ossfs name is a typo: say so here,
+            # not as FUSE's "unknown option" from the daemon.
+            near = [] if name in _FUSE_OPTIONS else _near(name)
+            if near:
+                raise UsageError(f"unknown option {name}: did you mean {near[0]}?")
             fuse.append(option)
             continue
         flag, takes_value = known
@@ -414,6 +477,10 @@ def _legacy_options(text: str, out: list[str], fuse: list[str]) -> None:
         if not takes_value and sep:
             raise UsageError(f"option {name} takes no value: -o {name}")
         out += [flag, value] if takes_value else [flag]
+
+
+def _near(name: str) -> list[str]:
+    return difflib.get_close_matches(name, _OSSFS_OPTIONS, n=1, cutoff=0.8)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

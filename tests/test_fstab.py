@@ -41,7 +41,7 @@ def test_legacy_argv_maps_ossfs_options_drops_mount_options_passes_fuse_options(
         "-o",
         "rw,nodev,nosuid,endpoint=http://127.0.0.1:9,allow_other,_netdev,nofail,noauto,"
         "metadata_ttl=5,passwd_file=/etc/pw,cache_size=64MiB,kernel_cache,x-systemd.automount,"
-        "uid=7,file_mode=440,defaults,ro",
+        "uid=7,file_mode=440,defaults,ro,suid,blksize=4096",
     ]
     assert legacy_mount_argv(argv) == [
         "mount",
@@ -61,7 +61,7 @@ def test_legacy_argv_maps_ossfs_options_drops_mount_options_passes_fuse_options(
         "--file-mode",
         "440",
         "-o",
-        "nodev,nosuid,kernel_cache",
+        "nodev,nosuid,kernel_cache,suid,blksize=4096",
     ]
 
 
@@ -97,6 +97,8 @@ def test_legacy_argv_accepts_ossfs_1x_source_and_attached_options() -> None:
         (["oss://b-1", "/m", "-o"], "-o needs a value"),
         (["oss://b-1", "/m", "extra"], "unexpected argument 'extra'"),
         (["mout", "oss://b-1", "/m"], "unknown command 'mout': use one of mount, umount"),
+        (["oss://b-1", "/m", "-o", "cache_sise=1G"], "unknown option cache_sise: did you mean"),
+        (["oss://b-1", "/m", "-o", "endpont=http://e"], "did you mean endpoint[?]"),
     ],
 )
 def test_legacy_argv_errors_say_what_to_do(argv: list[str], message: str) -> None:

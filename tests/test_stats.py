@@ -450,3 +450,26 @@ def test_stats_cli_on_a_subdirectory_of_a_mount_says_not_an_ossfs_mount(
         f"ossfs stats: error: {mp / 'd'} is not an ossfs mount: "
         "give the directory an ossfs mount is mounted on"
     )
+
+
+@pytest.mark.mount
+@needs_fuse
+def test_mount_metrics_address_taken_is_one_line_before_mounting(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    mp = tmp_path / "m"
+    mp.mkdir()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _ossfs(
+            *("mount", f"oss://{BUCKET}", str(mp), "--endpoint", emulator.endpoint),
+            *("--metrics-address", f"127.0.0.1:{port}"),
+        )
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        f"ossfs mount: error: cannot listen on --metrics-address 127.0.0.1:{port} ("
+    )
+    assert result.stderr.endswith("choose a free port\n") and len(result.stderr.splitlines()) == 1
+    assert not is_mounted(mp)
