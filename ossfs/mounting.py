@@ -198,6 +198,9 @@ def fuse_options(config: MountConfig) -> dict[str, str | bool]:
         "negative_timeout": ttl,
         "max_read": str(1 << 17),
         "default_permissions": True,
+        # The kernel sees our inode numbers (stable per key, see names.inode_for_key), not
+        # libfuse's per-mount counter.
+        "use_ino": True,
     }
     if config.allow_other:
         options["allow_other"] = True
