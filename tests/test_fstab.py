@@ -160,8 +160,12 @@ def helper_ossfs() -> Iterator[None]:
     made: Path | None = None
     if found is None:
         made = Path("/usr/local/bin/ossfs")
-        made.symlink_to(ours)
-    elif Path(found).resolve() != ours.resolve():
+        try:
+            made.symlink_to(ours)
+        except FileExistsError:  # another test run made it meanwhile: it removes it
+            made = None
+        found = str(Path("/usr/local/bin/ossfs"))
+    if Path(found).resolve() != ours.resolve():
         pytest.skip(f"another ossfs is on the mount helper's PATH: {found}")
     try:
         yield
