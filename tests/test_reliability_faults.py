@@ -5,6 +5,7 @@ source, and both the server's fault counters and the mount's retry log show the 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from ossfs.emulator import EmulatorServer
+from ossfs.stats import STATS_XATTR
 from tests.support import BUCKET
 from tests.test_reliability_support import (
     MIB,
@@ -53,6 +55,13 @@ SMALL_FILES = 150
 @pytest.fixture
 def mounts(tmp_path: Path) -> Iterator[Mounts]:
     yield from mounts_fixture(tmp_path)
+
+
+def _mount_stats(mp: Path) -> dict[str, object]:
+    """The daemon's own counters (the mount root's ``user.ossfs.stats`` xattr, JSON)."""
+    doc = json.loads(os.getxattr(mp, STATS_XATTR))
+    assert isinstance(doc, dict)
+    return doc
 
 
 def put_mixed_tree(emulator: EmulatorServer, prefix: str = "tree/") -> dict[str, bytes]:
@@ -115,6 +124,10 @@ def test_reliability_cp_r_under_faults_is_byte_identical(
     assert faults.get("latency", 0) > 0, faults
     retries = len(re.findall(r"DEBUG ossfs\.retry: retry ", log_file.read_text()))
     assert retries >= faults["error"] // 2, (retries, faults)
+    store = _mount_stats(mp)["store"]
+    assert isinstance(store, dict)
+    assert store["retries"] == retries, (store, retries)
+    assert store.get("gave_up", 0) == 0, store
 
 
 def test_reliability_broken_bodies_are_resumed_through_the_mount(
