@@ -23,6 +23,7 @@ import logging
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -30,6 +31,7 @@ from typing import Final, TypeVar
 
 import oss2
 import oss2.exceptions
+import oss2.xml_utils
 import requests.adapters
 import requests.exceptions
 import urllib3.exceptions
@@ -86,6 +88,23 @@ _TRANSIENT_IO_ERRORS: Final[tuple[type[BaseException], ...]] = (
     builtins.ConnectionError,
     builtins.TimeoutError,
 )
+
+
+def _unquote_listed_key(text: str) -> str:
+    """Decode one URL-encoded name of a listing, keeping bytes that are not UTF-8.
+
+    ListObjectsV2 sends keys URL-encoded (``encoding-type=url``) because XML cannot carry every
+    key. oss2 decodes them with urllib's default ``errors="replace"``, which turns bytes that
+    are not UTF-8 into U+FFFD: such a key would be shown under a name that is not its key (its
+    reads would fail ENOENT) and two of them could show as one name. ``surrogateescape`` keeps
+    each one distinct and recognisable (lone surrogates), so the namespace skips it with a
+    warning. Valid UTF-8 decodes exactly as before.
+    """
+    return urllib.parse.unquote(text, errors="surrogateescape")
+
+
+# oss2's listing parsers call ``xml_utils.urlunquote`` on every key, prefix and marker.
+oss2.xml_utils.urlunquote = _unquote_listed_key
 
 
 @dataclass(frozen=True, slots=True)

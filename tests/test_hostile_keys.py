@@ -6,6 +6,7 @@ reads its exact bytes (a hypothesis property over random key sets, on one mount)
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +17,10 @@ from hypothesis import strategies as st
 
 from ossfs.emulator import EmulatorServer
 from ossfs.names import LOG_KEY_CHARS, key_for_log, name_problem
+from ossfs.namespace import Namespace
 from ossfs.umount import is_mounted
 from tests.support import BUCKET
+from tests.test_oss_store import Reply, make_store
 from tests.test_reliability_support import Mounts, mounts_fixture, needs_fuse
 
 DEEP_KEY = "/".join(["n"] * 200) + "/leaf.txt"  # 200 levels
@@ -122,6 +125,43 @@ def test_key_for_log_is_bounded_and_exact_when_short(key: str, limit: int) -> No
         assert shown == key
     else:
         assert len(shown) <= limit + len(f"...[{len(key)} characters]...")
+
+
+# -- keys that are not UTF-8 (OSS keys are bytes; oss2 cannot write them, a server can list them)
+
+NOT_UTF8_LIST_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult>
+  <Name>test-bucket</Name><Prefix></Prefix><MaxKeys>1000</MaxKeys><Delimiter>%2F</Delimiter>
+  <EncodingType>url</EncodingType><IsTruncated>false</IsTruncated>
+  <Contents><Key>bad%FF.txt</Key><LastModified>2020-05-18T05:45:54.000Z</LastModified>
+    <ETag>"AA"</ETag><Type>Normal</Type><Size>1</Size><StorageClass>Standard</StorageClass>
+  </Contents>
+  <Contents><Key>bad%FE.txt</Key><LastModified>2020-05-18T05:45:54.000Z</LastModified>
+    <ETag>"BB"</ETag><Type>Normal</Type><Size>1</Size><StorageClass>Standard</StorageClass>
+  </Contents>
+  <Contents><Key>ok%E2%82%AC.txt</Key><LastModified>2020-05-18T05:45:54.000Z</LastModified>
+    <ETag>"CC"</ETag><Type>Normal</Type><Size>1</Size><StorageClass>Standard</StorageClass>
+  </Contents>
+  <CommonPrefixes><Prefix>dir%C3%28%2F</Prefix></CommonPrefixes>
+</ListBucketResult>"""
+
+
+def test_hostile_keys_not_utf8_in_a_listing_are_kept_distinct_and_skipped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store, _ = make_store(lambda r: Reply(200, {}, NOT_UTF8_LIST_XML.encode()))
+    page = store.list_page("")
+    assert [obj.key for obj in page.objects] == ["bad\udcff.txt", "bad\udcfe.txt", "ok\u20ac.txt"]
+    assert page.prefixes == ("dir\udcc3(/",)
+    namespace = Namespace(store)
+    try:
+        with caplog.at_level(logging.WARNING, logger="ossfs.namespace"):
+            assert [node.name for node in namespace.readdir("/")] == ["ok\u20ac.txt"]
+    finally:
+        namespace.close()
+    skipped = [r.getMessage() for r in caplog.records if "not valid UTF-8" in r.getMessage()]
+    assert len(skipped) == 3, skipped
+    assert namespace.stats().skipped_names == 3
 
 
 # -- through a mount -----------------------------------------------------------------------------
