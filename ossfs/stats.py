@@ -251,8 +251,12 @@ def parse_stats(data: bytes) -> dict[str, Json]:
 
 
 def format_human(doc: Mapping[str, Json]) -> str:
-    """``ossfs stats`` output: a header line, then one block per section, one counter a line."""
-    lines = [f"{doc.get('mount', '?')}  (ossfs {doc.get('version', '?')}, up {_duration(doc)})"]
+    """``ossfs stats`` output: a header line, a summary line, then one block per section, one
+    counter a line."""
+    lines = [
+        f"{doc.get('mount', '?')}  (ossfs {doc.get('version', '?')}, up {_duration(doc)})",
+        _summary(doc),
+    ]
     for section, body in doc.items():
         if not isinstance(body, dict):
             continue
@@ -260,6 +264,29 @@ def format_human(doc: Mapping[str, Json]) -> str:
         for key, value in body.items():
             lines.append(f"  {key:<22} {_human_value(key, value)}")
     return "\n".join(lines) + "\n"
+
+
+def _summary(doc: Mapping[str, Json]) -> str:
+    """One line: requests, bytes fetched and served, cache hit rate, errors answered."""
+
+    def get(section: str, key: str) -> Json:
+        body = doc.get(section)
+        return body.get(key) if isinstance(body, dict) else None
+
+    def size(value: Json) -> str:
+        return format_size(value) if _is_number(value) else "?"
+
+    errors = get("served", "errors_by_errno")
+    answered = sum(v for v in errors.values() if _is_number(v)) if isinstance(errors, dict) else 0
+    rate = get("cache", "hit_rate")
+    parts = [
+        f"{get('store', 'requests')} requests",
+        f"{size(get('store', 'bytes_fetched'))} fetched",
+        f"{size(get('served', 'bytes'))} served",
+        f"cache hit rate {rate:.1%}" if _is_number(rate) else "cache hit rate ?",
+        f"{answered} errors answered",
+    ]
+    return "  " + ", ".join(parts)
 
 
 def _duration(doc: Mapping[str, Json]) -> str:

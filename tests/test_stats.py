@@ -213,7 +213,10 @@ def test_format_prometheus_families_labels_and_types() -> None:
 
 def test_format_human_sections_sizes_and_rates() -> None:
     text = format_human(json.loads(json.dumps(SAMPLE)))
-    assert text.splitlines()[0] == "oss://b/p/  (ossfs 0.1.0, up 1h02m03s)"
+    assert text.splitlines()[:2] == [
+        "oss://b/p/  (ossfs 0.1.0, up 1h02m03s)",
+        "  5 requests, 2.0 MiB fetched, 1.5 KiB served, cache hit rate 75.0%, 2 errors answered",
+    ]
     assert "store:" in text and "served:" in text and "cache:" in text
     assert "get=3 list=2" in text
     assert "  bytes_fetched          2.0 MiB (2097152)" in text.splitlines()
