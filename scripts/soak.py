@@ -17,10 +17,11 @@ spikes of ``--spike-s`` seconds now and then) and, until ``--minutes`` have pass
 
 It prints, and writes as JSON with ``--json-out``: bytes read through the mount, reads, rounds,
 faults injected by kind (the server's counters), requests by operation, retries and give-ups
-(from the mount's debug log), reads that failed with an error (EIO after exhausted retries is
-allowed under faults, and counted), wrong bytes (must be 0; the exit code is 1 otherwise), and
-the daemon's RSS, threads and open fds at the start and the end (and its peak RSS). The mount is
-unmounted and temporary files removed even when the run fails.
+(from the mount's debug log, and the daemon's own counters from ``user.ossfs.stats``), reads
+that failed with an error (EIO after exhausted retries is allowed under faults, and counted),
+wrong bytes (must be 0; the exit code is 1 otherwise), and the daemon's RSS, threads and open
+fds at the start, after the first round and at the end (its peak RSS, and its RSS after each
+round). The mount is unmounted and temporary files removed even when the run fails.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from pathlib import Path
 
 from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer
 from ossfs.sizes import parse_size
+from ossfs.stats import STATS_XATTR
 from ossfs.umount import is_mounted
 
 AK, SK, BUCKET = "soak-ak", "soak-secret-0123456789", "soak-bucket"
@@ -295,6 +297,15 @@ def pread_round(
         t.join(timeout=seconds + 600)
 
 
+def read_mount_stats(mp: Path) -> dict[str, object] | None:
+    """The daemon's own counters (``store``, ``served``, ``cache``...) from the mount root."""
+    try:
+        doc = json.loads(os.getxattr(mp, STATS_XATTR))
+    except (OSError, ValueError):
+        return None
+    return {name: doc[name] for name in ("store", "served", "cache", "memory") if name in doc}
+
+
 def count_log(log_file: Path) -> dict[str, int]:
     retries: dict[str, int] = {}
     gave_up = 0
@@ -343,6 +354,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
             spikes.start()
             rounds = 0
             warm: Resources | None = None
+            rss_by_round: list[int | None] = []
             try:
                 while time.monotonic() < deadline:
                     rounds += 1
@@ -359,12 +371,15 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
                             seed=rounds,
                         )
                         drop_page_cache()
+                    now = resources(pid)
                     if rounds == 1:
-                        warm = resources(pid)
+                        warm = now
+                    rss_by_round.append(now.rss_bytes if now else None)
                     print(
                         f"round {rounds}: {time.monotonic() - began:6.0f}s "
                         f"{tally.bytes_read / MIB:9.0f} MiB read, {tally.reads} reads, "
-                        f"{tally.read_errors} errors, {tally.wrong_bytes} wrong bytes",
+                        f"{tally.read_errors} errors, {tally.wrong_bytes} wrong bytes, "
+                        f"daemon RSS {(now.rss_bytes if now else 0) / MIB:.0f} MiB",
                         flush=True,
                     )
             finally:
@@ -372,6 +387,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
                 server.faults.clear()
             end = resources(pid)
             peak = peak_rss(pid)
+            mount_stats = read_mount_stats(mp)
             faults = server.log.fault_counts()
             requests = server.log.counts()
     log_counts = count_log(log_file)
@@ -392,10 +408,12 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         "faults_injected": faults,
         "server_requests": requests,
         "mount_log": log_counts,
+        "mount_stats": mount_stats,
         "daemon_start": asdict(start) if start else None,
         "daemon_after_round_1": asdict(warm) if warm else None,
         "daemon_end": asdict(end) if end else None,
         "daemon_peak_rss_bytes": peak,
+        "daemon_rss_by_round": rss_by_round,
         "settings": {
             "tree_size": args.tree_size,
             "cache_size": args.cache_size,
@@ -418,6 +436,7 @@ def print_report(report: dict[str, object]) -> None:
         return value if isinstance(value, dict) else {}
 
     start, warm, end = res("daemon_start"), res("daemon_after_round_1"), res("daemon_end")
+    stats = res("mount_stats")
     rows = [
         ("elapsed", f"{report['elapsed_s']} s, {report['rounds']} rounds"),
         ("bytes read", f"{mib(report['bytes_read'])} ({report['mb_per_s']} MB/s)"),
@@ -425,7 +444,8 @@ def print_report(report: dict[str, object]) -> None:
         ("read errors", f"{report['read_errors']} {report['read_errors_by_kind']}"),
         ("wrong bytes", f"{report['wrong_bytes']} (in {report['wrong_reads']} reads)"),
         ("faults injected", str(report["faults_injected"])),
-        ("mount retries", str(report["mount_log"])),
+        ("mount retries (log)", str(report["mount_log"])),
+        ("mount counters", str(stats.get("store"))),
         ("server requests", str(report["server_requests"])),
         (
             "daemon RSS start/after round 1/end",
