@@ -609,7 +609,10 @@ def test_authenticate_sts_presigned_url_without_token_is_refused(
 
 # -- properties ---------------------------------------------------------------------------------
 
-_keys = st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=30)
+# "." and ".." cannot travel as keys: HTTP clients remove such dot segments from the path.
+_keys = st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=30).filter(
+    lambda key: key not in (".", "..")
+)
 
 
 @settings(deadline=None, max_examples=60)
