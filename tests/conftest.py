@@ -8,6 +8,7 @@ from pathlib import Path
 
 import oss2
 import pytest
+from hypothesis import settings
 
 from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
@@ -19,6 +20,10 @@ for _name in ("NO_PROXY", "no_proxy"):
         if _host not in _hosts:
             _hosts.append(_host)
     os.environ[_name] = ",".join(_hosts)
+
+# Two cores shared with real mounts and servers: a per-example deadline only measures the load.
+settings.register_profile("ossfs", deadline=None)
+settings.load_profile("ossfs")
 
 
 @pytest.fixture
