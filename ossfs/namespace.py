@@ -287,13 +287,36 @@ class Namespace:
         with self._lock:
             cached = self._symlinks.get(node.key) if self._caching else None
         if cached is not None and cached.etag == etag:
-            return relative_link_target(node.key, cached.target_key)
+            return self._link_text(node, cached.target_key)
         target_key = self._store.symlink_target(node.key)
         with self._lock:
             self._symlink_reads += 1
             if self._caching:
                 self._symlinks[node.key] = _SymlinkTarget(etag, target_key)
-        return relative_link_target(node.key, target_key)
+        return self._link_text(node, target_key)
+
+    def _link_text(self, node: Node, target_key: str) -> str:
+        """The link's relative target; a link to itself (ELOOP) if the target is no path.
+
+        A target key with a component that cannot be a name (``..``, ``.``, empty, NUL, too
+        long) names no object any mount shows, and its literal ``..`` components would lead
+        the kernel out of the mount to any local file (``../../etc/passwd``). Such a link is
+        shown pointing at itself, so it resolves nowhere, and is warned about once.
+        """
+        parts = target_key.removesuffix("/").split("/")
+        problem = next((p for p in map(name_problem, parts) if p is not None), None)
+        if problem is None:
+            return relative_link_target(node.key, target_key)
+        self._warn_once(
+            node.key,
+            "symlink %r: its target "
+            + repr(key_for_log(target_key)).replace("%", "%%")
+            + " cannot be a path ("
+            + problem.replace("%", "%%")
+            + "): shown as a link to itself",
+            skipped=False,
+        )
+        return node.name
 
     def invalidate(self, path: str) -> None:
         """Forget what is cached about ``path``: its node, negative entry, symlink target, its

@@ -591,14 +591,13 @@ class OssStore:
             raise self._fail(exc, "list", prefix) from exc
 
     def symlink_target(self, key: str) -> str:
-        """The key the symlink object ``key`` points at (GetSymlink)."""
+        """The key the symlink object ``key`` points at (GetSymlink); "" if it names none."""
 
         def attempt() -> str:
             result = self._request("get_symlink", key, "", lambda: self._bucket.get_symlink(key))
-            target = result.target_key
-            if not target:
-                raise _MalformedResponseError("GetSymlink without x-oss-symlink-target")
-            return str(target)
+            # A missing or empty target names no object: "" (the namespace shows such a link
+            # pointing at itself) rather than an error that would fail its whole directory.
+            return str(result.target_key or "")
 
         try:
             return self._retrier.call("get_symlink", attempt, is_transient)

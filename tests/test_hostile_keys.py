@@ -5,6 +5,7 @@ reads its exact bytes (a hypothesis property over random key sets, on one mount)
 
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
 import os
@@ -19,6 +20,7 @@ from ossfs.emulator import EmulatorServer
 from ossfs.names import LOG_KEY_CHARS, key_for_log, name_problem
 from ossfs.namespace import Namespace
 from ossfs.umount import is_mounted
+from tests.fakes import FakeStore
 from tests.support import BUCKET
 from tests.test_oss_store import Reply, make_store
 from tests.test_reliability_support import Mounts, mounts_fixture, needs_fuse
@@ -41,6 +43,12 @@ SKIPPED_KEYS: tuple[str, ...] = (
     "long/" + "y" * 10_000,
     "nul/a\x00b.txt",
 )
+HOSTILE_LINKS: dict[str, str] = {  # symlink objects whose target key is no path
+    "up": "../../../../../../../../etc/hostname",
+    "dots": "d/./../../x",
+    "empty": "a//b",
+    "nothing": "",
+}
 SHOWN_KEYS: dict[str, bytes] = {
     "d/ok.txt": b"ok",
     "ctl/\x01\x1f\x7f.txt": b"control",
@@ -61,7 +69,8 @@ def mounts(tmp_path: Path) -> Iterator[Mounts]:
 
 
 def _walk_files(root: Path) -> set[str]:
-    """Relative paths of the files under ``root``, walked with directory fds (no PATH_MAX)."""
+    """Relative paths of the files (not symlinks) under ``root``, walked with directory fds
+    (paths may exceed PATH_MAX)."""
     found: set[str] = set()
 
     def walk(dir_fd: int, rel: str, depth: int) -> None:
@@ -69,6 +78,8 @@ def _walk_files(root: Path) -> set[str]:
         for entry in os.scandir(dir_fd):
             assert entry.name not in ("", ".", "..") and "/" not in entry.name
             path = f"{rel}{entry.name}"
+            if entry.is_symlink():
+                continue
             if entry.is_dir(follow_symlinks=False):
                 fd = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=dir_fd)
                 try:
@@ -164,6 +175,27 @@ def test_hostile_keys_not_utf8_in_a_listing_are_kept_distinct_and_skipped(
     assert namespace.stats().skipped_names == 3
 
 
+def test_hostile_keys_symlink_target_that_is_no_path_is_a_link_to_itself(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = FakeStore()
+    store.put("d/t", b"t")
+    store.put_symlink("d/ok", "d/t")
+    for name, target in HOSTILE_LINKS.items():
+        store.put_symlink(f"d/{name}", target)
+    namespace = Namespace(store)
+    try:
+        with caplog.at_level(logging.WARNING, logger="ossfs.namespace"):
+            assert namespace.readlink("/d/ok") == "t"
+            for name in HOSTILE_LINKS:
+                assert namespace.readlink(f"/d/{name}") == name
+                assert namespace.readlink(f"/d/{name}") == name
+    finally:
+        namespace.close()
+    warnings = [r.getMessage() for r in caplog.records if "link to itself" in r.getMessage()]
+    assert len(warnings) == len(HOSTILE_LINKS), warnings
+
+
 # -- through a mount -----------------------------------------------------------------------------
 
 
@@ -176,6 +208,9 @@ def test_hostile_keys_skipped_with_warning_never_escape_never_crash(
         emulator.put_object(BUCKET, key, b"hostile " + key.encode()[:50])
     for key, data in SHOWN_KEYS.items():
         emulator.put_object(BUCKET, key, data)
+    for name, target in HOSTILE_LINKS.items():
+        emulator.put_symlink(BUCKET, f"links/{name}", target)
+    emulator.put_symlink(BUCKET, "links/ok", "d/ok.txt")
     log_file = tmp_path / "mount.log"
     mp = mounts.mount(emulator.endpoint, "--log-file", str(log_file))
 
@@ -189,6 +224,14 @@ def test_hostile_keys_skipped_with_warning_never_escape_never_crash(
         # The kernel resolves these itself: the mount's parent and the mount, never a key.
         assert os.path.realpath(mp / "d" / name) in (str(mp), str(mp / "d"))
     assert not (mp / "escape.txt").exists()
+    assert os.readlink(mp / "links" / "ok") == "../d/ok.txt"
+    assert (mp / "links" / "ok").read_bytes() == b"ok"
+    assert sorted(os.listdir(mp / "links")) == sorted([*HOSTILE_LINKS, "ok"])
+    for name in HOSTILE_LINKS:
+        assert os.readlink(mp / "links" / name) == name  # a link to itself: resolves nowhere
+        with pytest.raises(OSError) as info:
+            (mp / "links" / name).read_bytes()
+        assert info.value.errno == errno.ELOOP
     assert is_mounted(mp)
 
     warnings = [ln for ln in log_file.read_text().splitlines() if " WARNING " in ln]
