@@ -254,6 +254,10 @@ class _ShortBodyError(Exception):
     """The body ended cleanly before Content-Length; a resumed request may get the rest."""
 
 
+class _UnsendableKeyError(Exception):
+    """The key cannot be put in a request (not UTF-8); nothing was sent."""
+
+
 class _MalformedResponseError(Exception):
     """oss2 could not parse what the server sent (XML, dates, headers)."""
 
@@ -332,6 +336,8 @@ def translate_error(
         return IntegrityError(f"{what}: {exc}{suffix}")
     if isinstance(exc, _MalformedResponseError):
         return RemoteIOError(f"{what}: unusable response from {endpoint}: {exc}{suffix}")
+    if isinstance(exc, _UnsendableKeyError):
+        return NotFoundError(f"{what}: {exc}")
     return RemoteIOError(f"{what}: {detail}")
 
 
@@ -744,7 +750,17 @@ class OssStore:
     # -- internals --------------------------------------------------------------------------------
 
     def _request(self, op: str, key: str, rng: str, call: Callable[[], R]) -> R:
-        """Send one request through oss2, counting and DEBUG-logging it."""
+        """Send one request through oss2, counting and DEBUG-logging it.
+
+        A key (or prefix) that is not valid UTF-8 text (lone surrogates, from a listing of
+        keys that are not UTF-8) cannot be sent by oss2: `_UnsendableKeyError`, no request.
+        """
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _UnsendableKeyError(
+                "the key is not valid UTF-8 text, and oss2 can only request UTF-8 keys"
+            ) from None
         self._counters.request(op)
         t0 = time.perf_counter()
         try:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ossfs.emulator import EmulatorServer
-from ossfs.errors import RemoteIOError
+from ossfs.errors import NotFoundError, RemoteIOError
 from ossfs.oss_store import OssConfig, OssStore
 from ossfs.retry import RetryPolicy
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
@@ -86,3 +86,18 @@ def test_reliability_store_heavy_body_faults_never_wrong_bytes(emulator: Emulato
     emulator.faults.clear()
     assert faults.get("reset", 0) + faults.get("truncate", 0) > 0, faults
     assert stats["retries"] > 0 and stats["gave_up"] == 0, stats
+
+
+def test_reliability_store_key_not_utf8_is_not_found_without_a_request(
+    emulator: EmulatorServer,
+) -> None:
+    with _store(emulator.endpoint) as store:
+        for call in (
+            lambda: store.head("bad\udcff.txt"),
+            lambda: store.get_range("bad\udcff.txt", 0, 10),
+            lambda: store.list_page("dir\udcc3/"),
+        ):
+            with pytest.raises(NotFoundError, match="not valid UTF-8"):
+                call()
+        assert store.stats()["requests"] == 0
+    assert emulator.log.counts() == {}
