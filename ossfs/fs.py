@@ -30,6 +30,9 @@ XATTR_PREFIX = "user.oss."
 MOUNT_PREFIX_XATTR = "user.ossfs.prefix"
 """On the mount root: the key prefix the mount shows (so `verify --through` maps keys to paths)."""
 _HEAD_CACHE_ENTRIES = 4096
+# Paths whose last-opened version is remembered for the kernel page cache (see `keep_kernel_cache`);
+# a forgotten path only costs one invalidation at its next open.
+_KERNEL_CACHE_PATHS = 65536
 # What statfs reports: a read-only filesystem with no free space and "plenty" of room, so tools
 # that check capacity before reading (rsync, df) show sensible numbers.
 _STATFS_BLOCKS = 1 << 40
@@ -95,6 +98,9 @@ class StatFs:
 class _Handle:
     node: Node
     reader: ObjectReader
+    etag: str
+    keep_kernel_cache: bool = False
+    failed: bool = False  # a read failed: pages it cached may be unverified (CRC) or stale
 
 
 class Filesystem:
@@ -121,6 +127,11 @@ class Filesystem:
         self._handles: dict[int, _Handle] = {}
         self._next_fh = itertools.count(1)
         self._heads: LRUCache[tuple[str, str], ObjectMeta] = LRUCache(maxsize=_HEAD_CACHE_ENTRIES)
+        # Per path: the etag of its last open, and whether only that version can be in the
+        # kernel's page cache (no handle of another version was open when it was last opened).
+        self._kernel_versions: LRUCache[str, tuple[str, bool]] = LRUCache(
+            maxsize=_KERNEL_CACHE_PATHS
+        )
 
     # -- metadata -------------------------------------------------------------------------------
     def getattr(self, path: str) -> Stat:
@@ -188,8 +199,30 @@ class Filesystem:
         )
         fh = next(self._next_fh)
         with self._lock:
-            self._handles[fh] = _Handle(node, reader)
+            keep = self._kernel_cache_valid(node.path, meta.etag)
+            self._handles[fh] = _Handle(node, reader, meta.etag, keep)
         return fh
+
+    def keep_kernel_cache(self, fh: int) -> bool:
+        """Whether the kernel may keep the pages it cached for this handle's path (FUSE
+        ``keep_cache``): true only when the path's previous open pinned the same etag and no
+        handle of another version, and none whose read failed, could have filled the cache since.
+        False makes the kernel drop the path's cached pages at this open, so a changed object is
+        never served stale, and bytes a failed whole-file CRC check refused are not served again.
+        """
+        handle = self._handles.get(fh)
+        return handle is not None and handle.keep_kernel_cache
+
+    def _kernel_cache_valid(self, path: str, etag: str) -> bool:
+        """Decide `keep_kernel_cache` for a new open of ``path`` at ``etag`` (under the lock)."""
+        previous = self._kernel_versions.get(path)
+        # A still-open handle of another version (or one whose read failed) reads into the same
+        # kernel inode: pages it fills after this open must be dropped again at the next one.
+        mixed = any(
+            h.node.path == path and (h.etag != etag or h.failed) for h in self._handles.values()
+        )
+        self._kernel_versions[path] = (etag, not mixed)
+        return previous == (etag, True) and not mixed
 
     def read(self, fh: int, offset: int, size: int) -> bytes:
         """Bytes ``[offset, offset+size)`` of the version pinned at open (short at EOF)."""
@@ -199,6 +232,9 @@ class Filesystem:
         try:
             return handle.reader.read(offset, size)
         except OssfsError as exc:
+            with self._lock:  # the next open drops what this handle put in the page cache
+                handle.failed = True
+                self._kernel_versions.pop(handle.node.path, None)
             if exc.errno in (errno.ESTALE, errno.ENOENT):
                 self._ns.invalidate(handle.node.path)
             # The store has already logged the remote cause once, at WARNING.

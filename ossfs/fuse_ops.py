@@ -1,8 +1,14 @@
-"""The fusepy adapter: the only module that imports fusepy.
+"""The FUSE adapter: the only module that imports the binding (mfusepy, fusepy's maintained fork).
 
-Each callback is one line into `Filesystem`; errors are mapped to errno in one place (`__call__`):
+mfusepy binds libfuse 3 when it is installed (``fuse3``), else libfuse 2. libfuse 3 lets the kernel
+send reads of up to 1 MiB (libfuse 2: 128 KiB), so a sequential reader costs fewer callbacks.
+
+Each callback is one line into `Filesystem`; errors are mapped to errno in one place (`_answer`):
 `OssfsError` subclasses carry their errno, anything unexpected is logged with its traceback and
-answered EIO (fusepy alone would answer EINVAL). Every modifying operation answers EROFS.
+answered EIO (the binding alone would answer EINVAL). Every modifying operation answers EROFS.
+
+Opens set FUSE ``keep_cache`` when `Filesystem.keep_kernel_cache` says the object is the version the
+path's previous open saw, so warm re-reads are served from the kernel page cache, not by Python.
 
 With a `MountStats`, it counts what it answers (opens, reads, bytes served, errors by errno) and
 the mount root's ``user.ossfs.stats`` xattr (readable, not listed) answers the current snapshot
@@ -11,45 +17,88 @@ as JSON.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import functools
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
-from typing import cast
+from ctypes.util import find_library
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar, cast
 
-from fuse import FUSE, FuseOSError, Operations
 
-from ossfs.errors import OssfsError
-from ossfs.fs import Filesystem, Stat
-from ossfs.stats import STATS_XATTR, MountStats
+def _prefer_libfuse3() -> None:
+    """mfusepy loads libfuse 2 when both are installed: ask for libfuse 3 unless told otherwise."""
+    if "FUSE_LIBRARY_PATH" in os.environ or "FUSE_LIBRARY_NAME" in os.environ:
+        return
+    if find_library("fuse3"):
+        os.environ["FUSE_LIBRARY_NAME"] = "fuse3"
+
+
+_prefer_libfuse3()
+
+import mfusepy  # noqa: E402
+from mfusepy import FUSE, FuseOSError, Operations  # noqa: E402
+
+from ossfs.errors import OssfsError  # noqa: E402
+from ossfs.fs import Filesystem, Stat  # noqa: E402
+from ossfs.stats import STATS_XATTR, MountStats  # noqa: E402
+
+__all__ = ["LIBFUSE_MAJOR", "FuseOSError", "FuseOperations", "run_fuse", "set_read_ahead"]
 
 log = logging.getLogger(__name__)
 
-StatDict = dict[str, int | float]
+LIBFUSE_MAJOR: int = int(mfusepy.fuse_version_major)
+"""The libfuse the binding loaded: 3 (reads up to 1 MiB) or 2 (128 KiB)."""
 
-_WRITE_OPS = frozenset(
-    {
-        "chmod",
-        "chown",
-        "create",
-        "link",
-        "mkdir",
-        "mknod",
-        "removexattr",
-        "rename",
-        "rmdir",
-        "setxattr",
-        "symlink",
-        "truncate",
-        "unlink",
-        "utimens",
-        "write",
-    }
+StatDict = dict[str, int | float]
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+_WRITE_OPS = (
+    "chmod",
+    "chown",
+    "create",
+    "link",
+    "mkdir",
+    "mknod",
+    "removexattr",
+    "rename",
+    "rmdir",
+    "setxattr",
+    "symlink",
+    "truncate",
+    "unlink",
+    "utimens",
+    "write",
 )
 
 
+class FileInfo(Protocol):
+    """The fields of libfuse's ``struct fuse_file_info`` the adapter uses (``raw_fi``)."""
+
+    flags: int
+    fh: int
+    keep_cache: int
+
+
+@dataclass(slots=True)
+class _CallFileInfo:
+    """A `FileInfo` for `FuseOperations.call` (tests and tools calling without libfuse)."""
+
+    flags: int
+    fh: int = 0
+    keep_cache: int = 0
+
+
+def _handle(fh: object) -> int:
+    """The handle number from what the binding passes: a ``fuse_file_info`` (raw_fi) or an int."""
+    return fh if isinstance(fh, int) else int(cast(FileInfo, fh).fh)
+
+
 def _stat_dict(st: Stat) -> StatDict:
-    mtime = st.mtime_ns  # nanoseconds: the class sets fusepy's use_ns
+    mtime = st.mtime_ns  # nanoseconds: the class sets the binding's use_ns
     return {
         "st_ino": st.ino,
         "st_mode": st.mode,
@@ -65,8 +114,29 @@ def _stat_dict(st: Stat) -> StatDict:
     }
 
 
+def _answer(method: _F) -> _F:
+    """Map what a callback raises to the errno libfuse answers, and count failures."""
+
+    @functools.wraps(method)
+    def callback(self: FuseOperations, *args: Any) -> Any:
+        try:
+            return method(self, *args)
+        except FuseOSError as exc:
+            self._failed(exc.errno)
+            raise
+        except OssfsError as exc:
+            self._failed(exc.errno)
+            raise FuseOSError(exc.errno) from exc
+        except Exception as exc:
+            log.exception("unexpected error in %s%r", method.__name__, args[:1])
+            self._failed(errno.EIO)
+            raise FuseOSError(errno.EIO) from exc
+
+    return cast(_F, callback)
+
+
 class FuseOperations(Operations):  # type: ignore[misc]
-    """fusepy callbacks over a `Filesystem`."""
+    """Binding callbacks over a `Filesystem` (mounted with ``raw_fi=True``)."""
 
     use_ns = True
 
@@ -80,68 +150,85 @@ class FuseOperations(Operations):  # type: ignore[misc]
         self._fs = fs
         self._on_init = on_init
         self._stats = stats
+        self._max_read: int | None = None  # the max_read mount option (libfuse 3 wants it twice)
+        self._mountpoint: str | None = None
+        self._read_ahead_kib: int | None = None
+        self._initialized = False
 
-    def __call__(self, op: str, *args: object) -> object:
-        try:
-            return self._dispatch(op, args)
-        except FuseOSError as exc:
-            if self._stats is not None:
-                self._stats.served.failed(exc.errno)
-            raise
-
-    def _dispatch(self, op: str, args: tuple[object, ...]) -> object:
-        if op in _WRITE_OPS:
-            raise FuseOSError(errno.EROFS)
+    def call(self, op: str, *args: object) -> object:
+        """Answer callback ``op`` by name as fusepy did (tests, tools): ``open`` takes flags and
+        answers the handle; modifying operations raise EROFS, unknown ones ENOSYS."""
+        if op == "open":
+            path, flags = args
+            fi = _CallFileInfo(flags=cast(int, flags))
+            self.open(cast(str, path), fi)
+            return fi.fh
         method = getattr(self, op, None)
-        if method is None:
+        if method is None or getattr(method, "libfuse_ignore", False):
+            self._failed(errno.ENOSYS)
             raise FuseOSError(errno.ENOSYS)
-        try:
-            return method(*args)
-        except OssfsError as exc:
-            raise FuseOSError(exc.errno) from exc
-        except FuseOSError:
-            raise
-        except Exception as exc:
-            log.exception("unexpected error in %s%r", op, args[:1])
-            raise FuseOSError(errno.EIO) from exc
+        return method(*args)
 
-    def init(self, path: str) -> None:
+    def _failed(self, code: int) -> None:
+        if self._stats is not None:
+            self._stats.served.failed(code)
+
+    def init_with_config(self, conn: Any, config: Any) -> None:
+        self._initialized = True
+        if conn is not None and self._max_read is not None and hasattr(conn, "max_read"):
+            # libfuse 3 refuses to start unless init() repeats the max_read mount option.
+            conn.max_read = self._max_read
+        if conn is not None and self._mountpoint is not None and self._read_ahead_kib is not None:
+            # The kernel takes the smaller of the mount's readahead (sysfs) and this answer.
+            conn.max_readahead = max(int(conn.max_readahead), self._read_ahead_kib << 10)
+            set_read_ahead(self._mountpoint, self._read_ahead_kib)
         if self._on_init is not None:
             self._on_init()
 
-    def getattr(self, path: str, fh: int | None = None) -> StatDict:
+    @_answer
+    def getattr(self, path: str, fh: object = None) -> StatDict:
         return _stat_dict(self._fs.getattr(path))
 
+    @_answer
     def readdir(self, path: str, fh: int) -> list[str | tuple[str, StatDict, int]]:
         entries: list[str | tuple[str, StatDict, int]] = [".", ".."]
         entries.extend((name, _stat_dict(st), 0) for name, st in self._fs.readdir(path))
         return entries
 
+    @_answer
     def readlink(self, path: str) -> str:
         return self._fs.readlink(path)
 
+    @_answer
     def access(self, path: str, amode: int) -> int:
         self._fs.getattr(path)
         if amode & os.W_OK:
             raise FuseOSError(errno.EROFS)
         return 0
 
-    def open(self, path: str, flags: int) -> int:
-        fh = self._fs.open(path, flags)
+    @_answer
+    def open(self, path: str, fi: FileInfo) -> int:
+        fh = self._fs.open(path, fi.flags)
+        fi.fh = fh
+        # Keep the kernel's cached pages only while the object is unchanged since the last open.
+        fi.keep_cache = 1 if self._fs.keep_kernel_cache(fh) else 0
         if self._stats is not None:
             self._stats.served.opened()
-        return fh
+        return 0
 
-    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
-        data = self._fs.read(fh, offset, size)
+    @_answer
+    def read(self, path: str | None, size: int, offset: int, fh: object) -> bytes:
+        data = self._fs.read(_handle(fh), offset, size)
         if self._stats is not None:
             self._stats.served.served(len(data))
         return data
 
-    def release(self, path: str, fh: int) -> int:
-        self._fs.release(fh)
+    @_answer
+    def release(self, path: str | None, fh: object) -> int:
+        self._fs.release(_handle(fh))
         return 0
 
+    @_answer
     def statfs(self, path: str) -> StatDict:
         s = self._fs.statfs()
         return {
@@ -156,15 +243,63 @@ class FuseOperations(Operations):  # type: ignore[misc]
             "f_namemax": s.name_max,
         }
 
+    @_answer
     def listxattr(self, path: str) -> list[str]:
         # STATS_XATTR is readable but not listed: cp -a, rsync -X and tar --xattrs copy every
         # listed attribute, and a copy of the counters would mean nothing.
         return self._fs.listxattr(path)
 
+    @_answer
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
         if path == "/" and name == STATS_XATTR and self._stats is not None:
             return self._stats.snapshot().to_xattr()
         return self._fs.getxattr(path, name)
+
+
+def _read_only(name: str) -> Callable[..., int]:
+    def refuse(self: FuseOperations, *args: object) -> int:
+        raise FuseOSError(errno.EROFS)
+
+    refuse.__name__ = refuse.__qualname__ = name
+    return _answer(refuse)
+
+
+for _name in _WRITE_OPS:
+    setattr(FuseOperations, _name, _read_only(_name))
+
+
+def _mount_device(target: str) -> str | None:
+    """``major:minor`` of the newest mount on the absolute, resolved path ``target``, from
+    /proc/self/mountinfo. Reading it does not touch the FUSE mount, so it is safe in ``init``
+    (where any stat of the mount deadlocks: the kernel holds requests until init answers)."""
+    found = None
+    with contextlib.suppress(OSError), open("/proc/self/mountinfo", encoding="utf-8") as f:
+        for line in f:
+            fields = line.split()
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+            if point == target:
+                found = fields[2]
+    return found
+
+
+def set_read_ahead(mountpoint: str, kib: int) -> bool:
+    """Raise the kernel readahead of the FUSE mount on ``mountpoint`` (absolute and resolved:
+    no symlink resolution here) to ``kib`` KiB.
+
+    The kernel caps a FUSE mount's readahead at its default (128 KiB) whatever ``max_readahead``
+    the filesystem answers at init; only root can raise it, through the mount's BDI in sysfs.
+    With libfuse 3 a larger window lets sequential readers send reads of up to 1 MiB.
+    """
+    device = _mount_device(mountpoint)
+    if device is None:
+        return False
+    try:
+        with open(f"/sys/class/bdi/{device}/read_ahead_kb", "w", encoding="ascii") as f:
+            f.write(str(kib))
+    except OSError as exc:
+        log.debug("readahead of %s stays at the kernel default: %s", mountpoint, exc)
+        return False
+    return True
 
 
 def run_fuse(
@@ -173,16 +308,22 @@ def run_fuse(
     *,
     fsname: str,
     options: Mapping[str, str | bool],
+    read_ahead_kib: int | None = None,
 ) -> None:
-    """Mount and serve until unmounted (blocks). ``options`` become ``-o`` mount options."""
+    """Mount and serve until unmounted (blocks). ``options`` become ``-o`` mount options;
+    ``read_ahead_kib``: the kernel readahead window to ask for (root only; else the default)."""
     kwargs = cast(dict[str, object], dict(options))
-    FUSE(
-        operations,
-        mountpoint,
-        foreground=True,
-        nothreads=False,
-        ro=True,
-        fsname=fsname,
-        subtype="ossfs",
-        **kwargs,
-    )
+    max_read = options.get("max_read")
+    operations._max_read = int(max_read) if isinstance(max_read, str) else None
+    operations._mountpoint = os.path.realpath(mountpoint)  # now: in init it would deadlock
+    operations._read_ahead_kib = read_ahead_kib
+    mount_options: dict[str, object] = {"ro": True, "fsname": fsname, "subtype": "ossfs"}
+    mount_options.update(kwargs)  # a passed-through -o fsname=... wins (no duplicate keyword)
+    try:
+        FUSE(operations, mountpoint, raw_fi=True, foreground=True, nothreads=False, **mount_options)
+    except RuntimeError as exc:
+        if not operations._initialized:
+            raise  # the mount never came up: libfuse has said why on stderr
+        # libfuse 3 reports a loop ended by SIGTERM/SIGINT/SIGHUP as error 8 (libfuse 2: 0); it
+        # has unmounted by now, so this is the normal end of serving.
+        log.debug("libfuse ended its loop with code %s", exc)

@@ -42,6 +42,16 @@ _START_TIMEOUT_S: Final = 60.0
 SYSLOG_SOCKET = "/dev/log"
 """Where a daemon without ``--log-file`` logs (a module variable so tests can point it away)."""
 _PREFETCH_WORKERS: Final = 16
+# Reads the kernel may send: libfuse 3 allows up to 1 MiB per read (libfuse 2 caps them at
+# 128 KiB whatever is asked). The kernel sends reads that big only with a readahead window as
+# large, which root can ask for (`set_read_ahead`); otherwise they stay at 128-256 KiB.
+_MAX_READ_BYTES: Final = 1 << 20
+_READ_AHEAD_KIB: Final = 1024
+# libfuse 2 options libfuse 3 refuses to mount with ("unknown option"): accepted and dropped, so
+# old fstab lines keep working (``max_readahead`` sets the readahead window instead).
+_LIBFUSE2_ONLY_OPTIONS: Final = frozenset(
+    {"nonempty", "big_writes", "large_read", "async_read", "max_readahead"}
+)
 _LOG_LEVELS: Final = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -196,7 +206,7 @@ def fuse_options(config: MountConfig) -> dict[str, str | bool]:
         "entry_timeout": ttl,
         "attr_timeout": ttl,
         "negative_timeout": ttl,
-        "max_read": str(1 << 17),
+        "max_read": str(_MAX_READ_BYTES),
         "default_permissions": True,
         # The kernel sees our inode numbers (stable per key, see names.inode_for_key), not
         # libfuse's per-mount counter.
@@ -205,8 +215,20 @@ def fuse_options(config: MountConfig) -> dict[str, str | bool]:
     if config.allow_other:
         options["allow_other"] = True
     options.update(dict(config.fuse_options))
-    options.pop("nonempty", None)  # checked by ossfs itself; libfuse 3 no longer knows it
+    for name in _LIBFUSE2_ONLY_OPTIONS:  # nonempty: checked by ossfs itself
+        options.pop(name, None)
     return options
+
+
+def read_ahead_kib(config: MountConfig) -> int:
+    """The kernel readahead window to ask for: ``-o max_readahead=BYTES``, else 1 MiB."""
+    value = dict(config.fuse_options).get("max_readahead")
+    if isinstance(value, str):
+        try:
+            return max(4, int(value) >> 10)
+        except ValueError:
+            raise UsageError(f"invalid -o max_readahead={value}: use a number of bytes") from None
+    return _READ_AHEAD_KIB
 
 
 def setup_logging(config: MountConfig, *, daemon: bool) -> None:
@@ -270,7 +292,13 @@ def serve(
     try:
         if metrics is not None:
             metrics.start(stats.snapshot)
-        run_fuse(ops, str(config.mountpoint), fsname=fsname, options=fuse_options(config))
+        run_fuse(
+            ops,
+            str(config.mountpoint),
+            fsname=fsname,
+            options=fuse_options(config),
+            read_ahead_kib=read_ahead_kib(config),
+        )
     finally:
         if metrics is not None:
             metrics.close()

@@ -1,16 +1,17 @@
-"""A null FUSE filesystem for benchmarks: fusepy serving a fixed tree of files from memory.
+"""A null FUSE filesystem for benchmarks: mfusepy serving a fixed tree of files from memory.
 
 Usage: python scripts/bench_nullfs.py MANIFEST MOUNTPOINT
 
 MANIFEST is a JSON object ``{"files": {"dir/name": size_bytes, ...}}``; directories are implied
 by the paths. Every file reads as the same repeating pattern of random bytes (a read is one
-``bytes`` slice of a preallocated buffer: fusepy's ``memmove`` takes no memoryview), so the
+``bytes`` slice of a preallocated buffer: the binding's ``memmove`` takes no memoryview), so the
 filesystem does no I/O and almost no work per callback: its throughput is the ceiling for any
-filesystem written on fusepy with the FUSE options ossfs uses (``max_read`` 128 KiB, entry/attr
+filesystem written on mfusepy with the FUSE options ossfs uses (``max_read`` 1 MiB, entry/attr
 timeouts, read-only, multithreaded). It runs in the foreground until unmounted
 (``fusermount -u MOUNTPOINT``) or interrupted.
 
-This is a benchmark fixture, not part of ossfs: it imports fusepy directly.
+This is a benchmark fixture, not part of ossfs: it imports mfusepy directly (libfuse 3 preferred,
+as `ossfs.fuse_ops` does) and raises the mount's readahead as ossfs does (root only).
 """
 
 from __future__ import annotations
@@ -21,11 +22,22 @@ import json
 import os
 import stat
 import time
+from ctypes.util import find_library
 from pathlib import Path
+from typing import Any
 
-from fuse import FUSE, FuseOSError, Operations
+# As ossfs.fuse_ops: mfusepy on libfuse 3 when installed (mfusepy alone picks libfuse 2 first).
+_NO_CHOICE = "FUSE_LIBRARY_PATH" not in os.environ and "FUSE_LIBRARY_NAME" not in os.environ
+if _NO_CHOICE and find_library("fuse3"):
+    os.environ["FUSE_LIBRARY_NAME"] = "fuse3"
 
-_PATTERN_BYTES = 64 << 20  # a multiple of every read size the kernel sends (<= 128 KiB)
+from mfusepy import FUSE, FuseOSError, Operations  # noqa: E402
+
+from ossfs.fuse_ops import set_read_ahead  # noqa: E402
+
+_PATTERN_BYTES = 64 << 20  # a multiple of every read size the kernel sends (<= 1 MiB)
+_MAX_READ = 1 << 20  # as ossfs.mounting: libfuse 3 reads of up to 1 MiB
+_READ_AHEAD_KIB = 1024
 _TTL_S = "60"
 
 
@@ -34,7 +46,9 @@ class NullFs(Operations):  # type: ignore[misc]
 
     use_ns = True
 
-    def __init__(self, files: dict[str, int]) -> None:
+    def __init__(self, files: dict[str, int], mountpoint: str = "") -> None:
+        # Resolved now: in init a stat of the mount would deadlock.
+        self.mountpoint = os.path.realpath(mountpoint) if mountpoint else ""
         self._now_ns = time.time_ns()
         self._sizes: dict[str, int] = {}
         self._children: dict[str, dict[str, bool]] = {"/": {}}
@@ -112,6 +126,15 @@ class NullFs(Operations):  # type: ignore[misc]
         head = self._pattern[start:]
         return head + self._pattern[: end - offset - len(head)]
 
+    def init_with_config(self, conn: Any, config: Any) -> None:
+        if conn is None:
+            return
+        if hasattr(conn, "max_read"):  # libfuse 3 wants the max_read mount option repeated
+            conn.max_read = _MAX_READ
+        conn.max_readahead = max(int(conn.max_readahead), _READ_AHEAD_KIB << 10)
+        if self.mountpoint:
+            set_read_ahead(self.mountpoint, _READ_AHEAD_KIB)  # root only, as ossfs
+
     def statfs(self, path: str) -> dict[str, int]:
         return {"f_bsize": 1 << 17, "f_frsize": 1 << 17, "f_namemax": 255}
 
@@ -123,14 +146,14 @@ def main() -> None:
     args = parser.parse_args()
     files = json.loads(args.manifest.read_text())["files"]
     FUSE(
-        NullFs(files),
+        NullFs(files, str(args.mountpoint)),
         str(args.mountpoint),
         foreground=True,
         nothreads=False,
         ro=True,
         fsname="nullfs",
         subtype="nullfs",
-        max_read=str(1 << 17),
+        max_read=str(_MAX_READ),
         entry_timeout=_TTL_S,
         attr_timeout=_TTL_S,
         negative_timeout=_TTL_S,

@@ -6,15 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages() {
-    # libfuse 2 (which fusepy binds) is libfuse2 on Debian 12 and libfuse2t64 on Debian 13.
-    local libfuse2=libfuse2
-    if apt-cache show libfuse2t64 >/dev/null 2>&1; then libfuse2=libfuse2t64; fi
-    echo fuse3 "$libfuse2" attr gcc python3-dev python3-venv ca-certificates ${OSSFS_EXTRA_APT:-}
+    # fuse3 brings libfuse 3 (libfuse3-3 on Debian 12, libfuse3-4 on 13), which mfusepy binds.
+    echo fuse3 attr gcc python3-dev python3-venv ca-certificates ${OSSFS_EXTRA_APT:-}
 }
 
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     missing=()
-    if ! apt-cache show libfuse2 >/dev/null 2>&1 && ! apt-cache show libfuse2t64 >/dev/null 2>&1; then
+    if ! apt-cache show fuse3 >/dev/null 2>&1; then
         apt-get update -qq
     fi
     for pkg in $(apt_packages); do
@@ -26,7 +24,7 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
 elif ! [ -e /dev/fuse ]; then
-    echo "setup: not root, so no system packages were installed; install fuse3 and libfuse2 yourself" >&2
+    echo "setup: not root, so no system packages were installed; install fuse3 yourself" >&2
 fi
 
 PYTHON=${PYTHON:-python3}
@@ -41,7 +39,7 @@ pip_quiet() {  # pip and setuptools are chatty; show their output only when they
 }
 pip_quiet --upgrade pip
 pip_quiet -e '.[dev]'
-.venv/bin/python -c 'import ossfs, fuse, oss2, cachetools' 
+.venv/bin/python -c 'import ossfs.fuse_ops, oss2, cachetools'
 # A fast CRC-64 is required: fastcrc's wheel, or else crcmod's C extension (crcmod ships only a
 # source distribution, built when a compiler and the Python headers are present).
 fast_crc='from ossfs.crc64 import require_fast_crc; require_fast_crc()'

@@ -112,6 +112,66 @@ def test_fs_replaced_object_is_estale_and_invalidated() -> None:
     assert fs.read(fh2, 2 * BLOCK, 3) == b"\x01\x01\x01"
 
 
+def test_fs_keeps_kernel_cache_only_while_the_etag_is_unchanged() -> None:
+    store = FakeStore()
+    store.put("k.bin", b"a" * 10)
+    fs = Filesystem(
+        Namespace(store, metadata_ttl_s=0.0),
+        store,
+        BlockCache(16 * BLOCK),
+        FsConfig(uid=0, gid=0, block_size_bytes=BLOCK),
+        mount_time_ns=MOUNT_NS,
+    )
+
+    def keeps() -> tuple[int, bool]:
+        fh = fs.open("/k.bin", os.O_RDONLY)
+        return fh, fs.keep_kernel_cache(fh)
+
+    first, keep = keeps()
+    assert not keep  # nothing is known about what the kernel holds
+    fs.release(first)
+    old, keep = keeps()
+    assert keep  # same etag as the previous open: warm re-reads stay in the page cache
+    store.put("k.bin", b"b" * 10)
+    fh, keep = keeps()
+    assert not keep  # a new version: the kernel drops its pages at this open
+    fs.release(fh)
+    fh, keep = keeps()
+    assert not keep  # `old` is still open and may have refilled the cache with the old version
+    fs.release(fh)
+    fs.release(old)
+    fh, keep = keeps()
+    assert not keep  # once more: `old` was open since the last invalidation
+    fs.release(fh)
+    fh, keep = keeps()
+    assert keep
+    assert not fs.keep_kernel_cache(fh + 1000)  # unknown handle
+    fs.release(fh)
+
+
+def test_fs_failed_read_drops_the_kernel_cache_at_the_next_opens() -> None:
+    store = FakeStore()
+    store.put("k.bin", bytes(3 * BLOCK))
+    fs = make_fs(store)
+    fs.release(fs.open("/k.bin", os.O_RDONLY))
+    bad = fs.open("/k.bin", os.O_RDONLY)
+    assert fs.keep_kernel_cache(bad)
+    assert fs.read(bad, 0, 10) == bytes(10)
+    store.put("k.bin", b"\x01" * (3 * BLOCK))  # the pinned version is gone: the read fails
+    with pytest.raises(OssfsError):
+        fs.read(bad, 2 * BLOCK, 10)
+    fh = fs.open("/k.bin", os.O_RDONLY)
+    assert not fs.keep_kernel_cache(fh)
+    fs.release(fh)
+    fh = fs.open("/k.bin", os.O_RDONLY)
+    assert not fs.keep_kernel_cache(fh)  # `bad` is still open
+    fs.release(fh)
+    fs.release(bad)
+    fs.release(fs.open("/k.bin", os.O_RDONLY))
+    fh = fs.open("/k.bin", os.O_RDONLY)
+    assert fs.keep_kernel_cache(fh)
+
+
 def test_fs_xattrs_cost_one_head_per_version_and_foreign_names_none() -> None:
     store = FakeStore()
     meta = store.put("a.txt", b"abc", user_meta=(("owner", "me"),), content_type="text/plain")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ossfs.errors import UsageError
-from ossfs.mounting import MountConfig, check_mountpoint, fuse_options
+from ossfs.mounting import MountConfig, check_mountpoint, fuse_options, read_ahead_kib
 from ossfs.url import OssLocation
 
 
@@ -58,6 +58,16 @@ def test_fuse_options_follow_metadata_ttl_and_passthrough() -> None:
     assert fuse_options(_config(allow_other=True))["allow_other"] is True
     forever = fuse_options(_config(metadata_ttl_s=float("inf")))
     assert float(str(forever["attr_timeout"])) > 86400
+
+
+def test_fuse_options_drop_what_libfuse3_refuses_and_map_max_readahead() -> None:
+    legacy = (("big_writes", True), ("max_readahead", "4194304"), ("large_read", True))
+    config = _config(fuse_options=legacy)
+    opts = fuse_options(config)
+    assert not {"big_writes", "max_readahead", "large_read"} & set(opts)
+    assert opts["max_read"] == str(1 << 20)
+    assert read_ahead_kib(config) == 4096
+    assert read_ahead_kib(_config()) == 1024
 
 
 def _ossfs(

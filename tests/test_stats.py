@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fuse import FuseOSError
 
 from ossfs import mounting
 from ossfs.block_cache import BlockCache
@@ -26,7 +25,7 @@ from ossfs.cli import main
 from ossfs.emulator import EmulatorServer
 from ossfs.errors import UsageError
 from ossfs.fs import Filesystem, FsConfig
-from ossfs.fuse_ops import FuseOperations
+from ossfs.fuse_ops import FuseOperations, FuseOSError
 from ossfs.metrics import MetricsServer, parse_address
 from ossfs.mounting import MountConfig
 from ossfs.namespace import Namespace
@@ -91,13 +90,13 @@ def test_fuse_ops_count_opens_reads_bytes_and_errors_by_errno() -> None:
     store = CountingStore()
     store.put("a.txt", b"0123456789")
     ops, stats = _ops(store)
-    fh = ops("open", "/a.txt", os.O_RDONLY)
+    fh = ops.call("open", "/a.txt", os.O_RDONLY)
     assert isinstance(fh, int)
-    assert ops("read", "/a.txt", 4, 0, fh) == b"0123"
-    assert ops("read", "/a.txt", 100, 4, fh) == b"456789"
-    assert _errno_of(lambda: ops("getattr", "/missing")) == errno.ENOENT
-    assert _errno_of(lambda: ops("unlink", "/a.txt")) == errno.EROFS
-    assert _errno_of(lambda: ops("getxattr", "/a.txt", "security.selinux")) == errno.ENODATA
+    assert ops.call("read", "/a.txt", 4, 0, fh) == b"0123"
+    assert ops.call("read", "/a.txt", 100, 4, fh) == b"456789"
+    assert _errno_of(lambda: ops.call("getattr", "/missing")) == errno.ENOENT
+    assert _errno_of(lambda: ops.call("unlink", "/a.txt")) == errno.EROFS
+    assert _errno_of(lambda: ops.call("getxattr", "/a.txt", "security.selinux")) == errno.ENODATA
 
     snap = stats.snapshot()
     assert (snap.served.opens, snap.served.reads, snap.served.bytes) == (1, 2, 10)
@@ -111,12 +110,12 @@ def test_fuse_ops_root_xattr_answers_the_snapshot_as_json() -> None:
     store = CountingStore()
     store.put("a.txt", b"abc")
     ops, _ = _ops(store)
-    names = ops("listxattr", "/")
+    names = ops.call("listxattr", "/")
     # Readable, not listed: cp -a and rsync -X copy listed attributes.
     assert isinstance(names, list) and STATS_XATTR not in names
-    fh = ops("open", "/a.txt", os.O_RDONLY)
-    ops("read", "/a.txt", 3, 0, fh)
-    raw = ops("getxattr", "/", STATS_XATTR)
+    fh = ops.call("open", "/a.txt", os.O_RDONLY)
+    ops.call("read", "/a.txt", 3, 0, fh)
+    raw = ops.call("getxattr", "/", STATS_XATTR)
     assert isinstance(raw, bytes)
     doc = parse_stats(raw)
     assert doc["mount"] == f"oss://{BUCKET}/"
@@ -130,7 +129,7 @@ def test_fuse_ops_root_xattr_answers_the_snapshot_as_json() -> None:
     assert "prefetch" not in doc  # no prefetcher in this mount
     memory = doc["memory"]
     assert isinstance(memory, dict) and memory["cache_bytes"] == 3
-    assert _errno_of(lambda: ops("getxattr", "/a.txt", STATS_XATTR)) == errno.ENODATA
+    assert _errno_of(lambda: ops.call("getxattr", "/a.txt", STATS_XATTR)) == errno.ENODATA
 
 
 def test_stats_xattr_size_is_stable_while_counters_move() -> None:
@@ -138,9 +137,9 @@ def test_stats_xattr_size_is_stable_while_counters_move() -> None:
     store.put("a.txt", b"x" * 5000)
     ops, stats = _ops(store)
     first = stats.snapshot().to_xattr()
-    fh = ops("open", "/a.txt", os.O_RDONLY)
+    fh = ops.call("open", "/a.txt", os.O_RDONLY)
     for offset in range(0, 5000, 10):
-        ops("read", "/a.txt", 10, offset, fh)
+        ops.call("read", "/a.txt", 10, offset, fh)
     second = stats.snapshot().to_xattr()
     assert first != second and len(first) == len(second)
     assert parse_stats(second)["served"] != parse_stats(first)["served"]
@@ -241,8 +240,8 @@ def test_metrics_server_answers_metrics_and_404() -> None:
     store = CountingStore()
     store.put("a.txt", b"abc")
     ops, stats = _ops(store)
-    fh = ops("open", "/a.txt", os.O_RDONLY)
-    ops("read", "/a.txt", 3, 0, fh)
+    fh = ops.call("open", "/a.txt", os.O_RDONLY)
+    ops.call("read", "/a.txt", 3, 0, fh)
     server = MetricsServer("127.0.0.1", 0)
     server.start(stats.snapshot)
     try:
