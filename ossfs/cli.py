@@ -142,7 +142,17 @@ def _add_mount(sub: argparse._SubParsersAction[_Parser]) -> None:
         metavar="SECONDS|forever",
         help="how long listings and attributes are trusted (default 60; 0 = always ask)",
     )
-    p.add_argument("--cache-size", default="512MiB", help="block cache size (default 512MiB)")
+    p.add_argument(
+        "--max-memory",
+        default="1GiB",
+        help="budget for cached and read-ahead data (default 1GiB)",
+    )
+    p.add_argument(
+        "--cache-size", help="block cache size, part of --max-memory (default 3/4 of it)"
+    )
+    p.add_argument(
+        "--no-prefetch", action="store_true", help="no sequential read-ahead (one GET per block)"
+    )
     p.add_argument("--block-size", default="1MiB", help="read block size (default 1MiB)")
     p.add_argument("--uid", type=int, default=os.getuid(), help="owner of every entry")
     p.add_argument("--gid", type=int, default=os.getgid(), help="group of every entry")
@@ -184,6 +194,7 @@ def _run_mount(args: argparse.Namespace) -> int:
 
     location = parse_oss_url(args.location)
     access = access_from_args(args, os.environ, bucket=location.bucket)
+    max_memory = parse_size(args.max_memory, what="--max-memory")
     config = MountConfig(
         location=location,
         mountpoint=Path(args.mountpoint).absolute(),
@@ -193,7 +204,13 @@ def _run_mount(args: argparse.Namespace) -> int:
         region=access.region,
         foreground=args.foreground,
         metadata_ttl_s=parse_ttl(args.metadata_ttl, what="--metadata-ttl"),
-        cache_size_bytes=parse_size(args.cache_size, what="--cache-size"),
+        max_memory_bytes=max_memory,
+        cache_size_bytes=(
+            parse_size(args.cache_size, what="--cache-size")
+            if args.cache_size
+            else max_memory * 3 // 4
+        ),
+        prefetch=not args.no_prefetch,
         block_size_bytes=parse_size(args.block_size, what="--block-size"),
         uid=args.uid,
         gid=args.gid,
@@ -320,6 +337,8 @@ _OSSFS_OPTIONS: Final = {
     "passwd_file": ("--passwd-file", True),
     "metadata_ttl": ("--metadata-ttl", True),
     "cache_size": ("--cache-size", True),
+    "max_memory": ("--max-memory", True),
+    "no_prefetch": ("--no-prefetch", False),
     "block_size": ("--block-size", True),
     "uid": ("--uid", True),
     "gid": ("--gid", True),

@@ -30,7 +30,7 @@ from ossfs.fuse_ops import FuseOperations, run_fuse
 from ossfs.metrics import MetricsServer
 from ossfs.namespace import Namespace
 from ossfs.oss_store import OssConfig, OssStore
-from ossfs.prefetch import Prefetcher
+from ossfs.prefetch import PrefetchConfig, Prefetcher
 from ossfs.stats import MountStats
 from ossfs.url import OssLocation
 
@@ -72,7 +72,10 @@ class MountConfig:
     credentials_source: str = "$OSS_ACCESS_KEY_ID/$OSS_ACCESS_KEY_SECRET"
     foreground: bool = False
     metadata_ttl_s: float = 60.0
-    cache_size_bytes: int = 512 << 20
+    cache_size_bytes: int = 768 << 20
+    max_memory_bytes: int = 1 << 30
+    """One budget for the data ossfs holds: the block cache plus read-ahead in flight."""
+    prefetch: bool = True
     block_size_bytes: int = 1 << 20
     uid: int = 0
     gid: int = 0
@@ -94,6 +97,10 @@ class MountConfig:
             raise UsageError("invalid --block-size: use 4KiB to 64MiB (default 1MiB)")
         if self.cache_size_bytes < 2 * self.block_size_bytes:
             raise UsageError("invalid --cache-size: it must hold at least two blocks")
+        if self.cache_size_bytes > self.max_memory_bytes:
+            raise UsageError(
+                "invalid --cache-size: it must fit in --max-memory (the cache is part of it)"
+            )
         if self.log_level not in _LOG_LEVELS:
             raise UsageError(f"invalid --log-level {self.log_level}: use {', '.join(_LOG_LEVELS)}")
         for name, mode in (("--file-mode", self.file_mode), ("--dir-mode", self.dir_mode)):
@@ -173,7 +180,16 @@ def build_filesystem(config: MountConfig, store: OssStore) -> tuple[Filesystem, 
         max_workers=min(_PREFETCH_WORKERS, config.workers), thread_name_prefix="prefetch"
     )
     cache = BlockCache(config.cache_size_bytes)
-    prefetcher = Prefetcher(prefetch_executor)
+    # Read-ahead in flight gets what the cache leaves of the budget; with nothing left (or with
+    # --no-prefetch) reads degrade to one synchronous GET per block instead of failing.
+    prefetcher = (
+        Prefetcher(
+            prefetch_executor,
+            PrefetchConfig(max_inflight_bytes=config.max_memory_bytes - config.cache_size_bytes),
+        )
+        if config.prefetch
+        else None
+    )
     fs = Filesystem(
         namespace,
         store,

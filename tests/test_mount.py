@@ -526,3 +526,23 @@ def test_mount_whole_file_crc_mismatch_fails_the_read(
     assert "Input/output error" in copy.stderr
     cat = subprocess.run(["cat", str(mp / "bad.bin")], capture_output=True, check=False)
     assert cat.returncode != 0
+
+
+def test_mount_small_memory_budget_and_no_prefetch_read_exact_bytes(
+    emulator: EmulatorServer, mount: Mounter
+) -> None:
+    data = _data(21, 9 * BLOCK + 17)
+    emulator.put_object(BUCKET, "m.bin", data)
+    tight = mount(f"oss://{BUCKET}", "--max-memory", "12MiB", "--cache-size", "4MiB")
+    assert (tight / "m.bin").read_bytes() == data
+    plain = mount(f"oss://{BUCKET}", "--no-prefetch", "--max-memory", "8MiB")
+    _settled_counts(emulator)
+    emulator.log.clear()
+    assert (plain / "m.bin").read_bytes() == data
+    spans = []
+    for entry in emulator.log.entries("GetObject"):
+        assert entry.key == "m.bin" and entry.range is not None
+        start, _, end = entry.range.removeprefix("bytes=").partition("-")
+        spans.append(int(end) - int(start) + 1)
+    # Without read-ahead every GET is one block (reads are block-aligned): no multi-block parts.
+    assert spans and max(spans) <= BLOCK and sum(spans) == len(data)

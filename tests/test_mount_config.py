@@ -45,6 +45,8 @@ def test_mount_config_validates_sizes_and_modes() -> None:
         _config(cache_size_bytes=1 << 20, block_size_bytes=1 << 20)
     with pytest.raises(UsageError, match="file-mode"):
         _config(file_mode=0o10000)
+    with pytest.raises(UsageError, match="max-memory"):
+        _config(cache_size_bytes=2 << 30, max_memory_bytes=1 << 30)
 
 
 def test_fuse_options_follow_metadata_ttl_and_passthrough() -> None:
