@@ -55,6 +55,7 @@ SHOWN_KEYS: dict[str, bytes] = {
     "ctl/new\nline.txt": b"newline",
     "ctl/\t tab and spaces ": b"spaces",
     "bs/a\\b": b"backslash",
+    "slashlike/a\u2215b\uff0fc\u29f8d": b"slash lookalikes are plain characters",
     "uni/\u00e9\u4e2d\U0001f600.txt": b"unicode",
     "max/" + "m" * 255: b"255 bytes",
     "max/" + "\u00e9" * 127: b"254 bytes of UTF-8",
