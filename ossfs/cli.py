@@ -153,6 +153,17 @@ def _add_mount(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument(
         "--no-prefetch", action="store_true", help="no sequential read-ahead (one GET per block)"
     )
+    p.add_argument("--connect-timeout", default="10", metavar="S", help="seconds (default 10)")
+    p.add_argument(
+        "--read-timeout", default="30", metavar="S", help="seconds of silence (default 30)"
+    )
+    p.add_argument(
+        "--retry-budget",
+        default="30",
+        metavar="S",
+        help="seconds a failing request is retried before EIO (default 30)",
+    )
+    p.add_argument("--retries", type=int, default=6, help="attempts per request (default 6)")
     p.add_argument("--block-size", default="1MiB", help="read block size (default 1MiB)")
     p.add_argument("--uid", type=int, default=os.getuid(), help="owner of every entry")
     p.add_argument("--gid", type=int, default=os.getgid(), help="group of every entry")
@@ -211,6 +222,10 @@ def _run_mount(args: argparse.Namespace) -> int:
             else max_memory * 3 // 4
         ),
         prefetch=not args.no_prefetch,
+        connect_timeout_s=parse_ttl(args.connect_timeout, what="--connect-timeout"),
+        read_timeout_s=parse_ttl(args.read_timeout, what="--read-timeout"),
+        retry_budget_s=parse_ttl(args.retry_budget, what="--retry-budget"),
+        retry_attempts=args.retries,
         block_size_bytes=parse_size(args.block_size, what="--block-size"),
         uid=args.uid,
         gid=args.gid,
@@ -339,6 +354,10 @@ _OSSFS_OPTIONS: Final = {
     "cache_size": ("--cache-size", True),
     "max_memory": ("--max-memory", True),
     "no_prefetch": ("--no-prefetch", False),
+    "connect_timeout": ("--connect-timeout", True),
+    "read_timeout": ("--read-timeout", True),
+    "retry_budget": ("--retry-budget", True),
+    "retries": ("--retries", True),
     "block_size": ("--block-size", True),
     "uid": ("--uid", True),
     "gid": ("--gid", True),

@@ -164,7 +164,13 @@ class Filesystem:
                 node.inode, stat.S_IFDIR | cfg.dir_mode, 2, 0, cfg.uid, cfg.gid, mtime_ns, 0
             )
         if node.kind is NodeKind.SYMLINK:
-            size = len(os.fsencode(self._ns.readlink(node.path)))
+            try:
+                size = len(os.fsencode(self._ns.readlink(node.path)))
+            except OssfsError as exc:
+                # One unreadable link must not fail its whole directory listing; readlink
+                # itself still reports the error.
+                log.warning("symlink %s: target unreadable (%s); size shown as 0", node.key, exc)
+                size = 0
             return Stat(node.inode, stat.S_IFLNK | 0o777, 1, size, cfg.uid, cfg.gid, mtime_ns, 0)
         size = meta.size if meta is not None else 0
         blocks = (size + 511) // 512

@@ -31,6 +31,7 @@ from ossfs.metrics import MetricsServer
 from ossfs.namespace import Namespace
 from ossfs.oss_store import OssConfig, OssStore
 from ossfs.prefetch import PrefetchConfig, Prefetcher
+from ossfs.retry import RetryPolicy
 from ossfs.stats import MountStats
 from ossfs.url import OssLocation
 
@@ -76,6 +77,11 @@ class MountConfig:
     max_memory_bytes: int = 1 << 30
     """One budget for the data ossfs holds: the block cache plus read-ahead in flight."""
     prefetch: bool = True
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 30.0
+    retry_budget_s: float = 30.0
+    """How long one read may keep retrying before it fails EIO (never hangs forever)."""
+    retry_attempts: int = 6
     block_size_bytes: int = 1 << 20
     uid: int = 0
     gid: int = 0
@@ -97,6 +103,15 @@ class MountConfig:
             raise UsageError("invalid --block-size: use 4KiB to 64MiB (default 1MiB)")
         if self.cache_size_bytes < 2 * self.block_size_bytes:
             raise UsageError("invalid --cache-size: it must hold at least two blocks")
+        for flag, value in (
+            ("--connect-timeout", self.connect_timeout_s),
+            ("--read-timeout", self.read_timeout_s),
+            ("--retry-budget", self.retry_budget_s),
+        ):
+            if not 0 < value < math.inf:
+                raise UsageError(f"invalid {flag} {value:g}: use a positive number of seconds")
+        if self.retry_attempts < 1:
+            raise UsageError("invalid --retries: use 1 or more (1 = no retry)")
         if self.cache_size_bytes > self.max_memory_bytes:
             raise UsageError(
                 "invalid --cache-size: it must fit in --max-memory (the cache is part of it)"
@@ -144,6 +159,14 @@ def build_store(config: MountConfig) -> OssStore:
             security_token=creds.security_token if creds else None,
             region=config.region,
             pool_size=config.workers,
+            connect_timeout_s=config.connect_timeout_s,
+            read_timeout_s=config.read_timeout_s,
+            retry=RetryPolicy(
+                max_attempts=config.retry_attempts,
+                total_budget_s=config.retry_budget_s,
+                base_delay_s=min(0.05, config.retry_budget_s),
+                max_delay_s=min(2.0, config.retry_budget_s),
+            ),
         )
     )
 

@@ -206,3 +206,18 @@ def test_fs_symlink_attributes_and_target() -> None:
 def test_fs_statfs_is_sane() -> None:
     s = make_fs(FakeStore()).statfs()
     assert s.block_size == BLOCK and s.blocks > 0 and s.blocks_free == 0 and s.name_max == 255
+
+
+def test_fs_unreadable_symlink_does_not_fail_its_directory() -> None:
+    class BrokenLinks(FakeStore):
+        def symlink_target(self, key: str) -> str:
+            raise OssfsError(f"{key}: retries exhausted")
+
+    store = BrokenLinks()
+    store.put("d/a.txt", b"x")
+    store.put_symlink("d/link", "d/a.txt")
+    fs = make_fs(store)
+    listing = dict(fs.readdir("/d"))
+    assert stat.S_ISLNK(listing["link"].mode) and listing["link"].size == 0
+    with pytest.raises(OssfsError):
+        fs.readlink("/d/link")

@@ -546,3 +546,21 @@ def test_mount_small_memory_budget_and_no_prefetch_read_exact_bytes(
         spans.append(int(end) - int(start) + 1)
     # Without read-ahead every GET is one block (reads are block-aligned): no multi-block parts.
     assert spans and max(spans) <= BLOCK and sum(spans) == len(data)
+
+
+def test_mount_silent_server_fails_eio_within_the_retry_budget(
+    emulator: EmulatorServer, mount: Mounter
+) -> None:
+    emulator.put_object(BUCKET, "slow.bin", _data(31, 3 * BLOCK))
+    mp = mount(f"oss://{BUCKET}", "--read-timeout", "1", "--retry-budget", "2", "--retries", "3")
+    os.stat(mp / "slow.bin")
+    emulator.faults.update(latency_s=20.0)  # the server goes silent before each body
+    started = time.monotonic()
+    with pytest.raises(OSError) as info:
+        (mp / "slow.bin").read_bytes()
+    waited = time.monotonic() - started
+    emulator.faults.update(latency_s=0.0)
+    assert info.value.errno == errno.EIO
+    # Never a hang: the budget (2 s) plus one read timeout (1 s) per kernel attempt, with slack.
+    assert waited < 15, waited
+    assert (mp / "slow.bin").read_bytes() == _data(31, 3 * BLOCK)  # and the mount still works
