@@ -564,3 +564,32 @@ def test_mount_silent_server_fails_eio_within_the_retry_budget(
     # Never a hang: the budget (2 s) plus one read timeout (1 s) per kernel attempt, with slack.
     assert waited < 15, waited
     assert (mp / "slow.bin").read_bytes() == _data(31, 3 * BLOCK)  # and the mount still works
+
+
+def test_mount_on_an_already_mounted_mountpoint_is_exit_2(
+    emulator: EmulatorServer, mount: Mounter
+) -> None:
+    mp = mount()
+    again = _ossfs("mount", f"oss://{BUCKET}", str(mp), "--endpoint", emulator.endpoint)
+    assert again.returncode == 2
+    assert "already a mount point" in again.stderr and "Traceback" not in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
+
+
+def test_mount_endpoint_that_never_answers_is_exit_2_not_a_hang(tmp_path: Path) -> None:
+    import socket
+
+    mp = tmp_path / "m"
+    mp.mkdir()
+    with socket.socket() as silent:  # the kernel completes handshakes; nobody ever answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        result = _ossfs(
+            "mount", f"oss://{BUCKET}", str(mp), "--endpoint", f"http://127.0.0.1:{port}",
+            "--read-timeout", "1", "--retry-budget", "2", "--retries", "2",
+        )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "cannot reach" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not is_mounted(mp)
