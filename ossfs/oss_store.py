@@ -70,7 +70,7 @@ USER_META_PREFIX: Final = "x-oss-meta-"
 MAX_LIST_KEYS: Final = 1000
 # Ranged bodies are read in pieces this big. A read that breaks mid-piece loses that piece
 # (urllib3 drops the partial buffer when it raises), so a resume restarts at a piece boundary.
-BODY_PIECE_BYTES: Final = 64 * 1024
+BODY_PIECE_BYTES: Final = 1024 * 1024
 _ANNOUNCED_CRCS: Final = 4096
 _CONTENT_RANGE_RE: Final = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 _UNSATISFIED_RANGE_RE: Final = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$")
@@ -380,8 +380,15 @@ class _Body:
 
     def __init__(self, result: object) -> None:
         self._result = result
+        # oss2's read(amt) builds a new requests/urllib3 generator per call; with identity
+        # encoding (oss2 asks for it) and no CRC adapter (enable_crc=False) the urllib3 response
+        # underneath gives the same bytes with one call per piece.
+        raw = getattr(getattr(getattr(result, "resp", None), "response", None), "raw", None)
+        self._raw = raw if callable(getattr(raw, "read", None)) else None
 
     def read(self, amt: int) -> bytes:
+        if self._raw is not None:
+            return bytes(self._raw.read(amt))
         data = self._result.read(amt)  # type: ignore[attr-defined]
         return bytes(data)
 
