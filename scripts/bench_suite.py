@@ -311,9 +311,28 @@ def ossfs_env() -> dict[str, str]:
     return env
 
 
+_SNAPSHOT: list[Path] = []  # the copy of the ossfs package every mount of this run uses
+
+
+def snapshot_ossfs(tmp: Path) -> Path:
+    """Copy this work tree's ``ossfs`` package (uncommitted changes included) under ``tmp``: every
+    mount of the run then measures the same code, even if the work tree changes meanwhile."""
+    root = tmp / "ossfs-snapshot"
+    shutil.copytree(REPO / "ossfs", root / "ossfs", ignore=shutil.ignore_patterns("__pycache__"))
+    _SNAPSHOT[:] = [root]
+    return root
+
+
+def python_cwd() -> Path:
+    """Where our Python subprocesses run (``python -m`` puts the cwd first on sys.path)."""
+    return _SNAPSHOT[0] if _SNAPSHOT else REPO
+
+
 def peer_env_base() -> dict[str, str]:
     env = dict(os.environ)
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    if _SNAPSHOT:
+        env["PYTHONPATH"] = os.pathsep.join([str(_SNAPSHOT[0]), env.get("PYTHONPATH", "")])
     return env
 
 
@@ -357,7 +376,7 @@ class Mount:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=self.env,
-                cwd=REPO,
+                cwd=python_cwd(),
                 start_new_session=True,
             )
         Mount.live.append(self)
@@ -1211,7 +1230,8 @@ def ossfs_memory_args(limit: str) -> list[str]:
         capture_output=True,
         text=True,
         check=False,
-        cwd=REPO,
+        cwd=python_cwd(),
+        env=peer_env_base(),
         timeout=60,
     )
     return ["--max-memory", limit] if "--max-memory" in result.stdout else []
@@ -1300,15 +1320,19 @@ def run(args: argparse.Namespace) -> int:
     chosen = [w for w in every if w.name in wanted]
     groups = list(dict.fromkeys(w.group for w in chosen))
     by_group = {g: [w for w in chosen if w.group == g] for g in groups}
-    memory_args = ossfs_memory_args(args.max_memory) if "ossfs" in systems else []
+    memory_args: list[str] = []
     settings = {
         "loopback": FaultSettings(),
         "remote": FaultSettings(latency_s=REMOTE_LATENCY_S, bandwidth_bytes_per_s=REMOTE_BANDWIDTH),
     }
     samples: dict[Key, list[Sample]] = {}
     began = time.monotonic()
+    rev = git_rev()
     with tempfile.TemporaryDirectory(prefix="ossfs-suite-") as tmp_name:
         tmp = Path(tmp_name)
+        snapshot_ossfs(tmp)
+        if "ossfs" in systems:
+            memory_args = ossfs_memory_args(args.max_memory)
         mount_root = make_mount_root(tmp)
         try:
             config = EmulatorConfig(
@@ -1364,7 +1388,7 @@ def run(args: argparse.Namespace) -> int:
     }
     targets = evaluate_targets(results, sizes, memory_args, profiles)
     header = (
-        f"## ossfs benchmark suite ({'quick' if args.quick else 'full'} sizes; ossfs {git_rev()}; "
+        f"## ossfs benchmark suite ({'quick' if args.quick else 'full'} sizes; ossfs {rev}; "
         f"median of {args.repeat} run(s); {os.cpu_count()} CPUs; "
         f"{time.monotonic() - began:.0f} s)\n\n"
         "MB/s = 10**6 bytes a second. Each case runs on a fresh mount (cold caches) except "
@@ -1376,7 +1400,8 @@ def run(args: argparse.Namespace) -> int:
         "in `ls`/`find`); an aborted GET (the client hung up mid-body) is logged with 0 bytes, so "
         "`MB served` undercounts for clients that abort streams (see `aborted GETs`). (!) marks "
         "a read case during which the server saw LISTs: another process walked the mount, so "
-        "that figure is disturbed."
+        "that figure is disturbed. ossfs (and the null FUSE's imports) ran from a copy of the "
+        "work tree's `ossfs` package taken at the start (`+dirty`: with uncommitted changes)."
     )
     text = report(
         results=results,
@@ -1393,7 +1418,7 @@ def run(args: argparse.Namespace) -> int:
     (out / "report.md").write_text(text)
     (out / "chart.svg").write_text(chart_svg(results, systems, profiles, chosen))
     doc = {
-        "ossfs_rev": git_rev(),
+        "ossfs_rev": rev,
         "quick": args.quick,
         "repeat": args.repeat,
         "sizes": asdict(sizes),
