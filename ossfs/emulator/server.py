@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -117,16 +117,10 @@ class EmulatorServer:
         user_meta: Mapping[str, str] | None = None,
     ) -> str:
         """Store ``data``; return the ETag (upper-case hex, no quotes)."""
-        blob = self.storage.new_blob()
-        try:
-            blob.write(data)
-        except BaseException:
-            blob.discard()
-            raise
-        return self._commit(
+        return self.put_object_from_chunks(
             bucket,
             key,
-            blob,
+            [data],
             storage_class=storage_class,
             content_type=content_type,
             user_meta=user_meta,
@@ -143,11 +137,31 @@ class EmulatorServer:
         user_meta: Mapping[str, str] | None = None,
     ) -> str:
         """Store a copy of the local file ``path``; return the ETag."""
+        with open(path, "rb") as f:
+            return self.put_object_from_chunks(
+                bucket,
+                key,
+                iter(lambda: f.read(1 << 20), b""),
+                storage_class=storage_class,
+                content_type=content_type,
+                user_meta=user_meta,
+            )
+
+    def put_object_from_chunks(
+        self,
+        bucket: str,
+        key: str,
+        chunks: Iterable[bytes],
+        *,
+        storage_class: str = "Standard",
+        content_type: str | None = None,
+        user_meta: Mapping[str, str] | None = None,
+    ) -> str:
+        """Store the concatenation of ``chunks`` (streamed to disk); return the ETag."""
         blob = self.storage.new_blob()
         try:
-            with open(path, "rb") as f:
-                while chunk := f.read(1 << 20):
-                    blob.write(chunk)
+            for chunk in chunks:
+                blob.write(chunk)
         except BaseException:
             blob.discard()
             raise
