@@ -23,7 +23,10 @@ import pytest
 
 from ossfs.emulator import EmulatorServer
 from ossfs.umount import is_mounted
-from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
+from tests.support import BUCKET
+from tests.test_reliability_support import data_for as _data
+from tests.test_reliability_support import ossfs_env as _env
+from tests.test_reliability_support import run_ossfs as _ossfs
 
 pytestmark = [
     pytest.mark.mount,
@@ -43,30 +46,6 @@ MIXED_SIZES = {
 }
 
 Mounter = Callable[..., Path]
-
-
-def _env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "OSS_ACCESS_KEY_ID": ACCESS_KEY_ID,
-        "OSS_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET,
-        "NO_PROXY": "127.0.0.1,localhost",
-    }
-
-
-def _ossfs(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ossfs", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=_env(),
-    )
-
-
-def _data(seed: int, size: int) -> bytes:
-    return random.Random(seed).randbytes(size)
 
 
 @pytest.fixture
