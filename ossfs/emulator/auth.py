@@ -30,7 +30,7 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote
@@ -275,6 +275,37 @@ def authenticate(
     )
 
 
+def _url_signature(
+    request: SignedRequest, id_name: str, expires_name: str, signature_name: str
+) -> tuple[str, str, str]:
+    """The access key id, expiry (decimal epoch text) and signature of a presigned URL."""
+    access_key_id = _first(request.query, id_name) or ""
+    expires = _first(request.query, expires_name)
+    signature = _first(request.query, signature_name)
+    if not access_key_id or expires is None or signature is None:
+        raise AuthError(
+            "AccessDenied",
+            f"A signed URL needs the {id_name}, {expires_name} and {signature_name} parameters.",
+        )
+    if not expires.isdigit():
+        raise _invalid_argument(
+            expires_name, expires, f"{expires_name} must be an integer epoch time."
+        )
+    return access_key_id, expires, signature
+
+
+def _compare_hmac(
+    base: Callable[[str], hmac.HMAC], credential: Credential, signature: str, string_to_sign: str
+) -> None:
+    """Raise SignatureDoesNotMatch unless ``signature`` is the base64 HMAC of the string."""
+    _compare(
+        _hmac_b64(base(credential.access_key_secret), string_to_sign),
+        signature,
+        credential.access_key_id,
+        string_to_sign,
+    )
+
+
 # -- V1 ----------------------------------------------------------------------------------------
 
 
@@ -293,38 +324,21 @@ def _verify_v1_header(
     date_line = request.headers.get("x-oss-date") or request.headers.get("date") or ""
     _check_skew(date_line, now)
     string_to_sign = _v1_string_to_sign(request, date_line)
-    _compare(
-        _hmac_b64(_sha1_base(credential.access_key_secret), string_to_sign),
-        signature,
-        access_key_id,
-        string_to_sign,
-    )
+    _compare_hmac(_sha1_base, credential, signature, string_to_sign)
     return access_key_id
 
 
 def _verify_v1_url(
     request: SignedRequest, credentials: Mapping[str, Credential], now: float
 ) -> str:
-    access_key_id = _first(request.query, "OSSAccessKeyId") or ""
-    expires = _first(request.query, "Expires")
-    signature = _first(request.query, "Signature")
-    if not access_key_id or expires is None or signature is None:
-        raise AuthError(
-            "AccessDenied",
-            "A signed URL needs the OSSAccessKeyId, Expires and Signature parameters.",
-        )
-    if not expires.isdigit():
-        raise _invalid_argument("Expires", expires, "Expires must be an integer epoch time.")
+    access_key_id, expires, signature = _url_signature(
+        request, "OSSAccessKeyId", "Expires", "Signature"
+    )
     credential = _lookup(credentials, access_key_id)
     _check_token(credential, _url_token(request, "security-token"))
     _check_expiry(int(expires), now)
     string_to_sign = _v1_string_to_sign(request, expires)
-    _compare(
-        _hmac_b64(_sha1_base(credential.access_key_secret), string_to_sign),
-        signature,
-        access_key_id,
-        string_to_sign,
-    )
+    _compare_hmac(_sha1_base, credential, signature, string_to_sign)
     return access_key_id
 
 
@@ -377,42 +391,22 @@ def _verify_v2_header(
     string_to_sign = _v2_string_to_sign(
         request, date_line, _header_list(fields.get("AdditionalHeaders", "")), skip=None
     )
-    _compare(
-        _hmac_b64(_sha256_base(credential.access_key_secret), string_to_sign),
-        signature,
-        access_key_id,
-        string_to_sign,
-    )
+    _compare_hmac(_sha256_base, credential, signature, string_to_sign)
     return access_key_id
 
 
 def _verify_v2_url(
     request: SignedRequest, credentials: Mapping[str, Credential], now: float
 ) -> str:
-    access_key_id = _first(request.query, "x-oss-access-key-id") or ""
-    expires = _first(request.query, "x-oss-expires")
-    signature = _first(request.query, "x-oss-signature")
-    if not access_key_id or expires is None or signature is None:
-        raise AuthError(
-            "AccessDenied",
-            "A signed URL needs the x-oss-access-key-id, x-oss-expires and x-oss-signature "
-            "parameters.",
-        )
-    if not expires.isdigit():
-        raise _invalid_argument(
-            "x-oss-expires", expires, "x-oss-expires must be an integer epoch time."
-        )
+    access_key_id, expires, signature = _url_signature(
+        request, "x-oss-access-key-id", "x-oss-expires", "x-oss-signature"
+    )
     credential = _lookup(credentials, access_key_id)
     _check_token(credential, _url_token(request, "security-token"))
     _check_expiry(int(expires), now)
     additional = _header_list(_first(request.query, "x-oss-additional-headers") or "")
     string_to_sign = _v2_string_to_sign(request, expires, additional, skip="x-oss-signature")
-    _compare(
-        _hmac_b64(_sha256_base(credential.access_key_secret), string_to_sign),
-        signature,
-        access_key_id,
-        string_to_sign,
-    )
+    _compare_hmac(_sha256_base, credential, signature, string_to_sign)
     return access_key_id
 
 
