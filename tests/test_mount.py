@@ -26,6 +26,7 @@ from ossfs.umount import is_mounted
 from tests.support import BUCKET
 from tests.test_reliability_support import data_for as _data
 from tests.test_reliability_support import ossfs_env as _env
+from tests.test_reliability_support import processes_mentioning, wait_until
 from tests.test_reliability_support import run_ossfs as _ossfs
 
 pytestmark = [
@@ -70,27 +71,8 @@ def mount(emulator: EmulatorServer, tmp_path: Path) -> Iterator[Mounter]:
         assert _wait_no_process_mentions(str(mountpoint)), "the daemon outlived its mount"
 
 
-def _processes_mentioning(text: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:
-            continue
-        if text.encode() in cmdline:
-            pids.append(int(entry.name))
-    return pids
-
-
 def _wait_no_process_mentions(text: str, timeout_s: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while _processes_mentioning(text):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
+    return wait_until(lambda: not processes_mentioning(text), timeout_s, step_s=0.1)
 
 
 def _put_tree(emulator: EmulatorServer, prefix: str = "") -> dict[str, bytes]:
