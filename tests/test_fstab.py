@@ -156,22 +156,31 @@ def helper_ossfs() -> Iterator[None]:
         pytest.skip("FUSE or its mount helper is missing (fuse3 is installed by scripts/setup.sh)")
     ours = Path(sys.executable).parent / "ossfs"
     assert ours.exists(), "the package's console script (pip install -e .) is missing"
+    link = Path("/usr/local/bin/ossfs")
+    previous: str | None = None
+    if link.is_symlink() and link.resolve() != ours.resolve():
+        # A symlink left by another checkout or an interrupted run (possibly dangling): point
+        # it at this checkout for the test and put it back afterwards.
+        previous = os.readlink(link)
+        link.unlink()
     found = shutil.which("ossfs", path=HELPER_PATH)
-    made: Path | None = None
+    made = False
     if found is None:
-        made = Path("/usr/local/bin/ossfs")
         try:
-            made.symlink_to(ours)
+            link.symlink_to(ours)
+            made = True
         except FileExistsError:  # another test run made it meanwhile: it removes it
-            made = None
-        found = str(Path("/usr/local/bin/ossfs"))
-    if Path(found).resolve() != ours.resolve():
-        pytest.skip(f"another ossfs is on the mount helper's PATH: {found}")
+            pass
+        found = str(link)
     try:
+        if Path(found).resolve() != ours.resolve():
+            pytest.skip(f"an installed ossfs (not a symlink) is on the helper's PATH: {found}")
         yield
     finally:
-        if made is not None and made.is_symlink() and made.resolve() == ours.resolve():
-            made.unlink()
+        if made and link.is_symlink() and link.resolve() == ours.resolve():
+            link.unlink()
+        if previous is not None and not link.exists() and not link.is_symlink():
+            link.symlink_to(previous)
 
 
 def _no_oss_env() -> dict[str, str]:
