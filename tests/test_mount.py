@@ -162,14 +162,20 @@ def test_mount_stat_shows_size_mtime_and_modes(emulator: EmulatorServer, mount: 
 
 
 def _settled_counts(emulator: EmulatorServer) -> dict[str, int]:
-    """The server logs a request after answering it: wait until the counts stop moving."""
+    """Counts once the server is quiet: every counted request also has its log entry (entries
+    are written after the answer) and nothing new arrived for half a second."""
     counts = emulator.log.counts()
     stable_since = time.monotonic()
-    while time.monotonic() - stable_since < 0.5:
+    deadline = stable_since + 30
+    while time.monotonic() < deadline:
         time.sleep(0.05)
         now = emulator.log.counts()
         if now != counts:
             counts, stable_since = now, time.monotonic()
+        elif time.monotonic() - stable_since >= 0.5 and sum(now.values()) == len(
+            emulator.log.entries()
+        ):
+            break
     return counts
 
 
@@ -500,6 +506,7 @@ def test_mount_small_memory_budget_and_no_prefetch_read_exact_bytes(
     _settled_counts(emulator)
     emulator.log.clear()
     assert (plain / "m.bin").read_bytes() == data
+    _settled_counts(emulator)
     spans = []
     for entry in emulator.log.entries("GetObject"):
         assert entry.key == "m.bin" and entry.range is not None
