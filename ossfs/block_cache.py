@@ -29,7 +29,11 @@ log = logging.getLogger(__name__)
 BlockKey = tuple[str, str, int]
 """``(object key, etag, block index)``: the etag makes every object version a separate key space."""
 
-FetchRun = Callable[[Sequence[BlockKey]], Sequence[bytes]]
+Block = bytes | bytearray
+"""A block's bytes. A bytearray is the buffer the network read filled (no copy was made); once
+given to the cache it is never modified."""
+
+FetchRun = Callable[[Sequence[BlockKey]], Sequence[Block]]
 """Fetches the blocks of a run of keys (in the order given) and returns one body per key."""
 
 
@@ -59,14 +63,14 @@ class CacheStats:
     used_bytes: int
 
 
-class _CountingLRU(LRUCache[BlockKey, bytes]):
+class _CountingLRU(LRUCache[BlockKey, Block]):
     """`LRUCache` sized by ``len`` that counts evictions (cachetools evicts through popitem)."""
 
     def __init__(self, capacity_bytes: int) -> None:
         super().__init__(maxsize=capacity_bytes, getsizeof=len)
         self.evictions = 0
 
-    def popitem(self) -> tuple[BlockKey, bytes]:
+    def popitem(self) -> tuple[BlockKey, Block]:
         item = super().popitem()
         self.evictions += 1
         return item
@@ -91,13 +95,13 @@ class BlockCache:
         self._capacity = capacity_bytes
         self._lock = threading.Lock()
         self._lru = _CountingLRU(capacity_bytes)
-        self._inflight: dict[BlockKey, Future[bytes]] = {}
+        self._inflight: dict[BlockKey, Future[Block]] = {}
         self._hits = 0
         self._misses = 0
         self._joined = 0
 
     # -- lookups ----------------------------------------------------------------------------------
-    def get(self, key: BlockKey) -> bytes | None:
+    def get(self, key: BlockKey) -> Block | None:
         """The cached block (marking it most recently used), or None. Never fetches or waits."""
         with self._lock:
             data = self._lru.get(key)
@@ -105,7 +109,7 @@ class BlockCache:
                 self._hits += 1
             return data
 
-    def get_or_fetch(self, key: BlockKey, fetch: Callable[[], bytes]) -> bytes:
+    def get_or_fetch(self, key: BlockKey, fetch: Callable[[], Block]) -> Block:
         """The block for ``key``: from memory, from another caller's in-flight fetch, or from
         ``fetch()`` run in this thread outside the lock and then cached.
 
@@ -114,7 +118,7 @@ class BlockCache:
         """
         return self.get_many_or_fetch((key,), lambda _keys: (fetch(),))[0]
 
-    def get_many_or_fetch(self, keys: Sequence[BlockKey], fetch_run: FetchRun) -> list[bytes]:
+    def get_many_or_fetch(self, keys: Sequence[BlockKey], fetch_run: FetchRun) -> list[Block]:
         """The blocks for ``keys``, in order, fetching only those neither cached nor in flight.
 
         Under the lock each key is found cached, joined (another caller is fetching it) or claimed
@@ -130,9 +134,9 @@ class BlockCache:
         raised here after this caller's own runs are done. ValueError if ``fetch_run`` returns the
         wrong number of bodies (delivered the same way).
         """
-        results: list[bytes | None] = [None] * len(keys)
-        joined: list[tuple[int, Future[bytes]]] = []
-        claimed: list[tuple[int, Future[bytes]]] = []
+        results: list[Block | None] = [None] * len(keys)
+        joined: list[tuple[int, Future[Block]]] = []
+        claimed: list[tuple[int, Future[Block]]] = []
         with self._lock:
             for pos, key in enumerate(keys):
                 data = self._lru.get(key)
@@ -161,7 +165,7 @@ class BlockCache:
         if abandoned:
             self._refetch_abandoned(keys, abandoned, fetch_run, results)
 
-        out: list[bytes] = []
+        out: list[Block] = []
         for data in results:
             assert data is not None  # every position was a hit, a claimed fetch or a joined one
             out.append(data)
@@ -172,7 +176,7 @@ class BlockCache:
         keys: Sequence[BlockKey],
         positions: list[int],
         fetch_run: FetchRun,
-        results: list[bytes | None],
+        results: list[Block | None],
     ) -> None:
         """Look up again the joined keys whose fetch was abandoned, keeping runs intact: only
         positions adjacent in ``keys`` go into one call (``fetch_run`` expects adjacent keys)."""
@@ -190,12 +194,12 @@ class BlockCache:
     def _fetch_claimed(
         self,
         keys: Sequence[BlockKey],
-        claimed: list[tuple[int, Future[bytes]]],
+        claimed: list[tuple[int, Future[Block]]],
         fetch_run: FetchRun,
-        results: list[bytes | None],
+        results: list[Block | None],
     ) -> None:
         """Fetch each run of adjacent claimed positions, cache and deliver (get_many_or_fetch)."""
-        runs: list[list[tuple[int, Future[bytes]]]] = []
+        runs: list[list[tuple[int, Future[Block]]]] = []
         for item in claimed:
             if runs and runs[-1][-1][0] + 1 == item[0]:
                 runs[-1].append(item)
@@ -237,7 +241,7 @@ class BlockCache:
                 claimed.append(key)
         return claimed
 
-    def fill(self, keys: Sequence[BlockKey], bodies: Sequence[bytes]) -> None:
+    def fill(self, keys: Sequence[BlockKey], bodies: Sequence[Block]) -> None:
         """Settle claimed ``keys`` with their ``bodies``: cache them and wake their waiters.
 
         Raises ValueError (settling nothing) unless there is exactly one body per key.
@@ -270,7 +274,7 @@ class BlockCache:
             return key in self._lru
 
     # -- inserts and removals -------------------------------------------------------------------
-    def put(self, key: BlockKey, data: bytes) -> None:
+    def put(self, key: BlockKey, data: Block) -> None:
         """Cache ``data`` under ``key`` (replacing any), evicting LRU blocks to stay in budget.
 
         A block larger than the capacity is not cached. Does not affect an in-flight fetch.
@@ -278,7 +282,7 @@ class BlockCache:
         with self._lock:
             self._insert_locked(key, data)
 
-    def _insert_locked(self, key: BlockKey, data: bytes) -> None:
+    def _insert_locked(self, key: BlockKey, data: Block) -> None:
         if len(data) > self._capacity:
             log.debug("block %r of %d bytes exceeds the cache capacity; not cached", key, len(data))
             self._lru.pop(key, None)

@@ -18,11 +18,11 @@ _MASK: Final = 0xFFFFFFFFFFFFFFFF
 # Reflected polynomial, used by the GF(2) matrix combine below.
 _REV_POLY: Final = 0xC96C5795D7870F42
 
-_crc_fun: Callable[[bytes | memoryview, int], int]
+_crc_fun: Callable[[bytes | bytearray | memoryview, int], int]
 try:
     from fastcrc import crc64 as _fastcrc64
 
-    def _fast(data: bytes | memoryview, crc: int) -> int:
+    def _fast(data: bytes | bytearray | memoryview, crc: int) -> int:
         return int(_fastcrc64.xz(data, crc))
 
     _crc_fun = _fast
@@ -56,7 +56,7 @@ def require_fast_crc() -> None:
         )
 
 
-def crc64(data: bytes | memoryview, crc: int = 0) -> int:
+def crc64(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
     """CRC-64/XZ of ``data``, continuing from ``crc`` (the CRC of the bytes before it)."""
     return _crc_fun(data, crc)
 

@@ -21,7 +21,7 @@ from ossfs.block_cache import BlockCache
 from ossfs.errors import ArchivedError, OssfsError, ReadOnlyError
 from ossfs.namespace import Namespace, Node, NodeKind
 from ossfs.prefetch import Prefetcher
-from ossfs.reader import ObjectReader
+from ossfs.reader import ObjectReader, ReadData
 from ossfs.store import ObjectMeta, ObjectStore
 
 log = logging.getLogger(__name__)
@@ -230,8 +230,9 @@ class Filesystem:
         self._kernel_versions[path] = (etag, not mixed)
         return previous == (etag, True) and not mixed
 
-    def read(self, fh: int, offset: int, size: int) -> bytes:
-        """Bytes ``[offset, offset+size)`` of the version pinned at open (short at EOF)."""
+    def read(self, fh: int, offset: int, size: int) -> ReadData:
+        """Bytes ``[offset, offset+size)`` of the version pinned at open (short at EOF; may be
+        a read-only view of a cached block)."""
         handle = self._handles.get(fh)
         if handle is None:
             raise OssfsError(f"bad file handle {fh}")

@@ -18,6 +18,7 @@ as JSON.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import functools
 import logging
@@ -44,6 +45,7 @@ from mfusepy import FUSE, FuseOSError, Operations  # noqa: E402
 
 from ossfs.errors import OssfsError  # noqa: E402
 from ossfs.fs import Filesystem, Stat  # noqa: E402
+from ossfs.reader import ReadData  # noqa: E402
 from ossfs.stats import STATS_XATTR, MountStats  # noqa: E402
 
 __all__ = ["LIBFUSE_MAJOR", "FuseOSError", "FuseOperations", "run_fuse", "set_read_ahead"]
@@ -217,7 +219,7 @@ class FuseOperations(Operations):  # type: ignore[misc]
         return 0
 
     @_answer
-    def read(self, path: str | None, size: int, offset: int, fh: object) -> bytes:
+    def read(self, path: str | None, size: int, offset: int, fh: object) -> ReadData:
         data = self._fs.read(_handle(fh), offset, size)
         if self._stats is not None:
             self._stats.served.served(len(data))
@@ -254,6 +256,30 @@ class FuseOperations(Operations):  # type: ignore[misc]
         if path == "/" and name == STATS_XATTR and self._stats is not None:
             return self._stats.snapshot().to_xattr()
         return self._fs.getxattr(path, name)
+
+
+class _Fuse(FUSE):  # type: ignore[misc]
+    """mfusepy's FUSE, whose read callback also takes a bytearray or memoryview reply.
+
+    mfusepy's own passes the reply to ``ctypes.memmove``, which only takes bytes: a cached block
+    (a bytearray) or a view into one would need one more copy of every byte served.
+    """
+
+    def read(self, path: bytes | None, buf: int, size: int, offset: int, fip: Any) -> int:
+        # Our read never looks at the path: no need to decode it (mfusepy's does).
+        data = self.operations.read(None, size, offset, fip.contents)
+        count = len(data)
+        if count == 0:
+            return 0
+        if count > size:  # pragma: no cover - ObjectReader never returns more than asked
+            raise FuseOSError(errno.EIO)
+        if isinstance(data, memoryview) and data.readonly:
+            data = data.tobytes()  # a view of bytes: ctypes can only address it as bytes
+        if isinstance(data, bytes):
+            ctypes.memmove(buf, data, count)
+        else:
+            ctypes.memmove(buf, (ctypes.c_char * count).from_buffer(data), count)
+        return count
 
 
 def _read_only(name: str) -> Callable[..., int]:
@@ -320,7 +346,9 @@ def run_fuse(
     mount_options: dict[str, object] = {"ro": True, "fsname": fsname, "subtype": "ossfs"}
     mount_options.update(kwargs)  # a passed-through -o fsname=... wins (no duplicate keyword)
     try:
-        FUSE(operations, mountpoint, raw_fi=True, foreground=True, nothreads=False, **mount_options)
+        _Fuse(
+            operations, mountpoint, raw_fi=True, foreground=True, nothreads=False, **mount_options
+        )
     except RuntimeError as exc:
         if not operations._initialized:
             raise  # the mount never came up: libfuse has said why on stderr

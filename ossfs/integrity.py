@@ -54,7 +54,7 @@ class WholeObjectCrc:
         """True if block ``index`` has not been added yet (cheap; no lock needed for a hint)."""
         return index >= self._next and index not in self._pending
 
-    def add(self, index: int, data: bytes | memoryview) -> None:
+    def add(self, index: int, data: bytes | bytearray | memoryview) -> None:
         """Add block ``index`` (its exact bytes); repeated indices are ignored."""
         if not 0 <= index < self._blocks:
             raise ValueError(f"block {index} is outside an object of {self._blocks} blocks")

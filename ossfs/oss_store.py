@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import builtins
 import email.utils
+import http.client
 import logging
 import re
 import threading
@@ -51,7 +52,6 @@ from ossfs.retry import DEFAULT_RETRY_POLICY, Retrier, RetriesExhaustedError, Re
 from ossfs.store import ListPage, ObjectMeta
 
 __all__ = [
-    "BODY_PIECE_BYTES",
     "OssConfig",
     "OssStore",
     "check_content_range",
@@ -68,9 +68,6 @@ R = TypeVar("R")
 RANGE_BEHAVIOR_HEADER: Final = "x-oss-range-behavior"
 USER_META_PREFIX: Final = "x-oss-meta-"
 MAX_LIST_KEYS: Final = 1000
-# Ranged bodies are read in pieces this big. A read that breaks mid-piece loses that piece
-# (urllib3 drops the partial buffer when it raises), so a resume restarts at a piece boundary.
-BODY_PIECE_BYTES: Final = 1024 * 1024
 _ANNOUNCED_CRCS: Final = 4096
 _CONTENT_RANGE_RE: Final = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
 _UNSATISFIED_RANGE_RE: Final = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$")
@@ -87,6 +84,8 @@ _TRANSIENT_IO_ERRORS: Final[tuple[type[BaseException], ...]] = (
     urllib3.exceptions.TimeoutError,
     builtins.ConnectionError,
     builtins.TimeoutError,
+    # Bodies are read from http.client directly (`_Body.readinto`): its own errors surface.
+    http.client.IncompleteRead,
 )
 
 
@@ -385,12 +384,33 @@ class _Body:
         # underneath gives the same bytes with one call per piece.
         raw = getattr(getattr(getattr(result, "resp", None), "response", None), "raw", None)
         self._raw = raw if callable(getattr(raw, "read", None)) else None
+        # Under urllib3 sits the http.client response (or, in tests, a file object), whose
+        # readinto fills the caller's buffer straight from the socket: urllib3's own readinto
+        # would read into a new bytes object and copy it.
+        fp = getattr(raw, "_fp", None)
+        self._fp = fp if callable(getattr(fp, "readinto", None)) else None
 
     def read(self, amt: int) -> bytes:
         if self._raw is not None:
             return bytes(self._raw.read(amt))
         data = self._result.read(amt)  # type: ignore[attr-defined]
         return bytes(data)
+
+    def readinto(self, view: memoryview) -> int:
+        """Fill the start of ``view`` with the next bytes; 0 at the end of the body."""
+        if self._fp is not None:
+            return int(self._fp.readinto(view))
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def finished(self) -> None:
+        """The whole body was read: hand the connection back to the pool for the next request
+        (reads that bypass urllib3 do not tell it, and closing would drop the connection)."""
+        if self._fp is not None and self._raw is not None:
+            release = getattr(self._raw, "release_conn", None)
+            if callable(release):
+                release()
 
     def close(self) -> None:
         try:
@@ -631,56 +651,127 @@ class OssStore:
             raise ValueError(f"bad range [{start}, {end})")
         if start == end:
             return b""
-        buf = bytearray()
-        pinned: list[str | None] = [etag]
+        pieces: list[bytearray] = []
+        if not self._read_pieces(
+            key, start, end, etag=etag, piece_bytes=end - start, on_piece=pieces.append
+        ):
+            return b""
+        return bytes(pieces[0])
 
-        def attempt() -> bytes:
-            pos = start + len(buf)
+    def read_range(
+        self,
+        key: str,
+        start: int,
+        end: int,
+        *,
+        etag: str | None,
+        piece_bytes: int,
+        on_piece: Callable[[bytearray], None],
+    ) -> None:
+        """`ossfs.store.ObjectStore.read_range`: one ranged GET read straight into pieces.
+
+        The body goes from the socket into each piece's own buffer (no intermediate copies);
+        a body that breaks is resumed where it stopped, inside the piece it was filling.
+        Raises like `get_range`, and IntegrityError for a range past the object's end.
+        """
+        if start < 0 or end <= start or piece_bytes <= 0:
+            raise ValueError(f"bad range [{start}, {end}) or piece size {piece_bytes}")
+        if not self._read_pieces(
+            key, start, end, etag=etag, piece_bytes=piece_bytes, on_piece=on_piece
+        ):
+            raise self._fail(
+                IntegrityError(f"GET {key!r} bytes {start}-{end - 1}: the object ends first"),
+                "get",
+                key,
+            )
+
+    def _read_pieces(
+        self,
+        key: str,
+        start: int,
+        end: int,
+        *,
+        etag: str | None,
+        piece_bytes: int,
+        on_piece: Callable[[bytearray], None],
+    ) -> bool:
+        """The ranged GET of `get_range` and `read_range`; False if ``start`` is at or past
+        the object's end (a 416 confirmed by a HEAD)."""
+        pinned: list[str | None] = [etag]
+        pos = [start]  # the next byte to receive
+        piece = bytearray()  # the piece being filled: bytes [pos - len(piece), pos)
+        filled = [0]
+
+        def attempt() -> None:
+            nonlocal piece
             headers = _read_headers(pinned[0])
+            first = pos[0]
             result = self._request(
                 "get",
                 key,
-                f"{pos}-{end}",
-                # Half-open [pos, end) becomes oss2's inclusive byte_range (pos, end - 1) here,
-                # the only place a range is converted.
-                lambda: self._bucket.get_object(key, byte_range=(pos, end - 1), headers=headers),
+                f"{first}-{end}",
+                # Half-open [first, end) becomes oss2's inclusive byte_range (first, end - 1)
+                # here, the only place a range is converted.
+                lambda: self._bucket.get_object(key, byte_range=(first, end - 1), headers=headers),
             )
             body = _Body(result)
             try:
-                response_headers = _lower_headers(result.headers)
-                check_content_range(
-                    key, int(result.status), response_headers.get("content-range"), pos, end
-                )
-                got_etag = response_headers.get("etag", "").strip().strip('"')
-                if pinned[0] is None:
-                    pinned[0] = got_etag or None
-                elif got_etag and got_etag != pinned[0]:
-                    raise StaleError(
-                        f"GET {key!r}: ETag {got_etag} does not match pinned {pinned[0]}"
-                    )
-                crc_text = response_headers.get("x-oss-hash-crc64ecma", "")
-                if got_etag and crc_text.isdigit():
-                    with self._announced_lock:
-                        self._announced[(key, got_etag)] = int(crc_text)
-                length = response_headers.get("content-length")
-                if length is not None and int(length) != end - pos:
-                    raise IntegrityError(
-                        f"GET {key!r} bytes {pos}-{end - 1}: Content-Length {length}, "
-                        f"expected {end - pos}"
-                    )
-                self._read_exactly(key, body, buf, start, end)
+                self._check_ranged_response(key, result, first, end, pinned)
+                while pos[0] < end:
+                    if filled[0] == len(piece):
+                        piece = bytearray(min(piece_bytes, end - pos[0]))
+                        filled[0] = 0
+                    got = body.readinto(memoryview(piece)[filled[0] :])
+                    if not got:
+                        raise _ShortBodyError(
+                            f"GET {key!r}: body ended at offset {pos[0]}, before {end}"
+                        )
+                    filled[0] += got
+                    pos[0] += got
+                    self._counters.add("bytes_fetched", got)
+                    if filled[0] == len(piece):
+                        on_piece(piece)
+                body.finished()
             finally:
                 body.close()
-            return bytes(buf)
 
         try:
-            return self._retrier.call("get", attempt, is_transient, progress=lambda: len(buf))
+            self._retrier.call("get", attempt, is_transient, progress=lambda: pos[0] - start)
         except oss2.exceptions.ServerError as exc:
             if int(exc.status) == 416:
-                return self._invalid_range(key, start, start + len(buf), pinned[0], exc)
+                return self._invalid_range(key, start, pos[0], pinned[0], exc)
             raise self._fail(exc, "get", key) from exc
         except Exception as exc:
             raise self._fail(exc, "get", key) from exc
+        return True
+
+    def _check_ranged_response(
+        self, key: str, result: object, pos: int, end: int, pinned: list[str | None]
+    ) -> None:
+        """Status, Content-Range, ETag (pinning the first one seen) and Content-Length of a
+        ranged GET for ``[pos, end)``; remembers the whole-object CRC the response announced."""
+        response_headers = _lower_headers(result.headers)  # type: ignore[attr-defined]
+        check_content_range(
+            key,
+            int(result.status),  # type: ignore[attr-defined]
+            response_headers.get("content-range"),
+            pos,
+            end,
+        )
+        got_etag = response_headers.get("etag", "").strip().strip('"')
+        if pinned[0] is None:
+            pinned[0] = got_etag or None
+        elif got_etag and got_etag != pinned[0]:
+            raise StaleError(f"GET {key!r}: ETag {got_etag} does not match pinned {pinned[0]}")
+        crc_text = response_headers.get("x-oss-hash-crc64ecma", "")
+        if got_etag and crc_text.isdigit():
+            with self._announced_lock:
+                self._announced[(key, got_etag)] = int(crc_text)
+        length = response_headers.get("content-length")
+        if length is not None and int(length) != end - pos:
+            raise IntegrityError(
+                f"GET {key!r} bytes {pos}-{end - 1}: Content-Length {length}, expected {end - pos}"
+            )
 
     def announced_crc64(self, key: str, etag: str) -> int | None:
         """The whole-object CRC-64 a GET response for this version carried, if one did."""
@@ -797,27 +888,14 @@ class OssStore:
         )
         return result
 
-    def _read_exactly(self, key: str, body: _Body, buf: bytearray, start: int, end: int) -> None:
-        """Append the body to ``buf`` until it holds ``end - start`` bytes."""
-        want = end - start
-        while len(buf) < want:
-            piece = body.read(min(BODY_PIECE_BYTES, want - len(buf)))
-            if not piece:
-                raise _ShortBodyError(
-                    f"GET {key!r}: body ended at offset {start + len(buf)}, before {end}"
-                )
-            buf += piece
-            self._counters.add("bytes_fetched", len(piece))
-        if len(buf) > want:
-            raise IntegrityError(f"GET {key!r}: got {len(buf)} bytes, asked for {want}")
-
     def _invalid_range(
         self, key: str, start: int, pos: int, etag: str | None, exc: BaseException
-    ) -> bytes:
-        """416: EOF when the caller's range starts at/after the real size, else IntegrityError."""
+    ) -> bool:
+        """416: False (nothing to read) when the caller's range starts at/after the real size,
+        else IntegrityError."""
         meta_size = self._size_after_416(key, etag, exc).size
         if pos == start and start >= meta_size:
-            return b""
+            return False
         raise self._fail(
             IntegrityError(
                 f"GET {key!r} bytes {pos}-: range not satisfiable but the object has "

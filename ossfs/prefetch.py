@@ -31,9 +31,11 @@ The policy, in blocks of the reader's block size:
 - `HandlePrefetch.close` (release) stops issuing; parts queued but not yet sent are abandoned
   (their waiters fetch for themselves), parts already sent finish into the cache.
 
+Each block of a part is cached as soon as it has arrived, so a reader waits only for the block
+it needs, not for the whole part's GET.
+
 Deliberately not here: block math and reply assembly (`reader`), caching and single flight
-(`block_cache`), retries and error mapping (`oss_store`), command-line knobs (the CLI), and
-streaming a part into the cache block by block (a reader waits for the whole part's GET).
+(`block_cache`), retries and error mapping (`oss_store`), and command-line knobs (the CLI).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import threading
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
-from ossfs.block_cache import BlockKey
+from ossfs.block_cache import Block, BlockKey
 from ossfs.reader import ObjectReader
 
 log = logging.getLogger(__name__)
@@ -322,32 +324,37 @@ class HandlePrefetch:
         pending: list[BlockKey] = list(part.claimed)
         received = 0
         failed = abandoned = False
+
+        def fill(index: int, block: Block) -> None:
+            # Blocks arrive in order, and the next one is always pending[0]: each is cached
+            # (and its waiters woken) as soon as it is in, not when the whole GET is.
+            nonlocal received
+            key = pending.pop(0)
+            self._cache.fill((key,), (block,))
+            received += len(block)
+
         try:
             with self._lock:
                 closed = self._closed
             if closed:
                 self._cache.abandon(pending)
-                pending = []
+                pending.clear()
                 abandoned = True
                 return
             while pending:
-                run = [pending[0]]
+                first = last = pending[0][2]
                 for key in pending[1:]:
-                    if key[2] != run[-1][2] + 1:
+                    if key[2] != last + 1:
                         break
-                    run.append(key)
-                first, last = run[0][2], run[-1][2]
+                    last += 1
                 try:
-                    bodies = self._reader.fetch_blocks(first, last)
+                    self._reader.fetch_blocks(first, last, fill)
                 except Exception as exc:
                     log.debug("prefetch %s blocks %d..%d failed: %r", self._key, first, last, exc)
                     self._cache.fail(pending, exc)
-                    pending = []
+                    pending.clear()
                     failed = True
                     return
-                self._cache.fill(run, bodies)
-                received += sum(len(body) for body in bodies)
-                pending = pending[len(run) :]
         finally:
             if pending:  # something unexpected went wrong: never leave a waiter hanging
                 self._cache.abandon(pending)

@@ -18,12 +18,16 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from ossfs.block_cache import BlockCache, BlockKey
+from ossfs.block_cache import Block, BlockCache, BlockKey
 from ossfs.errors import IntegrityError
 from ossfs.integrity import WholeObjectCrc
 from ossfs.store import ObjectMeta, ObjectStore
 
 log = logging.getLogger(__name__)
+
+ReadData = bytes | bytearray | memoryview
+"""What a read returns: a cached block itself, a view into one (no copy), or joined bytes.
+Treat it as read-only: it may be the cache's own buffer."""
 
 
 class ReadAhead(Protocol):
@@ -135,8 +139,8 @@ class ObjectReader:
         if self._read_ahead is not None:
             self._read_ahead.close()
 
-    def read(self, offset: int, size: int) -> bytes:
-        """Bytes ``[offset, min(offset + size, meta.size))`` of the pinned version.
+    def read(self, offset: int, size: int) -> ReadData:
+        """Bytes ``[offset, min(offset + size, meta.size))`` of the pinned version (read-only).
 
         ``b""`` without any request when ``size <= 0``, ``offset >= meta.size`` or the object is
         empty. Raises ValueError for a negative offset, `StaleError` if the object changed and a
@@ -168,8 +172,7 @@ class ObjectReader:
             base = first * block_size
             if offset == base and end - base == len(block):
                 return block
-            # A bytes slice copies once; a memoryview would only add an object here.
-            return block[offset - base : end - base]
+            return memoryview(block)[offset - base : end - base]
 
         if read_ahead is not None:
             contains, key, etag = self._cache.contains, self._key, self._etag
@@ -191,7 +194,7 @@ class ObjectReader:
         # join copies each slice once into the reply; no intermediate bytes objects.
         return b"".join(parts)
 
-    def _add_to_check(self, whole: WholeObjectCrc, index: int, block: bytes) -> None:
+    def _add_to_check(self, whole: WholeObjectCrc, index: int, block: Block) -> None:
         """Fold a served block into the whole-object CRC; check it once every block is in."""
         whole.add(index, block)
         computed = whole.value
@@ -216,37 +219,58 @@ class ObjectReader:
             log.error("integrity check failed: %s", self._corrupt)
             raise self._corrupt
 
-    def _blocks(self, first: int, last: int) -> list[bytes]:
+    def _blocks(self, first: int, last: int) -> list[Block]:
         """Blocks ``first..last`` (inclusive) from the cache, fetching each run of missing ones
         with one ranged GET (concurrent misses of the same block share one fetch)."""
         key, etag = self._key, self._etag
         keys = [(key, etag, index) for index in range(first, last + 1)]
         return self._cache.get_many_or_fetch(keys, self._fetch_run)
 
-    def _fetch_run(self, keys: Sequence[BlockKey]) -> list[bytes]:
+    def _fetch_run(self, keys: Sequence[BlockKey]) -> list[Block]:
         """`BlockCache` fetch callback: ``keys`` are consecutive block indices of this version."""
         first, last = keys[0][2], keys[-1][2]
         if len(keys) != last - first + 1:  # pragma: no cover - _blocks only asks for runs
             raise ValueError(f"blocks {[k[2] for k in keys]} are not consecutive")
         return self.fetch_blocks(first, last)
 
-    def fetch_blocks(self, first: int, last: int) -> list[bytes]:
+    def fetch_blocks(
+        self, first: int, last: int, on_block: Callable[[int, Block], None] | None = None
+    ) -> list[Block]:
         """Fetch blocks ``first..last`` (inclusive) with ONE ranged GET, without the cache.
 
         The seam for read-ahead: any caller (this reader, or a prefetcher on a worker thread)
-        gets exactly one body per block, each of its full length. Raises `IntegrityError` if the
-        store returns other than exactly the requested length, and whatever the store raises
-        (`StaleError` when the pinned etag no longer matches).
+        gets exactly one body per block, each of its full length. ``on_block(index, block)``
+        is called for each block as soon as it has arrived, in order (a prefetcher caches it
+        before the rest of the GET is in). Raises `IntegrityError` if the store returns other
+        than exactly the requested bytes, and whatever the store raises (`StaleError` when the
+        pinned etag no longer matches); blocks handed to ``on_block`` before a failure are
+        exact.
         """
         block_size, object_size = self._block_size, self._size
         start = block_bounds(first, block_size, object_size)[0]
         end = block_bounds(last, block_size, object_size)[1]
         log.debug("fetch %s blocks %d..%d bytes [%d, %d)", self._key, first, last, start, end)
-        body = self._store.get_range(self._key, start, end, etag=self._etag)
-        if len(body) != end - start:
+        blocks: list[Block] = []
+
+        def take(piece: bytearray) -> None:
+            index = first + len(blocks)
+            lo = index * block_size
+            want = min(lo + block_size, end) - lo
+            if index > last or len(piece) != want:
+                raise IntegrityError(
+                    f"{self._key} [{start}, {end}): block {index} came with {len(piece)} "
+                    f"bytes, expected {want if index <= last else 0}"
+                )
+            blocks.append(piece)
+            if on_block is not None:
+                on_block(index, piece)
+
+        self._store.read_range(
+            self._key, start, end, etag=self._etag, piece_bytes=block_size, on_piece=take
+        )
+        if len(blocks) != last - first + 1:
+            got = sum(len(block) for block in blocks)
             raise IntegrityError(
-                f"{self._key} [{start}, {end}): got {len(body)} bytes, expected {end - start}"
+                f"{self._key} [{start}, {end}): got {got} bytes, expected {end - start}"
             )
-        if first == last:
-            return [body]
-        return [body[pos : pos + block_size] for pos in range(0, end - start, block_size)]
+        return blocks

@@ -6,7 +6,7 @@ it with fakes. Ranges are half-open ``[start, end)`` everywhere.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -72,6 +72,25 @@ class ObjectStore(Protocol):
 
     def get_range(self, key: str, start: int, end: int, *, etag: str | None = None) -> bytes:
         """Exactly the bytes ``[start, end)`` of ``key``; ``etag`` pins the version (If-Match)."""
+        ...
+
+    def read_range(
+        self,
+        key: str,
+        start: int,
+        end: int,
+        *,
+        etag: str | None,
+        piece_bytes: int,
+        on_piece: Callable[[bytearray], None],
+    ) -> None:
+        """Exactly the bytes ``[start, end)`` of ``key`` (``start < end``), as consecutive
+        pieces of ``piece_bytes`` (the last may be shorter), each handed to ``on_piece`` whole,
+        in order, as soon as it has arrived; ``etag`` pins the version (If-Match).
+
+        A failure raises after the pieces already handed over (those are exact); ``on_piece``
+        is never called with partial or wrong bytes. ``on_piece`` owns each piece it is given.
+        """
         ...
 
     def announced_crc64(self, key: str, etag: str) -> int | None:

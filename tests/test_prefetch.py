@@ -168,7 +168,7 @@ def read_waiting(
                 joined = now
                 executor.run_one()
             waited.wait(0.001)
-        return result.result(WAIT_S)
+        return bytes(result.result(WAIT_S))
 
 
 # -- sequential readers ---------------------------------------------------------------------------
@@ -303,17 +303,72 @@ def test_prefetch_error_reaches_the_reader_that_waits_for_the_part(
     store, cache, prefetcher, reader = make(data, executor, store=FailingStore(5 * BS, error))
     for offset in range(0, 5 * BS, BS):
         assert read_waiting(reader, cache, executor, offset, BS) == data[offset : offset + BS]
+    # The part's last block is wrong in every case (a short body still delivers the exact
+    # blocks before it, as they arrived).
     with pytest.raises(expected):
-        read_waiting(reader, cache, executor, 6 * BS, BS)
+        read_waiting(reader, cache, executor, 8 * BS, BS)
     executor.run_all()
     assert prefetcher.stats().parts_failed >= 1
-    assert not cache.contains(("a.bin", reader.meta.etag, 6)) and cache.inflight_count == 0
-    # Nothing was cached for the failed part: the next read asks again and fails again.
+    assert not cache.contains(("a.bin", reader.meta.etag, 8)) and cache.inflight_count == 0
+    # Nothing was cached for the failed block: the next read asks again and fails again.
     store.reset_calls()
     with pytest.raises(expected):
-        reader.read(6 * BS, BS)
-    assert gets(store) == [(6 * BS, 7 * BS)]
+        reader.read(8 * BS, BS)
+    assert gets(store) == [(8 * BS, 9 * BS)]
     assert reader.read(4 * BS, BS) == data[4 * BS : 5 * BS]
+
+
+class MidStreamStore(FakeStore):
+    """Calls ``mid_stream`` inside a multi-block GET, after its first block was handed over."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mid_stream: Callable[[], None] | None = None
+
+    def read_range(
+        self,
+        key: str,
+        start: int,
+        end: int,
+        *,
+        etag: str | None,
+        piece_bytes: int,
+        on_piece: Callable[[bytearray], None],
+    ) -> None:
+        body = self.get_range(key, start, end, etag=etag)
+        for n, pos in enumerate(range(0, len(body), piece_bytes)):
+            if n == 1 and self.mid_stream is not None:
+                self.mid_stream()
+            on_piece(bytearray(body[pos : pos + piece_bytes]))
+
+
+def test_prefetch_caches_each_block_of_a_part_as_it_arrives() -> None:
+    data = pattern(32 * BS)
+    executor = ManualExecutor()
+    store = MidStreamStore()
+    _, cache, _, reader = make(data, executor, store=store)
+    for offset in range(0, 5 * BS, BS):
+        assert read_waiting(reader, cache, executor, offset, BS) == data[offset : offset + BS]
+    etag = reader.meta.etag
+    seen: list[tuple[bytes | None, bool, int]] = []
+
+    def mid_stream() -> None:
+        first = cache.get(("a.bin", etag, 5))
+        seen.append(
+            (
+                bytes(first) if first is not None else None,
+                cache.contains(("a.bin", etag, 6)),
+                cache.inflight_count,
+            )
+        )
+
+    store.mid_stream = mid_stream
+    executor.run_all()  # the queued part for blocks 5..8
+    # While that GET was still streaming, block 5 was already served from the cache (a reader
+    # would not have waited for the rest) and block 6 was still in flight.
+    assert seen and seen[0][0] == data[5 * BS : 6 * BS]
+    assert seen[0][1] is False and seen[0][2] >= 1
+    assert reader.read(6 * BS, 3 * BS) == data[6 * BS : 9 * BS]
 
 
 def test_prefetch_failed_part_is_refetched_by_a_reader_arriving_later() -> None:
@@ -369,7 +424,7 @@ def test_prefetch_global_budget_is_respected_and_reads_degrade_to_block_gets() -
         return ObjectReader(store, cache, meta, block_size_bytes=BS, read_ahead=prefetcher.attach)
 
     a, b = open_reader(meta_a), open_reader(meta_b)
-    assert a.read(0, BS) + a.read(BS, BS) == data_a[: 2 * BS]
+    assert bytes(a.read(0, BS)) + bytes(a.read(BS, BS)) == data_a[: 2 * BS]
     assert executor.pending == 1  # a's part for block 2 holds the whole budget
     store.reset_calls()
     for offset in range(0, 4 * BS, BS):
@@ -392,7 +447,7 @@ def test_prefetch_close_abandons_queued_parts_and_issues_no_more() -> None:
     executor = ManualExecutor()
     store, cache, prefetcher, reader = make(data, executor)
     other = ObjectReader(store, cache, reader.meta, block_size_bytes=BS)  # no read-ahead
-    assert reader.read(0, BS) + reader.read(BS, BS) == data[: 2 * BS]
+    assert bytes(reader.read(0, BS)) + bytes(reader.read(BS, BS)) == data[: 2 * BS]
     assert executor.pending == 1  # block 2 is claimed by a queued part
     store.reset_calls()
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -407,7 +462,7 @@ def test_prefetch_close_abandons_queued_parts_and_issues_no_more() -> None:
     stats = prefetcher.stats()
     assert stats.parts_abandoned == 1 and stats.inflight_bytes == 0
     submitted = executor.submitted
-    assert reader.read(3 * BS, BS) + reader.read(4 * BS, BS) == data[3 * BS : 5 * BS]
+    assert bytes(reader.read(3 * BS, BS)) + bytes(reader.read(4 * BS, BS)) == data[3 * BS : 5 * BS]
     assert executor.submitted == submitted
     assert cache.inflight_count == 0
 
@@ -446,7 +501,7 @@ def test_prefetch_filesystem_release_stops_read_ahead() -> None:
         prefetcher=prefetcher,
     )
     fh = fs.open("/f.bin", os.O_RDONLY)
-    assert fs.read(fh, 0, BS) + fs.read(fh, BS, BS) == data[: 2 * BS]
+    assert bytes(fs.read(fh, 0, BS)) + bytes(fs.read(fh, BS, BS)) == data[: 2 * BS]
     assert executor.pending == 1
     fs.release(fh)
     store.reset_calls()
