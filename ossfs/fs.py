@@ -26,6 +26,8 @@ from ossfs.store import ObjectMeta, ObjectStore
 
 log = logging.getLogger(__name__)
 
+USER_NAMESPACE = "user."
+"""The only extended-attribute namespace the filesystem has (see `UnsupportedAttributeError`)."""
 XATTR_PREFIX = "user.oss."
 MOUNT_PREFIX_XATTR = "user.ossfs.prefix"
 """On the mount root: the key prefix the mount shows (so `verify --through` maps keys to paths)."""
@@ -50,6 +52,20 @@ class NoAttributeError(OssfsError):
     """getxattr of a name the object does not have."""
 
     errno = errno.ENODATA
+
+
+class UnsupportedAttributeError(OssfsError):
+    """getxattr of a name outside the ``user.`` namespace (``security.*``, ``system.*`` such as
+    POSIX ACLs, ``trusted.*``): the filesystem has no such attributes at all.
+
+    ``ENOTSUP`` (the kernel's EOPNOTSUPP), what the kernel answers for a namespace a filesystem
+    has no handler for: tools take it as "not supported on this filesystem" and stop asking
+    (``ls -l`` asks for ``security.selinux`` and ``system.posix_acl_access`` on every file until
+    one answer says so, each a round trip through FUSE), where ``ENODATA`` would mean "not on
+    this file".
+    """
+
+    errno = errno.ENOTSUP
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,9 +279,13 @@ class Filesystem:
         return sorted(self._xattrs(path))
 
     def getxattr(self, path: str, name: str) -> bytes:
+        """The value of attribute ``name`` of ``path``. Raises NotFoundError,
+        UnsupportedAttributeError for a name outside the ``user.`` namespace, NoAttributeError
+        for a ``user.`` name the object does not have (neither costs a request)."""
         if not name.startswith(XATTR_PREFIX) and name != MOUNT_PREFIX_XATTR:
-            # ls and cp ask for security.* and system.* names on every file: answer without a HEAD.
             self._ns.lookup(path)
+            if not name.startswith(USER_NAMESPACE):
+                raise UnsupportedAttributeError(f"{path}: {name}")
             raise NoAttributeError(f"{path}: {name}")
         value = self._xattrs(path).get(name)
         if value is None:

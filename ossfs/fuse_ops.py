@@ -7,6 +7,11 @@ Each callback is one line into `Filesystem`; errors are mapped to errno in one p
 `OssfsError` subclasses carry their errno, anything unexpected is logged with its traceback and
 answered EIO (the binding alone would answer EINVAL). Every modifying operation answers EROFS.
 
+Directories are listed once per open (``opendir``) and, on libfuse 3, read page by page with each
+entry's complete attributes (READDIRPLUS with ``FUSE_FILL_DIR_PLUS``): the kernel caches them like
+a LOOKUP's answer, so ``ls -l`` of N entries costs a few callbacks, not N LOOKUPs. The binding's
+own readdir passes only mode and inode, so `_Fuse` replaces it.
+
 Opens set FUSE ``keep_cache`` when `Filesystem.keep_kernel_cache` says the object is the version the
 path's previous open saw, so warm re-reads are served from the kernel page cache, not by Python.
 
@@ -24,10 +29,11 @@ import functools
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Mapping
 from ctypes.util import find_library
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Final, Protocol, TypeVar, cast
 
 
 def _prefer_libfuse3() -> None:
@@ -57,6 +63,14 @@ LIBFUSE_MAJOR: int = int(mfusepy.fuse_version_major)
 
 StatDict = dict[str, int | float]
 _F = TypeVar("_F", bound=Callable[..., Any])
+_Filler = Callable[[Any, bytes, Any, int, int], int]
+"""libfuse 3's ``fuse_fill_dir_t``: (buffer, name, ``struct stat *``, next offset, flags); nonzero:
+the buffer is full."""
+
+_READDIR_PLUS: Final = 1 << 0  # enum fuse_readdir_flags: the kernel asked READDIRPLUS
+_FILL_DIR_PLUS: Final = 1 << 1  # enum fuse_fill_dir_flags: the stat is complete (an entry's attrs)
+_BLKSIZE: Final = 1 << 17
+_NAME_ENCODING: Final = ("utf-8", "surrogateescape")  # the binding's defaults for paths
 
 _WRITE_OPS = (
     "chmod",
@@ -116,6 +130,38 @@ def _stat_dict(st: Stat) -> StatDict:
     }
 
 
+def _c_stat(st: Stat) -> Any:
+    """``st`` as the binding's ``struct stat``, every field libfuse passes on filled in."""
+    c = mfusepy.c_stat()
+    c.st_ino = st.ino
+    c.st_mode = st.mode
+    c.st_nlink = st.nlink
+    c.st_size = st.size
+    c.st_uid = st.uid
+    c.st_gid = st.gid
+    c.st_blocks = st.blocks
+    c.st_blksize = _BLKSIZE
+    seconds, nanoseconds = divmod(st.mtime_ns, 1_000_000_000)
+    for spec in (c.st_mtimespec, c.st_ctimespec, c.st_atimespec):
+        spec.tv_sec = seconds
+        spec.tv_nsec = nanoseconds
+    return c
+
+
+@dataclass(slots=True)
+class _DirHandle:
+    """One open directory: the entries its reads page through, as (name, attributes).
+
+    Entry ``i`` is at offset ``i`` (``.`` and ``..`` first); libfuse is told the offset of the
+    entry after each one, so a later read continues where the previous one stopped, in the same
+    snapshot. ``fresh``: nothing has been read from it since it was taken.
+    """
+
+    path: str
+    entries: list[tuple[bytes, Stat]]
+    fresh: bool = True
+
+
 def _answer(method: _F) -> _F:
     """Map what a callback raises to the errno libfuse answers, and count failures."""
 
@@ -156,6 +202,9 @@ class FuseOperations(Operations):  # type: ignore[misc]
         self._mountpoint: str | None = None
         self._read_ahead_kib: int | None = None
         self._initialized = False
+        self._dirs_lock = threading.Lock()
+        self._dirs: dict[int, _DirHandle] = {}
+        self._next_dir = 1
 
     def call(self, op: str, *args: object) -> object:
         """Answer callback ``op`` by name as fusepy did (tests, tools): ``open`` takes flags and
@@ -193,8 +242,58 @@ class FuseOperations(Operations):  # type: ignore[misc]
 
     @_answer
     def readdir(self, path: str, fh: int) -> list[str | tuple[str, StatDict, int]]:
+        """All entries at once (libfuse 2, and `call`); libfuse 3 pages through `fill_dir`."""
         entries: list[str | tuple[str, StatDict, int]] = [".", ".."]
         entries.extend((name, _stat_dict(st), 0) for name, st in self._fs.readdir(path))
+        return entries
+
+    @_answer
+    def opendir(self, path: str) -> int:
+        """List the directory (one snapshot per open: offsets stay valid across its reads)."""
+        handle = _DirHandle(path, self._dir_entries(path))
+        with self._dirs_lock:
+            fh = self._next_dir
+            self._next_dir += 1
+            self._dirs[fh] = handle
+        return fh
+
+    @_answer
+    def releasedir(self, path: str | None, fh: int) -> int:
+        with self._dirs_lock:
+            self._dirs.pop(fh, None)
+        return 0
+
+    @_answer
+    def fill_dir(self, fh: int, offset: int, flags: int, filler: _Filler, buf: Any) -> int:
+        """Answer one READDIR(PLUS) of the open directory ``fh`` from entry ``offset`` on, until
+        libfuse's buffer is full.
+
+        READDIRPLUS entries carry complete attributes (``FUSE_FILL_DIR_PLUS``): the kernel
+        caches them for the attribute timeout, so ``ls -l`` costs no LOOKUP per entry. A read
+        at offset 0 after others (``rewinddir``) takes a new snapshot, as POSIX asks.
+        """
+        with self._dirs_lock:
+            handle = self._dirs.get(fh)
+        if handle is None:
+            raise FuseOSError(errno.EBADF)
+        if offset == 0 and not handle.fresh:
+            handle.entries = self._dir_entries(handle.path)
+        handle.fresh = False
+        entries = handle.entries
+        plus = _FILL_DIR_PLUS if flags & _READDIR_PLUS else 0
+        for index in range(offset, len(entries)):
+            name, st = entries[index]
+            if filler(buf, name, _c_stat(st), index + 1, plus):
+                break  # the buffer is full: the kernel asks again from index
+        return 0
+
+    def _dir_entries(self, path: str) -> list[tuple[bytes, Stat]]:
+        children = self._fs.readdir(path)
+        this = self._fs.getattr(path)
+        parent = self._fs.getattr(os.path.dirname(path)) if path != "/" else this
+        encoding, errors = _NAME_ENCODING
+        entries = [(b".", this), (b"..", parent)]
+        entries.extend((name.encode(encoding, errors), st) for name, st in children)
         return entries
 
     @_answer
@@ -259,11 +358,16 @@ class FuseOperations(Operations):  # type: ignore[misc]
 
 
 class _Fuse(FUSE):  # type: ignore[misc]
-    """mfusepy's FUSE, whose read callback also takes a bytearray or memoryview reply.
+    """mfusepy's FUSE with two callbacks of its own.
 
-    mfusepy's own passes the reply to ``ctypes.memmove``, which only takes bytes: a cached block
-    (a bytearray) or a view into one would need one more copy of every byte served.
+    - read also takes a bytearray or memoryview reply: mfusepy's own passes the reply to
+      ``ctypes.memmove``, which only takes bytes, so a cached block (a bytearray) or a view into
+      one would need one more copy of every byte served.
+    - libfuse 3 directory reads are answered page by page with complete attributes
+      (`FuseOperations.fill_dir`); mfusepy's own passes only mode and inode.
     """
+
+    operations: FuseOperations
 
     def read(self, path: bytes | None, buf: int, size: int, offset: int, fip: Any) -> int:
         # Our read never looks at the path: no need to decode it (mfusepy's does).
@@ -280,6 +384,11 @@ class _Fuse(FUSE):  # type: ignore[misc]
         else:
             ctypes.memmove(buf, (ctypes.c_char * count).from_buffer(data), count)
         return count
+
+    def readdir_fuse_3(  # noqa: PLR0917 (the binding's callback signature)
+        self, path: bytes | None, buf: Any, filler: _Filler, offset: int, fip: Any, flags: int
+    ) -> int:
+        return self.operations.fill_dir(int(fip.contents.fh), offset, flags, filler, buf)
 
 
 def _read_only(name: str) -> Callable[..., int]:

@@ -178,9 +178,16 @@ def test_fs_xattrs_cost_one_head_per_version_and_foreign_names_none() -> None:
     fs = make_fs(store)
     fs.readdir("/")
     store.reset_calls()
+    for name in ("security.selinux", "system.posix_acl_access", "trusted.x"):
+        with pytest.raises(OssfsError) as info:
+            fs.getxattr("/a.txt", name)
+        assert errno_of(info) == errno.ENOTSUP  # no such namespace: ls stops asking
     with pytest.raises(OssfsError) as info:
-        fs.getxattr("/a.txt", "security.selinux")
+        fs.getxattr("/a.txt", "user.other")
     assert errno_of(info) == errno.ENODATA
+    with pytest.raises(OssfsError) as info:
+        fs.getxattr("/missing", "security.selinux")
+    assert errno_of(info) == errno.ENOENT
     assert store.calls == []
     names = fs.listxattr("/a.txt")
     assert "user.oss.etag" in names and "user.oss.meta.owner" in names

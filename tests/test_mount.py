@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import filecmp
+import json
 import os
 import random
 import shutil
@@ -18,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,6 +149,45 @@ def test_mount_ls_l_of_5000_entries_costs_5_lists_and_no_head(
     assert counts.get("ListObjectsV2", 0) == 5
     assert counts.get("HeadObject", 0) == 0
     assert counts.get("GetObject", 0) == 0
+
+
+def _mount_stats(mp: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(os.getxattr(mp, "user.ossfs.stats"))
+    return doc
+
+
+def test_mount_ls_l_asks_nothing_per_entry_and_shows_lookup_attributes(
+    emulator: EmulatorServer, mount: Mounter
+) -> None:
+    for i in range(300):
+        emulator.put_object(BUCKET, f"many/f{i:03d}", b"x" * (i % 5))
+    emulator.put_object(BUCKET, "many/sub/inner", b"i")
+    listed = mount()
+    probed = mount()  # the same entries learned by LOOKUP, one name at a time
+    before = _mount_stats(listed)
+    shown = subprocess.run(
+        ["ls", "-la", str(listed / "many")], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert [ln.split()[-1] for ln in shown[1:4]] == [".", "..", "f000"]
+    assert len(shown) == 1 + 2 + 301
+    fields = ["st_ino", "st_mode", "st_nlink", "st_size", "st_uid", "st_gid", "st_mtime_ns"]
+    for name in [*(f"f{i:03d}" for i in range(300)), "sub"]:
+        got, want = os.lstat(listed / "many" / name), os.lstat(probed / "many" / name)
+        compared = fields[:-1] if name == "sub" else fields  # a directory: its mount's start
+        assert [getattr(got, f) for f in compared] == [getattr(want, f) for f in compared], name
+    after = _mount_stats(listed)
+    # The directory read gave the kernel every entry's attributes: no LOOKUP per entry. And
+    # ls stops asking for security.selinux and ACLs once told the filesystem has none.
+    assert after["namespace"]["hits"] - before["namespace"]["hits"] < 30
+    errors_before = before["served"]["errors_by_errno"]
+    errors = {k: v - errors_before.get(k, 0) for k, v in after["served"]["errors_by_errno"].items()}
+    assert errors.get("ENOTSUP", 0) <= 4 and errors.get("ENODATA", 0) == 0, errors
+    with pytest.raises(OSError) as info:
+        os.getxattr(listed / "many" / "f001", "security.selinux")
+    assert info.value.errno == errno.ENOTSUP
+    with pytest.raises(OSError) as info:
+        os.getxattr(listed / "many" / "f001", "user.none")
+    assert info.value.errno == errno.ENODATA
 
 
 def test_mount_stat_shows_size_mtime_and_modes(emulator: EmulatorServer, mount: Mounter) -> None:

@@ -95,11 +95,22 @@ def test_semantics_doc_has_examples_of_every_errno_in_its_table() -> None:
         "Read-only file system",
         "Input/output error",
         "No such attribute",
+        "Operation not supported",
         "Is a directory",
         "Not a directory",
     ):
         assert message in shown, f"no example shows {message!r}"
-    for name in ("ENOENT", "EACCES", "ESTALE", "EROFS", "EIO", "ENODATA", "EISDIR", "ENOTDIR"):
+    for name in (
+        "ENOENT",
+        "EACCES",
+        "ESTALE",
+        "EROFS",
+        "EIO",
+        "ENODATA",
+        "ENOTSUP",
+        "EISDIR",
+        "ENOTDIR",
+    ):
         assert f"| `{name}` |" in text, f"the errno table lacks {name}"
 
 
@@ -114,7 +125,7 @@ def _errno_rows(text: str) -> dict[str, tuple[str, str]]:
 
 def test_readme_errno_table_matches_semantics() -> None:
     semantics = _errno_rows(DOC.read_text())
-    assert len(semantics) == 8
+    assert len(semantics) == 9
     assert _errno_rows(README.read_text()) == semantics
     for name, (message, _) in semantics.items():
         assert os.strerror(getattr(errno, name)) == message, name

@@ -96,11 +96,17 @@ def test_fuse_ops_count_opens_reads_bytes_and_errors_by_errno() -> None:
     assert ops.call("read", "/a.txt", 100, 4, fh) == b"456789"
     assert _errno_of(lambda: ops.call("getattr", "/missing")) == errno.ENOENT
     assert _errno_of(lambda: ops.call("unlink", "/a.txt")) == errno.EROFS
-    assert _errno_of(lambda: ops.call("getxattr", "/a.txt", "security.selinux")) == errno.ENODATA
+    assert _errno_of(lambda: ops.call("getxattr", "/a.txt", "security.selinux")) == errno.ENOTSUP
+    assert _errno_of(lambda: ops.call("getxattr", "/a.txt", "user.none")) == errno.ENODATA
 
     snap = stats.snapshot()
     assert (snap.served.opens, snap.served.reads, snap.served.bytes) == (1, 2, 10)
-    assert dict(snap.served.errors_by_errno) == {"ENOENT": 1, "ENODATA": 1, "EROFS": 1}
+    assert dict(snap.served.errors_by_errno) == {
+        "ENOENT": 1,
+        "ENODATA": 1,
+        "ENOTSUP": 1,
+        "EROFS": 1,
+    }
     assert snap.open_handles == 1
     assert snap.cache.misses >= 1 and snap.cache.used_bytes == 10
     assert snap.store["requests.get_range"] == store.count("get_range")
