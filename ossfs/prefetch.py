@@ -10,12 +10,13 @@ configuration, one global budget of in-flight read-ahead bytes and the counters.
 The policy, in blocks of the reader's block size:
 
 - The first read of a handle never prefetches. A later read is *sequential* when it starts
-  within ``sequential_slack_bytes`` of the end of the furthest read so far (either side: the
-  kernel's readahead arrives slightly out of order) or inside the window already issued (a
-  forward skip that read-ahead absorbs). Any other read resets the stream: the window goes back
-  to its initial size and nothing more is issued until reads are sequential again (parts in
-  flight finish into the cache; nothing is cancelled). Random readers therefore fetch exactly
-  the blocks they touch, through the reader's own synchronous path.
+  at most ``sequential_slack_bytes`` after the end of the furthest read so far, at most
+  ``reorder_bytes`` before it (several FUSE threads deliver the kernel's readahead out of
+  order: a read one block behind the previous one is common), or inside the window already
+  issued (a forward skip that read-ahead absorbs). Any other read resets the stream: the
+  window goes back to its initial size and nothing more is issued until reads are sequential
+  again (parts in flight finish into the cache; nothing is cancelled). Random readers
+  therefore fetch exactly the blocks they touch, through the reader's own synchronous path.
 - A sequential read makes sure the ``window`` blocks after it are claimed, in parts of
   ``min(part_size, window)`` (only whole parts, except the last one before EOF; never past
   EOF). The window starts at ``initial_window_bytes`` and doubles, up to ``max_window_bytes``
@@ -59,7 +60,8 @@ class PrefetchConfig:
     OSS throughput per connection plateaus). ``initial_window_bytes`` / ``max_window_bytes``:
     read-ahead per handle when a sequential stream starts / at most. ``max_inflight_bytes``:
     read-ahead bytes in flight over all handles of the mount. ``sequential_slack_bytes``: how
-    far from the end of the furthest read a read may start and still count as sequential.
+    far after the end of the furthest read a read may start and still count as sequential;
+    ``reorder_bytes``: how far before it (at least ``sequential_slack_bytes``).
     """
 
     part_size_bytes: int = 8 << 20
@@ -67,6 +69,7 @@ class PrefetchConfig:
     max_window_bytes: int = 64 << 20
     max_inflight_bytes: int = 256 << 20
     sequential_slack_bytes: int = 1 << 20
+    reorder_bytes: int = 8 << 20
 
     def __post_init__(self) -> None:
         for name in ("part_size_bytes", "initial_window_bytes", "max_window_bytes"):
@@ -74,8 +77,10 @@ class PrefetchConfig:
                 raise ValueError(f"{name} must be > 0")
         if self.initial_window_bytes > self.max_window_bytes:
             raise ValueError("initial_window_bytes must not exceed max_window_bytes")
-        if self.max_inflight_bytes < 0 or self.sequential_slack_bytes < 0:
-            raise ValueError("max_inflight_bytes and sequential_slack_bytes must be >= 0")
+        if min(self.max_inflight_bytes, self.sequential_slack_bytes, self.reorder_bytes) < 0:
+            raise ValueError(
+                "max_inflight_bytes, sequential_slack_bytes and reorder_bytes must be >= 0"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +217,7 @@ class HandlePrefetch:
         )
         self._part_blocks = max(1, config.part_size_bytes // block_size)
         self._slack = config.sequential_slack_bytes
+        self._behind = max(config.sequential_slack_bytes, config.reorder_bytes)
         self._lock = threading.Lock()
         self._closed = False
         self._furthest_end: int | None = None  # end offset of the furthest read; None: no read yet
@@ -239,9 +245,8 @@ class HandlePrefetch:
                 for index in range(first, last + 1):
                     unread.discard(index)
             furthest = self._furthest_end
-            slack = self._slack
             if furthest is None or not (
-                furthest - slack <= offset <= furthest + slack
+                furthest - self._behind <= offset <= furthest + self._slack
                 or furthest <= offset < self._issued_until * self._block_size
             ):
                 if self._active:

@@ -41,6 +41,7 @@ CONFIG = PrefetchConfig(
     max_window_bytes=8 * BS,
     max_inflight_bytes=1 << 20,
     sequential_slack_bytes=BS,
+    reorder_bytes=2 * BS,
 )
 
 
@@ -222,6 +223,19 @@ def test_prefetch_kernel_style_reads_out_of_order_count_as_sequential() -> None:
     requested = gets(store)
     assert requested[0] == (0, BS)
     assert sum(end - start for start, end in requested) == len(data)
+
+
+def test_prefetch_whole_blocks_delivered_one_behind_count_as_sequential() -> None:
+    # As seen from libfuse 3 threads with 1 MiB reads: block b+1 is served just before b.
+    data = pattern(32 * BS)
+    executor = InlineExecutor()
+    store, _, prefetcher, reader = make(data, executor)
+    order = [0, 1, 3, 2, 5, 4, 6, 8, 7, *range(9, 32)]
+    for block in order:
+        assert reader.read(block * BS, BS) == data[block * BS : (block + 1) * BS]
+    stats = prefetcher.stats()
+    assert stats.window_resets == 0 and stats.bytes_unused == 0
+    assert sum(end - start for start, end in gets(store)) == len(data)
 
 
 def test_prefetch_forward_skip_inside_the_window_is_absorbed() -> None:
