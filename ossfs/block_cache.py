@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 from cachetools import LRUCache
 
+from ossfs.buffers import BufferPool
+
 log = logging.getLogger(__name__)
 
 BlockKey = tuple[str, str, int]
@@ -64,16 +66,29 @@ class CacheStats:
 
 
 class _CountingLRU(LRUCache[BlockKey, Block]):
-    """`LRUCache` sized by ``len`` that counts evictions (cachetools evicts through popitem)."""
+    """`LRUCache` sized by ``len`` that counts evictions (cachetools evicts through popitem)
+    and offers every evicted block to the buffer pool."""
 
-    def __init__(self, capacity_bytes: int) -> None:
+    def __init__(self, capacity_bytes: int, pool: BufferPool | None) -> None:
         super().__init__(maxsize=capacity_bytes, getsizeof=len)
         self.evictions = 0
+        self.pool = pool
 
     def popitem(self) -> tuple[BlockKey, Block]:
-        item = super().popitem()
+        key, block = super().popitem()
         self.evictions += 1
-        return item
+        if self.pool is not None and self.pool.give(block):
+            return key, b""  # the buffer may be refilled at once: hand out no reference to it
+        return key, block
+
+    def drop(self, key: BlockKey) -> bool:
+        """Remove ``key`` (offering its block to the pool); False if it was not cached."""
+        block = self.pop(key, None)
+        if block is None:
+            return False
+        if self.pool is not None:
+            self.pool.give(block)
+        return True
 
 
 class BlockCache:
@@ -85,8 +100,9 @@ class BlockCache:
     work, never while a fetch function runs.
     """
 
-    def __init__(self, capacity_bytes: int) -> None:
+    def __init__(self, capacity_bytes: int, pool: BufferPool | None = None) -> None:
         """``capacity_bytes`` >= 0 (0 caches nothing but still de-duplicates concurrent fetches).
+        ``pool``: where the buffers of evicted and dropped blocks go back for reuse.
 
         Raises ValueError on a negative capacity.
         """
@@ -94,7 +110,7 @@ class BlockCache:
             raise ValueError(f"capacity_bytes must be >= 0, got {capacity_bytes}")
         self._capacity = capacity_bytes
         self._lock = threading.Lock()
-        self._lru = _CountingLRU(capacity_bytes)
+        self._lru = _CountingLRU(capacity_bytes, pool)
         self._inflight: dict[BlockKey, Future[Block]] = {}
         self._hits = 0
         self._misses = 0
@@ -294,7 +310,16 @@ class BlockCache:
         with self._lock:
             doomed = [k for k in self._lru if k[0] == object_key and k[1] == etag]
             for k in doomed:
-                del self._lru[k]
+                self._lru.drop(k)
+
+    def discard(self, keys: Sequence[BlockKey]) -> int:
+        """Drop these blocks if cached (not in-flight fetches); returns how many were dropped.
+
+        For blocks whose reader is done with them (read-ahead drop-behind): their buffers go
+        back to the pool, and the cache's room to blocks still wanted.
+        """
+        with self._lock:
+            return sum(self._lru.drop(key) for key in keys)
 
     # -- accounting -------------------------------------------------------------------------------
     @property

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Final
 
 from ossfs.block_cache import BlockCache
+from ossfs.buffers import BufferPool
 from ossfs.credentials import Credentials
 from ossfs.errors import AccessDeniedError, NotFoundError, OssfsError, UsageError
 from ossfs.fs import Filesystem, FsConfig
@@ -44,6 +45,7 @@ _START_TIMEOUT_S: Final = 60.0
 SYSLOG_SOCKET = "/dev/log"
 """Where a daemon without ``--log-file`` logs (a module variable so tests can point it away)."""
 _PREFETCH_WORKERS: Final = 16
+_POOL_BLOCKS: Final = 32
 # Reads the kernel may send: libfuse 3 allows up to 1 MiB per read (libfuse 2 caps them at
 # 128 KiB whatever is asked). The kernel sends reads that big only with a readahead window as
 # large, which root can ask for (`set_read_ahead`); otherwise they stay at 128-256 KiB.
@@ -149,7 +151,14 @@ def check_mountpoint(path: Path, *, nonempty_ok: bool) -> None:
         raise UsageError(f"mountpoint {path} is not empty: use an empty directory (or -o nonempty)")
 
 
-def build_store(config: MountConfig) -> OssStore:
+def block_buffers(config: MountConfig) -> BufferPool:
+    """The mount's pool of free block buffers: a small part of what the cache leaves of the
+    memory budget (at most 32 blocks), so buffers go round instead of being allocated anew."""
+    spare_blocks = (config.max_memory_bytes - config.cache_size_bytes) // config.block_size_bytes
+    return BufferPool(config.block_size_bytes, max(0, min(_POOL_BLOCKS, spare_blocks // 4)))
+
+
+def build_store(config: MountConfig, buffers: BufferPool | None = None) -> OssStore:
     creds = config.credentials
     return OssStore(
         OssConfig(
@@ -168,7 +177,8 @@ def build_store(config: MountConfig) -> OssStore:
                 base_delay_s=min(0.05, config.retry_budget_s),
                 max_delay_s=min(2.0, config.retry_budget_s),
             ),
-        )
+        ),
+        buffers=buffers,
     )
 
 
@@ -190,8 +200,11 @@ def probe(store: OssStore, config: MountConfig) -> None:
         ) from None
 
 
-def build_filesystem(config: MountConfig, store: OssStore) -> tuple[Filesystem, MountStats]:
-    """The filesystem over ``store``, and the gatherer of its live counters."""
+def build_filesystem(
+    config: MountConfig, store: OssStore, buffers: BufferPool | None = None
+) -> tuple[Filesystem, MountStats]:
+    """The filesystem over ``store``, and the gatherer of its live counters. ``buffers``: the
+    pool the store reads into (the cache gives evicted blocks back to it)."""
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="lookup")
     namespace = Namespace(
         store,
@@ -203,13 +216,18 @@ def build_filesystem(config: MountConfig, store: OssStore) -> tuple[Filesystem, 
     prefetch_executor = concurrent.futures.ThreadPoolExecutor(
         max_workers=min(_PREFETCH_WORKERS, config.workers), thread_name_prefix="prefetch"
     )
-    cache = BlockCache(config.cache_size_bytes)
-    # Read-ahead in flight gets what the cache leaves of the budget; with nothing left (or with
-    # --no-prefetch) reads degrade to one synchronous GET per block instead of failing.
+    cache = BlockCache(config.cache_size_bytes, buffers)
+    # Read-ahead in flight gets what the cache and the free buffers leave of the budget; with
+    # nothing left (or with --no-prefetch) reads degrade to one synchronous GET per block.
+    pooled = buffers.max_bytes if buffers is not None else 0
     prefetcher = (
         Prefetcher(
             prefetch_executor,
-            PrefetchConfig(max_inflight_bytes=config.max_memory_bytes - config.cache_size_bytes),
+            PrefetchConfig(
+                max_inflight_bytes=max(
+                    0, config.max_memory_bytes - config.cache_size_bytes - pooled
+                )
+            ),
         )
         if config.prefetch
         else None
@@ -340,8 +358,9 @@ def serve(
     return).
     """
     limit_malloc_arenas()
-    store = build_store(config)
-    fs, stats = build_filesystem(config, store)
+    buffers = block_buffers(config)
+    store = build_store(config, buffers)
+    fs, stats = build_filesystem(config, store, buffers)
     ops = FuseOperations(fs, on_init=on_ready, stats=stats)
     fsname = fs_source(config.location, config.source_name)
     log.info("mounting %s on %s", config.location, config.mountpoint)

@@ -38,6 +38,7 @@ import requests.exceptions
 import urllib3.exceptions
 from cachetools import LRUCache
 
+from ossfs.buffers import BufferPool
 from ossfs.errors import (
     AccessDeniedError,
     ArchivedError,
@@ -497,17 +498,20 @@ class OssStore:
         retrier: Retrier | None = None,
         proxies: Mapping[str, str] | None = None,
         session_adapter: requests.adapters.BaseAdapter | None = None,
+        buffers: BufferPool | None = None,
     ) -> None:
         """Build the auth, session and bucket; no request is sent (see `probe`).
 
         ``retrier`` overrides the one built from ``config.retry`` (tests inject fake time);
         ``proxies`` is handed to oss2 (tests use it to reach a virtual-hosted endpoint);
-        ``session_adapter`` replaces the pooled HTTP transport (tests script responses with it).
+        ``session_adapter`` replaces the pooled HTTP transport (tests script responses with it);
+        ``buffers``: where `read_range` takes the buffers it reads bodies into.
         Raises `UsageError` for an endpoint or bucket name oss2 rejects.
         """
         self.config = config
         self._retrier = retrier if retrier is not None else Retrier(config.retry)
         self._counters = _Counters()
+        self._buffers = buffers
         # Whole-object CRCs seen on GET responses, per version: listings carry no CRC, and a
         # handle that read a whole object checks it against this without an extra HEAD.
         self._announced_lock = threading.Lock()
@@ -719,7 +723,10 @@ class OssStore:
                 self._check_ranged_response(key, result, first, end, pinned)
                 while pos[0] < end:
                     if filled[0] == len(piece):
-                        piece = bytearray(min(piece_bytes, end - pos[0]))
+                        size = min(piece_bytes, end - pos[0])
+                        piece = (
+                            bytearray(size) if self._buffers is None else self._buffers.take(size)
+                        )
                         filled[0] = 0
                     got = body.readinto(memoryview(piece)[filled[0] :])
                     if not got:

@@ -62,6 +62,7 @@ class PrefetchConfig:
     read-ahead bytes in flight over all handles of the mount. ``sequential_slack_bytes``: how
     far after the end of the furthest read a read may start and still count as sequential;
     ``reorder_bytes``: how far before it (at least ``sequential_slack_bytes``).
+    ``drop_behind``: drop blocks a handle's read-ahead fetched once its reader is past them.
     """
 
     part_size_bytes: int = 8 << 20
@@ -70,6 +71,7 @@ class PrefetchConfig:
     max_inflight_bytes: int = 256 << 20
     sequential_slack_bytes: int = 1 << 20
     reorder_bytes: int = 8 << 20
+    drop_behind: bool = True
 
     def __post_init__(self) -> None:
         for name in ("part_size_bytes", "initial_window_bytes", "max_window_bytes"):
@@ -130,6 +132,7 @@ class Prefetcher:
         self._bytes_unused = 0
         self._window_resets = 0
         self._budget_denials = 0
+        self._handles: dict[tuple[str, str], int] = {}  # open handles per object version
 
     @property
     def config(self) -> PrefetchConfig:
@@ -137,6 +140,9 @@ class Prefetcher:
 
     def attach(self, reader: ObjectReader) -> HandlePrefetch:
         """The read-ahead of one open handle reading through ``reader``."""
+        version = (reader.meta.key, reader.meta.etag)
+        with self._lock:
+            self._handles[version] = self._handles.get(version, 0) + 1
         return HandlePrefetch(self, reader)
 
     def stats(self) -> PrefetchStats:
@@ -184,6 +190,17 @@ class Prefetcher:
             self._parts_failed += failed
             self._parts_abandoned += abandoned
 
+    def _detach(self, key: str, etag: str) -> None:
+        with self._lock:
+            left = self._handles.pop((key, etag), 1) - 1
+            if left:
+                self._handles[(key, etag)] = left
+
+    def _sole_handle(self, key: str, etag: str) -> bool:
+        """True if one handle alone has this object version open (drop-behind is safe)."""
+        with self._lock:
+            return self._handles.get((key, etag), 0) <= 1
+
     def _count_reset(self, unused_bytes: int, *, reset: bool) -> None:
         with self._lock:
             self._bytes_unused += unused_bytes
@@ -225,6 +242,8 @@ class HandlePrefetch:
         self._active = False  # this stream has issued read-ahead since its last reset
         self._issued_until = 0  # block index: read-ahead of this stream covers [.., issued_until)
         self._unread: set[int] = set()  # blocks read-ahead covered that this handle has not read
+        self._drop_behind = config.drop_behind
+        self._mine: set[int] = set()  # blocks this handle's read-ahead fetched, not yet dropped
 
     @property
     def window_bytes(self) -> int:
@@ -253,11 +272,14 @@ class HandlePrefetch:
                     self._reset_locked()
                 self._furthest_end = end
                 return
-            if end > furthest:
-                self._furthest_end = end
+            furthest = max(furthest, end)
+            self._furthest_end = furthest
             if self._active and not hit:
                 self._window = min(self._window * 2, self._max_window)
             parts = self._plan_locked(last)
+            done = self._passed_locked((furthest - self._behind) // self._block_size)
+        if done:
+            self._drop(done)
         for part in parts:
             self._issue(part)
 
@@ -269,9 +291,14 @@ class HandlePrefetch:
             self._closed = True
             unused = self._unused_bytes_locked()
             window = self._window * self._block_size
+            furthest = self._furthest_end or 0
+            done = self._passed_locked(furthest // self._block_size)
         log.debug(
             "prefetch %s: closed (window %d bytes, %d bytes unused)", self._key, window, unused
         )
+        if done:
+            self._drop(done)
+        self._prefetcher._detach(self._key, self._etag)
         self._prefetcher._count_reset(unused, reset=False)
 
     # -- internals --------------------------------------------------------------------------------
@@ -313,6 +340,22 @@ class HandlePrefetch:
             self._issued_until = start
         return parts
 
+    def _passed_locked(self, below: int) -> list[int]:
+        """Blocks this handle's read-ahead fetched that lie wholly before block ``below`` (its
+        reader is done with them), forgotten here; empty unless dropping behind."""
+        if not self._drop_behind or not self._mine:
+            return []
+        done = [index for index in self._mine if index < below]
+        self._mine.difference_update(done)
+        return done
+
+    def _drop(self, indices: list[int]) -> None:
+        """Drop-behind: a sequential reader does not come back (the kernel's page cache serves
+        a re-read), so its blocks give their memory back now instead of waiting for eviction.
+        Not while another handle has the version open: it may be reading behind this one."""
+        if self._prefetcher._sole_handle(self._key, self._etag):
+            self._cache.discard([(self._key, self._etag, index) for index in indices])
+
     def _issue(self, part: _Part) -> None:
         """Claim the part's blocks (those neither cached nor in flight) and submit its GETs."""
         keys = [(self._key, self._etag, index) for index in range(part.first, part.stop)]
@@ -320,6 +363,9 @@ class HandlePrefetch:
         if not part.claimed:
             self._prefetcher._release(part.reserved_bytes)
             return
+        if self._drop_behind:
+            with self._lock:
+                self._mine.update(key[2] for key in part.claimed)
         if not self._prefetcher._submit(part):
             self._cache.abandon(part.claimed)
             self._prefetcher._release(part.reserved_bytes)

@@ -7,6 +7,7 @@ that the reader joined it. No test depends on timing.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import threading
@@ -288,8 +289,10 @@ def test_prefetch_seek_outside_the_stream_resets_the_window(jump_block: int) -> 
     assert stats.window_resets == 1
     # Read-ahead the reader never reached counts as unused (whole blocks, at most the window).
     assert 0 < stats.bytes_unused <= 8 * BS and stats.bytes_unused % BS == 0
-    # A block not cached is one synchronous GET of that block only.
-    expected = [] if jump_block < 16 else [(jump_block * BS, (jump_block + 1) * BS)]
+    # A block not cached is one synchronous GET of that block only: block 0 was the
+    # reader's own fetch and stays cached; read-ahead's block 3 was dropped behind the
+    # reader; block 60 was never fetched.
+    expected = [] if jump_block == 0 else [(jump_block * BS, (jump_block + 1) * BS)]
     assert gets(store) == expected
 
     # Reading on sequentially from there restarts with a one-block window.
@@ -415,7 +418,58 @@ def test_prefetch_replaced_object_raises_stale_never_mixes_versions() -> None:
     assert len(seen) >= BS
     assert seen == old[4 * BS : 4 * BS + len(seen)]
     executor.run_all()
-    assert reader.read(0, 4 * BS) == old[: 4 * BS]
+    # Blocks still cached keep being served from the pinned version (0 and 1 were the reader's
+    # own fetches); read-ahead's 2 and 3 were dropped behind the reader: StaleError, not mixing.
+    assert reader.read(0, 2 * BS) == old[: 2 * BS]
+    with pytest.raises(StaleError):
+        reader.read(2 * BS, 2 * BS)
+
+
+# -- drop-behind ---------------------------------------------------------------------------------
+def cached_blocks(cache: BlockCache, reader: ObjectReader, count: int) -> list[int]:
+    return [i for i in range(count) if cache.contains(("a.bin", reader.meta.etag, i))]
+
+
+def test_prefetch_drops_blocks_its_sequential_reader_is_done_with() -> None:
+    data = pattern(32 * BS)
+    _, cache, _, reader = make(data, InlineExecutor())
+    for offset in range(0, len(data), BS):
+        assert reader.read(offset, BS) == data[offset : offset + BS]
+        # Read-ahead's blocks more than reorder_bytes (2 blocks) behind the reader are gone;
+        # blocks 0 and 1 were the reader's own fetches and stay.
+        behind = offset // BS + 1 - 2
+        assert all(i < 2 or i >= behind for i in cached_blocks(cache, reader, 32))
+    reader.close()
+    assert cached_blocks(cache, reader, 32) == [0, 1]
+
+
+def test_prefetch_keeps_blocks_while_another_handle_reads_the_same_version() -> None:
+    data = pattern(32 * BS)
+    store, cache, prefetcher, reader = make(data, InlineExecutor())
+    other = ObjectReader(
+        store, cache, reader.meta, block_size_bytes=BS, read_ahead=prefetcher.attach
+    )
+    for offset in range(0, len(data), BS):
+        assert reader.read(offset, BS) == data[offset : offset + BS]
+    assert cached_blocks(cache, reader, 32) == list(range(32))
+    store.reset_calls()
+    assert other.read(0, len(data)) == data
+    assert gets(store) == []  # the lagging handle found every block cached
+    other.close()
+    reader.close()
+    # Blocks passed while the version was shared are left to the LRU's eviction; the last two
+    # (within reorder_bytes of the end) were still this handle's to drop when it closed alone.
+    assert cached_blocks(cache, reader, 32) == list(range(30))
+
+
+def test_prefetch_without_drop_behind_keeps_what_it_fetched() -> None:
+    data = pattern(32 * BS)
+    config = dataclasses.replace(CONFIG, drop_behind=False)
+    _, cache, _, reader = make(data, InlineExecutor(), config=config)
+    for offset in range(0, len(data), BS):
+        assert reader.read(offset, BS) == data[offset : offset + BS]
+    reader.close()
+    assert cached_blocks(cache, reader, 32) == list(range(32))
 
 
 # -- budget and close -----------------------------------------------------------------------------

@@ -1,0 +1,73 @@
+"""BufferPool: buffers are reused only when nobody else can still reach them."""
+
+from __future__ import annotations
+
+import pytest
+
+from ossfs.block_cache import BlockCache
+from ossfs.buffers import BufferPool
+
+SIZE = 64
+
+
+def test_pool_reuses_a_buffer_given_back_and_makes_new_ones_otherwise() -> None:
+    pool = BufferPool(SIZE, max_buffers=2)
+    first = pool.take(SIZE)
+    assert len(first) == SIZE and pool.reused == 0
+    first[:] = b"x" * SIZE
+    ident = id(first)
+    assert pool.give(first)
+    del first
+    again = pool.take(SIZE)
+    assert id(again) == ident and pool.reused == 1
+    assert len(pool.take(SIZE)) == SIZE and pool.reused == 1  # the pool was empty: a new one
+
+
+def test_pool_refuses_buffers_still_referenced_elsewhere() -> None:
+    pool = BufferPool(SIZE, max_buffers=4)
+    buf = pool.take(SIZE)
+    view = memoryview(buf)[1:5]  # a FUSE reply being copied out, say
+    assert not pool.give(buf)
+    view.release()
+    del view
+    other = buf  # a second variable of the caller's
+    assert not pool.give(buf)
+    assert pool.give(buf, holders=2)
+    del other
+    assert pool.free_bytes == SIZE
+
+
+def test_pool_refuses_other_sizes_types_and_more_than_its_maximum() -> None:
+    pool = BufferPool(SIZE, max_buffers=1)
+    assert not pool.give(bytearray(SIZE + 1))
+    assert not pool.give(b"\0" * SIZE)
+    assert pool.give(bytearray(SIZE))
+    assert not pool.give(bytearray(SIZE))
+    assert pool.free_bytes == pool.max_bytes == SIZE
+    assert len(pool.take(10)) == 10  # another size: always new
+
+
+def test_pool_rejects_bad_sizes() -> None:
+    with pytest.raises(ValueError):
+        BufferPool(0, 1)
+    with pytest.raises(ValueError):
+        BufferPool(SIZE, -1)
+
+
+def test_cache_gives_evicted_and_dropped_blocks_back_unless_in_use() -> None:
+    pool = BufferPool(SIZE, max_buffers=8)
+    cache = BlockCache(2 * SIZE, pool)
+    a, b, c = (pool.take(SIZE) for _ in range(3))
+    cache.put(("k", "e", 0), a)
+    cache.put(("k", "e", 1), b)
+    held = memoryview(b)  # a reader still has block 1
+    del a, b
+    cache.put(("k", "e", 2), c)  # evicts block 0: nobody holds it, so it goes back
+    assert pool.free_bytes == SIZE
+    assert cache.discard([("k", "e", 1), ("k", "e", 9)]) == 1  # block 1: dropped, still held
+    assert pool.free_bytes == SIZE
+    assert held.tobytes() == bytes(SIZE)  # the holder's bytes were not reused under it
+    del c
+    cache.discard_object("k", "e")
+    assert pool.free_bytes == 2 * SIZE
+    assert cache.used_bytes == 0
