@@ -1,15 +1,18 @@
-"""Directory reads through the FUSE adapter: one listing per open directory, paged answers with
-complete attributes (READDIRPLUS), in process over a FakeStore with a recording filler."""
+"""The FUSE adapter's own parts of the binding: directory reads (one listing per open directory,
+paged answers with complete attributes for READDIRPLUS), in process over a FakeStore with a
+recording filler; and the callback wrapper that keeps libfuse threads' Python thread states."""
 
 from __future__ import annotations
 
 import errno
 import stat
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from ossfs import fuse_ops
 from ossfs.block_cache import BlockCache
 from ossfs.fs import Filesystem, FsConfig
 from ossfs.fuse_ops import FuseOperations, FuseOSError
@@ -183,3 +186,35 @@ def test_fill_dir_root_and_errors(store: FakeStore) -> None:
         with pytest.raises(FuseOSError) as info:
             ops.opendir(path)
         assert info.value.errno == code, path
+
+
+def test_fuse_wrapper_pins_each_thread_once_and_answers_as_the_binding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pins: list[int] = []
+    marks = threading.local()
+
+    def pin() -> None:
+        pins.append(threading.get_ident())
+        marks.pinned = True
+
+    monkeypatch.setattr(fuse_ops, "_pin_thread_state", pin)
+    monkeypatch.setattr(fuse_ops, "_thread", marks)
+    binding = fuse_ops._Fuse.__new__(fuse_ops._Fuse)  # no mount: only the wrapper is used
+
+    def ok(value: int) -> int:
+        return value
+
+    def missing() -> int:
+        raise FuseOSError(errno.ENOENT)
+
+    def run_twice() -> None:
+        assert binding._wrapper(ok, 7) == 7
+        assert binding._wrapper(missing) == -errno.ENOENT
+
+    run_twice()
+    run_twice()
+    other = threading.Thread(target=run_twice)
+    other.start()
+    other.join()
+    assert pins == [threading.get_ident(), other.ident]  # once per thread
