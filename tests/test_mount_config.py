@@ -162,9 +162,9 @@ def test_cli_mount_missing_mountpoint_is_exit_2(tmp_path: Path) -> None:
     assert "does not exist" in result.stderr and "mkdir" in result.stderr
 
 
-def test_limit_malloc_arenas_takes_effect_on_glibc() -> None:
+def test_tune_malloc_takes_effect_on_glibc() -> None:
     import platform
 
-    from ossfs.mounting import limit_malloc_arenas
+    from ossfs.mounting import tune_malloc
 
-    assert limit_malloc_arenas() is (platform.libc_ver()[0] == "glibc")
+    assert tune_malloc() is (platform.libc_ver()[0] == "glibc")
