@@ -22,6 +22,7 @@ from ossfs.errors import ArchivedError, OssfsError, ReadOnlyError
 from ossfs.namespace import Namespace, Node, NodeKind
 from ossfs.prefetch import Prefetcher
 from ossfs.reader import ObjectReader, ReadData
+from ossfs.sibling_prefetch import SiblingPrefetcher
 from ossfs.store import ObjectMeta, ObjectStore
 
 log = logging.getLogger(__name__)
@@ -131,10 +132,13 @@ class Filesystem:
         *,
         mount_time_ns: int,
         prefetcher: Prefetcher | None = None,
+        sibling_prefetcher: SiblingPrefetcher | None = None,
     ) -> None:
-        """``prefetcher``: read-ahead for sequential readers of open files (None: none)."""
+        """``prefetcher``: read-ahead for sequential readers of open files (None: none).
+        ``sibling_prefetcher``: read-ahead of the small files a directory walk opens next."""
         self._ns = namespace
         self._prefetcher = prefetcher
+        self._siblings = sibling_prefetcher
         self._store = store
         self._cache = cache
         self._config = config
@@ -212,6 +216,8 @@ class Filesystem:
         if meta.is_frozen:
             log.warning("open %s: %s object %s is not restored", path, meta.storage_class, meta.key)
             raise ArchivedError(meta.key)
+        if self._siblings is not None:
+            self._siblings.on_open(node)
         reader = ObjectReader(
             self._store,
             self._cache,

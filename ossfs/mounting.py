@@ -34,6 +34,7 @@ from ossfs.namespace import Namespace
 from ossfs.oss_store import OssConfig, OssStore
 from ossfs.prefetch import PrefetchConfig, Prefetcher
 from ossfs.retry import RetryPolicy
+from ossfs.sibling_prefetch import SiblingPrefetchConfig, SiblingPrefetcher
 from ossfs.stats import MountStats
 from ossfs.url import OssLocation
 
@@ -46,6 +47,7 @@ SYSLOG_SOCKET = "/dev/log"
 """Where a daemon without ``--log-file`` logs (a module variable so tests can point it away)."""
 _PREFETCH_WORKERS: Final = 16
 _POOL_BLOCKS: Final = 32
+_SIBLING_WORKERS: Final = 16
 # Reads the kernel may send: libfuse 3 allows up to 1 MiB per read (libfuse 2 caps them at
 # 128 KiB whatever is asked). The kernel sends reads that big only with a readahead window as
 # large, which root can ask for (`set_read_ahead`); otherwise they stay at 128-256 KiB.
@@ -218,18 +220,35 @@ def build_filesystem(
     )
     cache = BlockCache(config.cache_size_bytes, buffers)
     # Read-ahead in flight gets what the cache and the free buffers leave of the budget; with
-    # nothing left (or with --no-prefetch) reads degrade to one synchronous GET per block.
+    # nothing left (or with --no-prefetch) reads degrade to one synchronous GET per block. Small
+    # files read ahead in directory order take up to a quarter of it in flight (one block each).
     pooled = buffers.max_bytes if buffers is not None else 0
+    inflight_bytes = max(0, config.max_memory_bytes - config.cache_size_bytes - pooled)
+    sibling_gets = min(
+        _SIBLING_WORKERS, config.workers // 2, inflight_bytes // 4 // config.block_size_bytes
+    )
     prefetcher = (
         Prefetcher(
             prefetch_executor,
             PrefetchConfig(
-                max_inflight_bytes=max(
-                    0, config.max_memory_bytes - config.cache_size_bytes - pooled
-                )
+                max_inflight_bytes=inflight_bytes - sibling_gets * config.block_size_bytes
             ),
         )
         if config.prefetch
+        else None
+    )
+    siblings = (
+        SiblingPrefetcher(
+            store,
+            cache,
+            namespace.listed_children,
+            concurrent.futures.ThreadPoolExecutor(
+                max_workers=sibling_gets, thread_name_prefix="siblings"
+            ),
+            block_size_bytes=config.block_size_bytes,
+            config=SiblingPrefetchConfig(max_inflight_gets=sibling_gets),
+        )
+        if config.prefetch and sibling_gets > 0
         else None
     )
     fs = Filesystem(
@@ -245,6 +264,7 @@ def build_filesystem(
         ),
         mount_time_ns=time.time_ns(),
         prefetcher=prefetcher,
+        sibling_prefetcher=siblings,
     )
     stats = MountStats(
         mount=str(config.location),
@@ -253,6 +273,7 @@ def build_filesystem(
         cache_capacity_bytes=config.cache_size_bytes,
         namespace=namespace,
         prefetcher=prefetcher,
+        sibling_prefetcher=siblings,
         open_handles=fs.open_handles,
     )
     return fs, stats

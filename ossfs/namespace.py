@@ -26,7 +26,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, TypeVar, cast
 
@@ -273,6 +273,13 @@ class Namespace:
 
             listing = self._single_flight("list", path, list_unless_cached)
         return list(listing.children.values())
+
+    def listed_children(self, path: str) -> Mapping[str, Node] | None:
+        """The fresh cached listing of the directory ``path``: its children by name, in name
+        order (do not modify it), or None if none is cached. Never sends a request; the same
+        mapping object is returned until the listing is replaced."""
+        listing = self._cached_listing(path)
+        return listing.children if listing is not None else None
 
     def readlink(self, path: str) -> str:
         """The target of the symlink at ``path``, relative to the link's directory.

@@ -27,6 +27,7 @@ from ossfs import __version__
 from ossfs.block_cache import BlockCache, CacheStats
 from ossfs.namespace import Namespace, NamespaceStats
 from ossfs.prefetch import Prefetcher, PrefetchStats
+from ossfs.sibling_prefetch import SiblingPrefetcher, SiblingPrefetchStats
 from ossfs.sizes import format_size
 
 STATS_XATTR: Final = "user.ossfs.stats"
@@ -53,6 +54,8 @@ _GAUGES: Final = frozenset(
         "open_handles",
         "inflight_bytes",
         "waste_ratio",
+        "inflight_gets",
+        "unread_bytes",
     }
 )
 _PAD_TO: Final = 1024
@@ -123,6 +126,7 @@ class Stats:
     namespace: NamespaceStats
     prefetch: PrefetchStats | None
     rss_bytes: int
+    sibling_prefetch: SiblingPrefetchStats | None = None
 
     def to_json(self) -> dict[str, Json]:
         """The JSON form (sections of numbers, and maps of numbers by label)."""
@@ -152,6 +156,10 @@ class Stats:
             pf = self.prefetch
             waste = pf.bytes_unused / pf.bytes_prefetched if pf.bytes_prefetched else 0.0
             out["prefetch"] = {**_ints(pf), "waste_ratio": round(waste, 4)}
+        if self.sibling_prefetch is not None:
+            sp = self.sibling_prefetch
+            waste = sp.files_wasted / sp.files_prefetched if sp.files_prefetched else 0.0
+            out["sibling_prefetch"] = {**_ints(sp), "waste_ratio": round(waste, 4)}
         out["memory"] = {"rss_bytes": self.rss_bytes, "cache_bytes": cache.used_bytes}
         return out
 
@@ -166,7 +174,9 @@ class Stats:
         return text.ljust(size)
 
 
-def _ints(snapshot: CacheStats | NamespaceStats | PrefetchStats) -> dict[str, Json]:
+def _ints(
+    snapshot: CacheStats | NamespaceStats | PrefetchStats | SiblingPrefetchStats,
+) -> dict[str, Json]:
     values = ((f.name, getattr(snapshot, f.name)) for f in dataclasses.fields(snapshot))
     return {name: value for name, value in values if isinstance(value, int)}
 
@@ -202,6 +212,7 @@ class MountStats:
         prefetcher: Prefetcher | None,
         open_handles: Callable[[], int],
         clock: Callable[[], float] = time.monotonic,
+        sibling_prefetcher: SiblingPrefetcher | None = None,
     ) -> None:
         self.served = ServedCounters()
         self._mount = mount
@@ -210,6 +221,7 @@ class MountStats:
         self._capacity = cache_capacity_bytes
         self._namespace = namespace
         self._prefetcher = prefetcher
+        self._siblings = sibling_prefetcher
         self._open_handles = open_handles
         self._clock = clock
         self._started = clock()
@@ -226,6 +238,7 @@ class MountStats:
             namespace=self._namespace.stats(),
             prefetch=self._prefetcher.stats() if self._prefetcher is not None else None,
             rss_bytes=rss_bytes(),
+            sibling_prefetch=self._siblings.stats() if self._siblings is not None else None,
         )
 
 

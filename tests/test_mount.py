@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from ossfs.emulator import EmulatorServer
+from ossfs.stats import STATS_XATTR
 from ossfs.umount import is_mounted
 from tests.support import BUCKET
 from tests.test_reliability_support import data_for as _data
@@ -602,3 +603,36 @@ def test_mount_endpoint_that_never_answers_is_exit_2_not_a_hang(tmp_path: Path) 
     assert "cannot reach" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not is_mounted(mp)
+
+
+def test_mount_directory_walk_prefetches_small_files_one_get_each_and_no_head(
+    emulator: EmulatorServer, mount: Mounter
+) -> None:
+    files = {f"walk/f{i:03d}": _data(100 + i, 100 * 1024 + i) for i in range(60)}
+    for key, data in files.items():
+        emulator.put_object(BUCKET, key, data)
+    mp = mount()
+    names = sorted(os.listdir(mp / "walk"))
+    _settled_counts(emulator)
+    emulator.log.clear()
+    for name in names:  # what cp -r, tar and grep -r do: whole files, in listing order
+        assert (mp / "walk" / name).read_bytes() == files[f"walk/{name}"]
+    counts = _settled_counts(emulator)
+    assert counts.get("GetObject", 0) == len(files)
+    assert counts.get("HeadObject", 0) == 0
+    assert sorted(str(e.key) for e in emulator.log.entries("GetObject")) == sorted(files)
+    siblings = json.loads(os.getxattr(mp, STATS_XATTR))["sibling_prefetch"]
+    assert siblings["files_prefetched"] > len(files) // 2
+    assert siblings["files_used"] == siblings["files_prefetched"]
+    assert siblings["files_wasted"] == 0 and siblings["files_failed"] == 0
+
+
+def test_mount_no_prefetch_disables_directory_read_ahead(
+    emulator: EmulatorServer, mount: Mounter
+) -> None:
+    for i in range(10):
+        emulator.put_object(BUCKET, f"walk/f{i:03d}", _data(i, 1000))
+    mp = mount(f"oss://{BUCKET}", "--no-prefetch")
+    for name in sorted(os.listdir(mp / "walk")):
+        (mp / "walk" / name).read_bytes()
+    assert "sibling_prefetch" not in json.loads(os.getxattr(mp, STATS_XATTR))

@@ -1,0 +1,290 @@
+"""Directory-order read-ahead of small files (`ossfs.sibling_prefetch`) on a FakeStore."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections import Counter
+from dataclasses import dataclass
+
+import pytest
+
+from ossfs.block_cache import BlockCache
+from ossfs.errors import OssfsError, RemoteIOError, StaleError
+from ossfs.fs import Filesystem, FsConfig
+from ossfs.namespace import Namespace
+from ossfs.sibling_prefetch import SiblingPrefetchConfig, SiblingPrefetcher
+from ossfs.stats import MountStats, format_prometheus
+from tests.fakes import FakeStore
+from tests.test_prefetch import ManualExecutor
+
+BLOCK = 4096
+FILE = 1000
+N_FILES = 40
+
+
+def content(i: int) -> bytes:
+    return bytes((i * 31 + j) % 251 for j in range(FILE))
+
+
+@dataclass
+class Mount:
+    store: FakeStore
+    fs: Filesystem
+    ns: Namespace
+    cache: BlockCache
+    executor: ManualExecutor
+    siblings: SiblingPrefetcher
+
+    def read_whole(self, path: str) -> bytes:
+        fh = self.fs.open(path, os.O_RDONLY)
+        # Queued prefetch GETs run first: a single-threaded test must not wait for one.
+        self.executor.run_all()
+        try:
+            return self.fs.read(fh, 0, 1 << 20)
+        finally:
+            self.fs.release(fh)
+
+    def gets(self) -> Counter[str]:
+        return Counter(str(c[1]) for c in self.store.calls if c[0] == "get_range")
+
+
+def make(
+    store: FakeStore | None = None,
+    *,
+    cache_bytes: int = 1024 * BLOCK,
+    **config: int,
+) -> Mount:
+    if store is None:
+        store = FakeStore()
+        for i in range(N_FILES):
+            store.put(f"d/f{i:03d}", content(i))
+    ns = Namespace(store, metadata_ttl_s=60.0)
+    cache = BlockCache(cache_bytes)
+    executor = ManualExecutor()
+    siblings = SiblingPrefetcher(
+        store,
+        cache,
+        ns.listed_children,
+        executor,
+        block_size_bytes=BLOCK,
+        config=SiblingPrefetchConfig(**config),
+    )
+    fs = Filesystem(
+        ns,
+        store,
+        cache,
+        FsConfig(uid=0, gid=0, block_size_bytes=BLOCK),
+        mount_time_ns=0,
+        sibling_prefetcher=siblings,
+    )
+    fs.readdir("/d")
+    store.reset_calls()
+    return Mount(store, fs, ns, cache, executor, siblings)
+
+
+def test_sibling_prefetch_sequential_opens_grow_the_window_and_fetch_each_file_once() -> None:
+    m = make(max_files=8)
+    issued_after_open = []
+    for i in range(N_FILES):
+        fh = m.fs.open(f"/d/f{i:03d}", os.O_RDONLY)
+        issued_after_open.append(m.executor.pending)
+        m.executor.run_all()
+        assert m.fs.read(fh, 0, FILE) == content(i)
+        m.fs.release(fh)
+    # The first open issues nothing; then the window starts at 2 and doubles up to the cap.
+    assert issued_after_open[0] == 0
+    assert issued_after_open[1] == 4  # 2, doubled because f001 itself was not cached
+    assert max(issued_after_open) <= 8
+    assert m.gets() == Counter({f"d/f{i:03d}": 1 for i in range(N_FILES)})
+    stats = m.siblings.stats()
+    assert stats.files_used == stats.files_prefetched == stats.files_issued == N_FILES - 2
+    assert stats.files_wasted == 0 and stats.unread_bytes == 0 and stats.inflight_gets == 0
+    assert m.store.count("head") == 0
+
+
+def test_sibling_prefetch_random_opens_never_prefetch() -> None:
+    m = make(slack_files=2)
+    order = [30, 3, 17, 38, 9, 24, 0, 35, 12, 27]
+    for i in order:
+        assert m.read_whole(f"/d/f{i:03d}") == content(i)
+        assert m.executor.pending == 0
+    assert m.executor.submitted == 0
+    assert m.gets() == Counter({f"d/f{i:03d}": 1 for i in order})
+    assert m.siblings.stats().walk_resets == len(order) - 1
+
+
+def test_sibling_prefetch_unread_bytes_and_gets_in_flight_stay_in_budget() -> None:
+    m = make(max_unread_bytes=3 * FILE, max_inflight_gets=2, max_files=32)
+    for i in range(N_FILES):
+        fh = m.fs.open(f"/d/f{i:03d}", os.O_RDONLY)
+        stats = m.siblings.stats()
+        assert stats.unread_bytes <= 3 * FILE
+        assert stats.inflight_gets == m.executor.pending <= 2
+        m.executor.run_all()  # (a single-threaded test must not wait for a queued GET)
+        assert m.fs.read(fh, 0, FILE) == content(i)
+        m.fs.release(fh)
+    assert m.siblings.stats().budget_denials > 0
+    assert m.gets() == Counter({f"d/f{i:03d}": 1 for i in range(N_FILES)})
+
+
+def test_sibling_prefetch_interleaved_readers_fetch_every_file_exactly_once() -> None:
+    m = make(max_files=16)
+    readers = 8
+    handles: dict[int, int] = {}
+    for start in range(0, N_FILES, readers):
+        batch = range(start, min(start + readers, N_FILES))
+        for i in reversed(batch):  # concurrent readers open a little out of order
+            handles[i] = m.fs.open(f"/d/f{i:03d}", os.O_RDONLY)
+        m.executor.run_all()
+        for i in batch:
+            assert m.fs.read(handles[i], 0, FILE) == content(i)
+            m.fs.release(handles.pop(i))
+    m.executor.run_all()
+    assert m.gets() == Counter({f"d/f{i:03d}": 1 for i in range(N_FILES)})
+    assert m.siblings.stats().files_used > N_FILES // 2
+
+
+def test_sibling_prefetch_skips_large_files_directories_and_empty_files() -> None:
+    store = FakeStore()
+    store.put("d/a0", content(0))
+    store.put("d/a1", content(1))
+    store.put("d/a2-big", b"x" * (BLOCK + 1))
+    store.put("d/a3-dir/inner", content(3))
+    store.put("d/a4-empty", b"")
+    store.put("d/a5", content(5))
+    store.put("d/a6", content(6))
+    m = make(store, max_files=32)
+    m.read_whole("/d/a0")
+    m.read_whole("/d/a1")
+    m.executor.run_all()
+    assert set(m.gets()) == {"d/a0", "d/a1", "d/a5", "d/a6"}
+    assert m.read_whole("/d/a5") == content(5)
+    assert m.read_whole("/d/a6") == content(6)
+    assert m.gets()["d/a5"] == m.gets()["d/a6"] == 1
+
+
+def test_sibling_prefetch_failure_is_never_served_and_the_reader_fetches_itself() -> None:
+    class FlakyStore(FakeStore):
+        failures = 1
+
+        def get_range(self, key: str, start: int, end: int, *, etag: str | None = None) -> bytes:
+            if key == "d/f003" and self.failures:
+                self.failures -= 1
+                super().get_range(key, start, end, etag=etag)  # counted as sent
+                raise RemoteIOError("connection reset")
+            return super().get_range(key, start, end, etag=etag)
+
+    store = FlakyStore()
+    for i in range(N_FILES):
+        store.put(f"d/f{i:03d}", content(i))
+    m = make(store, max_files=4)
+    for i in range(3):
+        m.read_whole(f"/d/f{i:03d}")
+    m.executor.run_all()
+    assert m.siblings.stats().files_failed == 1
+    assert m.read_whole("/d/f003") == content(3)
+    assert m.gets()["d/f003"] == 2
+
+
+def test_sibling_prefetch_of_a_replaced_object_caches_nothing_and_the_read_fails_estale() -> None:
+    m = make(max_files=4)
+    m.read_whole("/d/f000")
+    fh1 = m.fs.open("/d/f001", os.O_RDONLY)
+    assert m.executor.pending  # f002.. claimed, GETs queued
+    m.store.put("d/f002", b"new version")  # the object changes after the listing
+    m.executor.run_all()  # the pinned (If-Match) prefetch of f002 fails: nothing cached
+    assert m.fs.read(fh1, 0, FILE) == content(1)
+    m.fs.release(fh1)
+    assert m.siblings.stats().files_failed == 1
+    assert not m.cache.contains(("d/f002", m.ns.lookup("/d/f002").meta.etag, 0))  # type: ignore[union-attr]
+    fh = m.fs.open("/d/f002", os.O_RDONLY)
+    m.executor.run_all()
+    with pytest.raises(StaleError):  # the listed version is gone: an error, never other bytes
+        m.fs.read(fh, 0, FILE)
+    m.fs.release(fh)
+
+
+def test_sibling_prefetch_changed_object_is_never_served_from_an_old_prefetch() -> None:
+    m = make(max_files=4)
+    m.read_whole("/d/f000")
+    m.read_whole("/d/f001")
+    m.executor.run_all()  # f002.. prefetched at the listed version
+    m.store.put("d/f002", b"new version")
+    m.ns.invalidate("/d/f002")  # what a TTL expiry or a stale read does
+    m.fs.readdir("/d")
+    assert m.read_whole("/d/f002") == b"new version"
+
+
+def test_sibling_prefetch_unopened_files_count_as_waste_when_evicted_or_at_close() -> None:
+    m = make(cache_bytes=8 * FILE, max_files=8)
+    m.read_whole("/d/f000")
+    m.read_whole("/d/f001")
+    m.executor.run_all()
+    prefetched = m.siblings.stats().files_prefetched
+    assert prefetched == 2  # a quarter of the cache: 2 files of unread read-ahead at most
+    for i in (30, 31, 32, 33, 34, 35, 36, 37):  # fills the cache, evicting the prefetched ones
+        m.read_whole(f"/d/f{i:03d}")
+    m.executor.run_all()
+    stats = m.siblings.stats()
+    assert stats.files_wasted >= 2 and stats.bytes_wasted >= 2 * FILE
+    m.siblings.close()
+    after = m.siblings.stats()
+    assert after.unread_bytes == 0
+    assert after.files_wasted == after.files_prefetched - after.files_used
+
+
+def test_sibling_prefetch_config_is_validated() -> None:
+    with pytest.raises(ValueError):
+        SiblingPrefetchConfig(initial_files=8, max_files=4)
+    with pytest.raises(ValueError):
+        SiblingPrefetchConfig(max_inflight_gets=0)
+
+
+def test_sibling_prefetch_after_shutdown_reads_still_work() -> None:
+    m = make()
+    m.executor.shutdown()
+    for i in range(5):
+        assert m.read_whole(f"/d/f{i:03d}") == content(i)
+    assert m.siblings.stats().files_issued == 0
+
+
+def test_sibling_prefetch_errors_map_like_any_read() -> None:
+    m = make()
+    m.store.delete("d/f001")
+    m.read_whole("/d/f000")
+    fh = m.fs.open("/d/f001", os.O_RDONLY)
+    m.executor.run_all()
+    with pytest.raises(OssfsError) as exc:
+        m.fs.read(fh, 0, FILE)
+    assert exc.value.errno == errno.ENOENT
+
+
+def test_sibling_prefetch_counters_appear_in_the_stats_json_and_prometheus_text() -> None:
+    m = make()
+    for i in range(6):
+        m.read_whole(f"/d/f{i:03d}")
+    stats = MountStats(
+        mount="oss://b/",
+        store=StoreStub(),
+        cache=m.cache,
+        cache_capacity_bytes=m.cache.capacity_bytes,
+        namespace=m.ns,
+        prefetcher=None,
+        sibling_prefetcher=m.siblings,
+        open_handles=m.fs.open_handles,
+    )
+    doc = stats.snapshot().to_json()
+    section = doc["sibling_prefetch"]
+    assert isinstance(section, dict)
+    prefetched = section["files_prefetched"]
+    assert section["files_used"] == 4 and isinstance(prefetched, int) and prefetched >= 4
+    assert section["waste_ratio"] == 0.0
+    lines = format_prometheus(doc).splitlines()
+    assert "ossfs_sibling_prefetch_files_used_total 4" in lines
+    assert "# TYPE ossfs_sibling_prefetch_unread_bytes gauge" in lines
+
+
+class StoreStub:
+    def stats(self) -> dict[str, int]:
+        return {"requests": 0}
