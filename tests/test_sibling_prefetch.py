@@ -41,7 +41,7 @@ class Mount:
         # Queued prefetch GETs run first: a single-threaded test must not wait for one.
         self.executor.run_all()
         try:
-            return self.fs.read(fh, 0, 1 << 20)
+            return bytes(self.fs.read(fh, 0, 1 << 20))
         finally:
             self.fs.release(fh)
 
