@@ -157,12 +157,11 @@ class _DirHandle:
 
     Entry ``i`` is at offset ``i`` (``.`` and ``..`` first); libfuse is told the offset of the
     entry after each one, so a later read continues where the previous one stopped, in the same
-    snapshot. ``fresh``: nothing has been read from it since it was taken.
+    snapshot. ``entries`` is None until the first read.
     """
 
     path: str
-    entries: list[tuple[bytes, Stat]]
-    fresh: bool = True
+    entries: list[tuple[bytes, Stat]] | None = None
 
 
 def _answer(method: _F) -> _F:
@@ -252,8 +251,9 @@ class FuseOperations(Operations):  # type: ignore[misc]
 
     @_answer
     def opendir(self, path: str) -> int:
-        """List the directory (one snapshot per open: offsets stay valid across its reads)."""
-        handle = _DirHandle(path, self._dir_entries(path))
+        """A handle for `fill_dir`; the directory is listed at its first read, not here (a
+        directory opened only to be a ``dirfd`` or to ``fchdir`` to costs no request)."""
+        handle = _DirHandle(path)
         with self._dirs_lock:
             fh = self._next_dir
             self._next_dir += 1
@@ -272,17 +272,17 @@ class FuseOperations(Operations):  # type: ignore[misc]
         libfuse's buffer is full.
 
         READDIRPLUS entries carry complete attributes (``FUSE_FILL_DIR_PLUS``): the kernel
-        caches them for the attribute timeout, so ``ls -l`` costs no LOOKUP per entry. A read
-        at offset 0 after others (``rewinddir``) takes a new snapshot, as POSIX asks.
+        caches them for the attribute timeout, so ``ls -l`` costs no LOOKUP per entry. A read at
+        offset 0 (the first, or after ``rewinddir``) takes a new snapshot of the directory, as
+        POSIX asks; later reads page through it. libfuse serialises the reads of one handle.
         """
         with self._dirs_lock:
             handle = self._dirs.get(fh)
         if handle is None:
             raise FuseOSError(errno.EBADF)
-        if offset == 0 and not handle.fresh:
-            handle.entries = self._dir_entries(handle.path)
-        handle.fresh = False
         entries = handle.entries
+        if entries is None or offset == 0:
+            entries = handle.entries = self._dir_entries(handle.path)
         plus = _FILL_DIR_PLUS if flags & _READDIR_PLUS else 0
         for index in range(offset, len(entries)):
             name, st = entries[index]
@@ -377,8 +377,9 @@ def _pin_thread_state() -> None:
 
 
 class _Fuse(FUSE):  # type: ignore[misc]
-    """mfusepy's FUSE with two callbacks of its own.
+    """mfusepy's FUSE with its own callback wrapper and two callbacks of its own.
 
+    - every callback first keeps the calling thread's Python thread state (`_pin_thread_state`).
     - read also takes a bytearray or memoryview reply: mfusepy's own passes the reply to
       ``ctypes.memmove``, which only takes bytes, so a cached block (a bytearray) or a view into
       one would need one more copy of every byte served.

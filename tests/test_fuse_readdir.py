@@ -85,10 +85,12 @@ def make_ops(store: FakeStore, *, ttl_s: float = 60.0) -> FuseOperations:
     return FuseOperations(fs)
 
 
-def read_all(ops: FuseOperations, fh: int, *, page: int, flags: int) -> list[Filled]:
-    """Every entry, ``page`` entries a read, each read starting where the previous one stopped."""
+def read_all(
+    ops: FuseOperations, fh: int, *, page: int, flags: int, offset: int = 0
+) -> list[Filled]:
+    """Every entry from ``offset`` on, ``page`` entries a read, each read starting where the
+    previous one stopped."""
     out: list[Filled] = []
-    offset = 0
     while True:
         recorder = Recorder(page)
         assert ops.fill_dir(fh, offset, flags, recorder, recorder.buf) == 0
@@ -141,15 +143,17 @@ def test_fill_dir_pages_every_entry_once_with_its_getattr_attributes(store: Fake
 def test_fill_dir_plain_readdir_is_not_marked_plus_and_lists_once_per_open(
     store: FakeStore,
 ) -> None:
-    ops = make_ops(store)
-    ops.getattr("/d")
-    store.reset_calls()
+    ops = make_ops(store, ttl_s=0)  # nothing cached: every listing is a request
     fh = ops.opendir("/d")
-    assert store.count("list_page") == 1
-    entries = read_all(ops, fh, page=1, flags=0)
+    assert store.calls == []  # opened only (a dirfd, fchdir): nothing listed
+    first = Recorder(1)
+    ops.fill_dir(fh, 0, 0, first, first.buf)
+    assert ("list_page", "d/", None) in store.calls  # the first read lists the directory
+    store.reset_calls()
+    entries = first.filled + read_all(ops, fh, page=1, flags=0, offset=1)
+    assert store.calls == []  # the other reads page through that snapshot
     assert [e.name for e in entries] == [".", "..", "a.txt", "b.bin", "sub", "\u00e9t\u00e9.txt"]
     assert {e.flags for e in entries} == {0}
-    assert store.count("list_page") == 1  # the reads page through the open's snapshot
     ops.releasedir("/d", fh)
 
 
@@ -181,11 +185,14 @@ def test_fill_dir_root_and_errors(store: FakeStore) -> None:
     recorder = Recorder(10)
     with pytest.raises(FuseOSError) as info:
         ops.fill_dir(fh, 0, 0, recorder, recorder.buf)
-    assert info.value.errno == errno.EBADF and recorder.filled == []
+    assert info.value.errno == errno.EBADF
     for path, code in (("/d/a.txt", errno.ENOTDIR), ("/missing", errno.ENOENT)):
+        fh = ops.opendir(path)  # the kernel opens only directories; a read says what is wrong
         with pytest.raises(FuseOSError) as info:
-            ops.opendir(path)
+            ops.fill_dir(fh, 0, READDIR_PLUS, recorder, recorder.buf)
         assert info.value.errno == code, path
+        ops.releasedir(path, fh)
+    assert recorder.filled == []
 
 
 def test_fuse_wrapper_pins_each_thread_once_and_answers_as_the_binding(
