@@ -11,6 +11,7 @@ import io
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import oss2.exceptions
 import pytest
@@ -398,6 +399,36 @@ def test_oss_store_sends_separate_connect_and_read_timeouts() -> None:
     )
     store.get_range("k", 0, 10)
     assert adapter.timeouts == [(3.0, 7.0)]
+
+
+def test_oss_store_reads_proxies_once_and_ignores_netrc(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The environment is read when the store is built, not per request; a ~/.netrc entry for
+    the host must not replace the OSS signature with basic auth."""
+    (tmp_path / ".netrc").write_text("machine 127.0.0.1 login user password secret\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    proxies: list[object] = []
+
+    def handler(request: requests.PreparedRequest) -> Reply:
+        return range_reply(DATA, request)
+
+    store, adapter = make_store(handler)
+    original = adapter.send
+
+    def send(request: requests.PreparedRequest, **kwargs: object) -> requests.Response:
+        proxies.append(kwargs.get("proxies"))
+        return original(request, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(adapter, "send", send)
+    monkeypatch.setenv("HTTP_PROXY", "http://changed.invalid:1")  # too late: read at build time
+    assert store.get_range("k", 0, 10) == DATA[:10]
+    assert str(header(adapter.requests[0], "Authorization")).startswith("OSS AKID:")
+    assert proxies and isinstance(proxies[0], dict)
+    assert proxies[0].get("http") == "http://proxy.invalid:3128"
 
 
 @pytest.mark.parametrize(
