@@ -714,15 +714,15 @@ class OssStore:
     ) -> bool:
         """The ranged GET of `get_range` and `read_range`; False if ``start`` is at or past
         the object's end (a 416 confirmed by a HEAD)."""
-        pinned: list[str | None] = [etag]
-        pos = [start]  # the next byte to receive
-        piece = bytearray()  # the piece being filled: bytes [pos - len(piece), pos)
-        filled = [0]
+        pinned: list[str | None] = [etag]  # the version every resumed request must match
+        pos = start  # the next byte to receive
+        piece = bytearray()  # the piece being filled; ``filled`` bytes of it are in
+        filled = 0
 
         def attempt() -> None:
-            nonlocal piece
+            nonlocal pos, piece, filled
             headers = _read_headers(pinned[0])
-            first = pos[0]
+            first = pos
             result = self._request(
                 "get",
                 key,
@@ -734,32 +734,32 @@ class OssStore:
             body = _Body(result)
             try:
                 self._check_ranged_response(key, result, first, end, pinned)
-                while pos[0] < end:
-                    if filled[0] == len(piece):
-                        size = min(piece_bytes, end - pos[0])
+                while pos < end:
+                    if filled == len(piece):
+                        size = min(piece_bytes, end - pos)
                         piece = (
                             bytearray(size) if self._buffers is None else self._buffers.take(size)
                         )
-                        filled[0] = 0
-                    got = body.readinto(memoryview(piece)[filled[0] :])
+                        filled = 0
+                    got = body.readinto(memoryview(piece)[filled:])
                     if not got:
                         raise _ShortBodyError(
-                            f"GET {key!r}: body ended at offset {pos[0]}, before {end}"
+                            f"GET {key!r}: body ended at offset {pos}, before {end}"
                         )
-                    filled[0] += got
-                    pos[0] += got
+                    filled += got
+                    pos += got
                     self._counters.add("bytes_fetched", got)
-                    if filled[0] == len(piece):
+                    if filled == len(piece):
                         on_piece(piece)
                 body.finished()
             finally:
                 body.close()
 
         try:
-            self._retrier.call("get", attempt, is_transient, progress=lambda: pos[0] - start)
+            self._retrier.call("get", attempt, is_transient, progress=lambda: pos - start)
         except oss2.exceptions.ServerError as exc:
             if int(exc.status) == 416:
-                return self._invalid_range(key, start, pos[0], pinned[0], exc)
+                return self._invalid_range(key, start, pos, pinned[0], exc)
             raise self._fail(exc, "get", key) from exc
         except Exception as exc:
             raise self._fail(exc, "get", key) from exc
