@@ -531,7 +531,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except UsageError as exc:
             print(f"ossfs: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
-    args = parser.parse_args(given)
+    args, extra = parser.parse_known_args(given)
+    if args.command == "verify" and not any(arg.startswith("-") for arg in extra):
+        args.keys.extend(extra)  # KEYs given after options: argparse stops collecting at one
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     # Until a command sets up its own logging, only errors reach stderr: a failure a user can
     # cause is reported once, as the command's one-line message, not also as a log record.
     logging.basicConfig(level=logging.ERROR, format="ossfs: %(levelname)s %(message)s")

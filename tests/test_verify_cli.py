@@ -318,6 +318,18 @@ def test_cli_json_schema_with_keys_missing_and_archived(emulator: EmulatorServer
     assert doc["summary"]["ok"] == 1 and doc["summary"]["error"] == 2
 
 
+def test_cli_keys_may_come_before_and_after_options(emulator: EmulatorServer) -> None:
+    emulator.put_object(BUCKET, "m/a", b"alpha")
+    emulator.put_object(BUCKET, "m/b", b"beta")
+    result = _cli(emulator, f"oss://{BUCKET}/m", "a", "--json", "b", "--jobs", "1")
+    _no_traceback(result)
+    assert result.returncode == 0, result.stderr
+    assert [o["key"] for o in json.loads(result.stdout)["objects"]] == ["m/a", "m/b"]
+    bad = _cli(emulator, f"oss://{BUCKET}/m", "a", "--no-such-flag", "b")
+    _no_traceback(bad)
+    assert bad.returncode == 2 and "unrecognized arguments: --no-such-flag" in bad.stderr
+
+
 @pytest.mark.parametrize(
     ("location", "env", "message"),
     [
