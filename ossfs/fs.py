@@ -280,6 +280,11 @@ class Filesystem:
         with self._lock:
             return len(self._handles)
 
+    def close(self) -> None:
+        """Unmounted: stop directory read-ahead (what it fetched and nobody opened is waste)."""
+        if self._siblings is not None:
+            self._siblings.close()
+
     # -- extended attributes --------------------------------------------------------------------
     def listxattr(self, path: str) -> list[str]:
         return sorted(self._xattrs(path))

@@ -409,6 +409,7 @@ def serve(
             read_ahead_kib=read_ahead_kib(config),
         )
     finally:
+        fs.close()
         if metrics is not None:
             metrics.close()
     log.info("unmounted %s", config.mountpoint)

@@ -231,6 +231,19 @@ class SiblingPrefetcher:
                 return
             self._closed = True
             self._waste_locked(list(self._unread))
+            counts = (
+                self._files_prefetched,
+                self._files_used,
+                self._files_wasted,
+                self._bytes_wasted,
+                self._files_failed,
+            )
+        if counts[0] or counts[4]:
+            log.info(
+                "directory read-ahead: %d files prefetched, %d opened, %d wasted (%d bytes), "
+                "%d failed",
+                *counts,
+            )
 
     def stats(self) -> SiblingPrefetchStats:
         with self._lock:
