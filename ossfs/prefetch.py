@@ -24,8 +24,9 @@ The policy, in blocks of the reader's block size:
   sequential read had to wait (a block it needed was in flight or missing).
 - A part is issued only if the global budget of in-flight read-ahead bytes
   (``max_inflight_bytes``) has room; otherwise nothing is issued and reads fall back to the
-  reader's synchronous block fetches (they never fail for lack of budget). A part's bytes go
-  back to the budget when its GET ends.
+  reader's synchronous block fetches (they never fail for lack of budget). Each block's bytes
+  go back to the budget as the block reaches the cache (whose own budget holds it from then
+  on); whatever the GET did not deliver goes back when it ends.
 - Errors are never swallowed into wrong bytes: a failed part caches nothing and settles its
   claimed blocks with the error, so a reader waiting for them raises that error, and a reader
   arriving later fetches them itself (getting the real error again, or the bytes).
@@ -378,11 +379,13 @@ class HandlePrefetch:
 
         def fill(index: int, block: Block) -> None:
             # Blocks arrive in order, and the next one is always pending[0]: each is cached
-            # (and its waiters woken) as soon as it is in, not when the whole GET is.
+            # (and its waiters woken) as soon as it is in, not when the whole GET is. From then
+            # on the cache's budget holds it: its bytes leave the in-flight budget at once.
             nonlocal received
             key = pending.pop(0)
             self._cache.fill((key,), (block,))
             received += len(block)
+            self._prefetcher._release(len(block))
 
         try:
             with self._lock:
@@ -413,7 +416,7 @@ class HandlePrefetch:
             if failed or abandoned:
                 with self._lock:
                     self._unread.difference_update(key[2] for key in part.claimed)
-            self._prefetcher._release(part.reserved_bytes)
+            self._prefetcher._release(part.reserved_bytes - received)
             self._prefetcher._count_part_end(received=received, failed=failed, abandoned=abandoned)
 
 

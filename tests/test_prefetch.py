@@ -363,11 +363,13 @@ def test_prefetch_caches_each_block_of_a_part_as_it_arrives() -> None:
     data = pattern(32 * BS)
     executor = ManualExecutor()
     store = MidStreamStore()
-    _, cache, _, reader = make(data, executor, store=store)
+    _, cache, prefetcher, reader = make(data, executor, store=store)
     for offset in range(0, 5 * BS, BS):
         assert read_waiting(reader, cache, executor, offset, BS) == data[offset : offset + BS]
     etag = reader.meta.etag
     seen: list[tuple[bytes | None, bool, int]] = []
+
+    inflight: list[int] = []
 
     def mid_stream() -> None:
         first = cache.get(("a.bin", etag, 5))
@@ -378,6 +380,7 @@ def test_prefetch_caches_each_block_of_a_part_as_it_arrives() -> None:
                 cache.inflight_count,
             )
         )
+        inflight.append(prefetcher.stats().inflight_bytes)
 
     store.mid_stream = mid_stream
     executor.run_all()  # the queued part for blocks 5..8
@@ -385,6 +388,9 @@ def test_prefetch_caches_each_block_of_a_part_as_it_arrives() -> None:
     # would not have waited for the rest) and block 6 was still in flight.
     assert seen and seen[0][0] == data[5 * BS : 6 * BS]
     assert seen[0][1] is False and seen[0][2] >= 1
+    # The cached block left the in-flight budget at once: 3 of the part's 4 blocks were left.
+    assert inflight == [3 * BS]
+    assert prefetcher.stats().inflight_bytes == 0
     assert reader.read(6 * BS, 3 * BS) == data[6 * BS : 9 * BS]
 
 
