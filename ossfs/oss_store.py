@@ -33,9 +33,11 @@ from typing import Final, TypeVar
 
 import oss2
 import oss2.exceptions
+import oss2.http
 import oss2.xml_utils
 import requests.adapters
 import requests.exceptions
+import requests.structures
 import requests.utils
 import urllib3.exceptions
 from cachetools import LRUCache
@@ -485,6 +487,45 @@ class _StreamIterator(Iterator[bytes]):
             self._body.close()
 
 
+class _LeanSession(oss2.Session):  # type: ignore[misc]
+    """oss2's session, sending each signed request straight to the pooled transport.
+
+    ``requests.Session.request`` spends about a fifth of a small GET's CPU on machinery OSS does
+    not use: cookie jars, hooks, environment lookups, redirect handling (OSS answers errors, not
+    redirects, and a signed request must not be re-sent elsewhere). The headers on the wire are
+    the same: the session's defaults merged with oss2's, as requests merges them.
+    """
+
+    def do_request(self, req: oss2.http.Request, timeout: object) -> oss2.http.Response:
+        session = self.session
+        headers: requests.structures.CaseInsensitiveDict[str] = (
+            requests.structures.CaseInsensitiveDict(session.headers)
+        )
+        for name, value in req.headers.items():
+            if value is None:  # oss2's way of saying "not this default header"
+                headers.pop(name, None)
+            else:
+                headers[name] = value
+        prepared = requests.PreparedRequest()
+        try:
+            # PreparedRequest.prepare minus cookies, auth and hooks (none of them is used).
+            prepared.prepare_method(req.method)
+            prepared.prepare_url(req.url, req.params)
+            prepared.prepare_headers(headers)
+            prepared.prepare_body(req.data, None)
+            response = session.get_adapter(prepared.url).send(
+                prepared,
+                stream=True,
+                timeout=timeout,
+                verify=session.verify,
+                cert=session.cert,
+                proxies=req.proxies or {},
+            )
+        except requests.RequestException as exc:
+            raise oss2.exceptions.RequestError(exc) from exc
+        return oss2.http.Response(response)
+
+
 class OssStore:
     """`ossfs.store.ObjectStore` over oss2. Thread-safe: one Bucket and one Session are shared.
 
@@ -518,7 +559,7 @@ class OssStore:
         # handle that read a whole object checks it against this without an extra HEAD.
         self._announced_lock = threading.Lock()
         self._announced: LRUCache[tuple[str, str], int] = LRUCache(maxsize=_ANNOUNCED_CRCS)
-        self._session = oss2.Session(pool_size=config.pool_size, adapter=session_adapter)
+        self._session = _LeanSession(pool_size=config.pool_size, adapter=session_adapter)
         try:
             self._bucket = oss2.Bucket(
                 _make_auth(config),

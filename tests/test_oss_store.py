@@ -401,6 +401,18 @@ def test_oss_store_sends_separate_connect_and_read_timeouts() -> None:
     assert adapter.timeouts == [(3.0, 7.0)]
 
 
+def test_oss_store_request_headers_are_oss2s_merged_with_the_session_defaults() -> None:
+    store, adapter = make_store(lambda r: range_reply(DATA, r))
+    store.get_range("k", 0, 10, etag="6F5902AC237024BDD0C176CB93063DC4")
+    sent = adapter.requests[0]
+    assert sent.method == "GET" and str(sent.url).endswith("/k")
+    assert header(sent, "If-Match") == '"6F5902AC237024BDD0C176CB93063DC4"'
+    assert header(sent, "Range") == "bytes=0-9"
+    assert str(header(sent, "User-Agent")).startswith("aliyun-sdk-python")
+    assert header(sent, "Accept-Encoding") is None  # oss2 asks for no compression
+    assert header(sent, "Connection") == "keep-alive" and header(sent, "Cookie") is None
+
+
 def test_oss_store_reads_proxies_once_and_ignores_netrc(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
