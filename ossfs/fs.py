@@ -218,12 +218,17 @@ class Filesystem:
             raise ArchivedError(meta.key)
         if self._siblings is not None:
             self._siblings.on_open(node)
+        block_size = self._config.block_size_bytes
+        prefetcher = self._prefetcher
         reader = ObjectReader(
             self._store,
             self._cache,
             meta,
-            block_size_bytes=self._config.block_size_bytes,
-            read_ahead=self._prefetcher.attach if self._prefetcher is not None else None,
+            block_size_bytes=block_size,
+            # An object of one block has nothing to read ahead of its first read.
+            read_ahead=prefetcher.attach
+            if prefetcher is not None and meta.size > block_size
+            else None,
         )
         fh = next(self._next_fh)
         with self._lock:
