@@ -11,7 +11,8 @@ The policy, per directory (a *walk*, reset when the directory's cached listing i
 - Positions are indices in the directory's listing (name order, every kind of entry).
 - An open is *in order* when its position is within ``slack_files`` of the furthest position
   opened so far (either side: concurrent readers open slightly out of order), or inside what
-  read-ahead already covered. Any other open resets the walk: the window goes back to
+  read-ahead already covered, or of a file read-ahead fetched (a reader lagging behind the
+  others). Any other open resets the walk: the window goes back to
   ``initial_files`` and nothing is issued until opens are in order again. The first open of a
   walk never prefetches, so random opens fetch only what they read.
 - An in-order open makes sure the next ``window`` *small* files after the furthest position are
@@ -21,7 +22,8 @@ The policy, per directory (a *walk*, reset when the directory's cached listing i
   ``max_files`` each time an in-order open found its file not yet cached.
 - Limits: the bytes prefetched and not yet opened (in flight or cached) stay within
   ``max_unread_bytes``, and at most ``max_inflight_gets`` GETs are in flight; past either,
-  nothing more is issued now (later opens continue where issuing stopped).
+  nothing more is issued now (later opens continue where issuing stopped). The listings indexed
+  for walks hold at most 200,000 entries together: a larger directory gets no read-ahead.
 - Errors never become bytes: a failed GET caches nothing and *abandons* its claim, so a reader
   waiting for it fetches the block itself (and gets the real error, or the bytes). A changed
   object fails its If-Match GET (nothing cached), and every cache key carries the etag, so an
@@ -53,7 +55,9 @@ from ossfs.store import ObjectStore
 
 log = logging.getLogger(__name__)
 
-_WALKS = 256  # directories whose walk state is remembered (least recently opened forgotten)
+# Listing entries indexed by remembered walks, over all directories (least recently opened
+# forgotten first); a directory with more entries than this gets no read-ahead.
+_WALK_ENTRIES = 200_000
 _SCAN_FACTOR = 4  # listing entries scanned per window slot (skips large files, directories)
 
 ListedChildren = Callable[[str], Mapping[str, Node] | None]
@@ -159,7 +163,9 @@ class SiblingPrefetcher:
         # Prefetched files the cache would evict before they are opened are pure waste.
         self._max_unread = min(self._config.max_unread_bytes, cache.capacity_bytes // 4)
         self._lock = threading.Lock()
-        self._walks: LRUCache[str, _Walk] = LRUCache(maxsize=_WALKS)
+        self._walks: LRUCache[str, _Walk] = LRUCache(
+            maxsize=_WALK_ENTRIES, getsizeof=lambda walk: len(walk.order) + 1
+        )
         # Prefetched, not yet opened: block key -> bytes (insertion order = issue order).
         self._unread: dict[BlockKey, int] = {}
         self._unread_bytes = 0
@@ -188,6 +194,12 @@ class SiblingPrefetcher:
         children = self._listed_children(parent)
         if children is None:
             return
+        with self._lock:
+            walk = self._walks.get(parent)
+        fresh = None
+        if (walk is None or walk.children is not children) and len(children) < _WALK_ENTRIES:
+            # Indexing a large listing takes a while: not under the lock every open needs.
+            fresh = _Walk(children, self._config.initial_files)
         issue: list[tuple[BlockKey, int]] = []
         with self._lock:
             if self._closed:
@@ -199,12 +211,16 @@ class SiblingPrefetcher:
                 self._files_used += 1
             walk = self._walks.get(parent)
             if walk is None or walk.children is not children:
-                walk = _Walk(children, self._config.initial_files)
+                if fresh is None or fresh.children is not children:
+                    return  # too large to index (or replaced meanwhile): no read-ahead
+                walk = fresh
                 self._walks[parent] = walk
             pos = walk.index.get(node.name)
             if pos is None:
                 return
-            if not self._in_order_locked(walk, pos):
+            # A file this read-ahead fetched belongs to the walk even when its reader lags
+            # behind the others (concurrent readers of one directory): no reset for it.
+            if nbytes is None and not self._in_order_locked(walk, pos):
                 if walk.furthest >= 0:
                     self._walk_resets += 1
                 walk.furthest = pos

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from ossfs import sibling_prefetch
 from ossfs.block_cache import BlockCache
 from ossfs.errors import OssfsError, RemoteIOError, StaleError
 from ossfs.fs import Filesystem, FsConfig
@@ -294,3 +295,26 @@ def test_sibling_prefetch_counters_appear_in_the_stats_json_and_prometheus_text(
 class StoreStub:
     def stats(self) -> dict[str, int]:
         return {"requests": 0}
+
+
+def test_sibling_prefetch_directory_too_large_to_index_gets_no_read_ahead(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sibling_prefetch, "_WALK_ENTRIES", N_FILES)  # N_FILES entries: too many
+    m = make()
+    for i in range(5):
+        assert m.read_whole(f"/d/f{i:03d}") == content(i)
+    assert m.executor.submitted == 0
+
+
+def test_sibling_prefetch_a_lagging_reader_of_a_prefetched_file_does_not_reset_the_walk() -> None:
+    m = make(slack_files=2, max_files=8)
+    for i in (0, 1, 3, 4, 5, 6, 7, 8):  # the reader of f002 lags behind the others
+        assert m.read_whole(f"/d/f{i:03d}") == content(i)
+    assert m.read_whole("/d/f002") == content(2)  # prefetched long ago: still part of the walk
+    assert m.siblings.stats().walk_resets == 0
+    for i in range(9, 20):
+        assert m.read_whole(f"/d/f{i:03d}") == content(i)
+    assert m.siblings.stats().walk_resets == 0
+    gets = m.gets()
+    assert all(gets[f"d/f{i:03d}"] == 1 for i in range(20)) and set(gets.values()) == {1}
