@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import struct
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -103,6 +104,18 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     ) -> None:
         self.ctx = ctx
         super().__init__(address, handler)
+
+    def handle_error(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: object
+    ) -> None:
+        """A client that drops its connection is routine (a mount unmounting with idle
+        keep-alive connections, a reader closing early): one DEBUG line, not a traceback on
+        stderr. Anything else is still reported in full."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            log.debug("client %s went away: %r", client_address, exc)
+            return
+        super().handle_error(request, client_address)
 
 
 class BaseHandler(BaseHTTPRequestHandler):

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import http.client
 import os
+import socket
+import struct
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 from xml.etree import ElementTree as ET
 
 import oss2
@@ -269,3 +273,20 @@ def test_cli_bad_input_exits_2(tmp_path: Path, argv: list[str]) -> None:
     )
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.decode().strip().splitlines()) == 1
+
+
+def test_client_resetting_its_connection_prints_no_traceback(
+    emulator: EmulatorServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    host, port = urlsplit(emulator.endpoint).hostname, urlsplit(emulator.endpoint).port
+    assert host is not None and port is not None
+    for _ in range(5):
+        with socket.create_connection((host, port)) as sock:
+            # Close with RST while the server waits for the request line.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.sendall(b"GET / HTTP/1.1\r\n")
+    # The server still answers, and said nothing about the resets.
+    assert requests.get(emulator.endpoint, timeout=10).status_code in (200, 403)
+    time.sleep(0.5)  # the handler threads finish after the resets
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "ConnectionResetError" not in captured.err
