@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -80,6 +81,16 @@ class _CountingLRU(LRUCache[BlockKey, Block]):
         if self.pool is not None and self.pool.give(block):
             return key, b""  # the buffer may be refilled at once: hand out no reference to it
         return key, block
+
+    def demote(self, key: BlockKey) -> bool:
+        """Make ``key`` the next to be evicted; False if it was not cached."""
+        if key not in self:
+            return False
+        order = getattr(self, "_LRUCache__order", None)  # cachetools' recency order
+        if isinstance(order, OrderedDict):
+            order.move_to_end(key, last=False)
+            return True
+        return self.drop(key)  # a cachetools without it: free the block now instead
 
     def drop(self, key: BlockKey) -> bool:
         """Remove ``key`` (offering its block to the pool); False if it was not cached."""
@@ -312,14 +323,15 @@ class BlockCache:
             for k in doomed:
                 self._lru.drop(k)
 
-    def discard(self, keys: Sequence[BlockKey]) -> int:
-        """Drop these blocks if cached (not in-flight fetches); returns how many were dropped.
+    def demote(self, keys: Sequence[BlockKey]) -> int:
+        """Make these blocks (those cached) the first to be evicted; returns how many.
 
-        For blocks whose reader is done with them (read-ahead drop-behind): their buffers go
-        back to the pool, and the cache's room to blocks still wanted.
+        For blocks whose reader is done with them (read-ahead behind a sequential reader): they
+        stay while the cache has room (a re-read the kernel's page cache no longer holds finds
+        them), but a long sequential read cannot push out blocks other readers still use.
         """
         with self._lock:
-            return sum(self._lru.drop(key) for key in keys)
+            return sum(self._lru.demote(key) for key in keys)
 
     # -- accounting -------------------------------------------------------------------------------
     @property

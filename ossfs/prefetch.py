@@ -63,7 +63,8 @@ class PrefetchConfig:
     read-ahead bytes in flight over all handles of the mount. ``sequential_slack_bytes``: how
     far after the end of the furthest read a read may start and still count as sequential;
     ``reorder_bytes``: how far before it (at least ``sequential_slack_bytes``).
-    ``drop_behind``: drop blocks a handle's read-ahead fetched once its reader is past them.
+    ``drop_behind``: make blocks a handle's read-ahead fetched the cache's first to evict once
+    its reader is past them.
     """
 
     part_size_bytes: int = 8 << 20
@@ -351,11 +352,12 @@ class HandlePrefetch:
         return done
 
     def _drop(self, indices: list[int]) -> None:
-        """Drop-behind: a sequential reader does not come back (the kernel's page cache serves
-        a re-read), so its blocks give their memory back now instead of waiting for eviction.
-        Not while another handle has the version open: it may be reading behind this one."""
+        """Drop-behind: a sequential reader rarely comes back (the kernel's page cache serves
+        most re-reads), so its blocks become the cache's first to evict: a long read cannot
+        push out what others use, and evicted buffers are reused for the next blocks. Not
+        while another handle has the version open: it may be reading behind this one."""
         if self._prefetcher._sole_handle(self._key, self._etag):
-            self._cache.discard([(self._key, self._etag, index) for index in indices])
+            self._cache.demote([(self._key, self._etag, index) for index in indices])
 
     def _issue(self, part: _Part) -> None:
         """Claim the part's blocks (those neither cached nor in flight) and submit its GETs."""

@@ -64,10 +64,20 @@ def test_cache_gives_evicted_and_dropped_blocks_back_unless_in_use() -> None:
     del a, b
     cache.put(("k", "e", 2), c)  # evicts block 0: nobody holds it, so it goes back
     assert pool.free_bytes == SIZE
-    assert cache.discard([("k", "e", 1), ("k", "e", 9)]) == 1  # block 1: dropped, still held
-    assert pool.free_bytes == SIZE
+    cache.put(("k", "e", 3), pool.take(SIZE))  # evicts block 1: still held, not taken back
+    assert pool.free_bytes == 0
     assert held.tobytes() == bytes(SIZE)  # the holder's bytes were not reused under it
     del c
     cache.discard_object("k", "e")
     assert pool.free_bytes == 2 * SIZE
     assert cache.used_bytes == 0
+
+
+def test_cache_evicts_demoted_blocks_first() -> None:
+    cache = BlockCache(3 * SIZE)
+    for index in range(3):
+        cache.put(("k", "e", index), bytes(SIZE))
+    assert cache.demote([("k", "e", 2), ("k", "e", 7)]) == 1  # 7 is not cached
+    cache.put(("k", "e", 3), bytes(SIZE))
+    cached = [i for i in range(4) if cache.contains(("k", "e", i))]
+    assert cached == [0, 1, 3]  # the demoted block went first, not the least recently used
