@@ -26,14 +26,15 @@ from dataclasses import dataclass
 from cachetools import LRUCache
 
 from ossfs.buffers import BufferPool
+from ossfs.store import Piece
 
 log = logging.getLogger(__name__)
 
 BlockKey = tuple[str, str, int]
 """``(object key, etag, block index)``: the etag makes every object version a separate key space."""
 
-Block = bytes | bytearray
-"""A block's bytes. A bytearray is the buffer the network read filled (no copy was made); once
+Block = bytes | Piece
+"""A block's bytes. A `Piece` is the buffer the network read filled (no copy was made); once
 given to the cache it is never modified."""
 
 FetchRun = Callable[[Sequence[BlockKey]], Sequence[Block]]
@@ -322,6 +323,12 @@ class BlockCache:
             doomed = [k for k in self._lru if k[0] == object_key and k[1] == etag]
             for k in doomed:
                 self._lru.drop(k)
+
+    def discard(self, keys: Sequence[BlockKey]) -> int:
+        """Drop these blocks if cached (not in-flight fetches); returns how many were dropped.
+        Their buffers go back to the pool."""
+        with self._lock:
+            return sum(self._lru.drop(key) for key in keys)
 
     def demote(self, keys: Sequence[BlockKey]) -> int:
         """Make these blocks (those cached) the first to be evicted; returns how many.

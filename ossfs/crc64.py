@@ -8,6 +8,7 @@ about 100x slower still: `require_fast_crc` fails loudly when neither fast path 
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable, Iterator
 from typing import Final
 
@@ -18,11 +19,14 @@ _MASK: Final = 0xFFFFFFFFFFFFFFFF
 # Reflected polynomial, used by the GF(2) matrix combine below.
 _REV_POLY: Final = 0xC96C5795D7870F42
 
-_crc_fun: Callable[[bytes | bytearray | memoryview, int], int]
+Buffer = bytes | bytearray | memoryview | mmap.mmap
+"""Anything with the bytes buffer protocol that the CRC engines take."""
+
+_crc_fun: Callable[[Buffer, int], int]
 try:
     from fastcrc import crc64 as _fastcrc64
 
-    def _fast(data: bytes | bytearray | memoryview, crc: int) -> int:
+    def _fast(data: Buffer, crc: int) -> int:
         return int(_fastcrc64.xz(data, crc))
 
     _crc_fun = _fast
@@ -56,7 +60,7 @@ def require_fast_crc() -> None:
         )
 
 
-def crc64(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
+def crc64(data: Buffer, crc: int = 0) -> int:
     """CRC-64/XZ of ``data``, continuing from ``crc`` (the CRC of the bytes before it)."""
     return _crc_fun(data, crc)
 

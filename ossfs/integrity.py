@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from functools import lru_cache
 
-from ossfs.crc64 import crc64, crc64_combine, shift_operator, shift_with
+from ossfs.crc64 import Buffer, crc64, crc64_combine, shift_operator, shift_with
 
 
 @lru_cache(maxsize=8)
@@ -54,7 +54,7 @@ class WholeObjectCrc:
         """True if block ``index`` has not been added yet (cheap; no lock needed for a hint)."""
         return index >= self._next and index not in self._pending
 
-    def add(self, index: int, data: bytes | bytearray | memoryview) -> None:
+    def add(self, index: int, data: Buffer) -> None:
         """Add block ``index`` (its exact bytes); repeated indices are ignored."""
         if not 0 <= index < self._blocks:
             raise ValueError(f"block {index} is outside an object of {self._blocks} blocks")

@@ -54,7 +54,7 @@ from ossfs.errors import (
     UsageError,
 )
 from ossfs.retry import DEFAULT_RETRY_POLICY, Retrier, RetriesExhaustedError, RetryPolicy
-from ossfs.store import ListPage, ObjectMeta
+from ossfs.store import ListPage, ObjectMeta, Piece
 
 __all__ = [
     "OssConfig",
@@ -709,12 +709,12 @@ class OssStore:
             raise ValueError(f"bad range [{start}, {end})")
         if start == end:
             return b""
-        pieces: list[bytearray] = []
+        pieces: list[Piece] = []
         if not self._read_pieces(
             key, start, end, etag=etag, piece_bytes=end - start, on_piece=pieces.append
         ):
             return b""
-        return bytes(pieces[0])
+        return bytes(memoryview(pieces[0]))
 
     def read_range(
         self,
@@ -724,7 +724,7 @@ class OssStore:
         *,
         etag: str | None,
         piece_bytes: int,
-        on_piece: Callable[[bytearray], None],
+        on_piece: Callable[[Piece], None],
     ) -> None:
         """`ossfs.store.ObjectStore.read_range`: one ranged GET read straight into pieces.
 
@@ -751,13 +751,13 @@ class OssStore:
         *,
         etag: str | None,
         piece_bytes: int,
-        on_piece: Callable[[bytearray], None],
+        on_piece: Callable[[Piece], None],
     ) -> bool:
         """The ranged GET of `get_range` and `read_range`; False if ``start`` is at or past
         the object's end (a 416 confirmed by a HEAD)."""
         pinned: list[str | None] = [etag]  # the version every resumed request must match
         pos = start  # the next byte to receive
-        piece = bytearray()  # the piece being filled; ``filled`` bytes of it are in
+        piece: Piece = bytearray()  # the piece being filled; ``filled`` bytes of it are in
         filled = 0
 
         def attempt() -> None:

@@ -64,7 +64,7 @@ class PrefetchConfig:
     far after the end of the furthest read a read may start and still count as sequential;
     ``reorder_bytes``: how far before it (at least ``sequential_slack_bytes``).
     ``drop_behind``: make blocks a handle's read-ahead fetched the cache's first to evict once
-    its reader is past them.
+    its reader is past them (drop them, for an object larger than the cache).
     """
 
     part_size_bytes: int = 8 << 20
@@ -245,6 +245,10 @@ class HandlePrefetch:
         self._issued_until = 0  # block index: read-ahead of this stream covers [.., issued_until)
         self._unread: set[int] = set()  # blocks read-ahead covered that this handle has not read
         self._drop_behind = config.drop_behind
+        # An LRU cannot keep an object larger than itself for a sequential re-read (the re-read
+        # evicts the tail before it gets there): its passed blocks are dropped at once, which
+        # also lets their buffers be reused while they are still warm in the CPU caches.
+        self._drop_passed = meta.size > reader.cache.capacity_bytes
         self._mine: set[int] = set()  # blocks this handle's read-ahead fetched, not yet dropped
 
     @property
@@ -353,11 +357,16 @@ class HandlePrefetch:
 
     def _drop(self, indices: list[int]) -> None:
         """Drop-behind: a sequential reader rarely comes back (the kernel's page cache serves
-        most re-reads), so its blocks become the cache's first to evict: a long read cannot
-        push out what others use, and evicted buffers are reused for the next blocks. Not
-        while another handle has the version open: it may be reading behind this one."""
+        most re-reads), so its blocks become the cache's first to evict (dropped at once if the
+        object is larger than the cache): a long read cannot push out what others use, and
+        evicted buffers are reused for the next blocks. Not while another handle has the
+        version open: it may be reading behind this one."""
         if self._prefetcher._sole_handle(self._key, self._etag):
-            self._cache.demote([(self._key, self._etag, index) for index in indices])
+            keys = [(self._key, self._etag, index) for index in indices]
+            if self._drop_passed:
+                self._cache.discard(keys)
+            else:
+                self._cache.demote(keys)
 
     def _issue(self, part: _Part) -> None:
         """Claim the part's blocks (those neither cached nor in flight) and submit its GETs."""

@@ -14,6 +14,7 @@ blocks are served (`ossfs.integrity`).
 from __future__ import annotations
 
 import logging
+import mmap
 import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -21,7 +22,7 @@ from typing import Protocol
 from ossfs.block_cache import Block, BlockCache, BlockKey
 from ossfs.errors import IntegrityError
 from ossfs.integrity import WholeObjectCrc
-from ossfs.store import ObjectMeta, ObjectStore
+from ossfs.store import ObjectMeta, ObjectStore, Piece
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,8 @@ class ObjectReader:
                 self._add_to_check(whole, first, block)
             base = first * block_size
             if offset == base and end - base == len(block):
-                return block
+                # A mapping is handed out as a view: bytes-like, and it keeps the buffer alive.
+                return memoryview(block) if isinstance(block, mmap.mmap) else block
             return memoryview(block)[offset - base : end - base]
 
         if read_ahead is not None:
@@ -252,7 +254,7 @@ class ObjectReader:
         log.debug("fetch %s blocks %d..%d bytes [%d, %d)", self._key, first, last, start, end)
         blocks: list[Block] = []
 
-        def take(piece: bytearray) -> None:
+        def take(piece: Piece) -> None:
             index = first + len(blocks)
             lo = index * block_size
             want = min(lo + block_size, end) - lo

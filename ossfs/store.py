@@ -6,11 +6,16 @@ it with fakes. Ranges are half-open ``[start, end)`` everywhere.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 ARCHIVE_CLASSES = frozenset({"Archive", "ColdArchive", "DeepColdArchive"})
+
+Piece = bytearray | mmap.mmap
+"""A writable buffer a ranged GET was read into: a bytearray, or an anonymous mapping (what
+`ossfs.buffers` hands out for whole blocks). Use ``memoryview(piece)`` for bytes-like access."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +87,7 @@ class ObjectStore(Protocol):
         *,
         etag: str | None,
         piece_bytes: int,
-        on_piece: Callable[[bytearray], None],
+        on_piece: Callable[[Piece], None],
     ) -> None:
         """Exactly the bytes ``[start, end)`` of ``key`` (``start < end``), as consecutive
         pieces of ``piece_bytes`` (the last may be shorter), each handed to ``on_piece`` whole,

@@ -454,6 +454,19 @@ def test_prefetch_demotes_blocks_its_sequential_reader_is_done_with() -> None:
     assert sorted(order[:30]) == list(range(2, 32)) and order[30:] == [0, 1]
 
 
+def test_prefetch_drops_passed_blocks_of_an_object_larger_than_the_cache() -> None:
+    data = pattern(64 * BS)
+    _, cache, _, reader = make(data, InlineExecutor(), capacity=32 * BS)
+    for offset in range(0, len(data), BS):
+        assert reader.read(offset, BS) == data[offset : offset + BS]
+        # Read-ahead's blocks more than reorder_bytes (2 blocks) behind the reader are gone at
+        # once; blocks 0 and 1 were the reader's own fetches.
+        behind = offset // BS + 1 - 2
+        assert all(i < 2 or i >= behind for i in cached_blocks(cache, reader, 64))
+    reader.close()
+    assert cached_blocks(cache, reader, 64) == [0, 1]
+
+
 def test_prefetch_keeps_lru_order_while_another_handle_reads_the_same_version() -> None:
     data = pattern(32 * BS)
     store, cache, prefetcher, reader = make(data, InlineExecutor(), capacity=32 * BS)
