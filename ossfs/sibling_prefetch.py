@@ -51,7 +51,7 @@ from ossfs.block_cache import BlockCache, BlockKey
 from ossfs.errors import IntegrityError
 from ossfs.names import parent_path
 from ossfs.namespace import Node, NodeKind
-from ossfs.store import ObjectStore
+from ossfs.store import ObjectStore, Piece
 
 log = logging.getLogger(__name__)
 
@@ -361,10 +361,15 @@ class SiblingPrefetcher:
     def _fetch(self, key: BlockKey, size: int) -> None:
         """Worker: one whole-object GET pinned to the listed etag, settled into the cache."""
         object_key, etag, _ = key
+        pieces: list[Piece] = []
         try:
-            body = self._store.get_range(object_key, 0, size, etag=etag)
-            if len(body) != size:
-                raise IntegrityError(f"{object_key}: got {len(body)} bytes, expected {size}")
+            # One piece of the whole size: the body lands in its own buffer, no copy.
+            self._store.read_range(
+                object_key, 0, size, etag=etag, piece_bytes=size, on_piece=pieces.append
+            )
+            if len(pieces) != 1 or len(pieces[0]) != size:
+                got = sum(len(piece) for piece in pieces)
+                raise IntegrityError(f"{object_key}: got {got} bytes, expected {size}")
         except BaseException as exc:
             # The reader that opens it fetches for itself and meets the real error (or bytes).
             self._cache.abandon([key])
@@ -378,7 +383,7 @@ class SiblingPrefetcher:
             if not isinstance(exc, Exception):
                 raise
             return
-        self._cache.fill([key], [body])
+        self._cache.fill([key], [pieces[0]])
         with self._lock:
             self._fetching.discard(key)
             self._files_prefetched += 1

@@ -19,7 +19,6 @@ import os
 import re
 import shlex
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -30,7 +29,8 @@ import pytest
 
 from ossfs.emulator import EmulatorServer
 from ossfs.umount import is_mounted
-from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
+from tests.support import BUCKET
+from tests.test_reliability_support import run_ossfs
 
 DOC: Final = Path(__file__).resolve().parent.parent / "SEMANTICS.md"
 _BLOCK_RE: Final = re.compile(r"^```console test\n(.*?)^```$", re.MULTILINE | re.DOTALL)
@@ -202,23 +202,6 @@ def _strip_blank_tail(lines: list[str] | tuple[str, ...]) -> list[str]:
     return out
 
 
-def _ossfs(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "OSS_ACCESS_KEY_ID": ACCESS_KEY_ID,
-        "OSS_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET,
-        "NO_PROXY": "127.0.0.1,localhost",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "ossfs", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
-
-
 @pytest.mark.mount
 @needs_fuse
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.name for e in EXAMPLES])
@@ -228,7 +211,7 @@ def test_semantics_example(emulator: EmulatorServer, tmp_path: Path, example: Ex
         _apply(emulator, steps.pop(0).action)
     mp = tmp_path / "mnt"
     mp.mkdir()
-    mounted = _ossfs(
+    mounted = run_ossfs(
         "mount", f"oss://{BUCKET}", str(mp), "--endpoint", emulator.endpoint, *example.mount_options
     )
     assert mounted.returncode == 0, mounted.stderr
@@ -244,6 +227,6 @@ def test_semantics_example(emulator: EmulatorServer, tmp_path: Path, example: Ex
         shell.close()
         deadline = time.monotonic() + 30
         while is_mounted(mp) and time.monotonic() < deadline:
-            if _ossfs("umount", str(mp)).returncode != 0:
+            if run_ossfs("umount", str(mp)).returncode != 0:
                 time.sleep(0.2)
         assert not is_mounted(mp)
