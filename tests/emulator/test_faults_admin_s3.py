@@ -22,7 +22,7 @@ import requests
 from ossfs.crc64 import crc64
 from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer, Faults, FaultSettings
 from ossfs.emulator.faults import FaultPlan
-from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
+from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, settled_entries
 
 DATA = os.urandom(300_000)
 
@@ -117,6 +117,7 @@ def test_admin_api_faults_and_stats(oss_bucket: oss2.Bucket, emulator: EmulatorS
     assert requests.put(f"{base}/faults", json={"error_rate": 7}, timeout=5).status_code == 400
     requests.delete(f"{base}/faults", timeout=5)
     assert oss_bucket.get_object("k").read() == b"x"
+    settled_entries(emulator, 2, "GetObject")
     stats = requests.get(f"{base}/stats", timeout=5).json()
     assert stats["counts"]["GetObject"] == 2
     assert stats["faults"] == {"error": 1}

@@ -23,6 +23,7 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from ossfs.emulator import EmulatorConfig, EmulatorServer
+from tests.support import settled_entries
 
 BUCKET = "bench"
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -75,14 +76,6 @@ def _http(
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
     finally:
         conn.close()
-
-
-def _settled_entries(server: EmulatorServer, count: int) -> list[tuple[str, int]]:
-    """The log once it holds ``count`` entries: a handler records after it has answered."""
-    deadline = time.monotonic() + 10
-    while len(server.log.entries()) < count and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return [(e.op, e.status) for e in server.log.entries()]
 
 
 def _code(body: bytes) -> str | None:
@@ -199,7 +192,7 @@ def test_errors_are_logged_under_their_operation(s3_emulator: EmulatorServer) ->
     _http(s3_emulator, "DELETE", "/bench/small.txt")
     _http(s3_emulator, "GET", "/bench?versions")
     # Each request is logged after its answer, on its own connection's thread: compare as sets.
-    assert sorted(_settled_entries(s3_emulator, 5)) == sorted(
+    assert sorted((e.op, e.status) for e in settled_entries(s3_emulator, 5)) == sorted(
         [
             ("S3:HeadObject", 404),
             ("S3:GetObject", 404),
