@@ -10,19 +10,20 @@ oss2/requests failure into an `ossfs.errors` class, and cheap thread-safe reques
 It deliberately does not cache, prefetch, verify CRCs of bodies (the layers above combine block
 CRCs), restore archived objects, or write anything.
 
-Timeouts: oss2 passes its ``connect_timeout`` argument unchanged to ``requests`` as ``timeout=``
-(``oss2.http.Session.do_request``), so a ``(connect_s, read_s)`` tuple gives requests' separate
-connect and per-socket-read timeouts.
+Transport: oss2 builds and signs every request and parses every answer; `ossfs.oss_http`
+carries them (oss2's session interface, `_TransportSession`). oss2 passes its
+``connect_timeout`` argument unchanged to the session as ``timeout=``, so a
+``(connect_s, read_s)`` tuple gives separate connect and per-socket-read timeouts.
 """
 
 from __future__ import annotations
 
-import builtins
 import email.utils
 import http.client
 import logging
 import os
 import re
+import ssl
 import threading
 import time
 import urllib.parse
@@ -31,15 +32,12 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final, TypeVar
 
+import certifi
 import oss2
 import oss2.exceptions
 import oss2.http
 import oss2.xml_utils
-import requests.adapters
-import requests.exceptions
-import requests.structures
 import requests.utils
-import urllib3.exceptions
 from cachetools import LRUCache
 
 from ossfs.buffers import BufferPool
@@ -53,6 +51,7 @@ from ossfs.errors import (
     StaleError,
     UsageError,
 )
+from ossfs.oss_http import HttpRequest, HttpResponse, PooledTransport, Timeouts, Transport
 from ossfs.retry import DEFAULT_RETRY_POLICY, Retrier, RetriesExhaustedError, RetryPolicy
 from ossfs.store import ListPage, ObjectMeta, Piece
 
@@ -81,16 +80,12 @@ _AUTH_CODES: Final = frozenset(
 )
 _TRANSIENT_CODES: Final = frozenset({"SlowDown", "RequestTimeout", "ServiceUnavailable"})
 # Errors raised while a body is read or a connection is made; a new request may well succeed.
+# (Before a response arrives, the session wraps them in oss2's RequestError.)
 _TRANSIENT_IO_ERRORS: Final[tuple[type[BaseException], ...]] = (
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ConnectionError,
-    requests.exceptions.Timeout,
-    urllib3.exceptions.ProtocolError,
-    urllib3.exceptions.TimeoutError,
-    builtins.ConnectionError,
-    builtins.TimeoutError,
-    # Bodies are read from http.client directly (`_Body.readinto`): its own errors surface.
-    http.client.IncompleteRead,
+    ConnectionError,
+    TimeoutError,
+    ssl.SSLError,
+    http.client.HTTPException,  # IncompleteRead: a body shorter than its Content-Length
 )
 
 
@@ -380,48 +375,21 @@ class _Counters:
 
 
 class _Body:
-    """The unread body of a GET, read in pieces; owns (and closes) the response."""
+    """The unread body of a GET (oss2's result wraps the transport's `HttpResponse`)."""
 
     def __init__(self, result: object) -> None:
-        self._result = result
-        # oss2's read(amt) builds a new requests/urllib3 generator per call; with identity
-        # encoding (oss2 asks for it) and no CRC adapter (enable_crc=False) the urllib3 response
-        # underneath gives the same bytes with one call per piece.
-        raw = getattr(getattr(getattr(result, "resp", None), "response", None), "raw", None)
-        self._raw = raw if callable(getattr(raw, "read", None)) else None
-        # Under urllib3 sits the http.client response (or, in tests, a file object), whose
-        # readinto fills the caller's buffer straight from the socket: urllib3's own readinto
-        # would read into a new bytes object and copy it.
-        fp = getattr(raw, "_fp", None)
-        self._fp = fp if callable(getattr(fp, "readinto", None)) else None
+        self._response: HttpResponse = result.resp  # type: ignore[attr-defined]
 
     def read(self, amt: int) -> bytes:
-        if self._raw is not None:
-            return bytes(self._raw.read(amt))
-        data = self._result.read(amt)  # type: ignore[attr-defined]
-        return bytes(data)
+        return self._response.read(amt)
 
     def readinto(self, view: memoryview) -> int:
-        """Fill the start of ``view`` with the next bytes; 0 at the end of the body."""
-        if self._fp is not None:
-            return int(self._fp.readinto(view))
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-    def finished(self) -> None:
-        """The whole body was read: hand the connection back to the pool for the next request
-        (reads that bypass urllib3 do not tell it, and closing would drop the connection)."""
-        if self._fp is not None and self._raw is not None:
-            release = getattr(self._raw, "release_conn", None)
-            if callable(release):
-                release()
+        """Fill the start of ``view`` with the next bytes; 0 at the end of the body. The
+        connection goes back to the pool as soon as the last byte has been read."""
+        return self._response.readinto(view)
 
     def close(self) -> None:
-        try:
-            self._result.close()  # type: ignore[attr-defined]
-        except Exception:  # closing must never mask the real outcome
-            log.debug("closing a response body failed", exc_info=True)
+        self._response.close()
 
 
 class _StreamIterator(Iterator[bytes]):
@@ -487,43 +455,38 @@ class _StreamIterator(Iterator[bytes]):
             self._body.close()
 
 
-class _LeanSession(oss2.Session):  # type: ignore[misc]
-    """oss2's session, sending each signed request straight to the pooled transport.
+class _TransportSession(oss2.Session):  # type: ignore[misc]
+    """oss2's session interface over an `ossfs.oss_http.Transport`.
 
-    ``requests.Session.request`` spends about a fifth of a small GET's CPU on machinery OSS does
-    not use: cookie jars, hooks, environment lookups, redirect handling (OSS answers errors, not
-    redirects, and a signed request must not be re-sent elsewhere). The headers on the wire are
-    the same: the session's defaults merged with oss2's, as requests merges them.
+    oss2 builds and signs the request (its ``None`` header values mean "do not send this
+    default"); the query is encoded from oss2's params as requests would encode it (an empty
+    value as ``name=``, None dropped), so what is signed is what is sent. A request that got no
+    answer raises oss2's RequestError, as oss2's own session does.
     """
 
-    def do_request(self, req: oss2.http.Request, timeout: object) -> oss2.http.Response:
-        session = self.session
-        headers: requests.structures.CaseInsensitiveDict[str] = (
-            requests.structures.CaseInsensitiveDict(session.headers)
-        )
-        for name, value in req.headers.items():
-            if value is None:  # oss2's way of saying "not this default header"
-                headers.pop(name, None)
-            else:
-                headers[name] = value
-        prepared = requests.PreparedRequest()
+    def __init__(self, transport: Transport) -> None:  # no requests.Session underneath
+        self.transport = transport
+
+    def do_request(self, req: oss2.http.Request, timeout: object) -> HttpResponse:
+        headers = {name: value for name, value in req.headers.items() if value is not None}
+        url = str(req.url)
+        if req.params:
+            pairs = [(k, v) for k, v in req.params.items() if v is not None]
+            url += ("&" if "?" in url else "?") + urllib.parse.urlencode(pairs)
+        body = req.data or b""
+        if not isinstance(body, bytes):
+            raise TypeError("only in-memory request bodies are sent")
         try:
-            # PreparedRequest.prepare minus cookies, auth and hooks (none of them is used).
-            prepared.prepare_method(req.method)
-            prepared.prepare_url(req.url, req.params)
-            prepared.prepare_headers(headers)
-            prepared.prepare_body(req.data, None)
-            response = session.get_adapter(prepared.url).send(
-                prepared,
-                stream=True,
-                timeout=timeout,
-                verify=session.verify,
-                cert=session.cert,
-                proxies=req.proxies or {},
-            )
-        except requests.RequestException as exc:
+            request = HttpRequest(req.method, url, headers, body)
+            return self.transport.send(request, _timeouts(timeout))
+        except (OSError, http.client.HTTPException) as exc:
             raise oss2.exceptions.RequestError(exc) from exc
-        return oss2.http.Response(response)
+
+
+def _timeouts(timeout: object) -> Timeouts:
+    if isinstance(timeout, tuple):
+        return float(timeout[0]), float(timeout[1])
+    return float(timeout), float(timeout)  # type: ignore[arg-type]
 
 
 class OssStore:
@@ -540,16 +503,17 @@ class OssStore:
         *,
         retrier: Retrier | None = None,
         proxies: Mapping[str, str] | None = None,
-        session_adapter: requests.adapters.BaseAdapter | None = None,
+        transport: Transport | None = None,
         buffers: BufferPool | None = None,
     ) -> None:
-        """Build the auth, session and bucket; no request is sent (see `probe`).
+        """Build the auth, transport and bucket; no request is sent (see `probe`).
 
         ``retrier`` overrides the one built from ``config.retry`` (tests inject fake time);
-        ``proxies`` is handed to oss2 (tests use it to reach a virtual-hosted endpoint);
-        ``session_adapter`` replaces the pooled HTTP transport (tests script responses with it);
+        ``proxies`` (URL scheme -> ``http://`` proxy) replaces the proxies of the environment
+        (``HTTP_PROXY``, ``HTTPS_PROXY``, ``NO_PROXY``), which are otherwise read once, here;
+        ``transport`` replaces the pooled HTTP transport (tests script responses with it);
         ``buffers``: where `read_range` takes the buffers it reads bodies into.
-        Raises `UsageError` for an endpoint or bucket name oss2 rejects.
+        Raises `UsageError` for an endpoint, bucket name or proxy that cannot be used.
         """
         self.config = config
         self._retrier = retrier if retrier is not None else Retrier(config.retry)
@@ -559,41 +523,33 @@ class OssStore:
         # handle that read a whole object checks it against this without an extra HEAD.
         self._announced_lock = threading.Lock()
         self._announced: LRUCache[tuple[str, str], int] = LRUCache(maxsize=_ANNOUNCED_CRCS)
-        self._session = _LeanSession(pool_size=config.pool_size, adapter=session_adapter)
         try:
             self._bucket = oss2.Bucket(
                 _make_auth(config),
                 config.endpoint,
                 config.bucket,
-                session=self._session,
-                # A tuple reaches requests unchanged: separate connect and read timeouts.
+                # A tuple reaches the session unchanged: separate connect and read timeouts.
                 connect_timeout=(config.connect_timeout_s, config.read_timeout_s),
                 # oss2 would CRC every ranged body for nothing; the layers above check CRCs.
                 enable_crc=False,
                 region=config.region,
-                proxies=dict(proxies) if proxies is not None else None,
             )
         except oss2.exceptions.ClientError as exc:
             raise UsageError(
                 f"invalid OSS endpoint {config.endpoint!r} or bucket {config.bucket!r}: {exc.body}"
             ) from exc
-        # requests would read the environment (proxy variables, ~/.netrc, CA bundle variables)
-        # again for every request: about a tenth of a small GET's CPU. Read it once here. (A
-        # ~/.netrc entry for the host would even replace the OSS signature with basic auth.)
-        session = self._session.session
-        if proxies is None:
-            url = self._bucket._make_url(config.bucket, "")
-            self._bucket.proxies = requests.utils.get_environ_proxies(url) or None
-        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        if ca_bundle:
-            session.verify = ca_bundle
-        session.trust_env = False
+        if transport is None:
+            transport = _default_transport(
+                config, self._bucket._make_url(config.bucket, ""), proxies
+            )
+        self._transport = transport
+        self._bucket.session = _TransportSession(transport)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the pooled connections. The store must not be used afterwards."""
-        self._session.session.close()
+        self._transport.close()
 
     def __enter__(self) -> OssStore:
         return self
@@ -792,7 +748,6 @@ class OssStore:
                     self._counters.add("bytes_fetched", got)
                     if filled == len(piece):
                         on_piece(piece)
-                body.finished()
             finally:
                 body.close()
 
@@ -1020,6 +975,25 @@ def _list_page_from_result(prefix: str, result: object) -> ListPage:
         if not next_token:
             raise _MalformedResponseError(f"list {prefix!r}: truncated page without a next token")
     return ListPage(objects=objects, prefixes=prefixes, next_token=next_token)
+
+
+def _default_transport(
+    config: OssConfig, bucket_url: str, proxies: Mapping[str, str] | None
+) -> PooledTransport:
+    """The pooled transport, with the proxies and CA bundle of the environment (read once).
+
+    The CA bundle is ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` if set, else certifi's (as
+    requests, and so oss2, would use).
+    """
+    if proxies is None:
+        proxies = requests.utils.get_environ_proxies(bucket_url)
+    ca_bundle = (
+        os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
+    )
+    try:
+        return PooledTransport(pool_size=config.pool_size, proxies=proxies, ca_bundle=ca_bundle)
+    except ValueError as exc:
+        raise UsageError(f"{exc} (from HTTP_PROXY/HTTPS_PROXY, or unset them)") from exc
 
 
 def _make_auth(config: OssConfig) -> object:

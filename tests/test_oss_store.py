@@ -1,13 +1,15 @@
 """Tests of `ossfs.oss_store`.
 
-Unit tests drive the real oss2 code path through a scripted requests transport adapter (no
-network): they check what goes on the wire (headers, ranges, signatures) and how every answer
+Unit tests drive the real oss2 code path through a scripted transport (no network): they
+check what goes on the wire (headers, ranges, signatures) and how every answer
 is checked, retried and translated. Integration tests against the local emulator follow.
 """
 
 from __future__ import annotations
 
+import http.client
 import io
+import ssl
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -15,10 +17,6 @@ from pathlib import Path
 
 import oss2.exceptions
 import pytest
-import requests
-import requests.adapters
-import urllib3
-from requests.structures import CaseInsensitiveDict
 
 from ossfs.crc64 import crc64
 from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer
@@ -31,6 +29,7 @@ from ossfs.errors import (
     StaleError,
     UsageError,
 )
+from ossfs.oss_http import Headers, HttpRequest, HttpResponse, Timeouts
 from ossfs.oss_store import (
     OssConfig,
     OssStore,
@@ -65,60 +64,43 @@ class Reply:
     body_sent: int | None = None
 
 
-Handler = Callable[[requests.PreparedRequest], "Reply | Exception"]
+Handler = Callable[[HttpRequest], "Reply | Exception"]
 
 
-class ScriptedAdapter(requests.adapters.BaseAdapter):
-    """A requests transport that answers from a handler and records requests and timeouts."""
+class ScriptedTransport:
+    """A transport that answers from a handler and records requests and timeouts."""
 
     def __init__(self, handler: Handler) -> None:
-        super().__init__()
         self.handler = handler
-        self.requests: list[requests.PreparedRequest] = []
-        self.timeouts: list[object] = []
+        self.requests: list[HttpRequest] = []
+        self.timeouts: list[Timeouts] = []
+        self.released: list[bool] = []
         self._lock = threading.Lock()
 
-    def send(  # noqa: PLR0917 (requests' adapter signature)
-        self,
-        request: requests.PreparedRequest,
-        stream: bool = False,
-        timeout: object = None,
-        verify: object = True,
-        cert: object = None,
-        proxies: object = None,
-    ) -> requests.Response:
+    def send(self, request: HttpRequest, timeouts: Timeouts) -> HttpResponse:
         with self._lock:
             self.requests.append(request)
-            self.timeouts.append(timeout)
+            self.timeouts.append(timeouts)
         reply = self.handler(request)
         if isinstance(reply, Exception):
             raise reply
         headers = {"x-oss-request-id": "REQ123", **reply.headers}
         headers.setdefault("Content-Length", str(len(reply.body)))
         sent = reply.body if reply.body_sent is None else reply.body[: reply.body_sent]
-        raw = urllib3.HTTPResponse(
-            body=io.BytesIO(sent),
-            headers=headers,
-            status=reply.status,
-            preload_content=False,
-            enforce_content_length=True,
-            request_method=request.method,
-            decode_content=False,
+        return HttpResponse(
+            reply.status,
+            Headers((k.lower(), v) for k, v in headers.items()),
+            io.BytesIO(sent),
+            has_body=request.method != "HEAD",
+            release=self.released.append,
         )
-        response = requests.Response()
-        response.status_code = reply.status
-        response.headers = CaseInsensitiveDict(headers)
-        response.raw = raw
-        response.request = request
-        response.url = str(request.url)
-        return response
 
     def close(self) -> None:
         pass
 
 
-def header(request: requests.PreparedRequest, name: str) -> str | None:
-    return request.headers.get(name)
+def header(request: HttpRequest, name: str) -> str | None:
+    return {k.lower(): v for k, v in request.headers.items()}.get(name.lower())
 
 
 def object_headers(size: int = len(DATA), **extra: str) -> dict[str, str]:
@@ -142,7 +124,7 @@ def error_reply(status: int, code: str, message: str = "msg") -> Reply:
     return Reply(status, {"Content-Type": "application/xml"}, body)
 
 
-def range_reply(data: bytes, request: requests.PreparedRequest, **extra: str) -> Reply:
+def range_reply(data: bytes, request: HttpRequest, **extra: str) -> Reply:
     """Serve a standard-behaviour ``bytes=S-E`` / ``bytes=S-`` request from ``data``."""
     rng = header(request, "range")
     if rng is None:
@@ -179,8 +161,8 @@ def make_store(
     security_token: str | None = None,
     connect_timeout_s: float = 10.0,
     read_timeout_s: float = 30.0,
-) -> tuple[OssStore, ScriptedAdapter]:
-    adapter = ScriptedAdapter(handler)
+) -> tuple[OssStore, ScriptedTransport]:
+    adapter = ScriptedTransport(handler)
     fake = fake or FakeTime()
     policy = policy or RetryPolicy(max_attempts=4, base_delay_s=0.01, max_delay_s=0.1)
     cfg = OssConfig(
@@ -194,7 +176,7 @@ def make_store(
         read_timeout_s=read_timeout_s,
     )
     retrier = Retrier(policy, sleep=fake.sleep, clock=fake.clock, rand=lambda: 0.5)
-    return OssStore(cfg, retrier=retrier, session_adapter=adapter), adapter
+    return OssStore(cfg, retrier=retrier, transport=adapter), adapter
 
 
 # -- pure helpers ---------------------------------------------------------------------------------
@@ -333,7 +315,7 @@ def test_translate_error_says_clock_is_off_for_skew() -> None:
 
 
 def test_translate_error_unwraps_exhausted_retries() -> None:
-    last = oss2.exceptions.RequestError(requests.exceptions.ConnectionError("refused"))
+    last = oss2.exceptions.RequestError(ConnectionRefusedError("refused"))
     wrapped = RetriesExhaustedError("get", last, attempts=4, elapsed_s=1.5)
     err = translate_error(wrapped, op="get", key="k", bucket=BUCKET, endpoint=ENDPOINT)
     assert type(err) is RemoteIOError
@@ -347,10 +329,11 @@ def test_translate_error_unwraps_exhausted_retries() -> None:
         (server_error(oss2.exceptions.ServerError, 500, "InternalError"), True),
         (server_error(oss2.exceptions.ServerError, 503, "SlowDown"), True),
         (server_error(oss2.exceptions.ServerError, 429, "TooManyRequests"), True),
-        (oss2.exceptions.RequestError(requests.exceptions.ConnectTimeout("t")), True),
-        (requests.exceptions.ChunkedEncodingError("cut"), True),
-        (requests.exceptions.ConnectionError("reset"), True),
-        (requests.exceptions.ReadTimeout("slow"), True),
+        (oss2.exceptions.RequestError(TimeoutError("t")), True),
+        (http.client.IncompleteRead(b"", 5), True),
+        (ConnectionResetError("reset"), True),
+        (TimeoutError("slow"), True),
+        (ssl.SSLError("bad record mac"), True),
         (server_error(oss2.exceptions.NoSuchKey, 404, "NoSuchKey"), False),
         (server_error(oss2.exceptions.PreconditionFailed, 412, "PreconditionFailed"), False),
         (server_error(oss2.exceptions.AccessDenied, 403, "AccessDenied"), False),
@@ -401,7 +384,7 @@ def test_oss_store_sends_separate_connect_and_read_timeouts() -> None:
     assert adapter.timeouts == [(3.0, 7.0)]
 
 
-def test_oss_store_request_headers_are_oss2s_merged_with_the_session_defaults() -> None:
+def test_oss_store_sends_oss2s_headers_and_nothing_of_its_own() -> None:
     store, adapter = make_store(lambda r: range_reply(DATA, r))
     store.get_range("k", 0, 10, etag="6F5902AC237024BDD0C176CB93063DC4")
     sent = adapter.requests[0]
@@ -409,38 +392,57 @@ def test_oss_store_request_headers_are_oss2s_merged_with_the_session_defaults() 
     assert header(sent, "If-Match") == '"6F5902AC237024BDD0C176CB93063DC4"'
     assert header(sent, "Range") == "bytes=0-9"
     assert str(header(sent, "User-Agent")).startswith("aliyun-sdk-python")
-    assert header(sent, "Accept-Encoding") is None  # oss2 asks for no compression
-    assert header(sent, "Connection") == "keep-alive" and header(sent, "Cookie") is None
+    # oss2's None means "do not send"; http.client then asks for identity encoding itself.
+    assert header(sent, "Accept-Encoding") is None
+    assert header(sent, "Cookie") is None and sent.body == b""
+    assert set(adapter.released) == {True}  # the body was read to its end: connection kept
 
 
-def test_oss_store_reads_proxies_once_and_ignores_netrc(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """The environment is read when the store is built, not per request; a ~/.netrc entry for
-    the host must not replace the OSS signature with basic auth."""
-    (tmp_path / ".netrc").write_text("machine 127.0.0.1 login user password secret\n")
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
-    proxies: list[object] = []
+def test_oss_store_encodes_oss2s_params_as_signed() -> None:
+    """An empty param value goes out as ``name=`` and the signature covers it (V1)."""
 
-    def handler(request: requests.PreparedRequest) -> Reply:
-        return range_reply(DATA, request)
+    def handler(request: HttpRequest) -> Reply:
+        return Reply(200, {**object_headers(), "x-oss-symlink-target": "t%20x"})
 
     store, adapter = make_store(handler)
-    original = adapter.send
+    assert store.symlink_target("link") == "t x"
+    assert str(adapter.requests[0].url).endswith("/link?symlink=")
 
-    def send(request: requests.PreparedRequest, **kwargs: object) -> requests.Response:
-        proxies.append(kwargs.get("proxies"))
-        return original(request, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(adapter, "send", send)
-    monkeypatch.setenv("HTTP_PROXY", "http://changed.invalid:1")  # too late: read at build time
-    assert store.get_range("k", 0, 10) == DATA[:10]
-    assert str(header(adapter.requests[0], "Authorization")).startswith("OSS AKID:")
-    assert proxies and isinstance(proxies[0], dict)
-    assert proxies[0].get("http") == "http://proxy.invalid:3128"
+def test_oss_store_reads_proxies_once_through_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    """HTTP_PROXY is read when the store is built (not per request) and used: the endpoint's
+    name does not resolve, only the proxy (the emulator, which takes absolute-URI requests)
+    can answer. A ~/.netrc entry for the host must not replace the OSS signature."""
+    emulator.put_object(SUPPORT_BUCKET, "p.txt", b"through the proxy")
+    port = emulator.endpoint.rsplit(":", 1)[1]
+    (tmp_path / ".netrc").write_text("machine oss-test.invalid login user password secret\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("HTTP_PROXY", emulator.endpoint)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    config = OssConfig(
+        endpoint=f"http://oss-test.invalid:{port}",
+        bucket=SUPPORT_BUCKET,
+        access_key_id=ACCESS_KEY_ID,
+        access_key_secret=ACCESS_KEY_SECRET,
+    )
+    with OssStore(config) as store:
+        monkeypatch.setenv("HTTP_PROXY", "http://changed.invalid:1")  # too late
+        assert store.get_range("p.txt", 0, 7) == b"through"
+        assert store.head("p.txt").size == 17
+    with OssStore(config, proxies={}) as direct, pytest.raises(RemoteIOError):
+        direct.get_range("p.txt", 0, 7)  # no proxy: the name does not resolve
+
+
+def test_oss_store_rejects_unusable_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://user:pw@proxy.invalid:1080")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with pytest.raises(UsageError) as info:
+        OssStore(OssConfig(endpoint="https://oss-cn-hangzhou.aliyuncs.com", bucket=BUCKET))
+    assert "http://host:port" in str(info.value) and "pw" not in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -463,8 +465,8 @@ def test_oss_store_signs_with_configured_auth(
 
 
 def test_oss_store_anonymous_sends_no_authorization() -> None:
-    adapter = ScriptedAdapter(lambda r: range_reply(DATA, r))
-    store = OssStore(OssConfig(endpoint=ENDPOINT, bucket=BUCKET), session_adapter=adapter)
+    adapter = ScriptedTransport(lambda r: range_reply(DATA, r))
+    store = OssStore(OssConfig(endpoint=ENDPOINT, bucket=BUCKET), transport=adapter)
     assert store.get_range("k", 0, 10) == DATA[:10]
     assert header(adapter.requests[0], "authorization") is None
 
@@ -508,7 +510,7 @@ def test_get_range_resumes_broken_body_with_pinned_etag() -> None:
     big = bytes(range(251)) * (3 * piece // 251 + 1)  # three MiB and a bit
     calls: list[int] = []
 
-    def handler(request: requests.PreparedRequest) -> Reply:
+    def handler(request: HttpRequest) -> Reply:
         reply = range_reply(big, request)
         calls.append(1)
         if len(calls) == 1:
@@ -532,7 +534,7 @@ def test_get_range_resumes_broken_body_with_pinned_etag() -> None:
 def test_get_range_retries_server_errors_then_succeeds() -> None:
     replies = iter([error_reply(503, "SlowDown"), error_reply(500, "InternalError")])
 
-    def handler(request: requests.PreparedRequest) -> Reply:
+    def handler(request: HttpRequest) -> Reply:
         return next(replies, None) or range_reply(DATA, request)
 
     fake = FakeTime()
@@ -546,9 +548,7 @@ def test_get_range_retries_server_errors_then_succeeds() -> None:
 def test_get_range_connection_refused_gives_remote_io_error_within_budget() -> None:
     fake = FakeTime()
     policy = RetryPolicy(max_attempts=100, base_delay_s=0.5, max_delay_s=1.0, total_budget_s=3.0)
-    store, _ = make_store(
-        lambda r: requests.exceptions.ConnectionError("refused"), policy=policy, fake=fake
-    )
+    store, _ = make_store(lambda r: ConnectionRefusedError("refused"), policy=policy, fake=fake)
     with pytest.raises(RemoteIOError) as info:
         store.get_range("k", 0, 10)
     assert type(info.value) is RemoteIOError
@@ -582,7 +582,7 @@ def test_get_range_maps_errors_without_retrying(
 
 
 def test_get_range_416_at_end_of_object_is_eof() -> None:
-    def handler(request: requests.PreparedRequest) -> Reply:
+    def handler(request: HttpRequest) -> Reply:
         if request.method == "HEAD":
             return Reply(200, {**object_headers(), "Content-Length": str(len(DATA))}, b"")
         return range_reply(DATA, request)
@@ -593,7 +593,7 @@ def test_get_range_416_at_end_of_object_is_eof() -> None:
 
 
 def test_get_range_416_inside_object_is_integrity_error() -> None:
-    def handler(request: requests.PreparedRequest) -> Reply:
+    def handler(request: HttpRequest) -> Reply:
         if request.method == "HEAD":
             return Reply(200, {**object_headers(), "Content-Length": "5000"}, b"")
         return error_reply(416, "InvalidRange")
@@ -604,7 +604,7 @@ def test_get_range_416_inside_object_is_integrity_error() -> None:
 
 
 def test_head_builds_object_meta_from_headers() -> None:
-    def handler(request: requests.PreparedRequest) -> Reply:
+    def handler(request: HttpRequest) -> Reply:
         assert request.method == "HEAD"
         hdrs = object_headers()
         hdrs.update({"Content-Length": "1024", "x-oss-meta-Owner": "me"})
@@ -683,13 +683,13 @@ def test_probe_no_such_bucket_is_not_found_naming_bucket() -> None:
 
 def test_probe_unreachable_endpoint_is_remote_io_error() -> None:
     policy = RetryPolicy(max_attempts=2, base_delay_s=0.01, max_delay_s=0.01)
-    store, _ = make_store(lambda r: requests.exceptions.ConnectionError("refused"), policy=policy)
+    store, _ = make_store(lambda r: ConnectionRefusedError("refused"), policy=policy)
     with pytest.raises(RemoteIOError, match=r"127\.0\.0\.1:9"):
         store.probe()
 
 
 def test_symlink_target_reads_header() -> None:
-    def handler(request: requests.PreparedRequest) -> Reply:
+    def handler(request: HttpRequest) -> Reply:
         assert "symlink" in str(request.url)
         return Reply(200, {"x-oss-symlink-target": "dir%2Ftarget%20x", "ETag": '"E"'}, b"")
 
@@ -720,7 +720,7 @@ def test_stream_from_offset_uses_open_range_and_total_size() -> None:
 
 
 def test_stream_at_end_of_object_is_empty() -> None:
-    def handler(request: requests.PreparedRequest) -> Reply:
+    def handler(request: HttpRequest) -> Reply:
         if request.method == "HEAD":
             return Reply(200, {**object_headers(), "Content-Length": str(len(DATA))}, b"")
         return range_reply(DATA, request)
@@ -732,7 +732,7 @@ def test_stream_at_end_of_object_is_empty() -> None:
 
 
 def test_stream_broken_body_raises_remote_io_error_mid_stream() -> None:
-    def handler(request: requests.PreparedRequest) -> Reply:
+    def handler(request: HttpRequest) -> Reply:
         reply = range_reply(DATA, request)
         reply.body_sent = 500
         return reply
