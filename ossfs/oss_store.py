@@ -375,10 +375,10 @@ class _Counters:
 
 
 class _Body:
-    """The unread body of a GET (oss2's result wraps the transport's `HttpResponse`)."""
+    """The unread body of a GET."""
 
-    def __init__(self, result: object) -> None:
-        self._response: HttpResponse = result.resp  # type: ignore[attr-defined]
+    def __init__(self, response: HttpResponse) -> None:
+        self._response = response
 
     def read(self, amt: int) -> bytes:
         return self._response.read(amt)
@@ -543,7 +543,8 @@ class OssStore:
                 config, self._bucket._make_url(config.bucket, ""), proxies
             )
         self._transport = transport
-        self._bucket.session = _TransportSession(transport)
+        self._session = _TransportSession(transport)
+        self._bucket.session = self._session
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -718,19 +719,17 @@ class OssStore:
 
         def attempt() -> None:
             nonlocal pos, piece, filled
-            headers = _read_headers(pinned[0])
             first = pos
-            result = self._request(
-                "get",
-                key,
-                f"{first}-{end}",
-                # Half-open [first, end) becomes oss2's inclusive byte_range (first, end - 1)
-                # here, the only place a range is converted.
-                lambda: self._bucket.get_object(key, byte_range=(first, end - 1), headers=headers),
+            headers = _read_headers(pinned[0])
+            # Half-open [first, end) becomes HTTP's inclusive byte range here, the only place
+            # a range is converted.
+            headers["Range"] = f"bytes={first}-{end - 1}"
+            response = self._request(
+                "get", key, f"{first}-{end}", lambda: self._get_object(key, headers)
             )
-            body = _Body(result)
+            body = _Body(response)
             try:
-                self._check_ranged_response(key, result, first, end, pinned)
+                self._check_ranged_response(key, response, first, end, pinned)
                 while pos < end:
                     if filled == len(piece):
                         size = min(piece_bytes, end - pos)
@@ -762,18 +761,12 @@ class OssStore:
         return True
 
     def _check_ranged_response(
-        self, key: str, result: object, pos: int, end: int, pinned: list[str | None]
+        self, key: str, response: HttpResponse, pos: int, end: int, pinned: list[str | None]
     ) -> None:
         """Status, Content-Range, ETag (pinning the first one seen) and Content-Length of a
         ranged GET for ``[pos, end)``; remembers the whole-object CRC the response announced."""
-        response_headers = _lower_headers(result.headers)  # type: ignore[attr-defined]
-        check_content_range(
-            key,
-            int(result.status),  # type: ignore[attr-defined]
-            response_headers.get("content-range"),
-            pos,
-            end,
-        )
+        response_headers = response.headers
+        check_content_range(key, response.status, response_headers.get("content-range"), pos, end)
         got_etag = response_headers.get("etag", "").strip().strip('"')
         if pinned[0] is None:
             pinned[0] = got_etag or None
@@ -808,16 +801,11 @@ class OssStore:
         if chunk_bytes < 1:
             raise ValueError(f"chunk_bytes must be >= 1, got {chunk_bytes}")
         headers = _read_headers(etag)
-        # (start, None) is oss2's open-ended "bytes=start-"; start 0 sends no Range at all.
-        byte_range = (start, None) if start > 0 else None
+        if start > 0:  # open-ended; from 0, no Range at all (the answer is a plain 200)
+            headers["Range"] = f"bytes={start}-"
 
-        def attempt() -> object:
-            return self._request(
-                "get",
-                key,
-                f"{start}-",
-                lambda: self._bucket.get_object(key, byte_range=byte_range, headers=headers),
-            )
+        def attempt() -> HttpResponse:
+            return self._request("get", key, f"{start}-", lambda: self._get_object(key, headers))
 
         try:
             result = self._retrier.call("stream", attempt, is_transient)
@@ -833,8 +821,8 @@ class OssStore:
 
         body = _Body(result)
         try:
-            response_headers = _lower_headers(result.headers)  # type: ignore[attr-defined]
-            status = int(result.status)  # type: ignore[attr-defined]
+            response_headers = result.headers
+            status = result.status
             if start > 0:
                 total = check_content_range(
                     key, status, response_headers.get("content-range"), start, None
@@ -903,6 +891,31 @@ class OssStore:
             (time.perf_counter() - t0) * 1000,
         )
         return result
+
+    def _get_object(self, key: str, headers: dict[str, str]) -> HttpResponse:
+        """GetObject as oss2's ``Bucket.get_object`` sends it (oss2's URL, signature and error
+        parsing), answered with the transport's response itself: oss2's result classes parse
+        a dozen headers nobody here reads. Raises oss2's exceptions, as oss2 would."""
+        if not key:
+            raise oss2.exceptions.ClientError("key should not be null or empty.")
+        bucket = self._bucket
+        request = oss2.http.Request(
+            "GET",
+            bucket._make_url(bucket.bucket_name, key),
+            headers=headers,
+            app_name=bucket.app_name,
+            region=bucket.region,
+            product=bucket.product,
+            cloudbox_id=bucket.cloudbox_id,
+        )
+        bucket.auth._sign_request(request, bucket.bucket_name, key)
+        response = self._session.do_request(request, bucket.timeout)
+        if response.status // 100 != 2:
+            try:
+                raise oss2.exceptions.make_exception(response)
+            finally:
+                response.close()
+        return response
 
     def _invalid_range(
         self, key: str, start: int, pos: int, etag: str | None, exc: BaseException
