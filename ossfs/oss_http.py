@@ -1,4 +1,4 @@
-"""The HTTP transport under oss2: requests over pooled keep-alive ``http.client`` connections.
+"""The HTTP transport under oss2: requests over pooled keep-alive connections.
 
 Responsibility: carry one already-signed request to the endpoint (directly, or through an
 ``http://`` proxy: absolute-URI requests for ``http`` endpoints, a CONNECT tunnel for ``https``)
@@ -7,13 +7,13 @@ TLS verified against a CA bundle, connections kept for the next request once a b
 read to its end, and one immediate resend when a kept connection turns out to have been closed
 by the server before it answered. Bodies are read straight into the caller's buffer
 (`HttpResponse.readinto`), and a body shorter than its ``Content-Length`` is an
-``http.client.IncompleteRead``.
+``http.client.IncompleteRead``. The wire format is `ossfs.http_wire`'s.
 
 It deliberately does not build, sign or interpret requests (oss2 does), retry failures (the
 store's retrier does), follow redirects (a signed request must not be re-sent elsewhere), or
 decode content encodings (OSS is asked for identity). Compared with requests + urllib3 it
-spends about a third of the CPU per small GET: no cookie jars, hooks, environment lookups,
-adapters or per-read generators.
+spends about a quarter of the CPU per small GET: no cookie jars, hooks, environment lookups,
+adapters, per-read generators or ``email``-based header parsing.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ import threading
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Protocol, overload
+from typing import Final, Protocol
+
+from ossfs.http_wire import Connection, Endpoint, Headers, ReadableBody, request_head
 
 __all__ = [
     "Headers",
@@ -42,35 +44,11 @@ _CHUNK: Final = 8192
 # sent or answered: nothing was processed, so sending it again on a new connection is safe.
 _STALE_ERRORS: Final = (
     http.client.RemoteDisconnected,
-    http.client.BadStatusLine,
     BrokenPipeError,
     ConnectionResetError,
     ConnectionAbortedError,
 )
 _RESENDABLE_METHODS: Final = frozenset({"GET", "HEAD"})
-
-
-class Headers(dict[str, str]):
-    """Response headers by lower-case name; ``[]``, ``get`` and ``in`` ignore case.
-
-    One value per name (a repeated header keeps its last value; OSS repeats none of the ones
-    read here).
-    """
-
-    __slots__ = ()
-
-    def __getitem__(self, name: str) -> str:
-        return super().__getitem__(name.lower())
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and super().__contains__(name.lower())
-
-    @overload  # type: ignore[override]
-    def get(self, name: str) -> str | None: ...
-    @overload
-    def get(self, name: str, default: str) -> str: ...
-    def get(self, name: str, default: str | None = None) -> str | None:
-        return super().get(name.lower(), default)
 
 
 @dataclass(slots=True)
@@ -89,10 +67,6 @@ class HttpRequest:
         return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
-class _Body(Protocol):
-    def readinto(self, buffer: memoryview, /) -> int: ...
-
-
 class HttpResponse:
     """One answer: ``status``, ``headers`` and the body, read once, in order.
 
@@ -107,7 +81,7 @@ class HttpResponse:
         self,
         status: int,
         headers: Headers,
-        body: _Body,
+        body: ReadableBody,
         *,
         has_body: bool = True,
         release: Callable[[bool], None] | None = None,
@@ -196,25 +170,8 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class _Route:
-    """How to reach one endpoint: where to connect, and what to put in the request line."""
-
-    scheme: str
-    host: str
-    port: int
-    proxy: tuple[str, int] | None
-    proxy_headers: tuple[tuple[str, str], ...]
-
-    @property
-    def absolute_target(self) -> bool:
-        # An http:// endpoint behind a proxy: the proxy reads the absolute URI. https goes
-        # through a CONNECT tunnel and sees only the origin-form target.
-        return self.proxy is not None and self.scheme == "http"
-
-
 class PooledTransport:
-    """`Transport` over keep-alive ``http.client`` connections, kept per endpoint.
+    """`Transport` over keep-alive `ossfs.http_wire` connections, kept per endpoint.
 
     Any number of requests may be in flight; up to ``pool_size`` idle connections are kept per
     endpoint (more are closed when their body ends). ``proxies`` maps a URL scheme
@@ -238,37 +195,40 @@ class PooledTransport:
         self._ca_bundle = ca_bundle
         self._ssl: ssl.SSLContext | None = None
         self._lock = threading.Lock()
-        self._idle: dict[_Route, list[http.client.HTTPConnection]] = {}
-        self._routes: dict[tuple[str, str], _Route] = {}
+        self._idle: dict[Endpoint, list[Connection]] = {}
+        self._endpoints: dict[tuple[str, str], Endpoint] = {}
         self._closed = False
 
     # -- Transport --------------------------------------------------------------------------------
 
     def send(self, request: HttpRequest, timeouts: Timeouts) -> HttpResponse:
-        route, target = self._route(request.url)
-        conn, reused = self._take(route, timeouts)
+        endpoint, target = self._endpoint(request.url)
+        data = request_head(
+            request.method, target, endpoint, request.headers.items(), len(request.body)
+        )
+        data += request.body
+        conn, reused = self._take(endpoint, timeouts)
         try:
-            response = self._exchange(conn, route, target, request, timeouts)
+            status, headers, body, keep_alive = conn.exchange(data, request.method)
         except _STALE_ERRORS:
             conn.close()
             if not reused or request.method not in _RESENDABLE_METHODS:
                 raise
-            conn = self._connect(route, timeouts)
+            conn = self._connect(endpoint, timeouts)
             try:
-                response = self._exchange(conn, route, target, request, timeouts)
+                status, headers, body, keep_alive = conn.exchange(data, request.method)
             except BaseException:
                 conn.close()
                 raise
         except BaseException:
             conn.close()
             raise
-        headers = Headers((name.lower(), value) for name, value in response.getheaders())
         return HttpResponse(
-            response.status,
+            status,
             headers,
-            response,
-            has_body=request.method != "HEAD" and response.status not in (204, 304),
-            release=lambda reusable: self._give_back(route, conn, response, reusable),
+            body,
+            has_body=request.method != "HEAD" and status not in (204, 304),
+            release=lambda reusable: self._give_back(endpoint, conn, reusable and keep_alive),
         )
 
     def close(self) -> None:
@@ -282,34 +242,18 @@ class PooledTransport:
 
     # -- internals --------------------------------------------------------------------------------
 
-    def _exchange(
-        self,
-        conn: http.client.HTTPConnection,
-        route: _Route,
-        target: str,
-        request: HttpRequest,
-        timeouts: Timeouts,
-    ) -> http.client.HTTPResponse:
-        if conn.sock is None:
-            self._open(conn, timeouts)
-        headers = request.headers
-        if route.absolute_target and route.proxy_headers:
-            headers = {**headers, **dict(route.proxy_headers)}
-        conn.request(request.method, target, body=request.body or None, headers=headers)
-        return conn.getresponse()
-
-    def _route(self, url: str) -> tuple[_Route, str]:
-        """The route to ``url``'s endpoint and the request target to send."""
+    def _endpoint(self, url: str) -> tuple[Endpoint, str]:
+        """The endpoint of ``url`` and the request target to send it."""
         scheme, netloc, path, query, _ = urllib.parse.urlsplit(url)
-        route = self._routes.get((scheme, netloc))
-        if route is None:
-            route = self._new_route(scheme, netloc)
+        endpoint = self._endpoints.get((scheme, netloc))
+        if endpoint is None:
+            endpoint = self._new_endpoint(scheme, netloc)
         target = (path or "/") + (f"?{query}" if query else "")
-        if route.absolute_target:
+        if endpoint.absolute_target:
             target = f"{scheme}://{netloc}{target}"
-        return route, target
+        return endpoint, target
 
-    def _new_route(self, scheme: str, netloc: str) -> _Route:
+    def _new_endpoint(self, scheme: str, netloc: str) -> Endpoint:
         if scheme not in ("http", "https"):
             raise ValueError(f"unsupported URL scheme {scheme!r}: use http or https")
         parts = urllib.parse.urlsplit(f"//{netloc}")
@@ -318,45 +262,28 @@ class PooledTransport:
         port = parts.port or (443 if scheme == "https" else 80)
         proxy_url = self._proxies.get(scheme) or self._proxies.get("all")
         proxy, proxy_headers = _parse_proxy(scheme, proxy_url) if proxy_url else (None, ())
-        route = _Route(scheme, parts.hostname, port, proxy, proxy_headers)
+        endpoint = Endpoint(scheme, parts.hostname, port, proxy, proxy_headers)
         with self._lock:
-            self._routes[(scheme, netloc)] = route
-        return route
+            self._endpoints[(scheme, netloc)] = endpoint
+        return endpoint
 
-    def _take(self, route: _Route, timeouts: Timeouts) -> tuple[http.client.HTTPConnection, bool]:
-        """An idle connection to ``route`` (and True), or a new unopened one (and False)."""
+    def _take(self, endpoint: Endpoint, timeouts: Timeouts) -> tuple[Connection, bool]:
+        """An idle connection to ``endpoint`` (and True), or a new one (and False)."""
         with self._lock:
-            idle = self._idle.get(route)
-            if idle:
-                conn = idle.pop()
-                reused = True
-            else:
-                conn = None
-                reused = False
+            idle = self._idle.get(endpoint)
+            conn = idle.pop() if idle else None
         if conn is None:
-            return self._connect(route, timeouts), False
-        if conn.sock is not None:
-            conn.sock.settimeout(timeouts[1])
-        return conn, reused
+            return self._connect(endpoint, timeouts), False
+        conn.set_read_timeout(timeouts[1])
+        return conn, True
 
-    def _connect(self, route: _Route, timeouts: Timeouts) -> http.client.HTTPConnection:
-        host, port = route.proxy or (route.host, route.port)
-        conn: http.client.HTTPConnection
-        if route.scheme == "https":
-            conn = http.client.HTTPSConnection(
-                host, port, timeout=timeouts[0], context=self._ssl_context()
-            )
-            if route.proxy is not None:
-                conn.set_tunnel(route.host, route.port, headers=dict(route.proxy_headers))
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=timeouts[0])
-        return conn
-
-    def _open(self, conn: http.client.HTTPConnection, timeouts: Timeouts) -> None:
-        """Connect within the connect timeout, then give every read the read timeout."""
-        conn.timeout = timeouts[0]
-        conn.connect()
-        conn.sock.settimeout(timeouts[1])
+    def _connect(self, endpoint: Endpoint, timeouts: Timeouts) -> Connection:
+        return Connection(
+            endpoint,
+            connect_timeout_s=timeouts[0],
+            read_timeout_s=timeouts[1],
+            ssl_context=self._ssl_context,
+        )
 
     def _ssl_context(self) -> ssl.SSLContext:
         with self._lock:
@@ -364,18 +291,11 @@ class PooledTransport:
                 self._ssl = ssl.create_default_context(cafile=self._ca_bundle)
             return self._ssl
 
-    def _give_back(
-        self,
-        route: _Route,
-        conn: http.client.HTTPConnection,
-        response: http.client.HTTPResponse,
-        reusable: bool,
-    ) -> None:
-        if reusable and not response.will_close:
-            response.close()  # the body is read: this frees the connection for a new request
+    def _give_back(self, endpoint: Endpoint, conn: Connection, reusable: bool) -> None:
+        if reusable:
             with self._lock:
                 if not self._closed:
-                    idle = self._idle.setdefault(route, [])
+                    idle = self._idle.setdefault(endpoint, [])
                     if len(idle) < self._pool_size:
                         idle.append(conn)
                         return

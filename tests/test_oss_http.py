@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import http.client
+import io
+import ipaddress
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,7 +16,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from ossfs.oss_http import Headers, HttpRequest, PooledTransport
+from ossfs.http_wire import Headers, read_answer_head
+from ossfs.oss_http import HttpRequest, PooledTransport
 
 TIMEOUTS = (2.0, 2.0)
 
@@ -32,16 +37,23 @@ def ok(body: bytes = b"hello") -> Answer:
 
 @dataclass
 class Server:
-    """A socket server answering each request line with ``script(request_head)``."""
+    """A socket server answering each request head with ``script(request_head)``.
+
+    ``tls``: speak TLS from the start; ``tunnel_tls``: answer CONNECT with 200 and speak TLS
+    inside the tunnel (a proxy and its destination in one).
+    """
 
     script: Callable[[bytes], Answer | None]
+    tls: ssl.SSLContext | None = None
+    tunnel_tls: ssl.SSLContext | None = None
     sock: socket.socket = field(default_factory=socket.socket)
     connections: int = 0
     heads: list[bytes] = field(default_factory=list)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.sock.getsockname()[1]}"
 
     def start(self) -> None:
         self.sock.bind(("127.0.0.1", 0))
@@ -58,34 +70,49 @@ class Server:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
-        with conn:
-            buffered = b""
-            while True:
-                while b"\r\n\r\n" not in buffered:
-                    try:
-                        chunk = conn.recv(65536)
-                    except ConnectionResetError:  # the client dropped an unread body
-                        return
-                    if not chunk:
-                        return
-                    buffered += chunk
-                head, buffered = buffered.split(b"\r\n\r\n", 1)
-                self.heads.append(head)
-                answer = self.script(head)
-                if answer is None:  # never answer: the client's read timeout must fire
-                    time.sleep(5)
+        try:
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            self._answer(conn)
+        except (ConnectionResetError, ssl.SSLError):  # the client hung up or refused TLS
+            pass
+        finally:
+            conn.close()
+
+    def _answer(self, conn: socket.socket) -> None:
+        buffered = b""
+        while True:
+            while b"\r\n\r\n" not in buffered:
+                chunk = conn.recv(65536)
+                if not chunk:
                     return
-                conn.sendall(answer.raw)
-                if answer.close:
-                    return
+                buffered += chunk
+            head, buffered = buffered.split(b"\r\n\r\n", 1)
+            self.heads.append(head)
+            if head.startswith(b"CONNECT ") and self.tunnel_tls is not None:
+                conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                conn = self.tunnel_tls.wrap_socket(conn, server_side=True)
+                continue
+            answer = self.script(head)
+            if answer is None:  # never answer: the client's read timeout must fire
+                time.sleep(5)
+                return
+            conn.sendall(answer.raw)
+            if answer.close:
+                return
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[Callable[[bytes], Answer | None]], Server]]:
+def serve() -> Iterator[Callable[..., Server]]:
     servers: list[Server] = []
 
-    def start(script: Callable[[bytes], Answer | None]) -> Server:
-        server = Server(script)
+    def start(
+        script: Callable[[bytes], Answer | None],
+        *,
+        tls: ssl.SSLContext | None = None,
+        tunnel_tls: ssl.SSLContext | None = None,
+    ) -> Server:
+        server = Server(script, tls=tls, tunnel_tls=tunnel_tls)
         server.start()
         servers.append(server)
         return server
@@ -237,3 +264,167 @@ def test_headers_ignore_case() -> None:
     assert headers["ETag"] == '"x"' and headers.get("Content-Length") == "5"
     assert "ETAG" in headers and "x-oss-meta" not in headers
     assert headers.get("missing") is None
+
+
+# -- TLS and tunnels ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, str]:
+    """A server context with a self-signed certificate for 127.0.0.1, and that certificate's
+    PEM file (the CA bundle a client must be given to trust it)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    directory = tmp_path_factory.mktemp("tls")
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return context, str(cert_file)
+
+
+def test_transport_https_verifies_against_the_ca_bundle(
+    serve: Callable[..., Server], certificate: tuple[ssl.SSLContext, str]
+) -> None:
+    context, ca_bundle = certificate
+    server = serve(lambda head: ok(b"secret"), tls=context)
+    transport = PooledTransport(pool_size=2, ca_bundle=ca_bundle)
+    assert [get(transport, f"{server.url}/t") for _ in range(2)] == [b"secret"] * 2
+    assert server.connections == 1
+    untrusting = PooledTransport(pool_size=2)  # the system's CAs: the certificate is unknown
+    with pytest.raises(ssl.SSLCertVerificationError):
+        get(untrusting, f"{server.url}/t")
+
+
+def test_transport_https_through_a_connect_tunnel(
+    serve: Callable[..., Server], certificate: tuple[ssl.SSLContext, str]
+) -> None:
+    context, ca_bundle = certificate
+    proxy = serve(lambda head: ok(b"tunnelled"), tunnel_tls=context)
+    port = proxy.url.rsplit(":", 1)[1]
+    transport = PooledTransport(
+        pool_size=2, proxies={"https": f"http://u:pw@{proxy.url[7:]}"}, ca_bundle=ca_bundle
+    )
+    # The tunnel leads to the proxy itself, which also holds the certificate for 127.0.0.1.
+    assert get(transport, f"https://127.0.0.1:{port}/x?y=1") == b"tunnelled"
+    connect, inner = proxy.heads[0].decode(), proxy.heads[1].decode()
+    token = base64.b64encode(b"u:pw").decode()
+    assert connect.startswith(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\n")
+    assert f"Proxy-Authorization: Basic {token}" in connect
+    assert inner.startswith("GET /x?y=1 HTTP/1.1\r\n") and "Proxy-Authorization" not in inner
+
+
+def test_transport_reports_a_refused_tunnel(serve: Callable[..., Server]) -> None:
+    proxy = serve(lambda head: Answer(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n"))
+    transport = PooledTransport(pool_size=2, proxies={"https": proxy.url})
+    with pytest.raises(OSError, match="407"):
+        get(transport, "https://oss.invalid/k")
+
+
+# -- the wire format ------------------------------------------------------------------------------
+
+
+def test_transport_rejects_header_injection(serve: Callable[..., Server]) -> None:
+    server = serve(lambda head: ok())
+    transport = PooledTransport(pool_size=2)
+    with pytest.raises(ValueError, match="invalid HTTP header"):
+        transport.send(HttpRequest("GET", f"{server.url}/", {"X": "a\r\nEvil: 1"}), TIMEOUTS)
+    assert server.heads == []
+
+
+def test_transport_skips_interim_answers_and_reads_until_close(
+    serve: Callable[..., Server],
+) -> None:
+    """A 100 Continue before the answer is skipped; an answer with neither a length nor
+    chunks ends when the server closes, and that connection is not kept."""
+    raw = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it"
+    server = serve(lambda head: Answer(raw, close=True))
+    transport = PooledTransport(pool_size=2)
+    assert get(transport, f"{server.url}/a") == b"all of it"
+    assert get(transport, f"{server.url}/b") == b"all of it"
+    assert server.connections == 2
+
+
+def test_transport_http10_answers_close_unless_kept_alive(serve: Callable[..., Server]) -> None:
+    server = serve(lambda head: Answer(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+    transport = PooledTransport(pool_size=2)
+    assert get(transport, f"{server.url}/a") == b"ok"
+    assert get(transport, f"{server.url}/b") == b"ok"
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        (b"", http.client.RemoteDisconnected),
+        (b"SPDY/3 200 OK\r\n\r\n", http.client.BadStatusLine),
+        (b"HTTP/1.1 OK\r\n\r\n", http.client.BadStatusLine),
+        (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", http.client.HTTPException),
+        (b"HTTP/1.1 200 OK\r\nA: 1\r\n folded: 2\r\n\r\n", http.client.HTTPException),
+        (b"HTTP/1.1 200 OK\r\nBad : 1\r\n\r\n", http.client.HTTPException),
+        (b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 201 + b"\r\n", http.client.HTTPException),
+        (b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70_000 + b"\r\n\r\n", http.client.LineTooLong),
+        (b"HTTP/1.1 200 OK\r\nX: y\r\n", http.client.IncompleteRead),
+    ],
+)
+def test_read_answer_head_rejects_malformed_heads(raw: bytes, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        read_answer_head(io.BufferedReader(io.BytesIO(raw)))
+
+
+def test_read_answer_head_parses_status_headers_and_keep_alive() -> None:
+    raw = b'HTTP/1.1 206 Partial Content\r\nETag: "e"\r\nX-A: 1\r\nx-a: 2\r\n\r\nbody'
+    status, keep_alive, headers = read_answer_head(io.BufferedReader(io.BytesIO(raw)))
+    assert (status, keep_alive) == (206, True)
+    assert headers == {"etag": '"e"', "x-a": "1, 2"}
+    closing = b"HTTP/1.1 200 OK\r\nConnection: Close\r\n\r\n"
+    assert read_answer_head(io.BufferedReader(io.BytesIO(closing)))[1] is False
+    kept = b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n"
+    assert read_answer_head(io.BufferedReader(io.BytesIO(kept)))[1] is True
+
+
+def test_transport_chunked_body_with_extensions_and_trailers(serve: Callable[..., Server]) -> None:
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    raw = head + b"4;ext=1\r\nwiki\r\n0\r\nTrailer: x\r\n\r\n"
+    server = serve(lambda head_: Answer(raw))
+    transport = PooledTransport(pool_size=2)
+    assert get(transport, f"{server.url}/c") == b"wiki"
+    assert get(transport, f"{server.url}/c") == b"wiki"
+    assert server.connections == 1
+
+
+def test_transport_broken_chunked_body_is_incomplete(serve: Callable[..., Server]) -> None:
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    server = serve(lambda head_: Answer(head + b"a\r\nonly5", close=True))
+    transport = PooledTransport(pool_size=2)
+    response = transport.send(HttpRequest("GET", f"{server.url}/c"), TIMEOUTS)
+    with pytest.raises(http.client.IncompleteRead):
+        response.read()

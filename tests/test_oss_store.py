@@ -29,7 +29,8 @@ from ossfs.errors import (
     StaleError,
     UsageError,
 )
-from ossfs.oss_http import Headers, HttpRequest, HttpResponse, Timeouts
+from ossfs.http_wire import Headers
+from ossfs.oss_http import HttpRequest, HttpResponse, Timeouts
 from ossfs.oss_store import (
     OssConfig,
     OssStore,
