@@ -236,6 +236,11 @@ class Filesystem:
             self._handles[fh] = _Handle(node, reader, meta.etag, keep)
         return fh
 
+    def handle_path(self, fh: int) -> str | None:
+        """The path open file handle ``fh`` was opened at (None: no such handle)."""
+        handle = self._handles.get(fh)
+        return handle.node.path if handle is not None else None
+
     def keep_kernel_cache(self, fh: int) -> bool:
         """Whether the kernel may keep the pages it cached for this handle's path (FUSE
         ``keep_cache``): true only when the path's previous open pinned the same etag and no

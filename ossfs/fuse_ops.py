@@ -228,6 +228,10 @@ class FuseOperations(Operations):  # type: ignore[misc]
 
     def init_with_config(self, conn: Any, config: Any) -> None:
         self._initialized = True
+        if config is not None and hasattr(config, "nullpath_ok"):
+            # Calls with a handle (read, release, fstat, directory reads) come without a path:
+            # libfuse need not build one from its node tree, under its lock, for every read.
+            config.nullpath_ok = 1
         if conn is not None and self._max_read is not None and hasattr(conn, "max_read"):
             # libfuse 3 refuses to start unless init() repeats the max_read mount option.
             conn.max_read = self._max_read
@@ -239,7 +243,13 @@ class FuseOperations(Operations):  # type: ignore[misc]
             self._on_init()
 
     @_answer
-    def getattr(self, path: str, fh: object = None) -> StatDict:
+    def getattr(self, path: str | None, fh: object = None) -> StatDict:
+        """Attributes of ``path``. An fstat comes with its file's handle and no path
+        (nullpath_ok): the kernel passes a handle only for regular files, never directories."""
+        if path is None:
+            path = self._fs.handle_path(_handle(fh)) if fh is not None else None
+            if path is None:
+                raise FuseOSError(errno.EBADF)
         return _stat_dict(self._fs.getattr(path))
 
     @_answer

@@ -225,3 +225,28 @@ def test_fuse_wrapper_pins_each_thread_once_and_answers_as_the_binding(
     other.start()
     other.join()
     assert pins == [threading.get_ident(), other.ident]  # once per thread
+
+
+def test_init_asks_libfuse_for_no_paths_on_handle_calls(store: FakeStore) -> None:
+    @dataclass
+    class Config:
+        nullpath_ok: int = 0
+
+    config = Config()
+    make_ops(store).init_with_config(None, config)
+    assert config.nullpath_ok == 1
+    make_ops(store).init_with_config(None, None)  # libfuse 2: no config to set
+
+
+def test_getattr_of_an_open_file_without_its_path_answers_by_handle(store: FakeStore) -> None:
+    ops = make_ops(store)
+    fh = ops.call("open", "/d/a.txt", 0)
+    assert isinstance(fh, int)
+    # nullpath_ok: an fstat comes with the handle (here as the binding passes it) and no path.
+    assert ops.getattr(None, fuse_ops._CallFileInfo(flags=0, fh=fh)) == ops.getattr("/d/a.txt")
+    assert ops.getattr(None, fh) == ops.getattr("/d/a.txt")
+    ops.release(None, fh)
+    for gone in (fh, None):
+        with pytest.raises(FuseOSError) as info:
+            ops.getattr(None, gone)
+        assert info.value.errno == errno.EBADF
