@@ -36,7 +36,6 @@ class WholeObjectCrc:
         self._size = size
         self._block_size = block_size
         self._blocks = (size + block_size - 1) // block_size
-        self._shift = _block_shift(block_size)
         self._lock = threading.Lock()
         self._pending: dict[int, int] = {}
         self._next = 0
@@ -68,10 +67,14 @@ class WholeObjectCrc:
             while self._next in self._pending:
                 part = self._pending.pop(self._next)
                 last_length = length_of_last(self._size, self._block_size)
-                if self._next == self._blocks - 1 and last_length != self._block_size:
+                if self._next == 0:
+                    # Nothing before it to shift: an object of one block (most small files)
+                    # never needs the block operator, whose first computation takes ms.
+                    self._crc = part
+                elif self._next == self._blocks - 1 and last_length != self._block_size:
                     self._crc = crc64_combine(self._crc, part, last_length)
                 else:
-                    self._crc = shift_with(self._shift, self._crc) ^ part
+                    self._crc = shift_with(_block_shift(self._block_size), self._crc) ^ part
                 self._next += 1
 
 

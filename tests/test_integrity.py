@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ossfs import integrity
 from ossfs.crc64 import crc64, crc64_combine, shift_operator, shift_with
 from ossfs.integrity import WholeObjectCrc
 
@@ -62,3 +63,26 @@ def test_whole_object_crc_detects_a_flipped_byte() -> None:
 def test_whole_object_crc_of_empty_object_is_zero() -> None:
     acc = WholeObjectCrc(0, 4096)
     assert acc.complete and acc.value == 0 == crc64(b"")
+
+
+def test_whole_object_crc_of_one_block_needs_no_block_operator(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    computed: list[int] = []
+
+    def recording_shift(block_size: int) -> tuple[int, ...]:
+        computed.append(block_size)
+        return shift_operator(block_size)
+
+    monkeypatch.setattr(integrity, "_block_shift", recording_shift)
+    for data in (b"x" * 100, b"y" * 128):  # a short and a full block of 128
+        acc = WholeObjectCrc(len(data), 128)
+        acc.add(0, data)
+        assert acc.value == crc64(data)
+    assert computed == []  # small files: no operator (its first computation takes ms)
+    acc = WholeObjectCrc(300, 128)
+    data = bytes(range(256)) + b"z" * 44
+    for index in (2, 1, 0):
+        acc.add(index, data[index * 128 : (index + 1) * 128])
+    assert acc.value == crc64(data)
+    assert computed == [128]
