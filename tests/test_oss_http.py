@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Final
 
 import pytest
 
@@ -197,14 +198,23 @@ def test_transport_head_frees_the_connection_at_once(serve: Callable[..., Server
     assert server.connections == 1
 
 
-def test_transport_reads_chunked_bodies(serve: Callable[..., Server]) -> None:
-    raw = (
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n"
-    )
-    server = serve(lambda head: Answer(raw))
+_CHUNKED_HEAD: Final = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("chunks", "body"),
+    [
+        (b"5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n", b"helloabc"),
+        (b"4;ext=1\r\nwiki\r\n0\r\nTrailer: x\r\n\r\n", b"wiki"),  # extension, trailer
+    ],
+)
+def test_transport_reads_chunked_bodies(
+    serve: Callable[..., Server], chunks: bytes, body: bytes
+) -> None:
+    server = serve(lambda head: Answer(_CHUNKED_HEAD + chunks))
     transport = PooledTransport(pool_size=4)
-    assert get(transport, f"{server.url}/c") == b"helloabc"
-    assert get(transport, f"{server.url}/c") == b"helloabc"
+    assert get(transport, f"{server.url}/c") == body
+    assert get(transport, f"{server.url}/c") == body
     assert server.connections == 1
 
 
@@ -411,19 +421,8 @@ def test_read_answer_head_parses_status_headers_and_keep_alive() -> None:
     assert read_answer_head(io.BufferedReader(io.BytesIO(kept)))[1] is True
 
 
-def test_transport_chunked_body_with_extensions_and_trailers(serve: Callable[..., Server]) -> None:
-    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-    raw = head + b"4;ext=1\r\nwiki\r\n0\r\nTrailer: x\r\n\r\n"
-    server = serve(lambda head_: Answer(raw))
-    transport = PooledTransport(pool_size=2)
-    assert get(transport, f"{server.url}/c") == b"wiki"
-    assert get(transport, f"{server.url}/c") == b"wiki"
-    assert server.connections == 1
-
-
 def test_transport_broken_chunked_body_is_incomplete(serve: Callable[..., Server]) -> None:
-    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-    server = serve(lambda head_: Answer(head + b"a\r\nonly5", close=True))
+    server = serve(lambda head: Answer(_CHUNKED_HEAD + b"a\r\nonly5", close=True))
     transport = PooledTransport(pool_size=2)
     response = transport.send(HttpRequest("GET", f"{server.url}/c"), TIMEOUTS)
     with pytest.raises(http.client.IncompleteRead):
