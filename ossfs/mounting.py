@@ -34,7 +34,7 @@ from ossfs.namespace import Namespace
 from ossfs.oss_store import OssConfig, OssStore
 from ossfs.prefetch import PrefetchConfig, Prefetcher
 from ossfs.retry import RetryPolicy
-from ossfs.sibling_prefetch import SiblingPrefetchConfig, SiblingPrefetcher, WorkerPool
+from ossfs.sibling_prefetch import SiblingPrefetchConfig, SiblingPrefetcher
 from ossfs.stats import MountStats
 from ossfs.url import OssLocation
 
@@ -242,7 +242,9 @@ def build_filesystem(
             store,
             cache,
             namespace.listed_children,
-            WorkerPool(sibling_gets, thread_name_prefix="siblings"),
+            concurrent.futures.ThreadPoolExecutor(
+                max_workers=sibling_gets, thread_name_prefix="siblings"
+            ),
             block_size_bytes=config.block_size_bytes,
             config=SiblingPrefetchConfig(max_inflight_gets=sibling_gets),
         )

@@ -39,13 +39,11 @@ that serves it, against the CRC the prefetch GET announced), caching and single 
 
 from __future__ import annotations
 
-import functools
 import logging
-import queue
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import ParamSpec, Protocol
 
 from cachetools import LRUCache
 
@@ -64,88 +62,6 @@ _SCAN_FACTOR = 4  # listing entries scanned per window slot (skips large files, 
 
 ListedChildren = Callable[[str], Mapping[str, Node] | None]
 """The cached listing of a directory path (children by name, in name order), or None; no request."""
-_P = ParamSpec("_P")
-
-
-class Submitter(Protocol):
-    """Where prefetch GETs run: a `WorkerPool`, or any `concurrent.futures.Executor`.
-
-    ``submit`` runs ``fn(*args)`` later on another thread, or raises RuntimeError once shut down.
-    """
-
-    def submit(self, fn: Callable[_P, None], /, *args: _P.args, **kwargs: _P.kwargs) -> object: ...
-
-
-class WorkerPool:
-    """Fire-and-forget calls, run in submission order on up to ``max_workers`` threads.
-
-    What directory read-ahead needs of a thread pool and no more: a `ThreadPoolExecutor` makes
-    a `Future` for every call and finds an idle worker through a Python-level semaphore, each a
-    Condition to take and notify on both threads, for every small file. Here a call is a queue
-    entry and idle workers are a count under one lock. Workers start on demand (never more than
-    the calls waiting need) and stay until `shutdown`; they are daemon threads. A call that
-    raises is logged. Thread-safe.
-    """
-
-    def __init__(self, max_workers: int, *, thread_name_prefix: str = "worker") -> None:
-        """Raises ValueError if ``max_workers <= 0``."""
-        if max_workers <= 0:
-            raise ValueError(f"max_workers must be > 0, got {max_workers}")
-        self._max = max_workers
-        self._prefix = thread_name_prefix
-        self._calls: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-        self._idle = 0  # workers done with their last call (they may have taken a queued one)
-        self._shut = False
-
-    def submit(self, fn: Callable[_P, None], /, *args: _P.args, **kwargs: _P.kwargs) -> None:
-        """Queue ``fn(*args, **kwargs)``; raises RuntimeError after `shutdown`."""
-        call = functools.partial(fn, *args, **kwargs)
-        with self._lock:
-            if self._shut:
-                raise RuntimeError("cannot schedule new calls after shutdown")
-            self._calls.put(call)
-            if self._idle:
-                self._idle -= 1  # an idle worker takes it
-                return
-            if len(self._threads) >= self._max:
-                return  # the next worker done takes it
-            thread = threading.Thread(
-                target=self._work, name=f"{self._prefix}_{len(self._threads)}", daemon=True
-            )
-            self._threads.append(thread)
-        thread.start()
-
-    def shutdown(self, *, wait: bool = False) -> None:
-        """Refuse new calls; workers exit once the calls already queued have run (``wait``:
-        return only then)."""
-        with self._lock:
-            first = not self._shut
-            self._shut = True
-            threads = list(self._threads)
-        if first:
-            for _ in threads:
-                self._calls.put(None)
-        if wait:
-            for thread in threads:
-                thread.join()
-
-    @property
-    def workers(self) -> int:
-        """Threads started so far."""
-        with self._lock:
-            return len(self._threads)
-
-    def _work(self) -> None:
-        get = self._calls.get
-        while (call := get()) is not None:
-            try:
-                call()
-            except BaseException:
-                log.exception("%s: a queued call failed", threading.current_thread().name)
-            with self._lock:
-                self._idle += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +146,7 @@ class SiblingPrefetcher:
         store: ObjectStore,
         cache: BlockCache,
         listed_children: ListedChildren,
-        executor: Submitter,
+        executor: Executor,
         *,
         block_size_bytes: int,
         config: SiblingPrefetchConfig | None = None,

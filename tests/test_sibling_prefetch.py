@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import threading
 from collections import Counter
 from dataclasses import dataclass
 
@@ -319,76 +318,3 @@ def test_sibling_prefetch_a_lagging_reader_of_a_prefetched_file_does_not_reset_t
     assert m.siblings.stats().walk_resets == 0
     gets = m.gets()
     assert all(gets[f"d/f{i:03d}"] == 1 for i in range(20)) and set(gets.values()) == {1}
-
-
-def test_worker_pool_runs_calls_in_order_on_as_few_threads_as_needed() -> None:
-    pool = sibling_prefetch.WorkerPool(4, thread_name_prefix="t")
-    ran: list[int] = []
-
-    def record(n: int) -> None:
-        ran.append(n)
-
-    for n in range(10):
-        pool.submit(record, n)
-    pool.shutdown(wait=True)
-    assert sorted(ran) == list(range(10))
-    assert 1 <= pool.workers <= 4
-    with pytest.raises(RuntimeError):
-        pool.submit(record, 10)
-    pool.shutdown(wait=True)  # idempotent
-
-
-def test_worker_pool_caps_its_threads_runs_everything_queued_and_survives_errors(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    pool = sibling_prefetch.WorkerPool(2, thread_name_prefix="t")
-    gate = threading.Event()
-    ran: list[int] = []
-
-    def blocked(n: int) -> None:
-        assert gate.wait(10)
-        if n == 3:
-            raise RuntimeError("boom")
-        ran.append(n)
-
-    for n in range(6):
-        pool.submit(blocked, n)
-    assert pool.workers == 2  # four calls wait for the two busy workers
-    with caplog.at_level(logging.ERROR, logger="ossfs.sibling_prefetch"):
-        gate.set()
-        pool.shutdown(wait=True)  # the calls already queued still run
-    assert sorted(ran) == [0, 1, 2, 4, 5]
-    assert pool.workers == 2
-    (failure,) = caplog.records  # logged by the worker that ran it, which went on
-    assert failure.getMessage() in {"t_0: a queued call failed", "t_1: a queued call failed"}
-    with pytest.raises(ValueError):
-        sibling_prefetch.WorkerPool(0)
-
-
-def test_worker_pool_prefetches_a_walk_with_real_threads() -> None:
-    store = FakeStore()
-    for i in range(N_FILES):
-        store.put(f"d/f{i:03d}", content(i))
-    ns = Namespace(store, metadata_ttl_s=60.0)
-    cache = BlockCache(1024 * BLOCK)
-    pool = sibling_prefetch.WorkerPool(4, thread_name_prefix="siblings")
-    siblings = SiblingPrefetcher(store, cache, ns.listed_children, pool, block_size_bytes=BLOCK)
-    fs = Filesystem(
-        ns,
-        store,
-        cache,
-        FsConfig(uid=0, gid=0, block_size_bytes=BLOCK),
-        mount_time_ns=0,
-        sibling_prefetcher=siblings,
-    )
-    fs.readdir("/d")
-    for i in range(N_FILES):
-        fh = fs.open(f"/d/f{i:03d}", os.O_RDONLY)
-        try:
-            assert bytes(fs.read(fh, 0, 1 << 20)) == content(i)
-        finally:
-            fs.release(fh)
-    pool.shutdown(wait=True)
-    gets = Counter(str(c[1]) for c in store.calls if c[0] == "get_range")
-    assert set(gets.values()) == {1}  # single flight: each file fetched once, by whoever
-    assert siblings.stats().files_prefetched > 0
