@@ -318,3 +318,22 @@ def test_sibling_prefetch_a_lagging_reader_of_a_prefetched_file_does_not_reset_t
     assert m.siblings.stats().walk_resets == 0
     gets = m.gets()
     assert all(gets[f"d/f{i:03d}"] == 1 for i in range(20)) and set(gets.values()) == {1}
+
+
+def test_sibling_prefetch_is_told_last_with_the_handle_open_and_a_failure_leaks_no_handle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    m = make()
+    seen: list[int] = []
+
+    def on_open(node: object) -> None:
+        seen.append(m.fs.open_handles())  # the handle exists: nothing is left to do but reply
+        if len(seen) == 2:
+            raise RuntimeError("bug")
+
+    monkeypatch.setattr(m.siblings, "on_open", on_open)
+    m.fs.release(m.fs.open("/d/f000", os.O_RDONLY))
+    with pytest.raises(RuntimeError):
+        m.fs.open("/d/f001", os.O_RDONLY)
+    assert seen == [1, 1]
+    assert m.fs.open_handles() == 0
