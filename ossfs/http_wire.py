@@ -127,10 +127,13 @@ class Connection:
             sock.close()
             raise
         self.sock = sock
+        self._read_timeout_s = read_timeout_s
         self._reader = cast(io.BufferedReader, sock.makefile("rb", buffering=_READ_BUFFER))
 
     def set_read_timeout(self, seconds: float) -> None:
-        self.sock.settimeout(seconds)
+        if seconds != self._read_timeout_s:  # a syscall-free check: the usual case
+            self.sock.settimeout(seconds)
+            self._read_timeout_s = seconds
 
     def exchange(self, data: bytes, method: str) -> tuple[int, Headers, ReadableBody, bool]:
         """Send one request (head and body, ``data``) and read the answer's head.

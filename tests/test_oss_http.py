@@ -227,6 +227,20 @@ def test_transport_read_timeout(serve: Callable[..., Server]) -> None:
     assert time.monotonic() - began < 2.0
 
 
+def test_transport_read_timeout_applies_to_a_kept_connection(
+    serve: Callable[..., Server],
+) -> None:
+    answers = iter([ok(), None])
+    server = serve(lambda head: next(answers))
+    transport = PooledTransport(pool_size=4)
+    assert get(transport, f"{server.url}/fast") == b"hello"
+    began = time.monotonic()
+    with pytest.raises(TimeoutError):
+        transport.send(HttpRequest("GET", f"{server.url}/slow"), (2.0, 0.3))
+    assert time.monotonic() - began < 2.0
+    assert server.connections == 1
+
+
 def test_transport_keeps_at_most_pool_size_idle(serve: Callable[..., Server]) -> None:
     server = serve(lambda head: ok())
     transport = PooledTransport(pool_size=1)
