@@ -77,7 +77,7 @@ class SiblingPrefetchConfig:
 
     max_file_bytes: int = 1 << 20
     initial_files: int = 2
-    max_files: int = 32
+    max_files: int = 64
     max_unread_bytes: int = 32 << 20
     max_inflight_gets: int = 16
     slack_files: int = 16
