@@ -17,15 +17,24 @@ GET as everything else together (``email``-based header parsing, per-header vali
 from __future__ import annotations
 
 import http.client
-import io
 import re
 import socket
 import ssl
+import struct
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final, Protocol, cast, overload
+from typing import Final, Protocol, overload
 
-__all__ = ["Connection", "Endpoint", "Headers", "ReadableBody", "read_answer_head", "request_head"]
+__all__ = [
+    "Connection",
+    "Endpoint",
+    "Headers",
+    "ReadableBody",
+    "SocketReader",
+    "read_answer_head",
+    "request_head",
+]
 
 _MAX_LINE: Final = 65536
 _MAX_HEADERS: Final = 200
@@ -122,18 +131,36 @@ class Connection:
                 if endpoint.proxy is not None:
                     _open_tunnel(sock, endpoint)
                 sock = ssl_context().wrap_socket(sock, server_hostname=endpoint.host)
-            sock.settimeout(read_timeout_s)
+            self._kernel_timeouts = not isinstance(sock, ssl.SSLSocket)
+            self._apply_read_timeout(sock, read_timeout_s)
         except BaseException:
             sock.close()
             raise
         self.sock = sock
         self._read_timeout_s = read_timeout_s
-        self._reader = cast(io.BufferedReader, sock.makefile("rb", buffering=_READ_BUFFER))
+        self._reader = SocketReader(sock, waitall=self._kernel_timeouts)
 
     def set_read_timeout(self, seconds: float) -> None:
         if seconds != self._read_timeout_s:  # a syscall-free check: the usual case
-            self.sock.settimeout(seconds)
+            self._apply_read_timeout(self.sock, seconds)
             self._read_timeout_s = seconds
+
+    def _apply_read_timeout(self, sock: socket.socket, seconds: float) -> None:
+        """Each send and receive waits at most ``seconds``.
+
+        A plain TCP socket is blocking with the kernel's own timeouts (SO_RCVTIMEO/SO_SNDTIMEO):
+        Python's timeouts poll before every send and receive, and each of those two system
+        calls lets go of the GIL and takes it back, which with many threads is a context switch
+        each. TLS sockets keep Python's timeouts (the TLS layer needs them).
+        """
+        if not self._kernel_timeouts:
+            sock.settimeout(seconds)
+            return
+        sock.settimeout(None)
+        whole = int(seconds)
+        timeval = struct.pack("@ll", whole, int((seconds - whole) * 1_000_000))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
 
     def exchange(self, data: bytes, method: str) -> tuple[int, Headers, ReadableBody, bool]:
         """Send one request (head and body, ``data``) and read the answer's head.
@@ -141,7 +168,10 @@ class Connection:
         Returns the status, the headers, the body to read (empty for HEAD, 204 and 304) and
         whether the connection can serve another request once that body has been read.
         """
-        self.sock.sendall(data)
+        try:
+            self.sock.sendall(data)
+        except BlockingIOError:  # the kernel's send timeout
+            raise TimeoutError("timed out sending the request") from None
         reader = self._reader
         status, keep_alive, headers = read_answer_head(reader)
         while 100 <= status < 200:  # interim answers (never asked for): skip them
@@ -158,8 +188,64 @@ class Connection:
         return status, headers, body, keep_alive
 
     def close(self) -> None:
-        self._reader.close()
         self.sock.close()
+
+
+class SocketReader:
+    """Buffered reading from a socket: lines (answer heads, chunk sizes) through a buffer, body
+    bytes straight into the caller's buffer once the buffered ones are used up.
+
+    ``waitall``: the socket is blocking (kernel timeouts), so a body read asks the kernel for
+    the whole buffer at once (MSG_WAITALL): one system call, and one GIL release, where reading
+    what has arrived so far would take several. A kernel timeout becomes ``TimeoutError``.
+    """
+
+    def __init__(self, sock: socket.socket, *, waitall: bool, size: int = _READ_BUFFER) -> None:
+        self._sock = sock
+        self._flags = socket.MSG_WAITALL if waitall else 0
+        self._buffer = bytearray(size)
+        self._view = memoryview(self._buffer)
+        self._start = 0  # buffered bytes are self._buffer[self._start:self._end]
+        self._end = 0
+
+    def readline(self, limit: int = -1, /) -> bytes:
+        """The next line, ``\\n`` included; at most ``limit`` bytes (a longer line comes back
+        cut at ``limit``); ``b""`` at the end of the stream."""
+        left = sys.maxsize if limit < 0 else limit
+        parts: list[bytes] = []
+        while True:
+            newline = self._buffer.find(b"\n", self._start, self._end)
+            stop = self._end if newline < 0 else newline + 1
+            stop = min(stop, self._start + left)
+            if stop > self._start:
+                parts.append(bytes(self._view[self._start : stop]))
+                left -= stop - self._start
+                self._start = stop
+            if (newline >= 0 and stop == newline + 1) or left == 0:
+                return b"".join(parts)
+            # Everything buffered is taken and the line goes on: receive more.
+            got = self._recv(self._view, 0)
+            self._start, self._end = 0, got
+            if not got:
+                return b"".join(parts)
+
+    def readinto(self, buffer: memoryview, /) -> int:
+        """Fill the start of ``buffer``: with buffered bytes if there are any, else from the
+        socket (all of it, where the socket allows); 0 at the end of the stream."""
+        if self._start < self._end:
+            count = min(len(buffer), self._end - self._start)
+            buffer[:count] = self._view[self._start : self._start + count]
+            self._start += count
+            return count
+        if not buffer:
+            return 0
+        return self._recv(buffer, self._flags)
+
+    def _recv(self, buffer: memoryview, flags: int) -> int:
+        try:
+            return self._sock.recv_into(buffer, len(buffer), flags)
+        except BlockingIOError:  # the kernel's receive timeout
+            raise TimeoutError("timed out waiting for the server") from None
 
 
 def _open_tunnel(sock: socket.socket, endpoint: Endpoint) -> None:
@@ -230,7 +316,7 @@ _EMPTY: Final = _Empty()
 class _ChunkedBody:
     """A chunked body (RFC 9112 7.1): chunk sizes, data, and trailers read and dropped."""
 
-    def __init__(self, reader: _BufferedReader) -> None:
+    def __init__(self, reader: SocketReader) -> None:
         self._reader = reader
         self._left = 0  # bytes of the current chunk not read yet
         self._ended = False
@@ -276,7 +362,3 @@ class _ChunkedBody:
                 self._ended = True
                 return
         raise http.client.HTTPException(f"more than {_MAX_HEADERS} trailer lines")
-
-
-class _BufferedReader(_LineReader, ReadableBody, Protocol):
-    pass

@@ -9,6 +9,7 @@ import io
 import ipaddress
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from typing import Final
 
 import pytest
 
-from ossfs.http_wire import Headers, read_answer_head
+from ossfs.http_wire import Headers, SocketReader, read_answer_head
 from ossfs.oss_http import HttpRequest, PooledTransport
 
 TIMEOUTS = (2.0, 2.0)
@@ -441,3 +442,56 @@ def test_transport_broken_chunked_body_is_incomplete(serve: Callable[..., Server
     response = transport.send(HttpRequest("GET", f"{server.url}/c"), TIMEOUTS)
     with pytest.raises(http.client.IncompleteRead):
         response.read()
+
+
+def test_socket_reader_lines_across_receives_then_body() -> None:
+    client, server = socket.socketpair()
+    with client, server:
+        client.settimeout(None)
+        reader = SocketReader(client, waitall=True, size=16)
+        server.sendall(b"HTTP/1.1 200 OK\r\nX-Long: ")
+        server.sendall(b"0123456789\r\n\r\n" + b"b" * 40)
+        assert reader.readline(100) == b"HTTP/1.1 200 OK\r\n"
+        assert reader.readline(100) == b"X-Long: 0123456789\r\n"  # longer than the buffer
+        assert reader.readline(100) == b"\r\n"
+        body = bytearray(40)
+        got = 0
+        while got < 40:
+            got += reader.readinto(memoryview(body)[got:])
+        assert body == b"b" * 40
+        server.sendall(b"abcdefgh")
+        assert reader.readline(4) == b"abcd"  # cut at the limit
+        server.close()
+        assert reader.readline(100) == b"efgh"  # the stream ended mid-line
+        assert reader.readline(100) == b""
+        assert reader.readinto(memoryview(bytearray(4))) == 0
+
+
+def test_socket_reader_kernel_timeout_is_timeout_error() -> None:
+    client, server = socket.socketpair()
+    with client, server:
+        client.settimeout(None)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("@ll", 0, 200_000))
+        reader = SocketReader(client, waitall=True)
+        began = time.monotonic()
+        with pytest.raises(TimeoutError):
+            reader.readinto(memoryview(bytearray(10)))
+        assert time.monotonic() - began < 2.0
+
+
+def test_transport_rejects_an_overlong_header_line(serve: Callable[..., Server]) -> None:
+    raw = b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70_000 + b"\r\nContent-Length: 0\r\n\r\n"
+    server = serve(lambda head: Answer(raw, close=True))
+    with pytest.raises(http.client.LineTooLong):
+        get(PooledTransport(pool_size=2), f"{server.url}/long")
+
+
+def test_transport_reads_a_long_header_line_within_the_limit(
+    serve: Callable[..., Server],
+) -> None:
+    """Longer than the read buffer but within the line limit: read whole, not cut."""
+    value = "v" * 65_000
+    raw = f"HTTP/1.1 200 OK\r\nX-Big: {value}\r\nContent-Length: 2\r\n\r\nok".encode()
+    server = serve(lambda head: Answer(raw))
+    response = PooledTransport(pool_size=2).send(HttpRequest("GET", f"{server.url}/b"), TIMEOUTS)
+    assert response.headers["x-big"] == value and response.read() == b"ok"
