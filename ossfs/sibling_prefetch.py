@@ -21,8 +21,13 @@ The policy, per directory (a *walk*, reset when the directory's cached listing i
   other entries are skipped. The window starts at ``initial_files`` and doubles up to
   ``max_files`` each time an in-order open found its file not yet cached.
 - Limits: the bytes prefetched and not yet opened (in flight or cached) stay within
-  ``max_unread_bytes``, and at most ``max_inflight_gets`` GETs are in flight; past either,
-  nothing more is issued now (later opens continue where issuing stopped). The listings indexed
+  ``max_unread_bytes``, and the GETs in flight stay within what keeps up with the readers:
+  twice (the fastest of the last 64 read-ahead GETs) x (the opens per second over the last 64
+  opens), plus ``min_inflight_gets``, capped at ``max_inflight_gets`` (Little's law; the
+  fastest GET, not the average, because GETs queued behind each other for the CPU are slower
+  without being more useful). 20 ms to a first byte needs dozens in flight; on a fast link a
+  few do, and dozens only compete for the GIL. Past either limit nothing more is issued now
+  (later opens continue where issuing stopped). The listings indexed
   for walks hold at most 200,000 entries together: a larger directory gets no read-ahead.
 - Errors never become bytes: a failed GET caches nothing and *abandons* its claim, so a reader
   waiting for it fetches the block itself (and gets the real error, or the bytes). A changed
@@ -40,7 +45,10 @@ that serves it, against the CRC the prefetch GET announced), caching and single 
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -58,6 +66,8 @@ log = logging.getLogger(__name__)
 # Listing entries indexed by remembered walks, over all directories (least recently opened
 # forgotten first); a directory with more entries than this gets no read-ahead.
 _WALK_ENTRIES = 200_000
+# Recent read-ahead GET durations and open times the in-flight limit is derived from.
+_PACE_SAMPLES = 64
 _SCAN_FACTOR = 4  # listing entries scanned per window slot (skips large files, directories)
 
 ListedChildren = Callable[[str], Mapping[str, Node] | None]
@@ -71,19 +81,23 @@ class SiblingPrefetchConfig:
     ``max_file_bytes``: the largest object prefetched (capped at the block size).
     ``initial_files`` / ``max_files``: files read ahead when a walk starts / at most.
     ``max_unread_bytes``: bytes prefetched and not yet opened, over all directories.
-    ``max_inflight_gets``: prefetch GETs in flight at once. ``slack_files``: how far from the
-    furthest opened position an open may be and still count as in order.
+    ``max_inflight_gets``: prefetch GETs in flight at once, at most; ``min_inflight_gets``: the
+    headroom over what the readers' pace needs (see the module docstring).
+    ``slack_files``: how far from the furthest opened position an open may be and still count
+    as in order.
     """
 
     max_file_bytes: int = 1 << 20
     initial_files: int = 2
-    max_files: int = 64
+    max_files: int = 32
     max_unread_bytes: int = 32 << 20
     max_inflight_gets: int = 16
+    min_inflight_gets: int = 12
     slack_files: int = 16
 
     def __post_init__(self) -> None:
-        for name in ("max_file_bytes", "initial_files", "max_files", "max_inflight_gets"):
+        names = ("max_file_bytes", "initial_files", "max_files", "max_inflight_gets")
+        for name in (*names, "min_inflight_gets"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
         if self.initial_files > self.max_files:
@@ -133,6 +147,35 @@ class _Walk:
         self.issued: list[int] = []  # positions issued and beyond `furthest`, increasing
 
 
+class ReadAheadPace:
+    """How many read-ahead GETs keep up with the readers: Little's law over recent samples.
+
+    ``opened`` takes the time of each open, ``fetched`` the duration of each read-ahead GET
+    (the last ``samples`` of each count). `limit` is ``2 x fastest GET / mean time between
+    opens``, rounded up, plus ``floor``, at most ``cap``; ``cap`` until 8 of each are known.
+    Not thread-safe (the prefetcher's lock guards it).
+    """
+
+    def __init__(self, samples: int = _PACE_SAMPLES) -> None:
+        self._open_times: deque[float] = deque(maxlen=samples)
+        self._get_seconds: deque[float] = deque(maxlen=samples)
+
+    def opened(self, at: float) -> None:
+        self._open_times.append(at)
+
+    def fetched(self, seconds: float) -> None:
+        self._get_seconds.append(seconds)
+
+    def limit(self, floor: int, cap: int) -> int:
+        opens, gets = self._open_times, self._get_seconds
+        if len(opens) < 8 or len(gets) < 8:
+            return cap
+        interval = (opens[-1] - opens[0]) / (len(opens) - 1)
+        if interval <= 0:
+            return cap
+        return min(cap, math.ceil(2 * min(gets) / interval) + floor)
+
+
 class SiblingPrefetcher:
     """Directory-order read-ahead of small files for one mount. Thread-safe.
 
@@ -150,8 +193,9 @@ class SiblingPrefetcher:
         *,
         block_size_bytes: int,
         config: SiblingPrefetchConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Raises ValueError if ``block_size_bytes <= 0``."""
+        """Raises ValueError if ``block_size_bytes <= 0``. ``clock``: seconds (tests)."""
         if block_size_bytes <= 0:
             raise ValueError(f"block_size_bytes must be > 0, got {block_size_bytes}")
         self._store = store
@@ -170,6 +214,8 @@ class SiblingPrefetcher:
         self._unread: dict[BlockKey, int] = {}
         self._unread_bytes = 0
         self._fetching: set[BlockKey] = set()  # claimed, GET not yet settled
+        self._clock = clock
+        self._pace = ReadAheadPace()
         self._closed = False
         self._files_issued = 0
         self._files_prefetched = 0
@@ -201,9 +247,11 @@ class SiblingPrefetcher:
             # Indexing a large listing takes a while: not under the lock every open needs.
             fresh = _Walk(children, self._config.initial_files)
         issue: list[tuple[BlockKey, int]] = []
+        now = self._clock()
         with self._lock:
             if self._closed:
                 return
+            self._pace.opened(now)
             opened = (meta.key, meta.etag, 0)
             nbytes = self._unread.pop(opened, None)
             if nbytes is not None:
@@ -318,9 +366,12 @@ class SiblingPrefetcher:
         walk.issued_until = pos
         return issue
 
+    def _inflight_limit_locked(self) -> int:
+        return self._pace.limit(self._config.min_inflight_gets, self._config.max_inflight_gets)
+
     def _admit_locked(self, size: int) -> bool:
         """Whether one more file of ``size`` bytes fits the limits (counts a denial if not)."""
-        if len(self._fetching) >= self._config.max_inflight_gets:
+        if len(self._fetching) >= self._inflight_limit_locked():
             self._budget_denials += 1
             return False
         if self._unread_bytes + size > self._max_unread:
@@ -362,6 +413,7 @@ class SiblingPrefetcher:
         """Worker: one whole-object GET pinned to the listed etag, settled into the cache."""
         object_key, etag, _ = key
         pieces: list[Piece] = []
+        began = self._clock()
         try:
             # One piece of the whole size: the body lands in its own buffer, no copy.
             self._store.read_range(
@@ -383,8 +435,10 @@ class SiblingPrefetcher:
             if not isinstance(exc, Exception):
                 raise
             return
+        seconds = self._clock() - began
         self._cache.fill([key], [pieces[0]])
         with self._lock:
+            self._pace.fetched(seconds)
             self._fetching.discard(key)
             self._files_prefetched += 1
             self._bytes_prefetched += size

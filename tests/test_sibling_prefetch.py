@@ -5,7 +5,9 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -15,7 +17,7 @@ from ossfs.block_cache import BlockCache
 from ossfs.errors import OssfsError, RemoteIOError, StaleError
 from ossfs.fs import Filesystem, FsConfig
 from ossfs.namespace import Namespace
-from ossfs.sibling_prefetch import SiblingPrefetchConfig, SiblingPrefetcher
+from ossfs.sibling_prefetch import ReadAheadPace, SiblingPrefetchConfig, SiblingPrefetcher
 from ossfs.stats import MountStats, format_prometheus
 from tests.fakes import FakeStore
 from tests.test_prefetch import ManualExecutor
@@ -55,6 +57,7 @@ def make(
     store: FakeStore | None = None,
     *,
     cache_bytes: int = 1024 * BLOCK,
+    clock: Callable[[], float] = time.monotonic,
     **config: int,
 ) -> Mount:
     if store is None:
@@ -71,6 +74,7 @@ def make(
         executor,
         block_size_bytes=BLOCK,
         config=SiblingPrefetchConfig(**config),
+        clock=clock,
     )
     fs = Filesystem(
         ns,
@@ -128,6 +132,44 @@ def test_sibling_prefetch_unread_bytes_and_gets_in_flight_stay_in_budget() -> No
         m.fs.release(fh)
     assert m.siblings.stats().budget_denials > 0
     assert m.gets() == Counter({f"d/f{i:03d}": 1 for i in range(N_FILES)})
+
+
+@pytest.mark.parametrize(
+    ("get_s", "open_interval_s", "expected"),
+    [
+        (0.020, 0.001, 16),  # 20 ms to a first byte: 42 needed, the cap
+        (0.005, 0.001, 12),  # 2 x 5 ms / 1 ms + 2
+        (0.0005, 0.001, 3),  # a fast link: the floor and one
+        (0.0005, 0.0, 16),  # opens all at once: no pace to go by
+    ],
+)
+def test_read_ahead_pace_is_littles_law_on_the_fastest_get(
+    get_s: float, open_interval_s: float, expected: int
+) -> None:
+    pace = ReadAheadPace()
+    assert pace.limit(2, 16) == 16  # nothing known yet
+    for i in range(10):
+        pace.opened(i * open_interval_s)
+        # Slower GETs among them (queued behind others for the CPU) do not raise the need.
+        pace.fetched(get_s * (5 if i % 2 else 1))
+    assert pace.limit(2, 16) == expected
+
+
+def test_sibling_prefetch_keeps_to_the_readers_pace() -> None:
+    """GETs that answer at once and opens 1 ms apart need only the floor in flight, even once
+    the window has grown (here by a reader that skipped ahead twice)."""
+    now = [0.0]
+    m = make(clock=lambda: now[0], max_inflight_gets=16, min_inflight_gets=2, max_files=16)
+    order = [*range(10), 19, 29, *range(30, N_FILES)]
+    for n, i in enumerate(order):
+        now[0] += 0.001
+        fh = m.fs.open(f"/d/f{i:03d}", os.O_RDONLY)
+        if n >= 10:  # the pace is known by now
+            assert m.siblings.stats().inflight_gets == m.executor.pending <= 2
+        m.executor.run_all()
+        assert m.fs.read(fh, 0, FILE) == content(i)
+        m.fs.release(fh)
+    assert m.siblings.stats().budget_denials > 0
 
 
 def test_sibling_prefetch_interleaved_readers_fetch_every_file_exactly_once() -> None:
