@@ -162,11 +162,12 @@ class Connection:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
 
-    def exchange(self, data: bytes, method: str) -> tuple[int, Headers, ReadableBody, bool]:
+    def exchange(self, data: bytes, method: str) -> tuple[int, Headers, ReadableBody | None, bool]:
         """Send one request (head and body, ``data``) and read the answer's head.
 
-        Returns the status, the headers, the body to read (empty for HEAD, 204 and 304) and
-        whether the connection can serve another request once that body has been read.
+        Returns the status, the headers, the body to read (None for HEAD, 204 and 304: no
+        body, whatever Content-Length says) and whether the connection can serve another
+        request once that body has been read.
         """
         try:
             self.sock.sendall(data)
@@ -176,9 +177,9 @@ class Connection:
         status, keep_alive, headers = read_answer_head(reader)
         while 100 <= status < 200:  # interim answers (never asked for): skip them
             status, keep_alive, headers = read_answer_head(reader)
-        body: ReadableBody
+        body: ReadableBody | None
         if method == "HEAD" or status in (204, 304):
-            body = _EMPTY
+            body = None
         elif "chunked" in headers.get("transfer-encoding", "").lower():
             body = _ChunkedBody(reader)
         elif "content-length" in headers:
@@ -303,14 +304,6 @@ def read_answer_head(reader: _LineReader) -> tuple[int, bool, Headers]:
         parts[0] != b"HTTP/1.0" or "keep-alive" in connection
     )
     return status, keep_alive, headers
-
-
-class _Empty:
-    def readinto(self, buffer: memoryview, /) -> int:
-        return 0
-
-
-_EMPTY: Final = _Empty()
 
 
 class _ChunkedBody:

@@ -30,7 +30,6 @@ from typing import Final, Protocol
 from ossfs.http_wire import Connection, Endpoint, Headers, ReadableBody, request_head
 
 __all__ = [
-    "Headers",
     "HttpRequest",
     "HttpResponse",
     "PooledTransport",
@@ -63,8 +62,13 @@ class HttpRequest:
     @property
     def path_url(self) -> str:
         """The path and query (the request target sent to the endpoint itself)."""
-        parts = urllib.parse.urlsplit(self.url)
-        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return _split_url(self.url)[2]
+
+
+def _split_url(url: str) -> tuple[str, str, str]:
+    """``(scheme, netloc, path and query)`` of an absolute URL."""
+    scheme, netloc, path, query, _ = urllib.parse.urlsplit(url)
+    return scheme, netloc, (path or "/") + (f"?{query}" if query else "")
 
 
 class HttpResponse:
@@ -73,29 +77,27 @@ class HttpResponse:
     Offers what oss2's result classes read (``status``, ``headers``, ``request_id``, ``read``,
     iteration, ``response.close()``) plus `readinto`. ``release`` is called exactly once:
     ``release(True)`` as soon as the body has been read to its end (the connection can serve
-    the next request), ``release(False)`` on `close` before that or on a broken body. Not
-    thread-safe: one reader at a time.
+    the next request), ``release(False)`` on `close` before that or on a broken body. A
+    ``body`` of None: the answer has none (HEAD, 204, 304), whatever its Content-Length says.
+    Not thread-safe: one reader at a time.
     """
 
     def __init__(
         self,
         status: int,
         headers: Headers,
-        body: ReadableBody,
+        body: ReadableBody | None,
         *,
-        has_body: bool = True,
         release: Callable[[bool], None] | None = None,
     ) -> None:
         self.status = status
         self.headers = headers
-        self.request_id = headers.get("x-oss-request-id", "") or ""
-        self._body = body
+        self.request_id = headers.get("x-oss-request-id", "")
+        self._body: ReadableBody = body if body is not None else _NO_BODY
         self._release = release
-        length = headers.get("content-length")
+        length = headers.get("content-length", "")
         # None: read until the body says it ended (chunked, or no length given).
-        self._left: int | None = (
-            (int(length) if length and length.isdigit() else None) if (has_body) else 0
-        )
+        self._left: int | None = 0 if body is None else int(length) if length.isdigit() else None
         if self._left == 0:
             self._done(True)
 
@@ -161,6 +163,14 @@ class HttpResponse:
             release(reusable)
 
 
+class _NoBody:
+    def readinto(self, buffer: memoryview, /) -> int:
+        return 0
+
+
+_NO_BODY: Final = _NoBody()
+
+
 class Transport(Protocol):
     """Sends one request and returns its answer (any status); raises ``OSError`` or
     ``http.client.HTTPException`` when no answer arrived."""
@@ -208,27 +218,24 @@ class PooledTransport:
         )
         data += request.body
         conn, reused = self._take(endpoint, timeouts)
-        try:
-            status, headers, body, keep_alive = conn.exchange(data, request.method)
-        except _STALE_ERRORS:
-            conn.close()
-            if not reused or request.method not in _RESENDABLE_METHODS:
-                raise
-            conn = self._connect(endpoint, timeouts)
+        while True:
             try:
                 status, headers, body, keep_alive = conn.exchange(data, request.method)
+                break
+            except _STALE_ERRORS:
+                conn.close()
+                if not reused or request.method not in _RESENDABLE_METHODS:
+                    raise
+                conn, reused = self._connect(endpoint, timeouts), False  # once, on a new one
             except BaseException:
                 conn.close()
                 raise
-        except BaseException:
-            conn.close()
-            raise
+        kept = conn
         return HttpResponse(
             status,
             headers,
             body,
-            has_body=request.method != "HEAD" and status not in (204, 304),
-            release=lambda reusable: self._give_back(endpoint, conn, reusable and keep_alive),
+            release=lambda reusable: self._give_back(endpoint, kept, reusable and keep_alive),
         )
 
     def close(self) -> None:
@@ -244,11 +251,10 @@ class PooledTransport:
 
     def _endpoint(self, url: str) -> tuple[Endpoint, str]:
         """The endpoint of ``url`` and the request target to send it."""
-        scheme, netloc, path, query, _ = urllib.parse.urlsplit(url)
+        scheme, netloc, target = _split_url(url)
         endpoint = self._endpoints.get((scheme, netloc))
         if endpoint is None:
             endpoint = self._new_endpoint(scheme, netloc)
-        target = (path or "/") + (f"?{query}" if query else "")
         if endpoint.absolute_target:
             target = f"{scheme}://{netloc}{target}"
         return endpoint, target

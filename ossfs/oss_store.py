@@ -30,7 +30,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Final, TypeVar
+from typing import Final, TypeVar, cast
 
 import certifi
 import oss2
@@ -245,10 +245,6 @@ def meta_from_headers(
     )
 
 
-def _lower_headers(raw: Mapping[str, str]) -> dict[str, str]:
-    return {str(name).lower(): str(value) for name, value in raw.items()}
-
-
 class _ShortBodyError(Exception):
     """The body ended cleanly before Content-Length; a resumed request may get the rest."""
 
@@ -374,24 +370,6 @@ class _Counters:
 # -- the store -----------------------------------------------------------------------------------
 
 
-class _Body:
-    """The unread body of a GET."""
-
-    def __init__(self, response: HttpResponse) -> None:
-        self._response = response
-
-    def read(self, amt: int) -> bytes:
-        return self._response.read(amt)
-
-    def readinto(self, view: memoryview) -> int:
-        """Fill the start of ``view`` with the next bytes; 0 at the end of the body. The
-        connection goes back to the pool as soon as the last byte has been read."""
-        return self._response.readinto(view)
-
-    def close(self) -> None:
-        self._response.close()
-
-
 class _StreamIterator(Iterator[bytes]):
     """Chunks of one streamed body; `close` releases the connection early."""
 
@@ -399,7 +377,7 @@ class _StreamIterator(Iterator[bytes]):
         self,
         store: OssStore,
         key: str,
-        body: _Body,
+        body: HttpResponse,
         *,
         start: int,
         expected: int,
@@ -601,7 +579,8 @@ class OssStore:
 
         def attempt() -> ObjectMeta:
             result = self._request("head", key, "", lambda: self._bucket.head_object(key))
-            return meta_from_headers(key, _lower_headers(result.headers))
+            # The transport's headers are keyed by lower-case name already.
+            return meta_from_headers(key, result.headers)
 
         try:
             return self._retrier.call("head", attempt, is_transient)
@@ -727,7 +706,6 @@ class OssStore:
             response = self._request(
                 "get", key, f"{first}-{end}", lambda: self._get_object(key, headers)
             )
-            body = _Body(response)
             try:
                 self._check_ranged_response(key, response, first, end, pinned)
                 while pos < end:
@@ -737,7 +715,7 @@ class OssStore:
                             bytearray(size) if self._buffers is None else self._buffers.take(size)
                         )
                         filled = 0
-                    got = body.readinto(memoryview(piece)[filled:])
+                    got = response.readinto(memoryview(piece)[filled:])
                     if not got:
                         raise _ShortBodyError(
                             f"GET {key!r}: body ended at offset {pos}, before {end}"
@@ -748,7 +726,7 @@ class OssStore:
                     if filled == len(piece):
                         on_piece(piece)
             finally:
-                body.close()
+                response.close()
 
         try:
             self._retrier.call("get", attempt, is_transient, progress=lambda: pos - start)
@@ -819,7 +797,6 @@ class OssStore:
         except Exception as exc:
             raise self._fail(exc, "stream", key) from exc
 
-        body = _Body(result)
         try:
             response_headers = result.headers
             status = result.status
@@ -843,10 +820,10 @@ class OssStore:
                     f"GET {key!r}: Content-Length {length}, expected {expected} from offset {start}"
                 )
         except Exception as exc:
-            body.close()
+            result.close()
             raise self._fail(exc, "stream", key) from exc
         return meta, _StreamIterator(
-            self, key, body, start=start, expected=expected, chunk_bytes=chunk_bytes
+            self, key, result, start=start, expected=expected, chunk_bytes=chunk_bytes
         )
 
     # -- internals --------------------------------------------------------------------------------
@@ -893,29 +870,14 @@ class OssStore:
         return result
 
     def _get_object(self, key: str, headers: dict[str, str]) -> HttpResponse:
-        """GetObject as oss2's ``Bucket.get_object`` sends it (oss2's URL, signature and error
-        parsing), answered with the transport's response itself: oss2's result classes parse
-        a dozen headers nobody here reads. Raises oss2's exceptions, as oss2 would."""
+        """GetObject as oss2 sends it (oss2's URL, signature and error parsing: its ``_do``),
+        answered with the transport's response itself: ``Bucket.get_object`` would wrap it in
+        result classes that parse a dozen headers nobody here reads. Raises oss2's exceptions.
+        """
         if not key:
             raise oss2.exceptions.ClientError("key should not be null or empty.")
         bucket = self._bucket
-        request = oss2.http.Request(
-            "GET",
-            bucket._make_url(bucket.bucket_name, key),
-            headers=headers,
-            app_name=bucket.app_name,
-            region=bucket.region,
-            product=bucket.product,
-            cloudbox_id=bucket.cloudbox_id,
-        )
-        bucket.auth._sign_request(request, bucket.bucket_name, key)
-        response = self._session.do_request(request, bucket.timeout)
-        if response.status // 100 != 2:
-            try:
-                raise oss2.exceptions.make_exception(response)
-            finally:
-                response.close()
-        return response
+        return cast(HttpResponse, bucket._do("GET", bucket.bucket_name, key, headers=headers))
 
     def _invalid_range(
         self, key: str, start: int, pos: int, etag: str | None, exc: BaseException

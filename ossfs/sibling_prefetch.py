@@ -342,6 +342,10 @@ class SiblingPrefetcher:
             return []
         order = walk.order
         stop = min(len(order), start + want * _SCAN_FACTOR)
+        # Once per plan, not per file: the pace does not change while the lock is held.
+        inflight_limit = self._pace.limit(
+            self._config.min_inflight_gets, self._config.max_inflight_gets
+        )
         issue: list[tuple[BlockKey, int]] = []
         pos = start
         while pos < stop and len(issue) < want:
@@ -354,7 +358,7 @@ class SiblingPrefetcher:
                 and not meta.is_frozen
             ):
                 key: BlockKey = (meta.key, meta.etag, 0)
-                if not self._admit_locked(meta.size):
+                if not self._admit_locked(meta.size, inflight_limit):
                     break
                 if key not in self._unread and self._cache.claim([key]):
                     self._unread[key] = meta.size
@@ -366,12 +370,9 @@ class SiblingPrefetcher:
         walk.issued_until = pos
         return issue
 
-    def _inflight_limit_locked(self) -> int:
-        return self._pace.limit(self._config.min_inflight_gets, self._config.max_inflight_gets)
-
-    def _admit_locked(self, size: int) -> bool:
+    def _admit_locked(self, size: int, inflight_limit: int) -> bool:
         """Whether one more file of ``size`` bytes fits the limits (counts a denial if not)."""
-        if len(self._fetching) >= self._inflight_limit_locked():
+        if len(self._fetching) >= inflight_limit:
             self._budget_denials += 1
             return False
         if self._unread_bytes + size > self._max_unread:

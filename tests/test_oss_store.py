@@ -91,8 +91,7 @@ class ScriptedTransport:
         return HttpResponse(
             reply.status,
             Headers((k.lower(), v) for k, v in headers.items()),
-            io.BytesIO(sent),
-            has_body=request.method != "HEAD",
+            io.BytesIO(sent) if request.method != "HEAD" else None,
             release=self.released.append,
         )
 
