@@ -241,8 +241,11 @@ def build_filesystem(
         if config.prefetch
         else None
     )
-    siblings = (
-        SiblingPrefetcher(
+    siblings = None
+    if config.prefetch and sibling_gets > 0:
+        # Its GETs run on one thread with non-blocking sockets where the endpoint allows (no
+        # proxy), else on worker threads.
+        siblings = SiblingPrefetcher(
             store,
             cache,
             namespace.listed_children,
@@ -251,10 +254,8 @@ def build_filesystem(
             ),
             block_size_bytes=config.block_size_bytes,
             config=SiblingPrefetchConfig(max_inflight_gets=sibling_gets),
+            fetcher=store.whole_fetcher(max_idle=sibling_gets),
         )
-        if config.prefetch and sibling_gets > 0
-        else None
-    )
     fs = Filesystem(
         namespace,
         store,

@@ -212,11 +212,7 @@ class PooledTransport:
     # -- Transport --------------------------------------------------------------------------------
 
     def send(self, request: HttpRequest, timeouts: Timeouts) -> HttpResponse:
-        endpoint, target = self._endpoint(request.url)
-        data = request_head(
-            request.method, target, endpoint, request.headers.items(), len(request.body)
-        )
-        data += request.body
+        endpoint, data = self.encode(request)
         conn, reused = self._take(endpoint, timeouts)
         while True:
             try:
@@ -237,6 +233,21 @@ class PooledTransport:
             body,
             release=lambda reusable: self._give_back(endpoint, kept, reusable and keep_alive),
         )
+
+    def encode(self, request: HttpRequest) -> tuple[Endpoint, bytes]:
+        """Where ``request`` goes and its bytes on the wire (head and body)."""
+        endpoint, target = self._endpoint(request.url)
+        data = request_head(
+            request.method, target, endpoint, request.headers.items(), len(request.body)
+        )
+        return endpoint, data + request.body
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The context every TLS connection is verified with (made once, on first use)."""
+        with self._lock:
+            if self._ssl is None:
+                self._ssl = ssl.create_default_context(cafile=self._ca_bundle)
+            return self._ssl
 
     def close(self) -> None:
         """Close the idle connections; connections in use close when their body ends."""
@@ -288,14 +299,8 @@ class PooledTransport:
             endpoint,
             connect_timeout_s=timeouts[0],
             read_timeout_s=timeouts[1],
-            ssl_context=self._ssl_context,
+            ssl_context=self.ssl_context,
         )
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        with self._lock:
-            if self._ssl is None:
-                self._ssl = ssl.create_default_context(cafile=self._ca_bundle)
-            return self._ssl
 
     def _give_back(self, endpoint: Endpoint, conn: Connection, reusable: bool) -> None:
         if reusable:

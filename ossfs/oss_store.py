@@ -51,6 +51,8 @@ from ossfs.errors import (
     StaleError,
     UsageError,
 )
+from ossfs.fetch_loop import FetchLoop, PreparedGet
+from ossfs.http_wire import Headers
 from ossfs.oss_http import HttpRequest, HttpResponse, PooledTransport, Timeouts, Transport
 from ossfs.retry import DEFAULT_RETRY_POLICY, Retrier, RetriesExhaustedError, RetryPolicy
 from ossfs.store import ListPage, ObjectMeta, Piece
@@ -436,29 +438,53 @@ class _StreamIterator(Iterator[bytes]):
 class _TransportSession(oss2.Session):  # type: ignore[misc]
     """oss2's session interface over an `ossfs.oss_http.Transport`.
 
-    oss2 builds and signs the request (its ``None`` header values mean "do not send this
-    default"); the query is encoded from oss2's params as requests would encode it (an empty
-    value as ``name=``, None dropped), so what is signed is what is sent. A request that got no
-    answer raises oss2's RequestError, as oss2's own session does.
+    oss2 builds and signs the request (`_http_request`); a request that got no answer raises
+    oss2's RequestError, as oss2's own session does.
     """
 
     def __init__(self, transport: Transport) -> None:  # no requests.Session underneath
         self.transport = transport
 
     def do_request(self, req: oss2.http.Request, timeout: object) -> HttpResponse:
-        headers = {name: value for name, value in req.headers.items() if value is not None}
-        url = str(req.url)
-        if req.params:
-            pairs = [(k, v) for k, v in req.params.items() if v is not None]
-            url += ("&" if "?" in url else "?") + urllib.parse.urlencode(pairs)
-        body = req.data or b""
-        if not isinstance(body, bytes):
-            raise TypeError("only in-memory request bodies are sent")
+        request = _http_request(req)
         try:
-            request = HttpRequest(req.method, url, headers, body)
             return self.transport.send(request, _timeouts(timeout))
         except (OSError, http.client.HTTPException) as exc:
             raise oss2.exceptions.RequestError(exc) from exc
+
+
+class _SignedRequest(Exception):
+    """Carries a request oss2 built and signed out of `_SigningSession`."""
+
+    def __init__(self, request: HttpRequest) -> None:
+        super().__init__()
+        self.request = request
+
+
+class _SigningSession(oss2.Session):  # type: ignore[misc]
+    """oss2's session interface that sends nothing: the signed request comes back raised as
+    `_SignedRequest`, for requests another sender carries (`ossfs.fetch_loop`)."""
+
+    def __init__(self) -> None:  # no requests.Session underneath
+        pass
+
+    def do_request(self, req: oss2.http.Request, timeout: object) -> HttpResponse:
+        raise _SignedRequest(_http_request(req))
+
+
+def _http_request(req: oss2.http.Request) -> HttpRequest:
+    """oss2's request as it goes on the wire: its ``None`` header values mean "do not send
+    this default", and the query is encoded from its params as requests would (an empty value
+    as ``name=``, None dropped), so what is signed is what is sent."""
+    headers = {name: value for name, value in req.headers.items() if value is not None}
+    url = str(req.url)
+    if req.params:
+        pairs = [(k, v) for k, v in req.params.items() if v is not None]
+        url += ("&" if "?" in url else "?") + urllib.parse.urlencode(pairs)
+    body = req.data or b""
+    if not isinstance(body, bytes):
+        raise TypeError("only in-memory request bodies are sent")
+    return HttpRequest(req.method, url, headers, body)
 
 
 def _timeouts(timeout: object) -> Timeouts:
@@ -502,16 +528,10 @@ class OssStore:
         self._announced_lock = threading.Lock()
         self._announced: LRUCache[tuple[str, str], int] = LRUCache(maxsize=_ANNOUNCED_CRCS)
         try:
-            self._bucket = oss2.Bucket(
-                _make_auth(config),
-                config.endpoint,
-                config.bucket,
-                # A tuple reaches the session unchanged: separate connect and read timeouts.
-                connect_timeout=(config.connect_timeout_s, config.read_timeout_s),
-                # oss2 would CRC every ranged body for nothing; the layers above check CRCs.
-                enable_crc=False,
-                region=config.region,
-            )
+            auth = _make_auth(config)
+            self._bucket = _make_bucket(config, auth, None)  # its session is set below
+            # The same requests, signed and handed back instead of sent (`whole_fetcher`).
+            self._signer = _make_bucket(config, auth, _SigningSession())
         except oss2.exceptions.ClientError as exc:
             raise UsageError(
                 f"invalid OSS endpoint {config.endpoint!r} or bucket {config.bucket!r}: {exc.body}"
@@ -521,8 +541,7 @@ class OssStore:
                 config, self._bucket._make_url(config.bucket, ""), proxies
             )
         self._transport = transport
-        self._session = _TransportSession(transport)
-        self._bucket.session = self._session
+        self._bucket.session = _TransportSession(transport)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -707,7 +726,14 @@ class OssStore:
                 "get", key, f"{first}-{end}", lambda: self._get_object(key, headers)
             )
             try:
-                self._check_ranged_response(key, response, first, end, pinned)
+                self._check_ranged_response(
+                    key,
+                    status=response.status,
+                    response_headers=response.headers,
+                    pos=first,
+                    end=end,
+                    pinned=pinned,
+                )
                 while pos < end:
                     if filled == len(piece):
                         size = min(piece_bytes, end - pos)
@@ -739,12 +765,18 @@ class OssStore:
         return True
 
     def _check_ranged_response(
-        self, key: str, response: HttpResponse, pos: int, end: int, pinned: list[str | None]
+        self,
+        key: str,
+        *,
+        status: int,
+        response_headers: Headers,
+        pos: int,
+        end: int,
+        pinned: list[str | None],
     ) -> None:
         """Status, Content-Range, ETag (pinning the first one seen) and Content-Length of a
         ranged GET for ``[pos, end)``; remembers the whole-object CRC the response announced."""
-        response_headers = response.headers
-        check_content_range(key, response.status, response_headers.get("content-range"), pos, end)
+        check_content_range(key, status, response_headers.get("content-range"), pos, end)
         got_etag = response_headers.get("etag", "").strip().strip('"')
         if pinned[0] is None:
             pinned[0] = got_etag or None
@@ -826,6 +858,64 @@ class OssStore:
             self, key, result, start=start, expected=expected, chunk_bytes=chunk_bytes
         )
 
+    def whole_fetcher(
+        self, take_buffer: Callable[[int], Piece] | None = None, *, max_idle: int
+    ) -> FetchLoop | None:
+        """A `FetchLoop` for GETs of whole objects with this store's endpoint and credentials
+        (directory read-ahead), or None where it cannot go: an endpoint reached through a
+        proxy, or a transport other than the pooled one. The caller closes it.
+
+        Its GETs are signed by oss2, pinned with If-Match, counted and checked like
+        `read_range`'s (status, Content-Range, ETag, Content-Length; the announced CRC is
+        remembered), but never retried: a failure is left to the reader. ``take_buffer``:
+        where bodies are received (default: the store's buffer pool)."""
+        transport = self._transport
+        if not isinstance(transport, PooledTransport):
+            return None
+        root = self._bucket._make_url(self.config.bucket, "")
+        endpoint, _ = transport.encode(HttpRequest("GET", root))
+        if endpoint.proxy is not None:
+            return None
+        buffers = self._buffers
+        return FetchLoop(
+            self._prepare_whole_get,
+            self._accept_whole_get,
+            take_buffer=take_buffer or (buffers.take if buffers is not None else bytearray),
+            received=lambda nbytes: self._counters.add("bytes_fetched", nbytes),
+            ssl_context=transport.ssl_context,
+            connect_timeout_s=self.config.connect_timeout_s,
+            read_timeout_s=self.config.read_timeout_s,
+            max_idle=max_idle,
+        )
+
+    def _prepare_whole_get(self, key: str, etag: str, size: int) -> PreparedGet:
+        """The signed GET of bytes ``[0, size)`` of ``key`` at ``etag`` (counted as sent)."""
+        _check_sendable(key)
+        transport = cast(PooledTransport, self._transport)
+        headers = _read_headers(etag)
+        headers["Range"] = f"bytes=0-{size - 1}"
+        signer = self._signer
+        try:
+            signer._do("GET", signer.bucket_name, key, headers=headers)
+        except _SignedRequest as signed:
+            endpoint, data = transport.encode(signed.request)
+        else:  # pragma: no cover - _SigningSession always raises
+            raise AssertionError("the signing session sent a request")
+        self._counters.request("get")
+        return PreparedGet(endpoint, data, size)
+
+    def _accept_whole_get(
+        self, key: str, etag: str, size: int, status: int, headers: Headers
+    ) -> None:
+        """Raises unless ``status``/``headers`` answer `_prepare_whole_get`'s request."""
+        log.debug("get %r range=0-%d -> %s (read-ahead)", key, size, status)
+        if status // 100 != 2:
+            code = headers.get("x-oss-ec", "") or "no error code"
+            raise RemoteIOError(f"GET {key!r}: HTTP {status} ({code})")
+        self._check_ranged_response(
+            key, status=status, response_headers=headers, pos=0, end=size, pinned=[etag]
+        )
+
     # -- internals --------------------------------------------------------------------------------
 
     def _request(self, op: str, key: str, rng: str, call: Callable[[], R]) -> R:
@@ -834,12 +924,7 @@ class OssStore:
         A key (or prefix) that is not valid UTF-8 text (lone surrogates, from a listing of
         keys that are not UTF-8) cannot be sent by oss2: `_UnsendableKeyError`, no request.
         """
-        try:
-            key.encode("utf-8")
-        except UnicodeEncodeError:
-            raise _UnsendableKeyError(
-                "the key is not valid UTF-8 text, and oss2 can only request UTF-8 keys"
-            ) from None
+        _check_sendable(key)
         self._counters.request(op)
         t0 = time.perf_counter()
         try:
@@ -969,6 +1054,31 @@ def _default_transport(
         return PooledTransport(pool_size=config.pool_size, proxies=proxies, ca_bundle=ca_bundle)
     except ValueError as exc:
         raise UsageError(f"{exc} (from HTTP_PROXY/HTTPS_PROXY, or unset them)") from exc
+
+
+def _check_sendable(key: str) -> None:
+    """Raises `_UnsendableKeyError` for a key (or prefix) oss2 cannot send: one that is not
+    valid UTF-8 text (lone surrogates, from a listing of keys that are not UTF-8)."""
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _UnsendableKeyError(
+            "the key is not valid UTF-8 text, and oss2 can only request UTF-8 keys"
+        ) from None
+
+
+def _make_bucket(config: OssConfig, auth: object, session: oss2.Session | None) -> oss2.Bucket:
+    return oss2.Bucket(
+        auth,
+        config.endpoint,
+        config.bucket,
+        session=session,
+        # A tuple reaches the session unchanged: separate connect and read timeouts.
+        connect_timeout=(config.connect_timeout_s, config.read_timeout_s),
+        # oss2 would CRC every ranged body for nothing; the layers above check CRCs.
+        enable_crc=False,
+        region=config.region,
+    )
 
 
 def _make_auth(config: OssConfig) -> object:

@@ -52,6 +52,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Protocol
 
 from cachetools import LRUCache
 
@@ -176,6 +177,21 @@ class ReadAheadPace:
         return min(cap, math.ceil(2 * min(gets) / interval) + floor)
 
 
+class WholeFetcher(Protocol):
+    """Runs GETs of whole objects in the background (`ossfs.fetch_loop.FetchLoop`)."""
+
+    def submit(
+        self, key: str, etag: str, size: int, done: Callable[[Piece | BaseException, float], None]
+    ) -> None:
+        """GET ``size`` bytes of ``key`` at ``etag``; exactly one ``done(body or error,
+        seconds)`` call follows, maybe on another thread."""
+        ...
+
+    def close(self) -> None:
+        """Stop; GETs still running end with an error."""
+        ...
+
+
 class SiblingPrefetcher:
     """Directory-order read-ahead of small files for one mount. Thread-safe.
 
@@ -193,15 +209,19 @@ class SiblingPrefetcher:
         *,
         block_size_bytes: int,
         config: SiblingPrefetchConfig | None = None,
+        fetcher: WholeFetcher | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Raises ValueError if ``block_size_bytes <= 0``. ``clock``: seconds (tests)."""
+        """Raises ValueError if ``block_size_bytes <= 0``. ``fetcher``: runs the GETs instead
+        of the executor (`ossfs.fetch_loop`); it is closed by `close`. ``clock``: seconds
+        (tests)."""
         if block_size_bytes <= 0:
             raise ValueError(f"block_size_bytes must be > 0, got {block_size_bytes}")
         self._store = store
         self._cache = cache
         self._listed_children = listed_children
         self._executor = executor
+        self._fetcher = fetcher
         self._config = config if config is not None else SiblingPrefetchConfig()
         self._max_file_bytes = min(self._config.max_file_bytes, block_size_bytes)
         # Prefetched files the cache would evict before they are opened are pure waste.
@@ -289,7 +309,8 @@ class SiblingPrefetcher:
             self._issue(key, size)
 
     def close(self) -> None:
-        """Stop issuing (idempotent); what is prefetched and unopened now counts as waste."""
+        """Stop issuing (idempotent); what is prefetched and unopened now counts as waste. The
+        fetcher, if any, is closed too (the executor is not: it is only borrowed)."""
         with self._lock:
             if self._closed:
                 return
@@ -302,6 +323,8 @@ class SiblingPrefetcher:
                 self._bytes_wasted,
                 self._files_failed,
             )
+        if self._fetcher is not None:
+            self._fetcher.close()  # not under the lock: its last GETs settle through it
         if counts[0] or counts[4]:
             log.info(
                 "directory read-ahead: %d files prefetched, %d opened, %d wasted (%d bytes), "
@@ -398,6 +421,18 @@ class SiblingPrefetcher:
             self._bytes_wasted += nbytes
 
     def _issue(self, key: BlockKey, size: int) -> None:
+        fetcher = self._fetcher
+        if fetcher is not None:
+            with self._lock:
+                self._files_issued += 1
+            object_key, etag, _ = key
+            fetcher.submit(
+                object_key,
+                etag,
+                size,
+                lambda result, seconds: self._settle(key, size, result, seconds),
+            )
+            return
         try:
             self._executor.submit(self._fetch, key, size)
         except RuntimeError:  # the executor is shut down (unmounting)
@@ -415,6 +450,7 @@ class SiblingPrefetcher:
         object_key, etag, _ = key
         pieces: list[Piece] = []
         began = self._clock()
+        result: Piece | BaseException
         try:
             # One piece of the whole size: the body lands in its own buffer, no copy.
             self._store.read_range(
@@ -423,21 +459,30 @@ class SiblingPrefetcher:
             if len(pieces) != 1 or len(pieces[0]) != size:
                 got = sum(len(piece) for piece in pieces)
                 raise IntegrityError(f"{object_key}: got {got} bytes, expected {size}")
+            result = pieces[0]
+        except Exception as exc:
+            result = exc
         except BaseException as exc:
+            self._settle(key, size, exc, 0.0)
+            raise
+        self._settle(key, size, result, self._clock() - began)
+
+    def _settle(
+        self, key: BlockKey, size: int, result: Piece | BaseException, seconds: float
+    ) -> None:
+        """A read-ahead GET ended: cache its body, or give its claim up if it failed."""
+        if isinstance(result, BaseException):
             # The reader that opens it fetches for itself and meets the real error (or bytes).
             self._cache.abandon([key])
-            log.debug("prefetch of %s failed: %s", object_key, exc)
+            log.debug("prefetch of %s failed: %s", key[0], result)
             with self._lock:
                 self._fetching.discard(key)
                 self._files_failed += 1
                 nbytes = self._unread.pop(key, None)
                 if nbytes is not None:
                     self._unread_bytes -= nbytes
-            if not isinstance(exc, Exception):
-                raise
             return
-        seconds = self._clock() - began
-        self._cache.fill([key], [pieces[0]])
+        self._cache.fill([key], [result])
         with self._lock:
             self._pace.fetched(seconds)
             self._fetching.discard(key)

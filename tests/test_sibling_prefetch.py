@@ -19,6 +19,7 @@ from ossfs.fs import Filesystem, FsConfig
 from ossfs.namespace import Namespace
 from ossfs.sibling_prefetch import ReadAheadPace, SiblingPrefetchConfig, SiblingPrefetcher
 from ossfs.stats import MountStats, format_prometheus
+from ossfs.store import Piece
 from tests.fakes import FakeStore
 from tests.test_prefetch import ManualExecutor
 
@@ -39,6 +40,7 @@ class Mount:
     cache: BlockCache
     executor: ManualExecutor
     siblings: SiblingPrefetcher
+    fetcher: QueuedFetcher | None
 
     def read_whole(self, path: str) -> bytes:
         fh = self.fs.open(path, os.O_RDONLY)
@@ -53,11 +55,44 @@ class Mount:
         return Counter(str(c[1]) for c in self.store.calls if c[0] == "get_range")
 
 
+class QueuedFetcher:
+    """A `WholeFetcher` whose GETs wait on the test's executor like the worker path's do (so
+    a test drives both the same way), each read through the store and handed to ``done``."""
+
+    def __init__(self, store: FakeStore, executor: ManualExecutor) -> None:
+        self._store = store
+        self._executor = executor
+        self.submitted = 0
+        self.closed = False
+
+    def submit(
+        self, key: str, etag: str, size: int, done: Callable[[Piece | BaseException, float], None]
+    ) -> None:
+        self.submitted += 1
+
+        def run() -> None:
+            pieces: list[Piece] = []
+            try:
+                self._store.read_range(
+                    key, 0, size, etag=etag, piece_bytes=size, on_piece=pieces.append
+                )
+            except Exception as exc:
+                done(exc, 0.001)
+                return
+            done(pieces[0], 0.001)
+
+        self._executor.submit(run)
+
+    def close(self) -> None:
+        self.closed = True
+
+
 def make(
     store: FakeStore | None = None,
     *,
     cache_bytes: int = 1024 * BLOCK,
     clock: Callable[[], float] = time.monotonic,
+    fetcher: bool = False,
     **config: int,
 ) -> Mount:
     if store is None:
@@ -67,6 +102,7 @@ def make(
     ns = Namespace(store, metadata_ttl_s=60.0)
     cache = BlockCache(cache_bytes)
     executor = ManualExecutor()
+    queued = QueuedFetcher(store, executor) if fetcher else None
     siblings = SiblingPrefetcher(
         store,
         cache,
@@ -74,6 +110,7 @@ def make(
         executor,
         block_size_bytes=BLOCK,
         config=SiblingPrefetchConfig(**config),
+        fetcher=queued,
         clock=clock,
     )
     fs = Filesystem(
@@ -86,11 +123,14 @@ def make(
     )
     fs.readdir("/d")
     store.reset_calls()
-    return Mount(store, fs, ns, cache, executor, siblings)
+    return Mount(store, fs, ns, cache, executor, siblings, queued)
 
 
-def test_sibling_prefetch_sequential_opens_grow_the_window_and_fetch_each_file_once() -> None:
-    m = make(max_files=8)
+@pytest.mark.parametrize("fetcher", [False, True], ids=["workers", "fetch-loop"])
+def test_sibling_prefetch_sequential_opens_grow_the_window_and_fetch_each_file_once(
+    fetcher: bool,
+) -> None:
+    m = make(fetcher=fetcher, max_files=8)
     issued_after_open = []
     for i in range(N_FILES):
         fh = m.fs.open(f"/d/f{i:03d}", os.O_RDONLY)
@@ -107,6 +147,7 @@ def test_sibling_prefetch_sequential_opens_grow_the_window_and_fetch_each_file_o
     assert stats.files_used == stats.files_prefetched == stats.files_issued == N_FILES - 2
     assert stats.files_wasted == 0 and stats.unread_bytes == 0 and stats.inflight_gets == 0
     assert m.store.count("head") == 0
+    assert m.fetcher is None or m.fetcher.submitted == N_FILES - 2
 
 
 def test_sibling_prefetch_random_opens_never_prefetch() -> None:
@@ -120,8 +161,9 @@ def test_sibling_prefetch_random_opens_never_prefetch() -> None:
     assert m.siblings.stats().walk_resets == len(order) - 1
 
 
-def test_sibling_prefetch_unread_bytes_and_gets_in_flight_stay_in_budget() -> None:
-    m = make(max_unread_bytes=3 * FILE, max_inflight_gets=2, max_files=32)
+@pytest.mark.parametrize("fetcher", [False, True], ids=["workers", "fetch-loop"])
+def test_sibling_prefetch_unread_bytes_and_gets_in_flight_stay_in_budget(fetcher: bool) -> None:
+    m = make(fetcher=fetcher, max_unread_bytes=3 * FILE, max_inflight_gets=2, max_files=32)
     for i in range(N_FILES):
         fh = m.fs.open(f"/d/f{i:03d}", os.O_RDONLY)
         stats = m.siblings.stats()
@@ -208,7 +250,10 @@ def test_sibling_prefetch_skips_large_files_directories_and_empty_files() -> Non
     assert m.gets()["d/a5"] == m.gets()["d/a6"] == 1
 
 
-def test_sibling_prefetch_failure_is_never_served_and_the_reader_fetches_itself() -> None:
+@pytest.mark.parametrize("fetcher", [False, True], ids=["workers", "fetch-loop"])
+def test_sibling_prefetch_failure_is_never_served_and_the_reader_fetches_itself(
+    fetcher: bool,
+) -> None:
     class FlakyStore(FakeStore):
         failures = 1
 
@@ -222,7 +267,7 @@ def test_sibling_prefetch_failure_is_never_served_and_the_reader_fetches_itself(
     store = FlakyStore()
     for i in range(N_FILES):
         store.put(f"d/f{i:03d}", content(i))
-    m = make(store, max_files=4)
+    m = make(store, fetcher=fetcher, max_files=4)
     for i in range(3):
         m.read_whole(f"/d/f{i:03d}")
     m.executor.run_all()
@@ -231,8 +276,11 @@ def test_sibling_prefetch_failure_is_never_served_and_the_reader_fetches_itself(
     assert m.gets()["d/f003"] == 2
 
 
-def test_sibling_prefetch_of_a_replaced_object_caches_nothing_and_the_read_fails_estale() -> None:
-    m = make(max_files=4)
+@pytest.mark.parametrize("fetcher", [False, True], ids=["workers", "fetch-loop"])
+def test_sibling_prefetch_of_a_replaced_object_caches_nothing_and_the_read_fails_estale(
+    fetcher: bool,
+) -> None:
+    m = make(fetcher=fetcher, max_files=4)
     m.read_whole("/d/f000")
     fh1 = m.fs.open("/d/f001", os.O_RDONLY)
     assert m.executor.pending  # f002.. claimed, GETs queued
@@ -260,10 +308,11 @@ def test_sibling_prefetch_changed_object_is_never_served_from_an_old_prefetch() 
     assert m.read_whole("/d/f002") == b"new version"
 
 
+@pytest.mark.parametrize("fetcher", [False, True], ids=["workers", "fetch-loop"])
 def test_sibling_prefetch_unopened_files_count_as_waste_when_evicted_or_at_close(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, fetcher: bool
 ) -> None:
-    m = make(cache_bytes=8 * FILE, max_files=8)
+    m = make(fetcher=fetcher, cache_bytes=8 * FILE, max_files=8)
     m.read_whole("/d/f000")
     m.read_whole("/d/f001")
     m.executor.run_all()
@@ -279,6 +328,7 @@ def test_sibling_prefetch_unopened_files_count_as_waste_when_evicted_or_at_close
         m.fs.close()  # unmount
     assert "directory read-ahead:" in caplog.text
     after = m.siblings.stats()
+    assert m.fetcher is None or m.fetcher.closed
     assert after.unread_bytes == 0
     assert after.files_wasted == after.files_prefetched - after.files_used
 
