@@ -50,7 +50,7 @@ _POOL_BLOCKS: Final = 32
 # Directory read-ahead GETs in flight at most: with 20 ms to a first byte (remote), 16 capped
 # small files at ~630 files/s whatever the readers did; up to 48 gave ~900-1,000 (8 readers).
 # How many are used follows the readers' pace (`sibling_prefetch.ReadAheadPace`): on a fast
-# link a dozen or so. Memory still bounds it (each counts as one block of the in-flight budget).
+# link two dozen or so. Memory still bounds it (each counts as one block of the in-flight budget).
 _SIBLING_WORKERS: Final = 48
 # Reads the kernel may send: libfuse 3 allows up to 1 MiB per read (libfuse 2 caps them at
 # 128 KiB whatever is asked). The kernel sends reads that big only with a readahead window as
