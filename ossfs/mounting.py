@@ -245,6 +245,12 @@ def build_filesystem(
     if config.prefetch and sibling_gets > 0:
         # Its GETs run on one thread with non-blocking sockets where the endpoint allows (no
         # proxy), else on worker threads.
+        fetcher = store.whole_fetcher(max_idle=sibling_gets)
+        log.info(
+            "directory read-ahead: up to %d GETs in flight, %s",
+            sibling_gets,
+            "on one thread (non-blocking sockets)" if fetcher else "on worker threads (proxy)",
+        )
         siblings = SiblingPrefetcher(
             store,
             cache,
@@ -254,7 +260,7 @@ def build_filesystem(
             ),
             block_size_bytes=config.block_size_bytes,
             config=SiblingPrefetchConfig(max_inflight_gets=sibling_gets),
-            fetcher=store.whole_fetcher(max_idle=sibling_gets),
+            fetcher=fetcher,
         )
     fs = Filesystem(
         namespace,

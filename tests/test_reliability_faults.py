@@ -164,3 +164,34 @@ def test_reliability_broken_bodies_are_resumed_through_the_mount(
     faults = emulator.log.fault_counts()
     assert faults.get("reset", 0) > 0 and faults.get("truncate", 0) > 0, faults
     assert "DEBUG ossfs.retry: retry get" in log_file.read_text()
+
+
+def test_reliability_directory_read_ahead_under_faults_never_serves_wrong_bytes(
+    emulator: EmulatorServer, mounts: Mounts, tmp_path: Path
+) -> None:
+    """Small files read in listing order: their read-ahead GETs (on the fetch loop) meet 5xx
+    answers, resets and cut-short bodies; each failed one is fetched again by its reader."""
+    files = {
+        f"walk/f{i:03d}.dat": data_for(3000 + i, 2000 + (i * 997) % 60_000) for i in range(200)
+    }
+    for key, data in files.items():
+        emulator.put_object(BUCKET, key, data)
+    log_file = tmp_path / "mount.log"
+    mp = mounts.mount(emulator.endpoint, "--log-file", str(log_file))
+    assert "directory read-ahead: up to" in log_file.read_text()
+    assert "on one thread (non-blocking sockets)" in log_file.read_text()
+    os.listdir(mp / "walk")
+    emulator.log.clear()
+    emulator.faults.update(error_rate=0.1, reset_rate=0.1, truncate_rate=0.1, key_prefix="walk/")
+    for key in sorted(files):
+        assert (mp / key).read_bytes() == files[key], key
+    emulator.faults.clear()
+    faults = emulator.log.fault_counts()
+    assert all(faults.get(kind, 0) > 0 for kind in ("error", "reset", "truncate")), faults
+    siblings = _mount_stats(mp)["sibling_prefetch"]
+    assert isinstance(siblings, dict)
+    assert siblings["files_prefetched"] > len(files) // 2, siblings
+    assert siblings["files_failed"] > 0, siblings
+    store = _mount_stats(mp)["store"]
+    assert isinstance(store, dict)
+    assert store.get("gave_up", 0) == 0, store
