@@ -34,7 +34,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from ossfs.http_wire import Endpoint, Headers, read_answer_head
 from ossfs.store import Piece
@@ -46,6 +46,9 @@ __all__ = ["FetchLoop", "FetchLoopClosedError", "PreparedGet"]
 _HEAD_LIMIT: Final = 65536  # bytes of an answer's head (status line and headers)
 _RECEIVE: Final = 16384  # bytes received at a time while the head is incomplete
 _IDLE_WAIT_S: Final = 1.0  # the longest sleep with nothing due
+_RESOLVE_TTL_S: Final = 30.0  # how long an endpoint's resolved address is used
+
+_Address = tuple[socket.AddressFamily, socket.SocketKind, int, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +158,7 @@ class FetchLoop:
         self._closed = False
         self._busy: set[_Conn] = set()
         self._idle: dict[Endpoint, list[_Conn]] = {}
+        self._addresses: dict[Endpoint, tuple[float, _Address]] = {}
         self._thread = threading.Thread(target=self._run, name="fetch-loop", daemon=True)
         self._thread.start()
 
@@ -253,8 +257,7 @@ class FetchLoop:
             conn.reused = True
             conn.deadline = self._clock() + self._read_timeout_s
             return conn
-        host, port = endpoint.host, endpoint.port
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        family, kind, proto, address = self._address(endpoint)
         sock = socket.socket(family, kind, proto)
         try:
             sock.setblocking(False)
@@ -269,6 +272,20 @@ class FetchLoop:
         conn.deadline = self._clock() + self._connect_timeout_s
         self._selector.register(sock, selectors.EVENT_WRITE, conn)
         return conn
+
+    def _address(self, endpoint: Endpoint) -> _Address:
+        """Where to connect for ``endpoint``: resolved at most once per `_RESOLVE_TTL_S` (a
+        name lookup blocks this thread, and a walk's start opens dozens of connections)."""
+        now = self._clock()
+        cached = self._addresses.get(endpoint)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        family, kind, proto, _, address = socket.getaddrinfo(
+            endpoint.host, endpoint.port, type=socket.SOCK_STREAM
+        )[0]
+        resolved = (family, kind, proto, address)
+        self._addresses[endpoint] = (now + _RESOLVE_TTL_S, resolved)
+        return resolved
 
     def _arm(self, conn: _Conn, deadline: float, write: bool = False) -> None:
         conn.deadline = deadline
@@ -385,6 +402,8 @@ class FetchLoop:
 
     def _failed(self, conn: _Conn, exc: Exception) -> None:
         job = conn.job
+        if conn.phase == "connect":  # resolve again next time: the address may be stale
+            self._addresses.pop(conn.endpoint, None)
         stale = conn.reused and not conn.answered and isinstance(exc, ConnectionError)
         self._busy.discard(conn)
         self._close_conn(conn)

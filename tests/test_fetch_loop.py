@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import http.client
 import queue
+import socket
 import ssl
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -342,3 +344,36 @@ def test_fetch_loop_rejects_an_empty_get(
     loop = make_loop(serve(answer_for))
     with pytest.raises(ValueError):
         loop.submit("k", "e", 0, lambda result, seconds: None)
+
+
+def test_fetch_loop_resolves_an_endpoint_once_for_many_connections(
+    serve: Callable[..., Server],
+    make_loop: Callable[..., FetchLoop],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lookups: list[str] = []
+    real = socket.getaddrinfo
+
+    def counting(host: str, *args: Any, **kwargs: Any) -> Any:
+        lookups.append(host)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", counting)
+    release = threading.Event()
+
+    def slow(head: bytes) -> Answer:
+        release.wait(WAIT_S)
+        return answer_for(head)
+
+    server = serve(slow)
+    loop = make_loop(server)
+    results = Results()
+    for i in range(5):
+        loop.submit(f"k{i}", "e", 10, results.done(f"k{i}"))
+    deadline = time.monotonic() + WAIT_S
+    while server.connections < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
+    assert len(results.wait(5)) == 5
+    assert server.connections == 5
+    assert lookups == ["127.0.0.1"]
