@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import mmap
+
 import pytest
 
 from ossfs.block_cache import BlockCache
-from ossfs.buffers import BufferPool
+from ossfs.buffers import LAZY_MAP_BYTES, BufferPool
 
 SIZE = 64
 
@@ -45,6 +47,18 @@ def test_pool_refuses_other_sizes_types_and_more_than_its_maximum() -> None:
     assert not pool.give(bytearray(SIZE))
     assert pool.free_bytes == pool.max_bytes == SIZE
     assert len(pool.take(10)) == 10  # another size: always new
+
+
+def test_pool_maps_other_sizes_from_lazy_map_bytes_up() -> None:
+    pool = BufferPool(SIZE, max_buffers=1)
+    big = pool.take(LAZY_MAP_BYTES + 5)
+    assert isinstance(big, mmap.mmap) and len(big) == LAZY_MAP_BYTES + 5
+    assert big[:] == bytes(LAZY_MAP_BYTES + 5)  # zeros, like a bytearray
+    big[-3:] = b"end"
+    assert big[-3:] == b"end"
+    small = pool.take(LAZY_MAP_BYTES - 1)
+    assert isinstance(small, bytearray) and len(small) == LAZY_MAP_BYTES - 1
+    assert not pool.give(big)  # not the pool's size: freed when dropped, never reused
 
 
 def test_pool_rejects_bad_sizes() -> None:
