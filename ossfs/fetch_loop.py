@@ -92,6 +92,7 @@ class _Conn:
         "body",
         "deadline",
         "endpoint",
+        "events",
         "filled",
         "head",
         "job",
@@ -105,7 +106,8 @@ class _Conn:
     def __init__(self, endpoint: Endpoint, sock: socket.socket) -> None:
         self.endpoint = endpoint
         self.sock: socket.socket = sock
-        self.phase = "connect"  # then handshake (TLS), send, head, body, and idle after it
+        # connect, then handshake (TLS), send, head, body, and idle after it; or closed
+        self.phase = "connect"
         self.job: _Job | None = None
         self.unsent = memoryview(b"")
         self.head = bytearray()
@@ -115,6 +117,7 @@ class _Conn:
         self.answered = False  # a byte of the answer has arrived
         self.reused = False  # it served a GET before this one
         self.deadline = 0.0
+        self.events = 0  # what the selector waits for on this socket
 
 
 class FetchLoop:
@@ -271,6 +274,7 @@ class FetchLoop:
         conn = _Conn(endpoint, sock)
         conn.deadline = self._clock() + self._connect_timeout_s
         self._selector.register(sock, selectors.EVENT_WRITE, conn)
+        conn.events = selectors.EVENT_WRITE
         return conn
 
     def _address(self, endpoint: Endpoint) -> _Address:
@@ -288,15 +292,19 @@ class FetchLoop:
         return resolved
 
     def _arm(self, conn: _Conn, deadline: float, write: bool = False) -> None:
+        """Wait for ``conn`` to be writable (or readable) until ``deadline``."""
         conn.deadline = deadline
-        self._selector.modify(
-            conn.sock, selectors.EVENT_WRITE if write else selectors.EVENT_READ, conn
-        )
+        events = selectors.EVENT_WRITE if write else selectors.EVENT_READ
+        if events != conn.events:  # a system call only when it changes
+            self._selector.modify(conn.sock, events, conn)
+            conn.events = events
 
     def _step(self, conn: _Conn) -> None:
         """Advance ``conn`` as far as its socket allows."""
         if conn.phase == "idle":  # an idle connection has nothing to say: the server closed it
             self._drop(conn)
+            return
+        if conn.phase == "closed":
             return
         try:
             if conn.phase == "connect":
@@ -330,6 +338,7 @@ class FetchLoop:
                 conn.sock, server_hostname=conn.endpoint.host, do_handshake_on_connect=False
             )
             self._selector.register(conn.sock, selectors.EVENT_READ, conn)
+            conn.events = selectors.EVENT_READ
             conn.phase = "handshake"
         else:
             conn.phase = "send"
@@ -427,6 +436,7 @@ class FetchLoop:
         self._close_conn(conn)
 
     def _close_conn(self, conn: _Conn) -> None:
+        conn.phase, conn.job, conn.body = "closed", None, None
         with contextlib.suppress(KeyError, ValueError):  # not registered (any more)
             self._selector.unregister(conn.sock)
         conn.sock.close()
