@@ -223,11 +223,9 @@ class FetchLoop:
         return max(0.0, min(_IDLE_WAIT_S, soonest - self._clock()))
 
     def _drain_wake(self) -> None:
-        try:
+        with contextlib.suppress(BlockingIOError):  # emptied
             while os.read(self._wake_read, 4096):
                 pass
-        except BlockingIOError:
-            pass
 
     def _start(self, job: _Job) -> None:
         job.began = self._clock()

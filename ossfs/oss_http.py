@@ -234,6 +234,10 @@ class PooledTransport:
             release=lambda reusable: self._give_back(endpoint, kept, reusable and keep_alive),
         )
 
+    def endpoint(self, url: str) -> Endpoint:
+        """Where requests for ``url`` go (straight there, or to a proxy)."""
+        return self._endpoint(url)[0]
+
     def encode(self, request: HttpRequest) -> tuple[Endpoint, bytes]:
         """Where ``request`` goes and its bytes on the wire (head and body)."""
         endpoint, target = self._endpoint(request.url)

@@ -442,8 +442,10 @@ class _TransportSession(oss2.Session):  # type: ignore[misc]
     oss2's RequestError, as oss2's own session does.
     """
 
-    def __init__(self, transport: Transport) -> None:  # no requests.Session underneath
-        self.transport = transport
+    transport: Transport  # set by the store once it is built (it needs the bucket's URL)
+
+    def __init__(self) -> None:  # no requests.Session underneath
+        pass
 
     def do_request(self, req: oss2.http.Request, timeout: object) -> HttpResponse:
         request = _http_request(req)
@@ -527,9 +529,10 @@ class OssStore:
         # handle that read a whole object checks it against this without an extra HEAD.
         self._announced_lock = threading.Lock()
         self._announced: LRUCache[tuple[str, str], int] = LRUCache(maxsize=_ANNOUNCED_CRCS)
+        session = _TransportSession()
         try:
             auth = _make_auth(config)
-            self._bucket = _make_bucket(config, auth, None)  # its session is set below
+            self._bucket = _make_bucket(config, auth, session)
             # The same requests, signed and handed back instead of sent (`whole_fetcher`).
             self._signer = _make_bucket(config, auth, _SigningSession())
         except oss2.exceptions.ClientError as exc:
@@ -537,11 +540,8 @@ class OssStore:
                 f"invalid OSS endpoint {config.endpoint!r} or bucket {config.bucket!r}: {exc.body}"
             ) from exc
         if transport is None:
-            transport = _default_transport(
-                config, self._bucket._make_url(config.bucket, ""), proxies
-            )
-        self._transport = transport
-        self._bucket.session = _TransportSession(transport)
+            transport = _default_transport(config, self._root_url(), proxies)
+        self._transport = session.transport = transport
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -858,29 +858,25 @@ class OssStore:
             self, key, result, start=start, expected=expected, chunk_bytes=chunk_bytes
         )
 
-    def whole_fetcher(
-        self, take_buffer: Callable[[int], Piece] | None = None, *, max_idle: int
-    ) -> FetchLoop | None:
+    def whole_fetcher(self, *, max_idle: int) -> FetchLoop | None:
         """A `FetchLoop` for GETs of whole objects with this store's endpoint and credentials
         (directory read-ahead), or None where it cannot go: an endpoint reached through a
         proxy, or a transport other than the pooled one. The caller closes it.
 
         Its GETs are signed by oss2, pinned with If-Match, counted and checked like
         `read_range`'s (status, Content-Range, ETag, Content-Length; the announced CRC is
-        remembered), but never retried: a failure is left to the reader. ``take_buffer``:
-        where bodies are received (default: the store's buffer pool)."""
+        remembered), but never retried: a failure is left to the reader. Bodies are received
+        into buffers from the store's pool, as `read_range`'s are."""
         transport = self._transport
         if not isinstance(transport, PooledTransport):
             return None
-        root = self._bucket._make_url(self.config.bucket, "")
-        endpoint, _ = transport.encode(HttpRequest("GET", root))
-        if endpoint.proxy is not None:
+        if transport.endpoint(self._root_url()).proxy is not None:
             return None
         buffers = self._buffers
         return FetchLoop(
             self._prepare_whole_get,
             self._accept_whole_get,
-            take_buffer=take_buffer or (buffers.take if buffers is not None else bytearray),
+            take_buffer=buffers.take if buffers is not None else bytearray,
             received=lambda nbytes: self._counters.add("bytes_fetched", nbytes),
             ssl_context=transport.ssl_context,
             connect_timeout_s=self.config.connect_timeout_s,
@@ -917,6 +913,10 @@ class OssStore:
         )
 
     # -- internals --------------------------------------------------------------------------------
+
+    def _root_url(self) -> str:
+        """The bucket's URL (what the endpoint, proxy included, is decided from)."""
+        return str(self._bucket._make_url(self.config.bucket, ""))
 
     def _request(self, op: str, key: str, rng: str, call: Callable[[], R]) -> R:
         """Send one request through oss2, counting and DEBUG-logging it.

@@ -29,9 +29,9 @@ The policy, per directory (a *walk*, reset when the directory's cached listing i
   floor decides: 24, so that 8 concurrent readers still find files fetched ahead of them
   (12 gave 8% fewer files/s with 8 readers on loopback, and no more with 1, once the GETs ran
   on the fetch loop; on worker threads more GETs only competed for the GIL). Past either limit
-  nothing more is issued now
-  (later opens continue where issuing stopped). The listings indexed
-  for walks hold at most 200,000 entries together: a larger directory gets no read-ahead.
+  nothing more is issued now (later opens continue where issuing stopped). The listings
+  indexed for walks hold at most 200,000 entries together: a larger directory gets no
+  read-ahead.
 - The GETs run on a `WholeFetcher` (`ossfs.fetch_loop`: one thread, non-blocking sockets)
   when the mount has one, else on the executor's worker threads.
 - Errors never become bytes: a failed GET caches nothing and *abandons* its claim, so a reader
@@ -102,8 +102,13 @@ class SiblingPrefetchConfig:
     slack_files: int = 16
 
     def __post_init__(self) -> None:
-        names = ("max_file_bytes", "initial_files", "max_files", "max_inflight_gets")
-        for name in (*names, "min_inflight_gets"):
+        for name in (
+            "max_file_bytes",
+            "initial_files",
+            "max_files",
+            "max_inflight_gets",
+            "min_inflight_gets",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
         if self.initial_files > self.max_files:
