@@ -10,9 +10,10 @@ oss2/requests failure into an `ossfs.errors` class, and cheap thread-safe reques
 It deliberately does not cache, prefetch, verify CRCs of bodies (the layers above combine block
 CRCs), restore archived objects, or write anything.
 
-Transport: oss2 builds and signs every request and parses every answer; `ossfs.oss_http`
-carries them (oss2's session interface, `_TransportSession`). oss2 passes its
-``connect_timeout`` argument unchanged to the session as ``timeout=``, so a
+Transport: oss2 builds and signs every request and parses every answer (but for the directory
+read-ahead's V1 or anonymous GETs, built by `ossfs.v1_signature` at a fraction of the cost, the
+same bytes); `ossfs.oss_http` carries them (oss2's session interface, `_TransportSession`).
+oss2 passes its ``connect_timeout`` argument unchanged to the session as ``timeout=``, so a
 ``(connect_s, read_s)`` tuple gives separate connect and per-socket-read timeouts.
 """
 
@@ -52,10 +53,11 @@ from ossfs.errors import (
     UsageError,
 )
 from ossfs.fetch_loop import FetchLoop, PreparedGet
-from ossfs.http_wire import Headers
+from ossfs.http_wire import Headers, request_head
 from ossfs.oss_http import HttpRequest, HttpResponse, PooledTransport, Timeouts, Transport
 from ossfs.retry import DEFAULT_RETRY_POLICY, Retrier, RetriesExhaustedError, RetryPolicy
 from ossfs.store import ListPage, ObjectMeta, Piece
+from ossfs.v1_signature import RANGE_BEHAVIOR, V1Credentials, WholeGetSigner
 
 __all__ = [
     "OssConfig",
@@ -71,7 +73,6 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
-RANGE_BEHAVIOR_HEADER: Final = "x-oss-range-behavior"
 USER_META_PREFIX: Final = "x-oss-meta-"
 MAX_LIST_KEYS: Final = 1000
 _ANNOUNCED_CRCS: Final = 4096
@@ -539,8 +540,12 @@ class OssStore:
             raise UsageError(
                 f"invalid OSS endpoint {config.endpoint!r} or bucket {config.bucket!r}: {exc.body}"
             ) from exc
+        # The bucket's URL (what the endpoint, proxy included, is decided from).
+        self._root_url = str(self._bucket._make_url(config.bucket, ""))
+        # `whole_fetcher`'s GETs, built without oss2 where the signature is V1 (or none).
+        self._whole_get_signer = _whole_get_signer(config, self._root_url)
         if transport is None:
-            transport = _default_transport(config, self._root_url(), proxies)
+            transport = _default_transport(config, self._root_url, proxies)
         self._transport = session.transport = transport
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -870,7 +875,7 @@ class OssStore:
         transport = self._transport
         if not isinstance(transport, PooledTransport):
             return None
-        if transport.endpoint(self._root_url()).proxy is not None:
+        if transport.endpoint(self._root_url).proxy is not None:
             return None
         buffers = self._buffers
         return FetchLoop(
@@ -885,20 +890,31 @@ class OssStore:
         )
 
     def _prepare_whole_get(self, key: str, etag: str, size: int) -> PreparedGet:
-        """The signed GET of bytes ``[0, size)`` of ``key`` at ``etag`` (counted as sent)."""
+        """The signed GET of bytes ``[0, size)`` of ``key`` at ``etag`` (counted as sent):
+        built by `WholeGetSigner` for V1 and anonymous access, else by oss2."""
         _check_sendable(key)
         transport = cast(PooledTransport, self._transport)
+        signer = self._whole_get_signer
+        if signer is None:
+            endpoint, data = transport.encode(self._oss2_whole_get(key, etag, size))
+        else:
+            endpoint = transport.endpoint(self._root_url)
+            data = request_head(
+                "GET", signer.target(key), endpoint, signer.headers(key, etag, size), 0
+            )
+        self._counters.request("get")
+        return PreparedGet(endpoint, data, size)
+
+    def _oss2_whole_get(self, key: str, etag: str, size: int) -> HttpRequest:
+        """`_prepare_whole_get`'s request as oss2 builds and signs it."""
         headers = _read_headers(etag)
         headers["Range"] = f"bytes=0-{size - 1}"
         signer = self._signer
         try:
             signer._do("GET", signer.bucket_name, key, headers=headers)
         except _SignedRequest as signed:
-            endpoint, data = transport.encode(signed.request)
-        else:  # pragma: no cover - _SigningSession always raises
-            raise AssertionError("the signing session sent a request")
-        self._counters.request("get")
-        return PreparedGet(endpoint, data, size)
+            return signed.request
+        raise AssertionError("the signing session sent a request")  # pragma: no cover
 
     def _accept_whole_get(
         self, key: str, etag: str, size: int, status: int, headers: Headers
@@ -913,10 +929,6 @@ class OssStore:
         )
 
     # -- internals --------------------------------------------------------------------------------
-
-    def _root_url(self) -> str:
-        """The bucket's URL (what the endpoint, proxy included, is decided from)."""
-        return str(self._bucket._make_url(self.config.bucket, ""))
 
     def _request(self, op: str, key: str, rng: str, call: Callable[[], R]) -> R:
         """Send one request through oss2, counting and DEBUG-logging it.
@@ -1007,8 +1019,7 @@ class OssStore:
 
 
 def _read_headers(etag: str | None) -> dict[str, str]:
-    # Without "standard", OSS answers an unsatisfiable Range with 200 and the whole object.
-    headers = {RANGE_BEHAVIOR_HEADER: "standard"}
+    headers = dict([RANGE_BEHAVIOR])
     if etag is not None:
         headers["If-Match"] = f'"{etag}"'
     return headers
@@ -1078,6 +1089,23 @@ def _make_bucket(config: OssConfig, auth: object, session: oss2.Session | None) 
         # oss2 would CRC every ranged body for nothing; the layers above check CRCs.
         enable_crc=False,
         region=config.region,
+    )
+
+
+def _whole_get_signer(config: OssConfig, root_url: str) -> WholeGetSigner | None:
+    """The signer of `OssStore.whole_fetcher`'s GETs, or None for V4 (oss2 signs those)."""
+    if config.region:
+        return None
+    credentials = None
+    if config.access_key_id is not None and config.access_key_secret is not None:
+        credentials = V1Credentials(
+            config.access_key_id, config.access_key_secret, config.security_token
+        )
+    return WholeGetSigner(
+        bucket=config.bucket,
+        root_target=urllib.parse.urlsplit(root_url).path or "/",
+        credentials=credentials,
+        user_agent=oss2.http.USER_AGENT,
     )
 
 

@@ -1001,16 +1001,20 @@ def fetch_whole(
         loop.close()
 
 
-@pytest.mark.parametrize("region", [None, "cn-hangzhou"])
+@pytest.mark.parametrize(
+    ("region", "sts"), [(None, False), (None, True), ("cn-hangzhou", False), ("cn-hangzhou", True)]
+)
 def test_emulator_whole_fetcher_gets_signed_pinned_counted_and_checked(
-    server: EmulatorServer, region: str | None
+    server: EmulatorServer, region: str | None, sts: bool
 ) -> None:
-    """The fetch loop's GETs are oss2-signed (V1 and V4: the emulator checks signatures),
-    pinned with If-Match, counted, and remember the announced CRC like `read_range`'s."""
-    etags = {f"w/{i}": server.put_object(EMU_BUCKET, f"w/{i}", BLOB[: 1000 + i]) for i in range(6)}
+    """The fetch loop's GETs are signed (V1 by `ossfs.v1_signature`, V4 by oss2, with and
+    without STS: the emulator checks signatures and tokens), pinned with If-Match, counted,
+    and remember the announced CRC like `read_range`'s."""
+    names = [f"w/{i}" for i in range(4)] + ["w/a b+c=d&e%41~", "w/ünï/中文"]
+    etags = {n: server.put_object(EMU_BUCKET, n, BLOB[: 1000 + i]) for i, n in enumerate(names)}
     old = server.put_object(EMU_BUCKET, "w/replaced", b"old")
     server.put_object(EMU_BUCKET, "w/replaced", b"new!")
-    with emu_store(server, region=region) as store:
+    with emu_store(server, region=region, sts=sts) as store:
         before = store.stats()
         items = [(key, etag, 1000 + i) for i, (key, etag) in enumerate(etags.items())]
         got = fetch_whole(store, [*items, ("w/replaced", old, 3), ("w/absent", "E", 5)])
@@ -1025,6 +1029,17 @@ def test_emulator_whole_fetcher_gets_signed_pinned_counted_and_checked(
         assert after["bytes_fetched"] - before.get("bytes_fetched", 0) == sum(
             size for _, _, size in items
         )
+
+
+@pytest.mark.parametrize("region", [None, "cn-hangzhou"])
+def test_emulator_whole_fetcher_wrong_secret_is_refused(
+    server: EmulatorServer, region: str | None
+) -> None:
+    etag = server.put_object(EMU_BUCKET, "w/secret", b"12345")
+    with emu_store(server, secret="not-the-secret", region=region) as store:
+        got = fetch_whole(store, [("w/secret", etag, 5)])
+        assert isinstance(got["w/secret"], RemoteIOError)
+        assert "403" in str(got["w/secret"])
 
 
 def test_emulator_whole_fetcher_rejects_a_wrong_length(server: EmulatorServer) -> None:
