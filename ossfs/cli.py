@@ -144,8 +144,7 @@ def _add_mount(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     p.add_argument(
         "--max-memory",
-        default="1GiB",
-        help="budget for cached and read-ahead data (default 1GiB)",
+        help="budget for cached and read-ahead data (default 1/16 of RAM, at least 256MiB)",
     )
     p.add_argument(
         "--cache-size", help="block cache size, part of --max-memory (default 3/4 of it)"
@@ -198,6 +197,7 @@ def _add_mount(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _run_mount(args: argparse.Namespace) -> int:
+    from ossfs.memory_budget import default_budgets, usable_memory_bytes
     from ossfs.metrics import parse_address
     from ossfs.mounting import MountConfig, run_mount
     from ossfs.sizes import parse_size, parse_ttl
@@ -205,7 +205,11 @@ def _run_mount(args: argparse.Namespace) -> int:
 
     location = parse_oss_url(args.location)
     access = access_from_args(args, os.environ, bucket=location.bucket)
-    max_memory = parse_size(args.max_memory, what="--max-memory")
+    max_memory, cache_size = default_budgets(
+        usable_memory_bytes(),
+        max_memory=parse_size(args.max_memory, what="--max-memory") if args.max_memory else None,
+        cache_size=parse_size(args.cache_size, what="--cache-size") if args.cache_size else None,
+    )
     config = MountConfig(
         location=location,
         mountpoint=Path(args.mountpoint).absolute(),
@@ -216,11 +220,7 @@ def _run_mount(args: argparse.Namespace) -> int:
         foreground=args.foreground,
         metadata_ttl_s=parse_ttl(args.metadata_ttl, what="--metadata-ttl"),
         max_memory_bytes=max_memory,
-        cache_size_bytes=(
-            parse_size(args.cache_size, what="--cache-size")
-            if args.cache_size
-            else max_memory * 3 // 4
-        ),
+        cache_size_bytes=cache_size,
         prefetch=not args.no_prefetch,
         connect_timeout_s=parse_ttl(args.connect_timeout, what="--connect-timeout"),
         read_timeout_s=parse_ttl(args.read_timeout, what="--read-timeout"),

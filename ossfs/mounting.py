@@ -35,6 +35,7 @@ from ossfs.oss_store import OssConfig, OssStore
 from ossfs.prefetch import PrefetchConfig, Prefetcher
 from ossfs.retry import RetryPolicy
 from ossfs.sibling_prefetch import SiblingPrefetchConfig, SiblingPrefetcher
+from ossfs.sizes import format_size
 from ossfs.stats import MountStats
 from ossfs.url import OssLocation
 
@@ -408,7 +409,13 @@ def serve(
     fs, stats = build_filesystem(config, store, buffers)
     ops = FuseOperations(fs, on_init=on_ready, stats=stats)
     fsname = fs_source(config.location, config.source_name)
-    log.info("mounting %s on %s", config.location, config.mountpoint)
+    log.info(
+        "mounting %s on %s (memory budget %s, block cache %s)",
+        config.location,
+        config.mountpoint,
+        format_size(config.max_memory_bytes),
+        format_size(config.cache_size_bytes),
+    )
     try:
         if metrics is not None:
             metrics.start(stats.snapshot)

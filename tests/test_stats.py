@@ -26,9 +26,11 @@ from ossfs.emulator import EmulatorServer
 from ossfs.errors import UsageError
 from ossfs.fs import Filesystem, FsConfig
 from ossfs.fuse_ops import FuseOperations, FuseOSError
+from ossfs.memory_budget import default_budgets, usable_memory_bytes
 from ossfs.metrics import MetricsServer, parse_address
 from ossfs.mounting import MountConfig
 from ossfs.namespace import Namespace
+from ossfs.sizes import format_size
 from ossfs.stats import (
     STATS_XATTR,
     MountStats,
@@ -438,7 +440,12 @@ def test_mount_log_file_has_the_mount_info_and_a_warning_for_a_failed_read(
     with pytest.raises(PermissionError):
         (mp / "cold.bin").read_bytes()
     lines = log_file.read_text().splitlines()
-    mounting = f"INFO ossfs.mounting: mounting oss://{BUCKET}/ on {mp}"
+    # No --max-memory given: the default budget, from this machine's memory.
+    budget, cache = default_budgets(usable_memory_bytes(), max_memory=None, cache_size=None)
+    mounting = (
+        f"INFO ossfs.mounting: mounting oss://{BUCKET}/ on {mp} "
+        f"(memory budget {format_size(budget)}, block cache {format_size(cache)})"
+    )
     assert any(mounting in ln for ln in lines) == (level == "info")
     assert any("WARNING" in ln and "cold.bin" in ln and "not restored" in ln for ln in lines)
     assert not any(ACCESS_KEY_SECRET in ln for ln in lines)
