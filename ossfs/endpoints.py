@@ -53,7 +53,7 @@ def check_region(region: str, *, what: str) -> str:
             f"invalid {what} {region!r}: that is an endpoint host name; "
             f"use the region ID, e.g. {region.removeprefix('oss-').removesuffix('-internal')!r}"
         )
-    if len(region) > _MAX_REGION_CHARS or not _REGION_RE.match(region):
+    if len(region) > _MAX_REGION_CHARS or not _REGION_RE.fullmatch(region):
         raise UsageError(
             f"invalid {what} {region!r}: use a region ID such as cn-hangzhou "
             "(lowercase letters, digits and single '-')"

@@ -15,8 +15,10 @@ a fifth less CPU per small file (see the README's design notes for the figures).
 Deliberately simple, because a failure costs little: read-ahead is only a guess, and a file
 whose GET failed is fetched by its reader, with retries and the real error. So there are no
 retries here except one immediate resend when a kept connection turns out closed before the
-answer began (as `ossfs.oss_http` does); answers must have a ``Content-Length`` (no chunked
-bodies); proxies are not spoken (the store offers no loop for an endpoint behind one).
+answer began (as `ossfs.oss_http` does) and the next address of the endpoint's name when a
+connection cannot be opened (as `socket.create_connection` does; up to 3); answers must have
+a ``Content-Length`` (no chunked bodies); proxies are not spoken (the store offers no loop
+for an endpoint behind one).
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ __all__ = ["FetchLoop", "FetchLoopClosedError", "PreparedGet"]
 _HEAD_LIMIT: Final = 65536  # bytes of an answer's head (status line and headers)
 _RECEIVE: Final = 16384  # bytes received at a time while the head is incomplete
 _IDLE_WAIT_S: Final = 1.0  # the longest sleep with nothing due
-_RESOLVE_TTL_S: Final = 30.0  # how long an endpoint's resolved address is used
+_RESOLVE_TTL_S: Final = 30.0  # how long an endpoint's resolved addresses are used
+_MAX_CONNECTS: Final = 3  # addresses one GET tries before it fails
 
 _Address = tuple[socket.AddressFamily, socket.SocketKind, int, Any]
 
@@ -81,6 +84,7 @@ class _Job:
     began: float = 0.0
     request: PreparedGet | None = None
     resent: bool = False
+    connects_failed: int = 0
     received: int = 0  # body bytes received, over every attempt
 
 
@@ -88,6 +92,7 @@ class _Conn:
     """One connection and, while busy, the GET it carries."""
 
     __slots__ = (
+        "address",
         "answered",
         "body",
         "deadline",
@@ -103,9 +108,10 @@ class _Conn:
         "unsent",
     )
 
-    def __init__(self, endpoint: Endpoint, sock: socket.socket) -> None:
+    def __init__(self, endpoint: Endpoint, sock: socket.socket, address: _Address) -> None:
         self.endpoint = endpoint
         self.sock: socket.socket = sock
+        self.address = address  # where it connects
         # connect, then handshake (TLS), send, head, body, and idle after it; or closed
         self.phase = "connect"
         self.job: _Job | None = None
@@ -161,7 +167,7 @@ class FetchLoop:
         self._closed = False
         self._busy: set[_Conn] = set()
         self._idle: dict[Endpoint, list[_Conn]] = {}
-        self._addresses: dict[Endpoint, tuple[float, _Address]] = {}
+        self._addresses: dict[Endpoint, tuple[float, list[_Address]]] = {}
         self._thread = threading.Thread(target=self._run, name="fetch-loop", daemon=True)
         self._thread.start()
 
@@ -258,7 +264,8 @@ class FetchLoop:
             conn.reused = True
             conn.deadline = self._clock() + self._read_timeout_s
             return conn
-        family, kind, proto, address = self._address(endpoint)
+        resolved = self._address(endpoint)
+        family, kind, proto, address = resolved
         sock = socket.socket(family, kind, proto)
         try:
             sock.setblocking(False)
@@ -269,25 +276,42 @@ class FetchLoop:
         except BaseException:
             sock.close()
             raise
-        conn = _Conn(endpoint, sock)
+        conn = _Conn(endpoint, sock, resolved)
         conn.deadline = self._clock() + self._connect_timeout_s
         self._selector.register(sock, selectors.EVENT_WRITE, conn)
         conn.events = selectors.EVENT_WRITE
         return conn
 
     def _address(self, endpoint: Endpoint) -> _Address:
-        """Where to connect for ``endpoint``: resolved at most once per `_RESOLVE_TTL_S` (a
-        name lookup blocks this thread, and a walk's start opens dozens of connections)."""
+        """Where to connect for ``endpoint``: the first of its addresses that has not failed,
+        resolved at most once per `_RESOLVE_TTL_S` (a name lookup blocks this thread, and a
+        walk's start opens dozens of connections)."""
         now = self._clock()
         cached = self._addresses.get(endpoint)
         if cached is not None and cached[0] > now:
-            return cached[1]
-        family, kind, proto, _, address = socket.getaddrinfo(
+            return cached[1][0]
+        addresses: list[_Address] = []
+        for family, kind, proto, _, address in socket.getaddrinfo(
             endpoint.host, endpoint.port, type=socket.SOCK_STREAM
-        )[0]
-        resolved = (family, kind, proto, address)
-        self._addresses[endpoint] = (now + _RESOLVE_TTL_S, resolved)
-        return resolved
+        ):
+            if (family, kind, proto, address) not in addresses:
+                addresses.append((family, kind, proto, address))
+        self._addresses[endpoint] = (now + _RESOLVE_TTL_S, addresses)
+        return addresses[0]
+
+    def _connect_failed(self, conn: _Conn) -> bool:
+        """Forget the address ``conn`` could not connect to; True if another one is left to
+        try (else the endpoint is resolved again next time: its addresses may be stale)."""
+        cached = self._addresses.get(conn.endpoint)
+        if cached is None:
+            return False
+        addresses = cached[1]
+        if conn.address in addresses:  # (connections to it that fail later find it gone)
+            addresses.remove(conn.address)
+        if addresses:
+            return True
+        del self._addresses[conn.endpoint]
+        return False
 
     def _arm(self, conn: _Conn, deadline: float, write: bool = False) -> None:
         """Wait for ``conn`` to be writable (or readable) until ``deadline``."""
@@ -409,15 +433,19 @@ class FetchLoop:
 
     def _failed(self, conn: _Conn, exc: Exception) -> None:
         job = conn.job
-        if conn.phase == "connect":  # resolve again next time: the address may be stale
-            self._addresses.pop(conn.endpoint, None)
+        # Nothing was sent on a connection that never opened: try the next address, as
+        # socket.create_connection does.
+        other_address = conn.phase == "connect" and self._connect_failed(conn)
+        if job is not None and conn.phase == "connect":
+            job.connects_failed += 1
+            other_address = other_address and job.connects_failed < _MAX_CONNECTS
         stale = conn.reused and not conn.answered and isinstance(exc, ConnectionError)
         self._busy.discard(conn)
         self._close_conn(conn)
         if job is None:
             return
-        if stale and not job.resent and job.request is not None:
-            job.resent = True  # the server had closed the kept connection: once, on a new one
+        if (other_address or (stale and not job.resent)) and job.request is not None:
+            job.resent = job.resent or stale  # a closed kept connection: once, on a new one
             try:
                 fresh = self._take(job.request.endpoint, new=True)
             except Exception as error:

@@ -1,12 +1,11 @@
 """The default memory budget of a mount (``--max-memory``, ``--cache-size``): a fraction of
 the memory this process may use, RAM or its control group's limit, whichever is lower.
 
-Why a fraction and not a constant: the kernel keeps what a mount served in its page cache, but
-a host may trim that cache (seen on the benchmark machines: a 1 GiB local file lost 8 MiB of
-its cached pages in 30 idle seconds with no reclaim counted), and each page it drops is read
-again through the mount. A block cache that holds a large file serves those from memory (a
-warm re-read of 1 GiB through a link with 20 ms to the first byte: about 1,800-5,500 MB/s
-with the old 1 GiB default, 5,300-6,700 with 2 GiB); a machine with more memory can afford it.
+A fraction and not a constant, so that a larger machine gets a larger block cache (random
+reads, many small and medium files, several readers of one object) and a small one is not
+overcommitted. A sequential scan of a large object does not fill it: past a quarter of the
+cache its passed blocks are dropped (`ossfs.prefetch.SCAN_FRACTION`), and re-reads of it are
+the kernel page cache's to serve.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ class OssLocation:
 
 def is_valid_bucket_name(name: str) -> bool:
     """OSS rules: 3-63 characters of ``[a-z0-9-]``, not starting or ending with ``-``."""
-    return _BUCKET_RE.match(name) is not None
+    return _BUCKET_RE.fullmatch(name) is not None
 
 
 def validate_bucket_name(name: str) -> str:

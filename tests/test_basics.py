@@ -53,6 +53,7 @@ def test_parse_oss_url_valid(text: str, expected: OssLocation) -> None:
         "oss://bucket-/x",
         "oss://b_c",
         "oss://bkt/../x",
+        "oss://bucket\n/x",  # "$" alone would let a trailing newline through
     ],
 )
 def test_parse_oss_url_invalid(text: str) -> None:

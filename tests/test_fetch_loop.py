@@ -377,3 +377,56 @@ def test_fetch_loop_resolves_an_endpoint_once_for_many_connections(
     assert len(results.wait(5)) == 5
     assert server.connections == 5
     assert lookups == ["127.0.0.1"]
+
+
+def test_fetch_loop_falls_back_to_the_next_address_of_a_name(
+    serve: Callable[..., Server],
+    make_loop: Callable[..., FetchLoop],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A name whose first address refuses connections: GETs reach the server at its second
+    address (nothing was sent on the refused one), and later GETs go there directly."""
+    refusing = Server(lambda head: None)
+    refusing.sock.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    server = serve(answer_for)
+    real = socket.getaddrinfo
+    dead, live = (refusing.sock.getsockname(), urllib.parse.urlsplit(server.url).port)
+    lookups: list[str] = []
+
+    def two_addresses(host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        lookups.append(host)
+        first = real("127.0.0.1", dead[1], *args, **kwargs)[0]
+        second = real("127.0.0.1", live, *args, **kwargs)[0]
+        return [first, second]
+
+    monkeypatch.setattr(socket, "getaddrinfo", two_addresses)
+    loop = make_loop(server)
+    results = Results()
+    for i in range(4):
+        loop.submit(f"k{i}", "e", 10, results.done(f"k{i}"))
+    got = results.wait(4)
+    assert all(bytes(got[f"k{i}"]) == body_of(f"k{i}", 10) for i in range(4))  # type: ignore[arg-type]
+    loop.submit("later", "e", 10, results.done("later"))
+    assert bytes(results.wait(1)["later"]) == body_of("later", 10)  # type: ignore[arg-type]
+    assert len(lookups) == 1
+    refusing.sock.close()
+
+
+def test_fetch_loop_fails_when_every_address_refuses(
+    make_loop: Callable[..., FetchLoop], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refusing = [Server(lambda head: None) for _ in range(2)]
+    for server in refusing:
+        server.sock.bind(("127.0.0.1", 0))
+    real = socket.getaddrinfo
+
+    def both_refuse(host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        return [real("127.0.0.1", s.sock.getsockname()[1], *args, **kwargs)[0] for s in refusing]
+
+    monkeypatch.setattr(socket, "getaddrinfo", both_refuse)
+    loop = make_loop(refusing[0])
+    results = Results()
+    loop.submit("k", "e", 10, results.done("k"))
+    assert isinstance(results.wait(1)["k"], ConnectionRefusedError)
+    for server in refusing:
+        server.sock.close()

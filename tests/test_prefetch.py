@@ -25,7 +25,7 @@ from ossfs.errors import AccessDeniedError, IntegrityError, OssfsError, RemoteIO
 from ossfs.fs import Filesystem, FsConfig
 from ossfs.namespace import Namespace
 from ossfs.oss_store import OssConfig, OssStore
-from ossfs.prefetch import HandlePrefetch, PrefetchConfig, Prefetcher
+from ossfs.prefetch import SCAN_FRACTION, HandlePrefetch, PrefetchConfig, Prefetcher
 from ossfs.reader import ObjectReader
 from ossfs.store import ObjectMeta
 from tests.fakes import FakeStore
@@ -433,16 +433,18 @@ def cached_blocks(cache: BlockCache, reader: ObjectReader, count: int) -> list[i
 def eviction_order(cache: BlockCache, reader: ObjectReader, count: int) -> list[int]:
     """The cached blocks of ``reader``'s object, first to be evicted first (evicts them all)."""
     order: list[int] = []
+    fillers = 0
     while cached_blocks(cache, reader, count):
         before = set(cached_blocks(cache, reader, count))
-        cache.put(("filler", str(len(order)), 0), bytes(BS))
+        cache.put(("filler", str(fillers), 0), bytes(BS))
+        fillers += 1
         order.extend(sorted(before - set(cached_blocks(cache, reader, count))))
     return order
 
 
 def test_prefetch_demotes_blocks_its_sequential_reader_is_done_with() -> None:
-    data = pattern(32 * BS)
-    _, cache, _, reader = make(data, InlineExecutor(), capacity=32 * BS)
+    data = pattern(32 * BS)  # a quarter of the cache: not a scan
+    _, cache, _, reader = make(data, InlineExecutor(), capacity=SCAN_FRACTION * 32 * BS)
     for offset in range(0, len(data), BS):
         assert reader.read(offset, BS) == data[offset : offset + BS]
     reader.close()
@@ -454,22 +456,26 @@ def test_prefetch_demotes_blocks_its_sequential_reader_is_done_with() -> None:
     assert sorted(order[:30]) == list(range(2, 32)) and order[30:] == [0, 1]
 
 
-def test_prefetch_drops_passed_blocks_of_an_object_larger_than_the_cache() -> None:
-    data = pattern(64 * BS)
+@pytest.mark.parametrize("blocks", [64, 32, 9])
+def test_prefetch_drops_passed_blocks_of_a_scan(blocks: int) -> None:
+    """An object larger than a quarter of the cache (8 blocks of 32) is a scan."""
+    data = pattern(blocks * BS)
     _, cache, _, reader = make(data, InlineExecutor(), capacity=32 * BS)
     for offset in range(0, len(data), BS):
         assert reader.read(offset, BS) == data[offset : offset + BS]
         # Read-ahead's blocks more than reorder_bytes (2 blocks) behind the reader are gone at
         # once; blocks 0 and 1 were the reader's own fetches.
         behind = offset // BS + 1 - 2
-        assert all(i < 2 or i >= behind for i in cached_blocks(cache, reader, 64))
+        assert all(i < 2 or i >= behind for i in cached_blocks(cache, reader, blocks))
     reader.close()
-    assert cached_blocks(cache, reader, 64) == [0, 1]
+    assert cached_blocks(cache, reader, blocks) == [0, 1]
 
 
 def test_prefetch_keeps_lru_order_while_another_handle_reads_the_same_version() -> None:
     data = pattern(32 * BS)
-    store, cache, prefetcher, reader = make(data, InlineExecutor(), capacity=32 * BS)
+    store, cache, prefetcher, reader = make(
+        data, InlineExecutor(), capacity=SCAN_FRACTION * 32 * BS
+    )
     other = ObjectReader(
         store, cache, reader.meta, block_size_bytes=BS, read_ahead=prefetcher.attach
     )
