@@ -435,17 +435,20 @@ class FetchLoop:
         job = conn.job
         # Nothing was sent on a connection that never opened: try the next address, as
         # socket.create_connection does.
-        other_address = conn.phase == "connect" and self._connect_failed(conn)
-        if job is not None and conn.phase == "connect":
-            job.connects_failed += 1
-            other_address = other_address and job.connects_failed < _MAX_CONNECTS
+        other_address = False
+        if conn.phase == "connect":
+            other_address = self._connect_failed(conn)
+            if job is not None:
+                job.connects_failed += 1
+                other_address = other_address and job.connects_failed < _MAX_CONNECTS
         stale = conn.reused and not conn.answered and isinstance(exc, ConnectionError)
         self._busy.discard(conn)
         self._close_conn(conn)
         if job is None:
             return
-        if (other_address or (stale and not job.resent)) and job.request is not None:
-            job.resent = job.resent or stale  # a closed kept connection: once, on a new one
+        resend = stale and not job.resent  # a closed kept connection: once, on a new one
+        if (other_address or resend) and job.request is not None:
+            job.resent = job.resent or resend
             try:
                 fresh = self._take(job.request.endpoint, new=True)
             except Exception as error:

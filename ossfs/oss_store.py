@@ -42,6 +42,7 @@ import requests.utils
 from cachetools import LRUCache
 
 from ossfs.buffers import BufferPool
+from ossfs.credentials import Credentials
 from ossfs.errors import (
     AccessDeniedError,
     ArchivedError,
@@ -57,7 +58,7 @@ from ossfs.http_wire import Headers, request_head
 from ossfs.oss_http import HttpRequest, HttpResponse, PooledTransport, Timeouts, Transport
 from ossfs.retry import DEFAULT_RETRY_POLICY, Retrier, RetriesExhaustedError, RetryPolicy
 from ossfs.store import ListPage, ObjectMeta, Piece
-from ossfs.v1_signature import RANGE_BEHAVIOR, V1Credentials, WholeGetSigner
+from ossfs.v1_signature import V1Signer
 
 __all__ = [
     "OssConfig",
@@ -73,6 +74,7 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
+RANGE_BEHAVIOR_HEADER: Final = "x-oss-range-behavior"
 USER_META_PREFIX: Final = "x-oss-meta-"
 MAX_LIST_KEYS: Final = 1000
 _ANNOUNCED_CRCS: Final = 4096
@@ -547,6 +549,10 @@ class OssStore:
         if transport is None:
             transport = _default_transport(config, self._root_url, proxies)
         self._transport = session.transport = transport
+        # Where `whole_fetcher`'s GETs go: only the pooled transport can tell (and carry them).
+        self._root_endpoint = (
+            transport.endpoint(self._root_url) if isinstance(transport, PooledTransport) else None
+        )
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -873,10 +879,9 @@ class OssStore:
         remembered), but never retried: a failure is left to the reader. Bodies are received
         into buffers from the store's pool, as `read_range`'s are."""
         transport = self._transport
-        if not isinstance(transport, PooledTransport):
+        if self._root_endpoint is None or self._root_endpoint.proxy is not None:
             return None
-        if transport.endpoint(self._root_url).proxy is not None:
-            return None
+        assert isinstance(transport, PooledTransport)  # (what gave the endpoint)
         buffers = self._buffers
         return FetchLoop(
             self._prepare_whole_get,
@@ -891,24 +896,25 @@ class OssStore:
 
     def _prepare_whole_get(self, key: str, etag: str, size: int) -> PreparedGet:
         """The signed GET of bytes ``[0, size)`` of ``key`` at ``etag`` (counted as sent):
-        built by `WholeGetSigner` for V1 and anonymous access, else by oss2."""
+        signed by `V1Signer` for V1 and anonymous access, else by oss2."""
         _check_sendable(key)
-        transport = cast(PooledTransport, self._transport)
+        endpoint = self._root_endpoint
+        assert endpoint is not None  # (whole_fetcher made no loop without it)
+        headers = _read_headers(etag)
+        headers["Range"] = f"bytes=0-{size - 1}"
         signer = self._whole_get_signer
         if signer is None:
-            endpoint, data = transport.encode(self._oss2_whole_get(key, etag, size))
+            transport = cast(PooledTransport, self._transport)
+            endpoint, data = transport.encode(self._oss2_whole_get(key, headers))
         else:
-            endpoint = transport.endpoint(self._root_url)
-            data = request_head(
-                "GET", signer.target(key), endpoint, signer.headers(key, etag, size), 0
-            )
+            headers["User-Agent"] = oss2.http.USER_AGENT  # as oss2's Request adds it
+            signed = signer.sign_get(key, list(headers.items()))
+            data = request_head("GET", signer.target(key), endpoint, signed, 0)
         self._counters.request("get")
         return PreparedGet(endpoint, data, size)
 
-    def _oss2_whole_get(self, key: str, etag: str, size: int) -> HttpRequest:
-        """`_prepare_whole_get`'s request as oss2 builds and signs it."""
-        headers = _read_headers(etag)
-        headers["Range"] = f"bytes=0-{size - 1}"
+    def _oss2_whole_get(self, key: str, headers: dict[str, str]) -> HttpRequest:
+        """A GET of ``key`` with ``headers`` as oss2 builds and signs it."""
         signer = self._signer
         try:
             signer._do("GET", signer.bucket_name, key, headers=headers)
@@ -1019,7 +1025,8 @@ class OssStore:
 
 
 def _read_headers(etag: str | None) -> dict[str, str]:
-    headers = dict([RANGE_BEHAVIOR])
+    # Without "standard", OSS answers an unsatisfiable Range with 200 and the whole object.
+    headers = {RANGE_BEHAVIOR_HEADER: "standard"}
     if etag is not None:
         headers["If-Match"] = f'"{etag}"'
     return headers
@@ -1092,20 +1099,19 @@ def _make_bucket(config: OssConfig, auth: object, session: oss2.Session | None) 
     )
 
 
-def _whole_get_signer(config: OssConfig, root_url: str) -> WholeGetSigner | None:
+def _whole_get_signer(config: OssConfig, root_url: str) -> V1Signer | None:
     """The signer of `OssStore.whole_fetcher`'s GETs, or None for V4 (oss2 signs those)."""
     if config.region:
         return None
     credentials = None
     if config.access_key_id is not None and config.access_key_secret is not None:
-        credentials = V1Credentials(
+        credentials = Credentials(
             config.access_key_id, config.access_key_secret, config.security_token
         )
-    return WholeGetSigner(
+    return V1Signer(
         bucket=config.bucket,
         root_target=urllib.parse.urlsplit(root_url).path or "/",
         credentials=credentials,
-        user_agent=oss2.http.USER_AGENT,
     )
 
 
