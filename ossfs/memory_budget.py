@@ -60,4 +60,5 @@ def _read_limit(path: Path) -> int | None:
         text = path.read_text().strip()
     except OSError:
         return None
-    return int(text) if text.isdigit() and int(text) > 0 else None
+    limit = int(text) if text.isdigit() else 0
+    return limit or None
