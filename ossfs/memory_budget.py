@@ -5,7 +5,8 @@ A fraction and not a constant, so that a larger machine gets a larger block cach
 reads, many small and medium files, several readers of one object) and a small one is not
 overcommitted. A sequential scan of a large object does not fill it: past a quarter of the
 cache its passed blocks are dropped (`ossfs.prefetch.SCAN_FRACTION`), and re-reads of it are
-the kernel page cache's to serve.
+the kernel page cache's to serve; only over a slow link is an object that fits kept
+(`ossfs.prefetch.SLOW_BLOCK_S`).
 """
 
 from __future__ import annotations

@@ -44,6 +44,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Final
@@ -55,7 +58,16 @@ log = logging.getLogger(__name__)
 
 SCAN_FRACTION: Final = 4
 """A sequential read of an object larger than 1/4 of the block cache is a scan: drop-behind
-drops its passed blocks at once instead of keeping them last in line."""
+drops its passed blocks at once instead of keeping them last in line (unless the link is slow
+and the object fits the cache, see `SLOW_BLOCK_S`)."""
+SLOW_BLOCK_S: Final = 0.010
+"""The link is slow when a read-ahead GET's first block takes at least this long to arrive in
+each of the last `LINK_SAMPLES` GETs (their minimum: queueing only adds to it). There a block the
+kernel's page cache lost costs its reader a GET of that long when it reads it again (20 ms of
+first-byte latency and 10 ms of transfer on a 100 MB/s connection), while the page faults of a
+fresh buffer for each kept block (about 0.5 ms per MiB) overlap the network's wait: a scan of an
+object that fits the cache is kept there, last in line, instead of dropped."""
+LINK_SAMPLES: Final = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +139,19 @@ class Prefetcher:
     ``cancel_futures=True``): a task settles the blocks it claimed, and readers may be waiting.
     """
 
-    def __init__(self, executor: Executor, config: PrefetchConfig | None = None) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        config: PrefetchConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        """``clock``: seconds, for the first-block times that tell a slow link (tests inject)."""
         self._executor = executor
         self._config = config if config is not None else PrefetchConfig()
+        self._clock = clock
         self._lock = threading.Lock()
+        self._first_block_s: deque[float] = deque(maxlen=LINK_SAMPLES)
         self._inflight_bytes = 0
         self._parts_issued = 0
         self._bytes_issued = 0
@@ -167,7 +188,19 @@ class Prefetcher:
                 inflight_bytes=self._inflight_bytes,
             )
 
+    @property
+    def slow_link(self) -> bool:
+        """True when the last `LINK_SAMPLES` read-ahead GETs each took `SLOW_BLOCK_S` or more
+        to bring their first block (False until there were that many)."""
+        with self._lock:
+            samples = self._first_block_s
+            return len(samples) == LINK_SAMPLES and min(samples) >= SLOW_BLOCK_S
+
     # -- used by HandlePrefetch -------------------------------------------------------------------
+    def _note_first_block(self, seconds: float) -> None:
+        with self._lock:
+            self._first_block_s.append(seconds)
+
     def _reserve(self, nbytes: int) -> bool:
         """Take ``nbytes`` of the global in-flight budget, or count a denial and return False."""
         with self._lock:
@@ -256,8 +289,11 @@ class HandlePrefetch:
         # before it gets there). Past a quarter of the cache its passed blocks are dropped at
         # once, which lets their buffers be reused while still warm in the CPU caches: fresh
         # buffers for every block of 1 GiB cost a fifth of the loopback rate (1,097 -> 870
-        # MB/s with a 1.1 GiB cache) and the RSS of the whole object.
-        self._drop_passed = meta.size > reader.cache.capacity_bytes // SCAN_FRACTION
+        # MB/s with a 1.1 GiB cache) and the RSS of the whole object. Over a slow link an
+        # object that fits is kept all the same (see `SLOW_BLOCK_S`).
+        capacity = reader.cache.capacity_bytes
+        self._scan = meta.size > capacity // SCAN_FRACTION
+        self._fits = meta.size <= capacity
         self._mine: set[int] = set()  # blocks this handle's read-ahead fetched, not yet dropped
 
     @property
@@ -372,7 +408,7 @@ class HandlePrefetch:
         version open: it may be reading behind this one."""
         if self._prefetcher._sole_handle(self._key, self._etag):
             keys = [(self._key, self._etag, index) for index in indices]
-            if self._drop_passed:
+            if self._scan and not (self._fits and self._prefetcher.slow_link):
                 self._cache.discard(keys)
             else:
                 self._cache.demote(keys)
@@ -396,12 +432,17 @@ class HandlePrefetch:
         pending: list[BlockKey] = list(part.claimed)
         received = 0
         failed = abandoned = False
+        clock = self._prefetcher._clock
+        sent_at: float | None = None  # when the current GET was sent, until its first block
 
         def fill(index: int, block: Block) -> None:
             # Blocks arrive in order, and the next one is always pending[0]: each is cached
             # (and its waiters woken) as soon as it is in, not when the whole GET is. From then
             # on the cache's budget holds it: its bytes leave the in-flight budget at once.
-            nonlocal received
+            nonlocal received, sent_at
+            if sent_at is not None:
+                self._prefetcher._note_first_block(clock() - sent_at)
+                sent_at = None
             key = pending.pop(0)
             self._cache.fill((key,), (block,))
             received += len(block)
@@ -421,6 +462,7 @@ class HandlePrefetch:
                     if key[2] != last + 1:
                         break
                     last += 1
+                sent_at = clock()
                 try:
                     self._reader.fetch_blocks(first, last, fill)
                 except Exception as exc:

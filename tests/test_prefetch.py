@@ -25,7 +25,14 @@ from ossfs.errors import AccessDeniedError, IntegrityError, OssfsError, RemoteIO
 from ossfs.fs import Filesystem, FsConfig
 from ossfs.namespace import Namespace
 from ossfs.oss_store import OssConfig, OssStore
-from ossfs.prefetch import SCAN_FRACTION, HandlePrefetch, PrefetchConfig, Prefetcher
+from ossfs.prefetch import (
+    LINK_SAMPLES,
+    SCAN_FRACTION,
+    SLOW_BLOCK_S,
+    HandlePrefetch,
+    PrefetchConfig,
+    Prefetcher,
+)
 from ossfs.reader import ObjectReader
 from ossfs.store import ObjectMeta
 from tests.fakes import FakeStore
@@ -120,6 +127,19 @@ class FailingStore(FakeStore):
         return body
 
 
+class StepClock:
+    """A clock that moves ``step`` seconds each time it is read (the prefetcher reads it when a
+    GET is sent and when its first block arrives: each GET takes ``step`` to its first block)."""
+
+    def __init__(self, step: float) -> None:
+        self.step = step
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
 def make(
     data: bytes,
     executor: Executor,
@@ -127,11 +147,14 @@ def make(
     config: PrefetchConfig = CONFIG,
     store: FakeStore | None = None,
     capacity: int = 1 << 20,
+    clock: Callable[[], float] | None = None,
 ) -> tuple[FakeStore, BlockCache, Prefetcher, ObjectReader]:
+    """``clock``: the prefetcher's; by default one on which every GET's first block takes
+    1 ms (a fast link, whatever the machine's load)."""
     store = store if store is not None else FakeStore()
     meta = store.put("a.bin", data)
     cache = BlockCache(capacity)
-    prefetcher = Prefetcher(executor, config)
+    prefetcher = Prefetcher(executor, config, clock=clock or StepClock(0.001))
     reader = ObjectReader(store, cache, meta, block_size_bytes=BS, read_ahead=prefetcher.attach)
     store.reset_calls()
     return store, cache, prefetcher, reader
@@ -469,6 +492,72 @@ def test_prefetch_drops_passed_blocks_of_a_scan(blocks: int) -> None:
         assert all(i < 2 or i >= behind for i in cached_blocks(cache, reader, blocks))
     reader.close()
     assert cached_blocks(cache, reader, blocks) == [0, 1]
+
+
+def read_in_blocks(reader: ObjectReader, data: bytes) -> None:
+    for offset in range(0, len(data), BS):
+        assert reader.read(offset, BS) == data[offset : offset + BS]
+
+
+def learn_link(store: FakeStore, cache: BlockCache, prefetcher: Prefetcher) -> None:
+    """Read another object in full: enough read-ahead GETs for the prefetcher to know its link."""
+    data = pattern((LINK_SAMPLES + 4) * (CONFIG.part_size_bytes // BS) * BS)
+    meta = store.put("other.bin", data)
+    other = ObjectReader(store, cache, meta, block_size_bytes=BS, read_ahead=prefetcher.attach)
+    read_in_blocks(other, data)
+    other.close()
+
+
+@pytest.mark.parametrize("blocks", [32, 11])
+def test_prefetch_keeps_a_scan_that_fits_the_cache_when_the_link_is_slow(blocks: int) -> None:
+    """Over a slow link a block read again is a long GET: a scan that fits stays cached (a
+    cache of 40 blocks: 32 fit beside what the other object left, 11 are a scan)."""
+    data = pattern(blocks * BS)
+    clock = StepClock(2 * SLOW_BLOCK_S)
+    store, cache, prefetcher, reader = make(data, InlineExecutor(), capacity=40 * BS, clock=clock)
+    learn_link(store, cache, prefetcher)
+    assert prefetcher.slow_link
+    read_in_blocks(reader, data)
+    reader.close()
+    assert cached_blocks(cache, reader, blocks) == list(range(blocks))
+    # Kept last in line, as a block that is not a scan's: read-ahead's blocks go first.
+    order = eviction_order(cache, reader, blocks)
+    assert sorted(order[: blocks - 2]) == list(range(2, blocks)) and order[-2:] == [0, 1]
+
+
+def test_prefetch_drops_a_scan_larger_than_the_cache_even_when_the_link_is_slow() -> None:
+    data = pattern(33 * BS)
+    store, cache, prefetcher, reader = make(
+        data, InlineExecutor(), capacity=32 * BS, clock=StepClock(1.0)
+    )
+    learn_link(store, cache, prefetcher)
+    assert prefetcher.slow_link
+    read_in_blocks(reader, data)
+    reader.close()
+    assert cached_blocks(cache, reader, 33) == [0, 1]
+
+
+def test_prefetch_link_is_slow_only_after_enough_slow_first_blocks() -> None:
+    """The minimum of the last `LINK_SAMPLES` first-block times decides; one fast GET among
+    them (a slow one was only queueing) means a fast link."""
+    clock = StepClock(SLOW_BLOCK_S / 2)
+    part_blocks = CONFIG.part_size_bytes // BS
+    # Enough blocks for LINK_SAMPLES whole parts after the window has grown to a part.
+    data = pattern((LINK_SAMPLES + 4) * part_blocks * BS)
+    _, _, prefetcher, reader = make(data, InlineExecutor(), capacity=1 << 20, clock=clock)
+    assert not prefetcher.slow_link
+    read_in_blocks(reader, data[: 4 * part_blocks * BS])
+    assert not prefetcher.slow_link  # fast so far
+    clock.step = 2 * SLOW_BLOCK_S
+    offset = 4 * part_blocks * BS
+    seen = []
+    while offset < len(data):
+        assert reader.read(offset, BS) == data[offset : offset + BS]
+        seen.append(prefetcher.slow_link)
+        offset += BS
+    assert seen[0] is False and seen[-1] is True
+    # It flipped once, when the last fast sample left the window, and stayed.
+    assert seen == sorted(seen)
 
 
 def test_prefetch_keeps_lru_order_while_another_handle_reads_the_same_version() -> None:
