@@ -238,6 +238,7 @@ def build_filesystem(
             PrefetchConfig(
                 max_inflight_bytes=inflight_bytes - sibling_gets * config.block_size_bytes
             ),
+            first_byte_s=store.first_byte_s,
         )
         if config.prefetch
         else None

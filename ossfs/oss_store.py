@@ -55,6 +55,7 @@ from ossfs.errors import (
 )
 from ossfs.fetch_loop import FetchLoop, PreparedGet
 from ossfs.http_wire import Headers, request_head
+from ossfs.latency import FirstByteLatency
 from ossfs.oss_http import HttpRequest, HttpResponse, PooledTransport, Timeouts, Transport
 from ossfs.retry import DEFAULT_RETRY_POLICY, Retrier, RetriesExhaustedError, RetryPolicy
 from ossfs.store import ListPage, ObjectMeta, Piece
@@ -527,6 +528,7 @@ class OssStore:
         self.config = config
         self._retrier = retrier if retrier is not None else Retrier(config.retry)
         self._counters = _Counters()
+        self._first_byte = FirstByteLatency()
         self._buffers = buffers
         # Whole-object CRCs seen on GET responses, per version: listings carry no CRC, and a
         # handle that read a whole object checks it against this without an extra HEAD.
@@ -579,6 +581,11 @@ class OssStore:
         counts = self._counters.snapshot()
         counts.update(self._retrier.counters.snapshot())
         return counts
+
+    def first_byte_s(self) -> float | None:
+        """The shortest time to a response's head of the last few GETs (`ossfs.latency`);
+        None before there were enough. How slow the link is, for read-ahead's decisions."""
+        return self._first_byte.best()
 
     # -- ObjectStore ------------------------------------------------------------------------------
 
@@ -962,13 +969,16 @@ class OssStore:
             # oss2 parses XML, dates and headers inside the call; a failure there means the
             # server sent something unusable, not that this code is wrong.
             raise _MalformedResponseError(f"{type(exc).__name__}: {exc}") from exc
+        elapsed = time.perf_counter() - t0
+        if op == "get":  # the response's head is in, its body not read yet
+            self._first_byte.note(elapsed)
         log.debug(
             "%s %r range=%s -> %s in %.1f ms",
             op,
             key,
             rng or "-",
             getattr(result, "status", "?"),
-            (time.perf_counter() - t0) * 1000,
+            elapsed * 1000,
         )
         return result
 

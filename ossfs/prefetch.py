@@ -44,8 +44,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -59,15 +57,14 @@ log = logging.getLogger(__name__)
 SCAN_FRACTION: Final = 4
 """A sequential read of an object larger than 1/4 of the block cache is a scan: drop-behind
 drops its passed blocks at once instead of keeping them last in line (unless the link is slow
-and the object fits the cache, see `SLOW_BLOCK_S`)."""
-SLOW_BLOCK_S: Final = 0.010
-"""The link is slow when a read-ahead GET's first block takes at least this long to arrive in
-each of the last `LINK_SAMPLES` GETs (their minimum: queueing only adds to it). There a block the
-kernel's page cache lost costs its reader a GET of that long when it reads it again (20 ms of
-first-byte latency and 10 ms of transfer on a 100 MB/s connection), while the page faults of a
-fresh buffer for each kept block (about 0.5 ms per MiB) overlap the network's wait: a scan of an
-object that fits the cache is kept there, last in line, instead of dropped."""
-LINK_SAMPLES: Final = 8
+and the object fits the cache, see `SLOW_FIRST_BYTE_S`)."""
+SLOW_FIRST_BYTE_S: Final = 0.005
+"""The link is slow when GETs take at least 5 ms to their first byte (the best of the recent
+ones, `ossfs.latency`). Over such a link a block that the kernel's page cache lost costs its
+re-reader a GET: the first-byte time and the block's transfer (the `remote` benchmark profile,
+20 ms to a first byte and 100 MB/s: 30 ms for 1 MiB). Keeping a scan's blocks costs the page
+faults of a fresh buffer for each (about 0.5 ms per MiB), which overlap the network's wait: a
+scan of an object that fits the cache is kept there, last in line, instead of dropped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +79,7 @@ class PrefetchConfig:
     ``reorder_bytes``: how far before it (at least ``sequential_slack_bytes``).
     ``drop_behind``: make blocks a handle's read-ahead fetched the cache's first to evict once
     its reader is past them (drop them, for an object larger than 1/`SCAN_FRACTION` of the
-    cache).
+    cache, unless the link is slow and the object fits: see `SLOW_FIRST_BYTE_S`).
     """
 
     part_size_bytes: int = 8 << 20
@@ -144,14 +141,14 @@ class Prefetcher:
         executor: Executor,
         config: PrefetchConfig | None = None,
         *,
-        clock: Callable[[], float] = time.perf_counter,
+        first_byte_s: Callable[[], float | None] | None = None,
     ) -> None:
-        """``clock``: seconds, for the first-block times that tell a slow link (tests inject)."""
+        """``first_byte_s``: the store's recent time to a GET's first byte (None: not known
+        yet), which tells a slow link; without it every link counts as fast."""
         self._executor = executor
         self._config = config if config is not None else PrefetchConfig()
-        self._clock = clock
+        self._first_byte_s = first_byte_s
         self._lock = threading.Lock()
-        self._first_block_s: deque[float] = deque(maxlen=LINK_SAMPLES)
         self._inflight_bytes = 0
         self._parts_issued = 0
         self._bytes_issued = 0
@@ -190,17 +187,13 @@ class Prefetcher:
 
     @property
     def slow_link(self) -> bool:
-        """True when the last `LINK_SAMPLES` read-ahead GETs each took `SLOW_BLOCK_S` or more
-        to bring their first block (False until there were that many)."""
-        with self._lock:
-            samples = self._first_block_s
-            return len(samples) == LINK_SAMPLES and min(samples) >= SLOW_BLOCK_S
+        """True when GETs take `SLOW_FIRST_BYTE_S` or more to their first byte."""
+        if self._first_byte_s is None:
+            return False
+        latency = self._first_byte_s()
+        return latency is not None and latency >= SLOW_FIRST_BYTE_S
 
     # -- used by HandlePrefetch -------------------------------------------------------------------
-    def _note_first_block(self, seconds: float) -> None:
-        with self._lock:
-            self._first_block_s.append(seconds)
-
     def _reserve(self, nbytes: int) -> bool:
         """Take ``nbytes`` of the global in-flight budget, or count a denial and return False."""
         with self._lock:
@@ -268,7 +261,8 @@ class HandlePrefetch:
         self._block_size = block_size
         self._n_blocks = -(-meta.size // block_size)
         # Read-ahead that the cache would evict before the reader gets there is pure waste.
-        window_cap_bytes = min(config.max_window_bytes, reader.cache.capacity_bytes // 4)
+        capacity = reader.cache.capacity_bytes
+        window_cap_bytes = min(config.max_window_bytes, capacity // 4)
         self._max_window = window_cap_bytes // block_size  # 0: no read-ahead for this handle
         self._initial_window = min(
             max(1, config.initial_window_bytes // block_size), self._max_window
@@ -290,8 +284,7 @@ class HandlePrefetch:
         # once, which lets their buffers be reused while still warm in the CPU caches: fresh
         # buffers for every block of 1 GiB cost a fifth of the loopback rate (1,097 -> 870
         # MB/s with a 1.1 GiB cache) and the RSS of the whole object. Over a slow link an
-        # object that fits is kept all the same (see `SLOW_BLOCK_S`).
-        capacity = reader.cache.capacity_bytes
+        # object that fits is kept all the same (see `SLOW_FIRST_BYTE_S`).
         self._scan = meta.size > capacity // SCAN_FRACTION
         self._fits = meta.size <= capacity
         self._mine: set[int] = set()  # blocks this handle's read-ahead fetched, not yet dropped
@@ -432,17 +425,12 @@ class HandlePrefetch:
         pending: list[BlockKey] = list(part.claimed)
         received = 0
         failed = abandoned = False
-        clock = self._prefetcher._clock
-        sent_at: float | None = None  # when the current GET was sent, until its first block
 
         def fill(index: int, block: Block) -> None:
             # Blocks arrive in order, and the next one is always pending[0]: each is cached
             # (and its waiters woken) as soon as it is in, not when the whole GET is. From then
             # on the cache's budget holds it: its bytes leave the in-flight budget at once.
-            nonlocal received, sent_at
-            if sent_at is not None:
-                self._prefetcher._note_first_block(clock() - sent_at)
-                sent_at = None
+            nonlocal received
             key = pending.pop(0)
             self._cache.fill((key,), (block,))
             received += len(block)
@@ -462,7 +450,6 @@ class HandlePrefetch:
                     if key[2] != last + 1:
                         break
                     last += 1
-                sent_at = clock()
                 try:
                     self._reader.fetch_blocks(first, last, fill)
                 except Exception as exc:

@@ -31,6 +31,7 @@ from ossfs.errors import (
     UsageError,
 )
 from ossfs.http_wire import Headers
+from ossfs.latency import SAMPLES as LATENCY_SAMPLES
 from ossfs.oss_http import HttpRequest, HttpResponse, Timeouts
 from ossfs.oss_store import (
     OssConfig,
@@ -1064,3 +1065,24 @@ def test_oss_store_whole_fetcher_only_without_a_proxy(emulator: EmulatorServer) 
         loop = direct.whole_fetcher(max_idle=1)
         assert loop is not None
         loop.close()
+
+
+def test_emulator_first_byte_time_is_the_best_of_the_last_gets(server: EmulatorServer) -> None:
+    """GETs held 30 ms before their answer's head: the store's first-byte time says so, once
+    it has seen enough GETs; HEADs and LISTs do not count."""
+    etag = server.put_object(EMU_BUCKET, "slow/a.bin", BLOB)
+    with emu_store(server) as store:
+        store.head("slow/a.bin")
+        store.list_page("slow/")
+        assert store.first_byte_s() is None  # no GET yet
+        for _ in range(LATENCY_SAMPLES - 1):
+            store.get_range("slow/a.bin", 0, 10, etag=etag)
+        assert store.first_byte_s() is None  # not enough yet
+        store.get_range("slow/a.bin", 0, 10, etag=etag)
+        fast = store.first_byte_s()
+        assert fast is not None and fast < 1.0  # a real figure, not the slow one below
+        server.faults.update(latency_s=0.03, key_prefix="slow/")
+        for _ in range(LATENCY_SAMPLES):
+            store.get_range("slow/a.bin", 0, 10, etag=etag)
+        slow = store.first_byte_s()
+        assert slow is not None and slow >= 0.03

@@ -26,9 +26,8 @@ from ossfs.fs import Filesystem, FsConfig
 from ossfs.namespace import Namespace
 from ossfs.oss_store import OssConfig, OssStore
 from ossfs.prefetch import (
-    LINK_SAMPLES,
     SCAN_FRACTION,
-    SLOW_BLOCK_S,
+    SLOW_FIRST_BYTE_S,
     HandlePrefetch,
     PrefetchConfig,
     Prefetcher,
@@ -127,19 +126,6 @@ class FailingStore(FakeStore):
         return body
 
 
-class StepClock:
-    """A clock that moves ``step`` seconds each time it is read (the prefetcher reads it when a
-    GET is sent and when its first block arrives: each GET takes ``step`` to its first block)."""
-
-    def __init__(self, step: float) -> None:
-        self.step = step
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        self.now += self.step
-        return self.now
-
-
 def make(
     data: bytes,
     executor: Executor,
@@ -147,14 +133,13 @@ def make(
     config: PrefetchConfig = CONFIG,
     store: FakeStore | None = None,
     capacity: int = 1 << 20,
-    clock: Callable[[], float] | None = None,
+    first_byte_s: float | None = None,
 ) -> tuple[FakeStore, BlockCache, Prefetcher, ObjectReader]:
-    """``clock``: the prefetcher's; by default one on which every GET's first block takes
-    1 ms (a fast link, whatever the machine's load)."""
+    """``first_byte_s``: what the prefetcher is told of the link (None: nothing yet)."""
     store = store if store is not None else FakeStore()
     meta = store.put("a.bin", data)
     cache = BlockCache(capacity)
-    prefetcher = Prefetcher(executor, config, clock=clock or StepClock(0.001))
+    prefetcher = Prefetcher(executor, config, first_byte_s=lambda: first_byte_s)
     reader = ObjectReader(store, cache, meta, block_size_bytes=BS, read_ahead=prefetcher.attach)
     store.reset_calls()
     return store, cache, prefetcher, reader
@@ -499,24 +484,13 @@ def read_in_blocks(reader: ObjectReader, data: bytes) -> None:
         assert reader.read(offset, BS) == data[offset : offset + BS]
 
 
-def learn_link(store: FakeStore, cache: BlockCache, prefetcher: Prefetcher) -> None:
-    """Read another object in full: enough read-ahead GETs for the prefetcher to know its link."""
-    data = pattern((LINK_SAMPLES + 4) * (CONFIG.part_size_bytes // BS) * BS)
-    meta = store.put("other.bin", data)
-    other = ObjectReader(store, cache, meta, block_size_bytes=BS, read_ahead=prefetcher.attach)
-    read_in_blocks(other, data)
-    other.close()
-
-
-@pytest.mark.parametrize("blocks", [32, 11])
+@pytest.mark.parametrize("blocks", [32, 9])
 def test_prefetch_keeps_a_scan_that_fits_the_cache_when_the_link_is_slow(blocks: int) -> None:
-    """Over a slow link a block read again is a long GET: a scan that fits stays cached (a
-    cache of 40 blocks: 32 fit beside what the other object left, 11 are a scan)."""
+    """Over a slow link a block read again is a long GET: a scan that fits stays cached."""
     data = pattern(blocks * BS)
-    clock = StepClock(2 * SLOW_BLOCK_S)
-    store, cache, prefetcher, reader = make(data, InlineExecutor(), capacity=40 * BS, clock=clock)
-    learn_link(store, cache, prefetcher)
-    assert prefetcher.slow_link
+    _, cache, _, reader = make(
+        data, InlineExecutor(), capacity=32 * BS, first_byte_s=SLOW_FIRST_BYTE_S
+    )
     read_in_blocks(reader, data)
     reader.close()
     assert cached_blocks(cache, reader, blocks) == list(range(blocks))
@@ -525,39 +499,46 @@ def test_prefetch_keeps_a_scan_that_fits_the_cache_when_the_link_is_slow(blocks:
     assert sorted(order[: blocks - 2]) == list(range(2, blocks)) and order[-2:] == [0, 1]
 
 
+@pytest.mark.parametrize("first_byte_s", [None, SLOW_FIRST_BYTE_S * 0.99])
+def test_prefetch_drops_a_scan_when_the_link_is_fast_or_not_known(
+    first_byte_s: float | None,
+) -> None:
+    data = pattern(32 * BS)
+    _, cache, _, reader = make(data, InlineExecutor(), capacity=32 * BS, first_byte_s=first_byte_s)
+    read_in_blocks(reader, data)
+    reader.close()
+    assert cached_blocks(cache, reader, 32) == [0, 1]
+
+
 def test_prefetch_drops_a_scan_larger_than_the_cache_even_when_the_link_is_slow() -> None:
     data = pattern(33 * BS)
-    store, cache, prefetcher, reader = make(
-        data, InlineExecutor(), capacity=32 * BS, clock=StepClock(1.0)
-    )
-    learn_link(store, cache, prefetcher)
-    assert prefetcher.slow_link
+    _, cache, _, reader = make(data, InlineExecutor(), capacity=32 * BS, first_byte_s=1.0)
     read_in_blocks(reader, data)
     reader.close()
     assert cached_blocks(cache, reader, 33) == [0, 1]
 
 
-def test_prefetch_link_is_slow_only_after_enough_slow_first_blocks() -> None:
-    """The minimum of the last `LINK_SAMPLES` first-block times decides; one fast GET among
-    them (a slow one was only queueing) means a fast link."""
-    clock = StepClock(SLOW_BLOCK_S / 2)
-    part_blocks = CONFIG.part_size_bytes // BS
-    # Enough blocks for LINK_SAMPLES whole parts after the window has grown to a part.
-    data = pattern((LINK_SAMPLES + 4) * part_blocks * BS)
-    _, _, prefetcher, reader = make(data, InlineExecutor(), capacity=1 << 20, clock=clock)
+def test_prefetch_asks_the_link_at_each_drop() -> None:
+    """A link found slow in the middle of a scan keeps the blocks passed from then on."""
+    data = pattern(32 * BS)
+    link: list[float | None] = [None]
+    store = FakeStore()
+    meta = store.put("a.bin", data)
+    cache = BlockCache(32 * BS)
+    prefetcher = Prefetcher(InlineExecutor(), CONFIG, first_byte_s=lambda: link[0])
+    reader = ObjectReader(store, cache, meta, block_size_bytes=BS, read_ahead=prefetcher.attach)
     assert not prefetcher.slow_link
-    read_in_blocks(reader, data[: 4 * part_blocks * BS])
-    assert not prefetcher.slow_link  # fast so far
-    clock.step = 2 * SLOW_BLOCK_S
-    offset = 4 * part_blocks * BS
-    seen = []
-    while offset < len(data):
+    read_in_blocks(reader, data[: 16 * BS])
+    link[0] = 0.02
+    assert prefetcher.slow_link
+    for offset in range(16 * BS, len(data), BS):
         assert reader.read(offset, BS) == data[offset : offset + BS]
-        seen.append(prefetcher.slow_link)
-        offset += BS
-    assert seen[0] is False and seen[-1] is True
-    # It flipped once, when the last fast sample left the window, and stayed.
-    assert seen == sorted(seen)
+    reader.close()
+    cached = cached_blocks(cache, reader, 32)
+    # Passed while the link looked fast: dropped (all but the reader's own first two and the
+    # ones within reorder_bytes of block 16); passed since: kept.
+    assert cached[:2] == [0, 1] and 5 not in cached
+    assert cached[-18:] == list(range(14, 32))
 
 
 def test_prefetch_keeps_lru_order_while_another_handle_reads_the_same_version() -> None:
