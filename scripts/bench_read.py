@@ -29,23 +29,22 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import mount_helpers
 import oss2
+from mount_helpers import REPO, client_env, daemon_pids, peak_rss
 
 from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer
 from ossfs.emulator.faults import FaultSettings
 from ossfs.sizes import parse_size
-from ossfs.umount import is_mounted
 
 AK, SK, BUCKET = "bench-ak", "bench-secret-0123456789", "bench-bucket"
 KEY = "big.bin"
-REPO = Path(__file__).resolve().parent.parent
 PROFILES = {
     "loopback": FaultSettings(),
     "remote": FaultSettings(latency_s=0.02, bandwidth_bytes_per_s=100_000_000),
@@ -88,76 +87,19 @@ def settled(server: EmulatorServer) -> tuple[int, int]:
 
 
 def env() -> dict[str, str]:
-    hosts = "127.0.0.1,localhost"
-    return {
-        **os.environ,
-        "OSS_ACCESS_KEY_ID": AK,
-        "OSS_ACCESS_KEY_SECRET": SK,
-        "NO_PROXY": hosts,
-        "no_proxy": hosts,
-    }
-
-
-def daemon_pids(mountpoint: Path) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        with contextlib.suppress(OSError):
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            if str(mountpoint).encode() in argv and b"mount" in argv:
-                pids.append(int(entry.name))
-    return pids
-
-
-def peak_rss(pids: list[int]) -> int | None:
-    peaks = []
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peaks.append(int(line.split()[1]) * 1024)
-    return max(peaks) if peaks else None
+    return client_env(AK, SK)
 
 
 @contextlib.contextmanager
 def mounted(endpoint: str, mountpoint: Path, pythonpath: Path | None) -> Iterator[Path]:
-    mountpoint.mkdir(parents=True, exist_ok=True)
-    run_env = env()
-    if pythonpath is not None:
-        run_env["PYTHONPATH"] = str(pythonpath)
-    cmd = [sys.executable, "-m", "ossfs", "mount", f"oss://{BUCKET}", str(mountpoint)]
-    result = subprocess.run(
-        [*cmd, "--endpoint", endpoint],
-        env=run_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=pythonpath or REPO,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"mount failed: {result.stderr.strip()}")
-    try:
-        yield mountpoint
-    finally:
-        unmount(mountpoint)
-
-
-def unmount(mountpoint: Path) -> None:
-    for cmd in (
-        [sys.executable, "-m", "ossfs", "umount", str(mountpoint)],
-        ["fusermount3", "-u", str(mountpoint)],
-        ["fusermount", "-u", str(mountpoint)],
-        ["umount", "-l", str(mountpoint)],
-    ):
-        if not is_mounted(mountpoint):
-            break
-        if shutil.which(cmd[0]) or cmd[0] == sys.executable:
-            subprocess.run(cmd, env=env(), capture_output=True, timeout=60, check=False, cwd=REPO)
-    deadline = time.monotonic() + 15
-    while daemon_pids(mountpoint) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    with mount_helpers.mounted(
+        f"oss://{BUCKET}",
+        mountpoint,
+        env=env(),
+        args=("--endpoint", endpoint),
+        pythonpath=pythonpath,
+    ) as mp:
+        yield mp
 
 
 def timed_cat(path: Path) -> float:

@@ -62,6 +62,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
+from mount_helpers import peak_rss
+
 AK: Final = "bench-ak"
 SK: Final = "bench-secret-0123456789"
 BUCKET: Final = "bench-bucket"
@@ -69,7 +71,6 @@ SCRIPTS: Final = Path(__file__).resolve().parent
 REPO: Final = SCRIPTS.parent
 MIB: Final = 1 << 20
 BLOCK_BYTES: Final = MIB  # ossfs's default --block-size: the unit of the random-read target
-OSSFS_CACHE_BYTES: Final = 512 * MIB  # ossfs's default --cache-size
 SMALL_BYTES: Final = 100 * 1024
 SEQ_READERS: Final = 4
 SYSTEMS: Final = ("ossfs", "oss2", "s3fs", "rclone", "nullfs", "local")
@@ -349,12 +350,11 @@ def peer_env_base() -> dict[str, str]:
     return env
 
 
-def peak_rss(pid: int) -> int | None:
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return None
+def ossfs_default_cache_bytes() -> int:
+    """The block cache an ossfs mount gets here without --cache-size or --max-memory."""
+    from ossfs.memory_budget import default_budgets, usable_memory_bytes
+
+    return default_budgets(usable_memory_bytes(), max_memory=None, cache_size=None)[1]
 
 
 def is_mounted(path: Path) -> bool:
@@ -787,7 +787,8 @@ def case_specs(
             (4096, sizes.rand4k_ops) if group == "rand4k" else (256 * 1024, sizes.rand256k_ops)
         )
         spec = {**base, "task": "random", "keys": big[:1], "size": sizes.seq_bytes}
-        spec.update(io=io, ops=ops, seed=42, cache_blocks=OSSFS_CACHE_BYTES // BLOCK_BYTES)
+        cache_blocks = ossfs_default_cache_bytes() // BLOCK_BYTES
+        spec.update(io=io, ops=ops, seed=42, cache_blocks=cache_blocks)
         return [(group, spec, prep(keys=big[:1]))]
     if group in ("small1", "small8"):
         spec = {**base, "task": "small", "keys": layout.small, "threads": int(group[-1])}
@@ -842,7 +843,7 @@ def run_case(bench: Bench, system: str, group: str, timeout_s: float) -> dict[st
                 # machine walked the mount while it ran.
                 sample.extra["foreign_lists"] = float(requests["LIST"])
             if mount is not None and mount.pid is not None:
-                sample.peak_rss_bytes = peak_rss(mount.pid)
+                sample.peak_rss_bytes = peak_rss([mount.pid])
             out[name] = sample
             if not sample.ok:
                 for rest in names:
@@ -967,7 +968,8 @@ def evaluate_targets(
             lru = s.extra.get("lru_fetches")
             if lru and lru > blocks:
                 note = (
-                    f"touched blocks exceed the {OSSFS_CACHE_BYTES // MIB} MiB cache: an ideal LRU "
+                    f"touched blocks exceed the {ossfs_default_cache_bytes() // MIB} MiB cache: an "
+                    "ideal LRU "
                     f"of that size fetches {lru:.0f} MiB, ossfs "
                     f"{s.bytes_served / (lru * BLOCK_BYTES):.2f}x that"
                 )
@@ -1414,7 +1416,7 @@ def run(args: argparse.Namespace) -> int:
         f"{time.monotonic() - began:.0f} s)\n\n"
         "MB/s = 10**6 bytes a second. Each case runs on a fresh mount (cold caches) except "
         "`warm` (the second read in the `seq1` mount) and `local` (page cache warm). "
-        f"`remote` = {REMOTE_LATENCY_S * 1e3:.0f} ms before each GET body, "
+        f"`remote` = {REMOTE_LATENCY_S * 1e3:.0f} ms before the answer to each GET, "
         f"{REMOTE_BANDWIDTH / 1e6:.0f} MB/s per connection; metadata workloads run in "
         "`loopback` only (HEAD/LIST are not slowed). Requests and bytes are what the server "
         "saw during the measured part only (mount, `stat` and listing before it excluded, except "

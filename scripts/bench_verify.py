@@ -39,7 +39,7 @@ CrcFun = Callable[[bytes | memoryview, int], int]
 
 def _fastcrc() -> CrcFun | None:
     try:
-        import fastcrc  # type: ignore[import-not-found]
+        import fastcrc
     except ImportError:
         return None
     fun: CrcFun = fastcrc.crc64.xz

@@ -42,13 +42,14 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import mount_helpers
+from mount_helpers import client_env, daemon_pids, peak_rss
+
 from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer
 from ossfs.sizes import parse_size
 from ossfs.stats import STATS_XATTR
-from ossfs.umount import is_mounted
 
 AK, SK, BUCKET = "soak-ak", "soak-secret-0123456789", "soak-bucket"
-REPO = Path(__file__).resolve().parent.parent
 MIB = 1 << 20
 READ_SIZES = (1, 100, 4096, 65_536, 131_072, 1 << 20, 3 << 20)
 
@@ -94,14 +95,7 @@ class Resources:
 
 
 def env() -> dict[str, str]:
-    hosts = "127.0.0.1,localhost"
-    return {
-        **os.environ,
-        "OSS_ACCESS_KEY_ID": AK,
-        "OSS_ACCESS_KEY_SECRET": SK,
-        "NO_PROXY": hosts,
-        "no_proxy": hosts,
-    }
+    return client_env(AK, SK)
 
 
 def make_tree(total: int, seed: int) -> dict[str, bytes]:
@@ -123,14 +117,8 @@ def make_tree(total: int, seed: int) -> dict[str, bytes]:
 
 
 def daemon_pid(mountpoint: Path) -> int | None:
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        with contextlib.suppress(OSError):
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            if str(mountpoint).encode() in argv and b"mount" in argv:
-                return int(entry.name)
-    return None
+    pids = daemon_pids(mountpoint)
+    return pids[0] if pids else None
 
 
 def resources(pid: int | None) -> Resources | None:
@@ -147,16 +135,6 @@ def resources(pid: int | None) -> Resources | None:
         return None
 
 
-def peak_rss(pid: int | None) -> int | None:
-    if pid is None:
-        return None
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return None
-
-
 def drop_page_cache() -> None:
     if os.geteuid() == 0:
         with contextlib.suppress(OSError), open("/proc/sys/vm/drop_caches", "w") as f:
@@ -165,41 +143,16 @@ def drop_page_cache() -> None:
 
 @contextlib.contextmanager
 def mounted(endpoint: str, mountpoint: Path, log_file: Path, cache_size: str) -> Iterator[Path]:
-    mountpoint.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        [
-            *(sys.executable, "-m", "ossfs", "mount", f"oss://{BUCKET}", str(mountpoint)),
+    with mount_helpers.mounted(
+        f"oss://{BUCKET}",
+        mountpoint,
+        env=env(),
+        args=(
             *("--endpoint", endpoint, "--cache-size", cache_size),
             *("--debug", "--log-file", str(log_file)),
-        ],
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=REPO,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"mount failed: {result.stderr.strip()}")
-    try:
-        yield mountpoint
-    finally:
-        unmount(mountpoint)
-
-
-def unmount(mountpoint: Path) -> None:
-    for cmd in (
-        [sys.executable, "-m", "ossfs", "umount", str(mountpoint)],
-        ["fusermount3", "-u", str(mountpoint)],
-        ["umount", "-l", str(mountpoint)],
-    ):
-        if not is_mounted(mountpoint):
-            break
-        if shutil.which(cmd[0]) or cmd[0] == sys.executable:
-            subprocess.run(cmd, env=env(), capture_output=True, timeout=60, check=False, cwd=REPO)
-    deadline = time.monotonic() + 15
-    while daemon_pid(mountpoint) is not None and time.monotonic() < deadline:
-        time.sleep(0.1)
+        ),
+    ) as mp:
+        yield mp
 
 
 class LatencySpikes:
@@ -386,7 +339,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
                 spikes.stop()
                 server.faults.clear()
             end = resources(pid)
-            peak = peak_rss(pid)
+            peak = peak_rss([pid] if pid is not None else [])
             mount_stats = read_mount_stats(mp)
             faults = server.log.fault_counts()
             requests = server.log.counts()
