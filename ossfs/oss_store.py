@@ -577,9 +577,13 @@ class OssStore:
 
     def stats(self) -> dict[str, int]:
         """Counters so far: ``requests``, ``requests.<op>``, ``bytes_fetched``, ``retries``,
-        ``retries.<op>``, ``gave_up``, ``errors``, ``errors.<ErrorClass>``. Cheap, thread-safe."""
+        ``retries.<op>``, ``gave_up``, ``errors``, ``errors.<ErrorClass>``; and, once known, the
+        level ``first_byte_us`` (`first_byte_s` in microseconds). Cheap, thread-safe."""
         counts = self._counters.snapshot()
         counts.update(self._retrier.counters.snapshot())
+        first_byte = self._first_byte.best()
+        if first_byte is not None:
+            counts["first_byte_us"] = round(first_byte * 1e6)
         return counts
 
     def first_byte_s(self) -> float | None:

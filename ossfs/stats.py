@@ -56,6 +56,7 @@ _GAUGES: Final = frozenset(
         "waste_ratio",
         "inflight_gets",
         "unread_bytes",
+        "first_byte_us",
     }
 )
 _PAD_TO: Final = 1024

@@ -1075,6 +1075,7 @@ def test_emulator_first_byte_time_is_the_best_of_the_last_gets(server: EmulatorS
         store.head("slow/a.bin")
         store.list_page("slow/")
         assert store.first_byte_s() is None  # no GET yet
+        assert "first_byte_us" not in store.stats()
         for _ in range(LATENCY_SAMPLES - 1):
             store.get_range("slow/a.bin", 0, 10, etag=etag)
         assert store.first_byte_s() is None  # not enough yet
@@ -1086,3 +1087,4 @@ def test_emulator_first_byte_time_is_the_best_of_the_last_gets(server: EmulatorS
             store.get_range("slow/a.bin", 0, 10, etag=etag)
         slow = store.first_byte_s()
         assert slow is not None and slow >= 0.03
+        assert store.stats()["first_byte_us"] == round(slow * 1e6)  # what `ossfs stats` shows

@@ -197,6 +197,7 @@ SAMPLE: dict[str, object] = {
         "requests_by_op": {"get": 3, "list": 2},
         "errors": 0,
         "errors_by_class": {},
+        "first_byte_us": 31250,
     },
     "served": {"bytes": 1500, "errors_by_errno": {"ENOENT": 2}},
     "cache": {"hits": 3, "used_bytes": 4096, "hit_rate": 0.75},
@@ -212,6 +213,8 @@ def test_format_prometheus_families_labels_and_types() -> None:
     assert 'ossfs_store_requests_total{op="list"} 2' in lines
     assert "ossfs_store_requests_total 5" not in lines  # the labelled series carry it
     assert "ossfs_store_bytes_fetched_total 2097152" in lines
+    assert "# TYPE ossfs_store_first_byte_us gauge" in lines  # a level, not a count
+    assert "ossfs_store_first_byte_us 31250" in lines
     assert 'ossfs_served_errors_total{errno="ENOENT"} 2' in lines
     assert "# TYPE ossfs_cache_used_bytes gauge" in lines and "ossfs_cache_used_bytes 4096" in lines
     assert "ossfs_cache_hits_total 3" in lines and "ossfs_cache_hit_rate 0.75" in lines
