@@ -6,7 +6,7 @@ reads, many small and medium files, several readers of one object) and a small o
 overcommitted. A sequential scan of a large object does not fill it: past a quarter of the
 cache its passed blocks are dropped (`ossfs.prefetch.SCAN_FRACTION`), and re-reads of it are
 the kernel page cache's to serve; only over a slow link is an object that fits kept
-(`ossfs.prefetch.SLOW_BLOCK_S`).
+(`ossfs.prefetch.SLOW_FIRST_BYTE_S`).
 """
 
 from __future__ import annotations

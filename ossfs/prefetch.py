@@ -396,7 +396,8 @@ class HandlePrefetch:
     def _drop(self, indices: list[int]) -> None:
         """Drop-behind: a sequential reader rarely comes back (the kernel's page cache serves
         most re-reads), so its blocks become the cache's first to evict (dropped at once if the
-        object is a scan, see `SCAN_FRACTION`): a long read cannot push out what others use,
+        object is a scan, see `SCAN_FRACTION`, unless the link is slow and the object fits the
+        cache, see `SLOW_FIRST_BYTE_S`): a long read cannot push out what others use,
         and evicted buffers are reused for the next blocks. Not while another handle has the
         version open: it may be reading behind this one."""
         if self._prefetcher._sole_handle(self._key, self._etag):

@@ -12,7 +12,7 @@ profile, measures side by side in one run:
 - ``oss2``: ``bucket.get_object(key)`` copied to /dev/null (one stream, ``enable_crc=False``);
 - ``local``: ``cat`` of the same bytes from a local file (page cache; the ceiling of the box).
 
-Profiles: ``loopback`` (no faults) and ``remote`` (every GET body waits ``latency_s=0.02`` first
+Profiles: ``loopback`` (no faults) and ``remote`` (every GET's answer waits ``latency_s=0.02`` first
 and is sent at 100 MB/s per connection). For each path it prints MB/s (1 MB = 10**6 bytes), the
 ratio to ``oss2``, the GetObject requests and bytes the emulator served, and the daemon's peak
 RSS, as a markdown table; ``--json-out`` writes the same rows as JSON. With ``--repeat N`` each

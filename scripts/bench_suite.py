@@ -14,7 +14,7 @@ system, side by side:
   for any fusepy filesystem with the FUSE options ossfs uses);
 - ``local``: the same tree in a local directory, page cache warm (the limit of the box).
 
-Profiles: ``loopback`` (no faults) and ``remote`` (each GET body waits 20 ms, then flows at
+Profiles: ``loopback`` (no faults) and ``remote`` (each GET's answer waits 20 ms, then flows at
 100 MB/s per connection; HEAD and LIST are not slowed, so the metadata workloads run in
 ``loopback`` only). Workloads (the ``--quick`` sizes in brackets):
 

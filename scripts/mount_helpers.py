@@ -18,8 +18,6 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ossfs.umount import is_mounted
-
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_HOSTS = "127.0.0.1,localhost"
 
@@ -97,6 +95,8 @@ def mounted(
 def unmount(mountpoint: Path, env: dict[str, str]) -> None:
     """Unmount by every means there is until nothing is mounted there, then wait (up to 15 s)
     for the daemon to exit."""
+    from ossfs.umount import is_mounted  # imported here: the suite's workers never need it
+
     for cmd in (
         [sys.executable, "-m", "ossfs", "umount", str(mountpoint)],
         ["fusermount3", "-u", str(mountpoint)],

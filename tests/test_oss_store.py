@@ -1088,3 +1088,6 @@ def test_emulator_first_byte_time_is_the_best_of_the_last_gets(server: EmulatorS
         slow = store.first_byte_s()
         assert slow is not None and slow >= 0.03
         assert store.stats()["first_byte_us"] == round(slow * 1e6)  # what `ossfs stats` shows
+        with pytest.raises(NotFoundError):  # a quick 404: an answer, but no body, not a sample
+            store.get_range("slow/missing.bin", 0, 10)
+        assert store.first_byte_s() == slow

@@ -13,16 +13,21 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ossfs import mounting
 from ossfs.block_cache import BlockCache
+from ossfs.credentials import Credentials
 from ossfs.emulator import EmulatorServer
 from ossfs.errors import AccessDeniedError, IntegrityError, OssfsError, RemoteIOError, StaleError
 from ossfs.fs import Filesystem, FsConfig
+from ossfs.latency import SAMPLES as LATENCY_SAMPLES
+from ossfs.mounting import MountConfig
 from ossfs.namespace import Namespace
 from ossfs.oss_store import OssConfig, OssStore
 from ossfs.prefetch import (
@@ -34,6 +39,7 @@ from ossfs.prefetch import (
 )
 from ossfs.reader import ObjectReader
 from ossfs.store import ObjectMeta
+from ossfs.url import OssLocation
 from tests.fakes import FakeStore
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 
@@ -839,3 +845,25 @@ def test_prefetch_on_emulator_replaced_object_is_stale_never_mixed(
                 got += chunk
         fs.release(fh)
     assert got == old[: len(got)]
+
+
+def test_prefetch_of_a_mount_learns_the_link_from_its_store(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """The mount's wiring: its prefetcher asks the store it reads through how slow the link is."""
+    data = os.urandom(4 << 10)
+    emulator.put_object(BUCKET, "slow/x.bin", data)
+    config = MountConfig(
+        location=OssLocation(BUCKET, ""),
+        mountpoint=tmp_path,
+        endpoint=emulator.endpoint,
+        credentials=Credentials(ACCESS_KEY_ID, ACCESS_KEY_SECRET),
+    )
+    with mounting.build_store(config) as store:
+        fs, _ = mounting.build_filesystem(config, store)
+        prefetcher = fs._prefetcher
+        assert prefetcher is not None and not prefetcher.slow_link
+        emulator.faults.update(latency_s=SLOW_FIRST_BYTE_S * 2, key_prefix="slow/")
+        for _ in range(LATENCY_SAMPLES):
+            assert store.get_range("slow/x.bin", 0, len(data)) == data
+        assert prefetcher.slow_link
