@@ -62,7 +62,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
-from mount_helpers import peak_rss
+from mount_helpers import LOCAL_HOSTS, peak_rss
 
 AK: Final = "bench-ak"
 SK: Final = "bench-secret-0123456789"
@@ -312,7 +312,7 @@ def peer_env(tmp: Path) -> dict[str, str]:
         if not k.startswith(("AWS_", "RCLONE_"))
         and k.lower() not in {"http_proxy", "https_proxy", "all_proxy"}
     }
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    env["NO_PROXY"] = env["no_proxy"] = LOCAL_HOSTS
     config = tmp / "rclone.conf"
     config.touch()
     env["RCLONE_CONFIG"] = str(config)
@@ -344,7 +344,7 @@ def python_cwd() -> Path:
 
 def peer_env_base() -> dict[str, str]:
     env = dict(os.environ)
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    env["NO_PROXY"] = env["no_proxy"] = LOCAL_HOSTS
     if _SNAPSHOT:
         env["PYTHONPATH"] = os.pathsep.join([str(_SNAPSHOT[0]), env.get("PYTHONPATH", "")])
     return env
@@ -364,6 +364,9 @@ def is_mounted(path: Path) -> bool:
 
 
 def unmount(mountpoint: Path) -> None:
+    """Unmount any of the suite's FUSE mounts (ossfs, s3fs, rclone, the null FUSE) by the
+    generic means only: `mount_helpers.unmount` is for ossfs daemons (it asks ``ossfs umount``
+    first and waits for an ossfs daemon to exit), and `Mount.stop` waits for its own process."""
     for argv in (["fusermount3", "-u"], ["fusermount", "-u"], ["umount", "-l"]):
         if not is_mounted(mountpoint):
             return
