@@ -329,17 +329,19 @@ def format_prometheus(doc: Mapping[str, Json]) -> str:
 
     A ``NAME_by_KIND`` map becomes the labelled series of ``NAME`` (label ``KIND``), and then
     ``NAME`` itself is not repeated unlabelled (a sum over the series would count it twice).
+    Each family has a HELP line (its section and name in words) before its TYPE line.
     """
     lines: list[str] = []
 
-    def family(name: str, gauge: bool, samples: list[tuple[str, float]]) -> None:
+    def family(name: str, gauge: bool, samples: list[tuple[str, float]], what: str) -> None:
         metric = f"ossfs_{name}" if gauge else f"ossfs_{name}_total"
+        lines.append(f"# HELP {metric} {_help_escape(what)}")
         lines.append(f"# TYPE {metric} {'gauge' if gauge else 'counter'}")
         lines.extend(f"{metric}{labels} {_number(v)}" for labels, v in samples)
 
     uptime = doc.get("uptime_s")
     if isinstance(uptime, int | float):
-        family("uptime_seconds", True, [("", uptime)])
+        family("uptime_seconds", True, [("", uptime)], "seconds since the mount started")
     for section, body in doc.items():
         if not isinstance(body, dict):
             continue
@@ -353,9 +355,10 @@ def format_prometheus(doc: Mapping[str, Json]) -> str:
                     for label, v in value.items()
                     if _is_number(v)
                 ]
-                family(_metric_name(f"{section}_{base}"), False, samples)
+                what = f"{_words(section, base)}, by {kind or 'label'}"
+                family(_metric_name(f"{section}_{base}"), False, samples, what)
             elif _is_number(value) and key not in labelled:
-                family(name, key in _GAUGES, [("", value)])
+                family(name, key in _GAUGES, [("", value)], _words(section, key))
     return "\n".join(lines) + "\n"
 
 
@@ -365,6 +368,16 @@ def _is_number(value: Json) -> TypeGuard[int | float]:
 
 def _metric_name(text: str) -> str:
     return "".join(c if c.isalnum() or c == "_" else "_" for c in text)
+
+
+def _words(section: str, key: str) -> str:
+    """A family's HELP text: its section and name in words (``ossfs stats`` shows the same
+    figures under the same names; the README says what each section counts)."""
+    return f"ossfs {section}: {key.replace('_', ' ')}"
+
+
+def _help_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
 
 
 def _escape(text: str) -> str:

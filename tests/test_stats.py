@@ -219,6 +219,11 @@ def test_format_prometheus_families_labels_and_types() -> None:
     assert "# TYPE ossfs_cache_used_bytes gauge" in lines and "ossfs_cache_used_bytes 4096" in lines
     assert "ossfs_cache_hits_total 3" in lines and "ossfs_cache_hit_rate 0.75" in lines
     assert all(ln.startswith(("#", "ossfs_")) for ln in lines)
+    # Every family says what it is, right before its TYPE (what promtool's lint asks for).
+    assert "# HELP ossfs_store_requests_total ossfs store: requests, by op" in lines
+    assert "# HELP ossfs_cache_hit_rate ossfs cache: hit rate" in lines
+    types = [i for i, ln in enumerate(lines) if ln.startswith("# TYPE ")]
+    assert types and all(lines[i - 1].startswith(f"# HELP {lines[i].split()[2]} ") for i in types)
 
 
 def test_format_human_sections_sizes_and_rates() -> None:
