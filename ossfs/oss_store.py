@@ -551,10 +551,9 @@ class OssStore:
         if transport is None:
             transport = _default_transport(config, self._root_url, proxies)
         self._transport = session.transport = transport
-        # Where `whole_fetcher`'s GETs go: only the pooled transport can tell (and carry them).
-        self._root_endpoint = (
-            transport.endpoint(self._root_url) if isinstance(transport, PooledTransport) else None
-        )
+        # Only the pooled transport can tell where `whole_fetcher`'s GETs go (and encode them).
+        self._pooled = transport if isinstance(transport, PooledTransport) else None
+        self._root_endpoint = self._pooled.endpoint(self._root_url) if self._pooled else None
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -885,21 +884,21 @@ class OssStore:
         (directory read-ahead), or None where it cannot go: an endpoint reached through a
         proxy, or a transport other than the pooled one. The caller closes it.
 
-        Its GETs are signed by oss2, pinned with If-Match, counted and checked like
+        Its GETs are signed (by `V1Signer`, or by oss2 for V4), pinned with If-Match, counted
+        and checked like
         `read_range`'s (status, Content-Range, ETag, Content-Length; the announced CRC is
         remembered), but never retried: a failure is left to the reader. Bodies are received
         into buffers from the store's pool, as `read_range`'s are."""
-        transport = self._transport
-        if self._root_endpoint is None or self._root_endpoint.proxy is not None:
+        pooled, endpoint = self._pooled, self._root_endpoint
+        if pooled is None or endpoint is None or endpoint.proxy is not None:
             return None
-        assert isinstance(transport, PooledTransport)  # (what gave the endpoint)
         buffers = self._buffers
         return FetchLoop(
             self._prepare_whole_get,
             self._accept_whole_get,
             take_buffer=buffers.take if buffers is not None else bytearray,
             received=lambda nbytes: self._counters.add("bytes_fetched", nbytes),
-            ssl_context=transport.ssl_context,
+            ssl_context=pooled.ssl_context,
             connect_timeout_s=self.config.connect_timeout_s,
             read_timeout_s=self.config.read_timeout_s,
             max_idle=max_idle,
@@ -909,14 +908,13 @@ class OssStore:
         """The signed GET of bytes ``[0, size)`` of ``key`` at ``etag`` (counted as sent):
         signed by `V1Signer` for V1 and anonymous access, else by oss2."""
         _check_sendable(key)
-        endpoint = self._root_endpoint
-        assert endpoint is not None  # (whole_fetcher made no loop without it)
+        pooled, endpoint = self._pooled, self._root_endpoint
+        assert pooled is not None and endpoint is not None  # (else whole_fetcher made no loop)
         headers = _read_headers(etag)
         headers["Range"] = f"bytes=0-{size - 1}"
         signer = self._whole_get_signer
         if signer is None:
-            transport = cast(PooledTransport, self._transport)
-            endpoint, data = transport.encode(self._oss2_whole_get(key, headers))
+            endpoint, data = pooled.encode(self._oss2_whole_get(key, headers))
         else:
             headers["User-Agent"] = oss2.http.USER_AGENT  # as oss2's Request adds it
             signed = signer.sign_get(key, list(headers.items()))

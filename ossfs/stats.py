@@ -377,11 +377,13 @@ def _words(section: str, key: str) -> str:
 
 
 def _help_escape(text: str) -> str:
+    """A HELP text as the exposition format wants it: backslashes and line feeds escaped."""
     return text.replace("\\", "\\\\").replace("\n", "\\n")
 
 
 def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    """A label value: escaped as a HELP text, and its double quotes too."""
+    return _help_escape(text).replace('"', '\\"')
 
 
 def _number(value: float) -> str:

@@ -350,8 +350,10 @@ def peer_env_base() -> dict[str, str]:
     return env
 
 
+@functools.cache
 def ossfs_default_cache_bytes() -> int:
-    """The block cache an ossfs mount gets here without --cache-size or --max-memory."""
+    """The block cache an ossfs mount gets here without --cache-size or --max-memory (worked
+    out once per run, with the work tree's `ossfs.memory_budget`)."""
     from ossfs.memory_budget import default_budgets, usable_memory_bytes
 
     return default_budgets(usable_memory_bytes(), max_memory=None, cache_size=None)[1]
@@ -971,9 +973,8 @@ def evaluate_targets(
             lru = s.extra.get("lru_fetches")
             if lru and lru > blocks:
                 note = (
-                    f"touched blocks exceed the {ossfs_default_cache_bytes() // MIB} MiB cache: an "
-                    "ideal LRU "
-                    f"of that size fetches {lru:.0f} MiB, ossfs "
+                    f"touched blocks exceed the {ossfs_default_cache_bytes() // MIB} MiB cache: "
+                    f"an ideal LRU of that size fetches {lru:.0f} MiB, ossfs "
                     f"{s.bytes_served / (lru * BLOCK_BYTES):.2f}x that"
                 )
             targets.append(Target(name, got, r <= 1.1, note))
