@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ossfs.cli import main
+from ossfs.app.cli import main
 
 raise SystemExit(main())

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import oss2
 
+from ossfs.core.sizes import parse_size
 from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer
-from ossfs.sizes import parse_size
 
 AK, SK, BUCKET = "bench-ak", "bench-secret", "bench-bucket"
 KEY = "big.bin"

@@ -11,7 +11,7 @@ timeouts, read-only, multithreaded). It runs in the foreground until unmounted
 (``fusermount -u MOUNTPOINT``) or interrupted.
 
 This is a benchmark fixture, not part of ossfs: it imports mfusepy directly (libfuse 3 preferred,
-as `ossfs.fuse_ops` does) and raises the mount's readahead as ossfs does (root only).
+as `ossfs.fuse.fuse_ops` does) and raises the mount's readahead as ossfs does (root only).
 """
 
 from __future__ import annotations
@@ -26,17 +26,17 @@ from ctypes.util import find_library
 from pathlib import Path
 from typing import Any
 
-# As ossfs.fuse_ops: mfusepy on libfuse 3 when installed (mfusepy alone picks libfuse 2 first).
+# As ossfs.fuse.fuse_ops: mfusepy on libfuse 3 when installed (mfusepy alone picks libfuse 2 first).
 _NO_CHOICE = "FUSE_LIBRARY_PATH" not in os.environ and "FUSE_LIBRARY_NAME" not in os.environ
 if _NO_CHOICE and find_library("fuse3"):
     os.environ["FUSE_LIBRARY_NAME"] = "fuse3"
 
 from mfusepy import FUSE, FuseOSError, Operations  # noqa: E402
 
-from ossfs.fuse_ops import set_read_ahead  # noqa: E402
+from ossfs.fuse.fuse_ops import set_read_ahead  # noqa: E402
 
 _PATTERN_BYTES = 64 << 20  # a multiple of every read size the kernel sends (<= 1 MiB)
-_MAX_READ = 1 << 20  # as ossfs.mounting: libfuse 3 reads of up to 1 MiB
+_MAX_READ = 1 << 20  # as ossfs.app.mounting: libfuse 3 reads of up to 1 MiB
 _READ_AHEAD_KIB = 1024
 _TTL_S = "60"
 

@@ -39,9 +39,9 @@ import mount_helpers
 import oss2
 from mount_helpers import REPO, client_env, daemon_pids, peak_rss
 
+from ossfs.core.sizes import parse_size
 from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer
 from ossfs.emulator.faults import FaultSettings
-from ossfs.sizes import parse_size
 
 AK, SK, BUCKET = "bench-ak", "bench-secret-0123456789", "bench-bucket"
 KEY = "big.bin"

@@ -353,14 +353,14 @@ def peer_env_base() -> dict[str, str]:
 @functools.cache
 def ossfs_default_cache_bytes() -> int:
     """The block cache an ossfs mount gets here without --cache-size or --max-memory (worked
-    out once per run, with the work tree's `ossfs.memory_budget`)."""
-    from ossfs.memory_budget import default_budgets, usable_memory_bytes
+    out once per run, with the work tree's `ossfs.app.memory_budget`)."""
+    from ossfs.app.memory_budget import default_budgets, usable_memory_bytes
 
     return default_budgets(usable_memory_bytes(), max_memory=None, cache_size=None)[1]
 
 
 def is_mounted(path: Path) -> bool:
-    from ossfs.umount import is_mounted as mounted
+    from ossfs.app.umount import is_mounted as mounted
 
     return mounted(path)
 
@@ -696,10 +696,10 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def ossfs_counters(root: Path) -> dict[str, float]:
-    """The numbers of an ossfs mount's ``user.ossfs.stats`` xattr, flattened to dotted names
+    """The numbers of an ossfs mount's ``user.ossfs.obs.stats`` xattr, flattened to dotted names
     (empty when this ossfs has no such xattr)."""
     try:
-        doc = json.loads(os.getxattr(root, "user.ossfs.stats"))
+        doc = json.loads(os.getxattr(root, "user.ossfs.obs.stats"))
     except (OSError, ValueError):
         return {}
     flat: dict[str, float] = {}
@@ -1106,7 +1106,7 @@ def report(
     ]
     if counter_rows:
         lines += [
-            "### ossfs's own counters during each case (`user.ossfs.stats`)",
+            "### ossfs's own counters during each case (`user.ossfs.obs.stats`)",
             "",
             "| profile | workload | FUSE reads | cache hits | misses | joined | prefetch parts | "
             "MB prefetched | prefetch waste | budget denials |",
@@ -1273,7 +1273,7 @@ def git_rev() -> str:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    from ossfs.sizes import parse_size
+    from ossfs.core.sizes import parse_size
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="small sizes: a few minutes")

@@ -6,7 +6,7 @@ Measures, in one run and side by side:
   3. ``Verifier`` on the same object (stream + running CRC + comparison).
 The ratio verify/raw tells how much the CRC costs end to end. When the ``fastcrc`` package is
 importable, rows 1 and 3 are repeated with its CRC-64/XZ in place of crcmod's (a what-if for
-`ossfs.crc64`). Prints a table, writes JSON.
+`ossfs.core.crc64`). Prints a table, writes JSON.
 
     .venv/bin/python scripts/bench_verify.py [--size 1GiB] [--chunk 1MiB] [--json-out FILE]
 """
@@ -23,11 +23,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import ossfs.verify
-from ossfs.crc64 import crc64, require_fast_crc
-from ossfs.oss_store import OssConfig, OssStore
-from ossfs.sizes import format_size, parse_size
-from ossfs.verify import Status, Verifier, VerifyConfig
+import ossfs.verify.verifier
+from ossfs.core.crc64 import crc64, require_fast_crc
+from ossfs.core.sizes import format_size, parse_size
+from ossfs.store.oss_store import OssConfig, OssStore
+from ossfs.verify.verifier import Status, Verifier, VerifyConfig
 
 BUCKET = "bench-bucket"
 KEY_ID = "BenchAccessKeyId"
@@ -44,7 +44,7 @@ def _fastcrc() -> CrcFun | None:
         return None
     fun: CrcFun = fastcrc.crc64.xz
     if fun(b"123456789", 0) != crc64(b"123456789"):
-        raise SystemExit("fastcrc's CRC-64/XZ disagrees with ossfs.crc64")
+        raise SystemExit("fastcrc's CRC-64/XZ disagrees with ossfs.core.crc64")
     return fun
 
 
@@ -117,7 +117,7 @@ def bench_emulator(
 
             results["verify"] = _bench_verify(store, chunk)
             if fast is not None:
-                namespace = vars(ossfs.verify)
+                namespace = vars(ossfs.verify.verifier)
                 original = namespace["crc64"]
                 namespace["crc64"] = fast
                 try:

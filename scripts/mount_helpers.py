@@ -95,7 +95,7 @@ def mounted(
 def unmount(mountpoint: Path, env: dict[str, str]) -> None:
     """Unmount by every means there is until nothing is mounted there, then wait (up to 15 s)
     for the daemon to exit."""
-    from ossfs.umount import is_mounted  # imported here: the suite's workers never need it
+    from ossfs.app.umount import is_mounted  # imported here: the suite's workers never need it
 
     for cmd in (
         [sys.executable, "-m", "ossfs", "umount", str(mountpoint)],

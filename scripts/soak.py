@@ -17,7 +17,7 @@ spikes of ``--spike-s`` seconds now and then) and, until ``--minutes`` have pass
 
 It prints, and writes as JSON with ``--json-out``: bytes read through the mount, reads, rounds,
 faults injected by kind (the server's counters), requests by operation, retries and give-ups
-(from the mount's debug log, and the daemon's own counters from ``user.ossfs.stats``), reads
+(from the mount's debug log, and the daemon's own counters from ``user.ossfs.obs.stats``), reads
 that failed with an error (EIO after exhausted retries is allowed under faults, and counted),
 wrong bytes (must be 0; the exit code is 1 otherwise), and the daemon's RSS, threads and open
 fds at the start, after the first round and at the end (its peak RSS, and its RSS after each
@@ -45,9 +45,9 @@ from pathlib import Path
 import mount_helpers
 from mount_helpers import client_env, daemon_pids, peak_rss
 
+from ossfs.core.sizes import parse_size
 from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer
-from ossfs.sizes import parse_size
-from ossfs.stats import STATS_XATTR
+from ossfs.obs.stats import STATS_XATTR
 
 AK, SK, BUCKET = "soak-ak", "soak-secret-0123456789", "soak-bucket"
 MIB = 1 << 20
@@ -262,7 +262,7 @@ def read_mount_stats(mp: Path) -> dict[str, object] | None:
 def count_log(log_file: Path) -> dict[str, int]:
     retries: dict[str, int] = {}
     gave_up = 0
-    retry_re = re.compile(r" DEBUG ossfs\.retry: retry (\w+): ")
+    retry_re = re.compile(r" DEBUG ossfs\.store\.retry: retry (\w+): ")
     with open(log_file, encoding="utf-8", errors="replace") as f:
         for line in f:
             m = retry_re.search(line)

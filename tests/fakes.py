@@ -6,9 +6,9 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-from ossfs.crc64 import crc64
-from ossfs.errors import ArchivedError, NotFoundError, StaleError
-from ossfs.store import ListPage, ObjectMeta
+from ossfs.core.crc64 import crc64
+from ossfs.core.errors import ArchivedError, NotFoundError, StaleError
+from ossfs.core.object_store import ListPage, ObjectMeta
 
 Call = tuple[object, ...]
 

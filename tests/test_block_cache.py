@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ossfs.block_cache import BlockCache, BlockKey, CacheStats
-from ossfs.errors import RemoteIOError
+from ossfs.core.errors import RemoteIOError
+from ossfs.read.block_cache import BlockCache, BlockKey, CacheStats
 
 WAIT_S = 10.0  # generous deadline for thread handshakes: a hang fails the test instead of blocking
 

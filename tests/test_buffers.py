@@ -6,8 +6,8 @@ import mmap
 
 import pytest
 
-from ossfs.block_cache import BlockCache
-from ossfs.buffers import LAZY_MAP_BYTES, BufferPool
+from ossfs.read.block_cache import BlockCache
+from ossfs.read.buffers import LAZY_MAP_BYTES, BufferPool
 
 SIZE = 64
 

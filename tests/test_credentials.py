@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ossfs.credentials import (
+from ossfs.app.credentials import (
     Access,
     AccessOptions,
     Credentials,
@@ -26,10 +26,10 @@ from ossfs.credentials import (
     read_passwd_file,
     resolve_access,
 )
+from ossfs.app.endpoints import check_region, normalize_endpoint, region_endpoint, resolve_endpoint
+from ossfs.core.errors import UsageError
 from ossfs.emulator import EmulatorServer
-from ossfs.endpoints import check_region, normalize_endpoint, region_endpoint, resolve_endpoint
-from ossfs.errors import UsageError
-from ossfs.oss_store import OssConfig
+from ossfs.store.oss_store import OssConfig
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 
 ENV_KEYS = {"OSS_ACCESS_KEY_ID": "env-id", "OSS_ACCESS_KEY_SECRET": "env-secret"}

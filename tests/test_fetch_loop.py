@@ -1,4 +1,4 @@
-"""Tests of `ossfs.fetch_loop`: many GETs on one thread, against a scripted socket server."""
+"""Tests of `ossfs.net.fetch_loop`: many GETs on one thread, against a scripted socket server."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from ossfs.fetch_loop import FetchLoop, FetchLoopClosedError, PreparedGet
-from ossfs.http_wire import Endpoint, Headers
-from ossfs.store import Piece
+from ossfs.core.object_store import Piece
+from ossfs.net.fetch_loop import FetchLoop, FetchLoopClosedError, PreparedGet
+from ossfs.net.http_wire import Endpoint, Headers
 from tests.http_server import Answer, Server, certificate, serve
 
 __all__ = ["certificate", "serve"]  # fixtures, used by name

@@ -8,10 +8,10 @@ import stat
 
 import pytest
 
-from ossfs.block_cache import BlockCache
-from ossfs.errors import OssfsError
-from ossfs.fs import Filesystem, FsConfig
-from ossfs.namespace import Namespace
+from ossfs.core.errors import OssfsError
+from ossfs.fs.filesystem import Filesystem, FsConfig
+from ossfs.fs.namespace import Namespace
+from ossfs.read.block_cache import BlockCache
 from tests.fakes import FakeStore
 
 BLOCK = 4096

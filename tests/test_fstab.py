@@ -21,10 +21,10 @@ from typing import Final
 
 import pytest
 
-from ossfs.cli import build_parser, legacy_mount_argv, main
+from ossfs.app.cli import build_parser, legacy_mount_argv, main
+from ossfs.app.umount import is_mounted
+from ossfs.core.errors import UsageError
 from ossfs.emulator import EmulatorServer
-from ossfs.errors import UsageError
-from ossfs.umount import is_mounted
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 
 HELPER_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

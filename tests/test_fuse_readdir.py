@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from ossfs import fuse_ops
-from ossfs.block_cache import BlockCache
-from ossfs.fs import Filesystem, FsConfig
-from ossfs.fuse_ops import FuseOperations, FuseOSError
-from ossfs.namespace import Namespace
+from ossfs.fs.filesystem import Filesystem, FsConfig
+from ossfs.fs.namespace import Namespace
+from ossfs.fuse import fuse_ops
+from ossfs.fuse.fuse_ops import FuseOperations, FuseOSError
+from ossfs.read.block_cache import BlockCache
 from tests.fakes import FakeStore
 
 READDIR_PLUS = 1  # enum fuse_readdir_flags

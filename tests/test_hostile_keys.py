@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ossfs.app.umount import is_mounted
+from ossfs.core.names import LOG_KEY_CHARS, key_for_log, name_problem
 from ossfs.emulator import EmulatorServer
-from ossfs.names import LOG_KEY_CHARS, key_for_log, name_problem
-from ossfs.namespace import Namespace
-from ossfs.umount import is_mounted
+from ossfs.fs.namespace import Namespace
 from tests.fakes import FakeStore
 from tests.support import BUCKET
 from tests.test_oss_store import Reply, make_store
@@ -167,7 +167,7 @@ def test_hostile_keys_not_utf8_in_a_listing_are_kept_distinct_and_skipped(
     assert page.prefixes == ("dir\udcc3(/",)
     namespace = Namespace(store)
     try:
-        with caplog.at_level(logging.WARNING, logger="ossfs.namespace"):
+        with caplog.at_level(logging.WARNING, logger="ossfs.fs.namespace"):
             assert [node.name for node in namespace.readdir("/")] == ["ok\u20ac.txt"]
     finally:
         namespace.close()
@@ -186,7 +186,7 @@ def test_hostile_keys_symlink_target_that_is_no_path_is_a_link_to_itself(
         store.put_symlink(f"d/{name}", target)
     namespace = Namespace(store)
     try:
-        with caplog.at_level(logging.WARNING, logger="ossfs.namespace"):
+        with caplog.at_level(logging.WARNING, logger="ossfs.fs.namespace"):
             assert namespace.readlink("/d/ok") == "t"
             for name in HOSTILE_LINKS:
                 assert namespace.readlink(f"/d/{name}") == name

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ossfs import integrity
-from ossfs.crc64 import crc64, crc64_combine, shift_operator, shift_with
-from ossfs.integrity import WholeObjectCrc
+from ossfs.core.crc64 import crc64, crc64_combine, shift_operator, shift_with
+from ossfs.read import integrity
+from ossfs.read.integrity import WholeObjectCrc
 
 
 @settings(max_examples=40)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ossfs.latency import SAMPLES, FirstByteLatency
+from ossfs.store.latency import SAMPLES, FirstByteLatency
 
 
 def test_latency_unknown_until_enough_samples() -> None:

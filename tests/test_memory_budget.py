@@ -1,4 +1,4 @@
-"""Tests of `ossfs.memory_budget`: the default --max-memory / --cache-size."""
+"""Tests of `ossfs.app.memory_budget`: the default --max-memory / --cache-size."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ossfs import memory_budget
-from ossfs.memory_budget import default_budgets, usable_memory_bytes
+from ossfs.app import memory_budget
+from ossfs.app.memory_budget import default_budgets, usable_memory_bytes
 
 GiB = 1 << 30
 MiB = 1 << 20

@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
+from ossfs.app.umount import is_mounted
 from ossfs.emulator import EmulatorServer
-from ossfs.stats import STATS_XATTR
-from ossfs.umount import is_mounted
+from ossfs.obs.stats import STATS_XATTR
 from tests.support import BUCKET
 from tests.test_reliability_support import data_for as _data
 from tests.test_reliability_support import ossfs_env as _env
@@ -153,7 +153,7 @@ def test_mount_ls_l_of_5000_entries_costs_5_lists_and_no_head(
 
 
 def _mount_stats(mp: Path) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(os.getxattr(mp, "user.ossfs.stats"))
+    doc: dict[str, Any] = json.loads(os.getxattr(mp, "user.ossfs.obs.stats"))
     return doc
 
 

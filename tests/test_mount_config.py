@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ossfs.errors import UsageError
-from ossfs.mounting import MountConfig, check_mountpoint, fuse_options, read_ahead_kib
-from ossfs.url import OssLocation
+from ossfs.app.mounting import MountConfig, check_mountpoint, fuse_options, read_ahead_kib
+from ossfs.app.url import OssLocation
+from ossfs.core.errors import UsageError
 
 
 def _config(**overrides: object) -> MountConfig:
@@ -165,6 +165,6 @@ def test_cli_mount_missing_mountpoint_is_exit_2(tmp_path: Path) -> None:
 def test_tune_malloc_takes_effect_on_glibc() -> None:
     import platform
 
-    from ossfs.mounting import tune_malloc
+    from ossfs.app.mounting import tune_malloc
 
     assert tune_malloc() is (platform.libc_ver()[0] == "glibc")

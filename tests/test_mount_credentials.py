@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from ossfs.app.umount import is_mounted
 from ossfs.emulator import EmulatorServer
-from ossfs.umount import is_mounted
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 
 pytestmark = [

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ossfs.errors import NotFoundError
-from ossfs.names import (
+from ossfs.core.errors import NotFoundError
+from ossfs.core.names import (
     NAME_MAX_BYTES,
     ROOT_INODE,
     dir_prefix,

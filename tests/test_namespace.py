@@ -12,16 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ossfs.errors import AccessDeniedError, NotFoundError
-from ossfs.names import inode_for_key
-from ossfs.namespace import (
+from ossfs.core.errors import AccessDeniedError, NotFoundError
+from ossfs.core.names import inode_for_key
+from ossfs.core.object_store import ListPage, ObjectMeta
+from ossfs.fs.namespace import (
     Namespace,
     Node,
     NodeKind,
     NotDirectoryError,
     NotSymlinkError,
 )
-from ossfs.store import ListPage, ObjectMeta
 from tests.fakes import FakeStore
 
 
@@ -235,7 +235,7 @@ def test_namespace_directory_wins_a_clash_and_logs_it_once(
     store.put("x", b"file")
     store.put("x/inner")
     ns = make_ns(store, clock, executor, metadata_ttl_s=10.0)
-    caplog.set_level(logging.WARNING, logger="ossfs.namespace")
+    caplog.set_level(logging.WARNING, logger="ossfs.fs.namespace")
 
     probed = ns.lookup("/x")
     listed = ns.readdir("/")
@@ -381,7 +381,7 @@ def test_namespace_skips_unrepresentable_names_with_one_warning_each(
     store.put("nul\x00name")
     store.put("bad\udcff")  # a key that was not valid UTF-8
     ns = make_ns(store, clock, executor, metadata_ttl_s=1.0)
-    caplog.set_level(logging.WARNING, logger="ossfs.namespace")
+    caplog.set_level(logging.WARNING, logger="ossfs.fs.namespace")
 
     first = ns.readdir("/")
     inside = ns.readdir("/a")

@@ -1,4 +1,4 @@
-"""Tests of `ossfs.oss_http`: the pooled HTTP transport, against a scripted socket server."""
+"""Tests of `ossfs.net.oss_http`: the pooled HTTP transport, against a scripted socket server."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from typing import Final
 
 import pytest
 
-from ossfs.http_wire import Headers, SocketReader, read_answer_head
-from ossfs.oss_http import HttpRequest, PooledTransport
+from ossfs.net.http_wire import Headers, SocketReader, read_answer_head
+from ossfs.net.oss_http import HttpRequest, PooledTransport
 from tests.http_server import Answer, Server, certificate, ok, serve
 
 __all__ = ["certificate", "serve"]  # fixtures, used by name

@@ -1,4 +1,4 @@
-"""Tests of `ossfs.oss_store`.
+"""Tests of `ossfs.store.oss_store`.
 
 Unit tests drive the real oss2 code path through a scripted transport (no network): they
 check what goes on the wire (headers, ranges, signatures) and how every answer
@@ -19,9 +19,8 @@ from pathlib import Path
 import oss2.exceptions
 import pytest
 
-from ossfs.crc64 import crc64
-from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer
-from ossfs.errors import (
+from ossfs.core.crc64 import crc64
+from ossfs.core.errors import (
     AccessDeniedError,
     ArchivedError,
     IntegrityError,
@@ -30,10 +29,12 @@ from ossfs.errors import (
     StaleError,
     UsageError,
 )
-from ossfs.http_wire import Headers
-from ossfs.latency import SAMPLES as LATENCY_SAMPLES
-from ossfs.oss_http import HttpRequest, HttpResponse, Timeouts
-from ossfs.oss_store import (
+from ossfs.core.object_store import Piece
+from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer
+from ossfs.net.http_wire import Headers
+from ossfs.net.oss_http import HttpRequest, HttpResponse, Timeouts
+from ossfs.store.latency import SAMPLES as LATENCY_SAMPLES
+from ossfs.store.oss_store import (
     OssConfig,
     OssStore,
     check_content_range,
@@ -42,8 +43,7 @@ from ossfs.oss_store import (
     parse_content_range,
     translate_error,
 )
-from ossfs.retry import Retrier, RetriesExhaustedError, RetryPolicy
-from ossfs.store import Piece
+from ossfs.store.retry import Retrier, RetriesExhaustedError, RetryPolicy
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET
 from tests.support import BUCKET as SUPPORT_BUCKET
 
@@ -1008,7 +1008,7 @@ def fetch_whole(
 def test_emulator_whole_fetcher_gets_signed_pinned_counted_and_checked(
     server: EmulatorServer, region: str | None, sts: bool
 ) -> None:
-    """The fetch loop's GETs are signed (V1 by `ossfs.v1_signature`, V4 by oss2, with and
+    """The fetch loop's GETs are signed (V1 by `ossfs.store.v1_signature`, V4 by oss2, with and
     without STS: the emulator checks signatures and tokens), pinned with If-Match, counted,
     and remember the announced CRC like `read_range`'s."""
     names = [f"w/{i}" for i in range(4)] + ["w/a b+c=d&e%41~", "w/ünï/中文"]

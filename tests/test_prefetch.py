@@ -20,26 +20,32 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ossfs import mounting
-from ossfs.block_cache import BlockCache
-from ossfs.credentials import Credentials
+from ossfs.app import mounting
+from ossfs.app.credentials import Credentials
+from ossfs.app.mounting import MountConfig
+from ossfs.app.url import OssLocation
+from ossfs.core.errors import (
+    AccessDeniedError,
+    IntegrityError,
+    OssfsError,
+    RemoteIOError,
+    StaleError,
+)
+from ossfs.core.object_store import ObjectMeta
 from ossfs.emulator import EmulatorServer
-from ossfs.errors import AccessDeniedError, IntegrityError, OssfsError, RemoteIOError, StaleError
-from ossfs.fs import Filesystem, FsConfig
-from ossfs.latency import SAMPLES as LATENCY_SAMPLES
-from ossfs.mounting import MountConfig
-from ossfs.namespace import Namespace
-from ossfs.oss_store import OssConfig, OssStore
-from ossfs.prefetch import (
+from ossfs.fs.filesystem import Filesystem, FsConfig
+from ossfs.fs.namespace import Namespace
+from ossfs.read.block_cache import BlockCache
+from ossfs.read.prefetch import (
     SCAN_FRACTION,
     SLOW_FIRST_BYTE_S,
     HandlePrefetch,
     PrefetchConfig,
     Prefetcher,
 )
-from ossfs.reader import ObjectReader
-from ossfs.store import ObjectMeta
-from ossfs.url import OssLocation
+from ossfs.read.reader import ObjectReader
+from ossfs.store.latency import SAMPLES as LATENCY_SAMPLES
+from ossfs.store.oss_store import OssConfig, OssStore
 from tests.fakes import FakeStore
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 

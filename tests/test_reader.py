@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ossfs.block_cache import BlockCache
-from ossfs.errors import IntegrityError, StaleError
-from ossfs.reader import ObjectReader, block_bounds, block_range
-from ossfs.store import ObjectMeta
+from ossfs.core.errors import IntegrityError, StaleError
+from ossfs.core.object_store import ObjectMeta
+from ossfs.read.block_cache import BlockCache
+from ossfs.read.reader import ObjectReader, block_bounds, block_range
 from tests.fakes import FakeStore
 
 BS = 16  # block size of the example-based tests

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ossfs.emulator import EmulatorServer
-from ossfs.stats import STATS_XATTR
+from ossfs.obs.stats import STATS_XATTR
 from tests.support import BUCKET
 from tests.test_reliability_support import (
     MIB,
@@ -58,7 +58,7 @@ def mounts(tmp_path: Path) -> Iterator[Mounts]:
 
 
 def _mount_stats(mp: Path) -> dict[str, object]:
-    """The daemon's own counters (the mount root's ``user.ossfs.stats`` xattr, JSON)."""
+    """The daemon's own counters (the mount root's ``user.ossfs.obs.stats`` xattr, JSON)."""
     doc = json.loads(os.getxattr(mp, STATS_XATTR))
     assert isinstance(doc, dict)
     return doc
@@ -122,7 +122,7 @@ def test_reliability_cp_r_under_faults_is_byte_identical(
     faults = emulator.log.fault_counts()
     assert faults.get("error", 0) > 0, faults
     assert faults.get("latency", 0) > 0, faults
-    retries = len(re.findall(r"DEBUG ossfs\.retry: retry ", log_file.read_text()))
+    retries = len(re.findall(r"DEBUG ossfs\.store\.retry: retry ", log_file.read_text()))
     assert retries >= faults["error"] // 2, (retries, faults)
     store = _mount_stats(mp)["store"]
     assert isinstance(store, dict)
@@ -163,7 +163,7 @@ def test_reliability_broken_bodies_are_resumed_through_the_mount(
     emulator.faults.clear()
     faults = emulator.log.fault_counts()
     assert faults.get("reset", 0) > 0 and faults.get("truncate", 0) > 0, faults
-    assert "DEBUG ossfs.retry: retry get" in log_file.read_text()
+    assert "DEBUG ossfs.store.retry: retry get" in log_file.read_text()
 
 
 def test_reliability_directory_read_ahead_under_faults_never_serves_wrong_bytes(

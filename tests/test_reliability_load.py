@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ossfs.emulator import EmulatorServer
-from ossfs.stats import STATS_XATTR
+from ossfs.obs.stats import STATS_XATTR
 from tests.support import BUCKET
 from tests.test_reliability_support import (
     MIB,

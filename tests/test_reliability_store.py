@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from ossfs.core.errors import NotFoundError, RemoteIOError
 from ossfs.emulator import EmulatorServer
-from ossfs.errors import NotFoundError, RemoteIOError
-from ossfs.oss_store import OssConfig, OssStore
-from ossfs.retry import RetryPolicy
+from ossfs.store.oss_store import OssConfig, OssStore
+from ossfs.store.retry import RetryPolicy
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 from tests.test_reliability_support import MIB, data_for, emulator_config, free_port
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ossfs.retry import Retrier, RetriesExhaustedError, RetryCounters, RetryPolicy
+from ossfs.store.retry import Retrier, RetriesExhaustedError, RetryCounters, RetryPolicy
 
 
 class FakeTime:

@@ -166,7 +166,7 @@ def test_security_debug_log_has_no_credentials_sts(server: EmulatorServer, tmp_p
         )
         assert result.returncode == 0, result.stderr
     text = log_file.read_text()
-    assert "DEBUG ossfs.oss_store: get 'd/b.bin'" in text  # the log really is a debug log
+    assert "DEBUG ossfs.store.oss_store: get 'd/b.bin'" in text  # the log really is a debug log
     assert not _secrets_in(text), _secrets_in(text)
 
 

@@ -27,8 +27,8 @@ from typing import Final
 
 import pytest
 
+from ossfs.app.umount import is_mounted
 from ossfs.emulator import EmulatorServer
-from ossfs.umount import is_mounted
 from tests.support import BUCKET
 from tests.test_reliability_support import run_ossfs
 

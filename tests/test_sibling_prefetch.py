@@ -1,4 +1,4 @@
-"""Directory-order read-ahead of small files (`ossfs.sibling_prefetch`) on a FakeStore."""
+"""Directory-order read-ahead of small files (`ossfs.read.sibling_prefetch`) on a FakeStore."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from ossfs import sibling_prefetch
-from ossfs.block_cache import BlockCache
-from ossfs.errors import OssfsError, RemoteIOError, StaleError
-from ossfs.fs import Filesystem, FsConfig
-from ossfs.namespace import Namespace
-from ossfs.sibling_prefetch import ReadAheadPace, SiblingPrefetchConfig, SiblingPrefetcher
-from ossfs.stats import MountStats, format_prometheus
-from ossfs.store import Piece
+from ossfs.core.errors import OssfsError, RemoteIOError, StaleError
+from ossfs.core.object_store import Piece
+from ossfs.fs.filesystem import Filesystem, FsConfig
+from ossfs.fs.namespace import Namespace
+from ossfs.obs.stats import MountStats, format_prometheus
+from ossfs.read import sibling_prefetch
+from ossfs.read.block_cache import BlockCache
+from ossfs.read.sibling_prefetch import ReadAheadPace, SiblingPrefetchConfig, SiblingPrefetcher
 from tests.fakes import FakeStore
 from tests.test_prefetch import ManualExecutor
 
@@ -324,7 +324,7 @@ def test_sibling_prefetch_unopened_files_count_as_waste_when_evicted_or_at_close
     stats = m.siblings.stats()
     assert stats.files_wasted >= 2 and stats.bytes_wasted >= 2 * FILE
     m.read_whole("/d/f038")  # an in-order open: read-ahead of f039 that nobody opens
-    with caplog.at_level(logging.INFO, logger="ossfs.sibling_prefetch"):
+    with caplog.at_level(logging.INFO, logger="ossfs.read.sibling_prefetch"):
         m.fs.close()  # unmount
     assert "directory read-ahead:" in caplog.text
     after = m.siblings.stats()

@@ -1,4 +1,4 @@
-"""Observability: the `Stats` snapshot, the root's ``user.ossfs.stats`` xattr, ``ossfs stats``,
+"""Observability: the `Stats` snapshot, the root's ``user.ossfs.obs.stats`` xattr, ``ossfs stats``,
 the Prometheus endpoint and the daemon's ``--log-file`` — in process over a FakeStore, and
 through real mounts of the local OSS server.
 """
@@ -19,19 +19,20 @@ from pathlib import Path
 
 import pytest
 
-from ossfs import mounting
-from ossfs.block_cache import BlockCache
-from ossfs.cli import main
+from ossfs.app import mounting
+from ossfs.app.cli import main
+from ossfs.app.memory_budget import default_budgets, usable_memory_bytes
+from ossfs.app.mounting import MountConfig
+from ossfs.app.umount import is_mounted
+from ossfs.app.url import OssLocation
+from ossfs.core.errors import UsageError
+from ossfs.core.sizes import format_size
 from ossfs.emulator import EmulatorServer
-from ossfs.errors import UsageError
-from ossfs.fs import Filesystem, FsConfig
-from ossfs.fuse_ops import FuseOperations, FuseOSError
-from ossfs.memory_budget import default_budgets, usable_memory_bytes
-from ossfs.metrics import MetricsServer, parse_address
-from ossfs.mounting import MountConfig
-from ossfs.namespace import Namespace
-from ossfs.sizes import format_size
-from ossfs.stats import (
+from ossfs.fs.filesystem import Filesystem, FsConfig
+from ossfs.fs.namespace import Namespace
+from ossfs.fuse.fuse_ops import FuseOperations, FuseOSError
+from ossfs.obs.metrics import MetricsServer, parse_address
+from ossfs.obs.stats import (
     STATS_XATTR,
     MountStats,
     StoreCounters,
@@ -39,8 +40,7 @@ from ossfs.stats import (
     format_prometheus,
     parse_stats,
 )
-from ossfs.umount import is_mounted
-from ossfs.url import OssLocation
+from ossfs.read.block_cache import BlockCache
 from tests.fakes import FakeStore
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 
@@ -451,7 +451,7 @@ def test_mount_log_file_has_the_mount_info_and_a_warning_for_a_failed_read(
     # No --max-memory given: the default budget, from this machine's memory.
     budget, cache = default_budgets(usable_memory_bytes(), max_memory=None, cache_size=None)
     mounting = (
-        f"INFO ossfs.mounting: mounting oss://{BUCKET}/ on {mp} "
+        f"INFO ossfs.app.mounting: mounting oss://{BUCKET}/ on {mp} "
         f"(memory budget {format_size(budget)}, block cache {format_size(cache)})"
     )
     assert any(mounting in ln for ln in lines) == (level == "info")

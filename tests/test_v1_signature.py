@@ -1,4 +1,4 @@
-"""Tests of `ossfs.v1_signature`: the fetch loop's GETs, signed without oss2, are the bytes
+"""Tests of `ossfs.store.v1_signature`: the fetch loop's GETs, signed without oss2, are the bytes
 oss2 would send (compared in the same second), and a known signature vector holds."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from ossfs.credentials import Credentials
-from ossfs.oss_http import PooledTransport
-from ossfs.oss_store import OssConfig, OssStore
-from ossfs.v1_signature import V1Signer
+from ossfs.app.credentials import Credentials
+from ossfs.net.oss_http import PooledTransport
+from ossfs.store.oss_store import OssConfig, OssStore
+from ossfs.store.v1_signature import V1Signer
 
 # 2026-11-25 12:00:00 UTC, the date of the vectors in the protocol notes.
 VECTOR_TIME = calendar.timegm((2026, 11, 25, 12, 0, 0))

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ossfs.crc64 import crc64
-from ossfs.errors import NotFoundError, RemoteIOError
-from ossfs.store import ObjectMeta
-from ossfs.verify import (
+from ossfs.core.crc64 import crc64
+from ossfs.core.errors import NotFoundError, RemoteIOError
+from ossfs.core.object_store import ObjectMeta
+from ossfs.verify.verifier import (
     MountView,
     ObjectResult,
     Status,

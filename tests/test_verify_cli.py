@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from ossfs.crc64 import crc64
+from ossfs.app.progress import Progress, format_duration
+from ossfs.app.verify_cli import configure_parser, format_result, run
+from ossfs.core.crc64 import crc64
+from ossfs.core.errors import NotFoundError, UsageError
+from ossfs.core.object_store import ListPage
 from ossfs.emulator import EmulatorServer
-from ossfs.errors import NotFoundError, UsageError
-from ossfs.oss_store import OssConfig
-from ossfs.progress import Progress, format_duration
-from ossfs.store import ListPage
-from ossfs.verify import ObjectResult, Status
-from ossfs.verify_cli import configure_parser, format_result, run
+from ossfs.store.oss_store import OssConfig
+from ossfs.verify.verifier import ObjectResult, Status
 from tests.fakes import FakeStore
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 from tests.test_verify import CorruptStore
@@ -365,7 +365,7 @@ def mounted(emulator: EmulatorServer, tmp_path: Path) -> Iterator[Path]:
     """``oss://BUCKET/m/`` mounted (daemonized) by ``ossfs mount``; unmounted afterwards."""
     if not os.path.exists("/dev/fuse"):
         pytest.skip("FUSE is not available (/dev/fuse missing)")
-    from ossfs.umount import is_mounted
+    from ossfs.app.umount import is_mounted
 
     mountpoint = tmp_path / "mnt"
     mountpoint.mkdir()
@@ -432,7 +432,7 @@ def test_cli_through_a_bucket_root_mount_verifies_a_sub_prefix(
 ) -> None:
     if not os.path.exists("/dev/fuse"):
         pytest.skip("FUSE is not available (/dev/fuse missing)")
-    from ossfs.umount import is_mounted
+    from ossfs.app.umount import is_mounted
 
     emulator.put_object(BUCKET, "sub/a.bin", os.urandom(70_000))
     emulator.put_object(BUCKET, "other.txt", b"not verified")

@@ -14,13 +14,13 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from ossfs.core.errors import UsageError
+from ossfs.core.sizes import parse_size
 from ossfs.emulator.auth import Credential
 from ossfs.emulator.config import EmulatorConfig, valid_bucket_name
 from ossfs.emulator.faults import Faults, FaultSettings
 from ossfs.emulator.seed import seed_directory
 from ossfs.emulator.server import EmulatorServer
-from ossfs.errors import UsageError
-from ossfs.sizes import parse_size
 
 DEFAULT_BUCKET = "test-bucket"
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ossfs.app.url import is_valid_bucket_name
 from ossfs.emulator.auth import Credential
 from ossfs.emulator.faults import Faults
 from ossfs.emulator.requestlog import RequestLog
 from ossfs.emulator.storage import Storage
-from ossfs.url import is_valid_bucket_name
 
 valid_bucket_name = is_valid_bucket_name
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Final
 
-from ossfs.crc64 import crc64
+from ossfs.core.crc64 import crc64
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import oss2
 import pytest
 import requests
 
-from ossfs.crc64 import crc64
+from ossfs.core.crc64 import crc64
 from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer, Faults, FaultSettings
 from ossfs.emulator.faults import FaultPlan
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, settled_entries

@@ -11,7 +11,7 @@ import time
 import oss2
 import pytest
 
-from ossfs.crc64 import crc64
+from ossfs.core.crc64 import crc64
 from ossfs.emulator import EmulatorServer
 from tests.support import BUCKET
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ossfs.crc64 import crc64
+from ossfs.core.crc64 import crc64
 from ossfs.emulator.ranges import (
     ByteRange,
     RangeNotSatisfiableError,

@@ -1,0 +1,490 @@
+"""Sequential read-ahead: detect sequential readers and keep a growing window of blocks in flight.
+
+Responsibility: per open handle (`HandlePrefetch`, the `ReadAhead` of its `ObjectReader`), tell a
+sequential reader from a random one, and for a sequential reader claim the blocks ahead of it in
+the shared `BlockCache` and fetch them as parallel ranged GETs ("parts") on a shared executor,
+all pinned to the handle's etag; a reader that reaches a claimed block waits for that fetch
+instead of sending its own (single flight). One `Prefetcher` per mount holds the executor, the
+configuration, one global budget of in-flight read-ahead bytes and the counters.
+
+The policy, in blocks of the reader's block size:
+
+- The first read of a handle never prefetches. A later read is *sequential* when it starts
+  at most ``sequential_slack_bytes`` after the end of the furthest read so far, at most
+  ``reorder_bytes`` before it (several FUSE threads deliver the kernel's readahead out of
+  order: a read one block behind the previous one is common), or inside the window already
+  issued (a forward skip that read-ahead absorbs). Any other read resets the stream: the
+  window goes back to its initial size and nothing more is issued until reads are sequential
+  again (parts in flight finish into the cache; nothing is cancelled). Random readers
+  therefore fetch exactly the blocks they touch, through the reader's own synchronous path.
+- A sequential read makes sure the ``window`` blocks after it are claimed, in parts of
+  ``min(part_size, window)`` (only whole parts, except the last one before EOF; never past
+  EOF). The window starts at ``initial_window_bytes`` and doubles, up to ``max_window_bytes``
+  (and at most a quarter of the cache, so read-ahead cannot evict itself), each time a
+  sequential read had to wait (a block it needed was in flight or missing).
+- A part is issued only if the global budget of in-flight read-ahead bytes
+  (``max_inflight_bytes``) has room; otherwise nothing is issued and reads fall back to the
+  reader's synchronous block fetches (they never fail for lack of budget). Each block's bytes
+  go back to the budget as the block reaches the cache (whose own budget holds it from then
+  on); whatever the GET did not deliver goes back when it ends.
+- Errors are never swallowed into wrong bytes: a failed part caches nothing and settles its
+  claimed blocks with the error, so a reader waiting for them raises that error, and a reader
+  arriving later fetches them itself (getting the real error again, or the bytes).
+- `HandlePrefetch.close` (release) stops issuing; parts queued but not yet sent are abandoned
+  (their waiters fetch for themselves), parts already sent finish into the cache.
+
+Each block of a part is cached as soon as it has arrived, so a reader waits only for the block
+it needs, not for the whole part's GET.
+
+Deliberately not here: block math and reply assembly (`reader`), caching and single flight
+(`block_cache`), retries and error mapping (`oss_store`), and command-line knobs (the CLI).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Final
+
+from ossfs.read.block_cache import Block, BlockKey
+from ossfs.read.reader import ObjectReader
+
+log = logging.getLogger(__name__)
+
+SCAN_FRACTION: Final = 4
+"""A sequential read of an object larger than 1/4 of the block cache is a scan: drop-behind
+drops its passed blocks at once instead of keeping them last in line (unless the link is slow
+and the object fits the cache, see `SLOW_FIRST_BYTE_S`)."""
+SLOW_FIRST_BYTE_S: Final = 0.005
+"""The link is slow when GETs take at least 5 ms to their first byte (the best of the recent
+ones, `ossfs.store.latency`). Over such a link a block that the kernel's page cache lost costs its
+re-reader a GET: the first-byte time and the block's transfer (the `remote` benchmark profile,
+20 ms to a first byte and 100 MB/s: 30 ms for 1 MiB). Keeping a scan's blocks costs the page
+faults of a fresh buffer for each (about 0.5 ms per MiB), which overlap the network's wait: a
+scan of an object that fits the cache is kept there, last in line, instead of dropped."""
+
+
+@dataclass(frozen=True, slots=True)
+class PrefetchConfig:
+    """Read-ahead tuning. Sizes are rounded down to whole blocks of each reader (at least one).
+
+    ``part_size_bytes``: bytes per read-ahead GET once the window is that large (8 MiB is where
+    OSS throughput per connection plateaus). ``initial_window_bytes`` / ``max_window_bytes``:
+    read-ahead per handle when a sequential stream starts / at most. ``max_inflight_bytes``:
+    read-ahead bytes in flight over all handles of the mount. ``sequential_slack_bytes``: how
+    far after the end of the furthest read a read may start and still count as sequential;
+    ``reorder_bytes``: how far before it (at least ``sequential_slack_bytes``).
+    ``drop_behind``: make blocks a handle's read-ahead fetched the cache's first to evict once
+    its reader is past them (drop them, for an object larger than 1/`SCAN_FRACTION` of the
+    cache, unless the link is slow and the object fits: see `SLOW_FIRST_BYTE_S`).
+    """
+
+    part_size_bytes: int = 8 << 20
+    initial_window_bytes: int = 1 << 20
+    max_window_bytes: int = 64 << 20
+    max_inflight_bytes: int = 256 << 20
+    sequential_slack_bytes: int = 1 << 20
+    reorder_bytes: int = 8 << 20
+    drop_behind: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("part_size_bytes", "initial_window_bytes", "max_window_bytes"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
+        if self.initial_window_bytes > self.max_window_bytes:
+            raise ValueError("initial_window_bytes must not exceed max_window_bytes")
+        if min(self.max_inflight_bytes, self.sequential_slack_bytes, self.reorder_bytes) < 0:
+            raise ValueError(
+                "max_inflight_bytes, sequential_slack_bytes and reorder_bytes must be >= 0"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class PrefetchStats:
+    """Counters since the `Prefetcher` was built (a consistent snapshot).
+
+    ``parts_issued``: read-ahead GET tasks submitted (each one or more GETs, one per run of
+    blocks it claimed). ``bytes_issued``: bytes those tasks claimed. ``bytes_prefetched``: bytes
+    they received. ``parts_failed`` / ``parts_abandoned``: tasks that ended in an error / were
+    dropped unsent because their handle closed. ``bytes_unused``: bytes read-ahead covered that
+    their handle never read before its stream reset or it closed (waste; blocks evicted before
+    being read are not counted). ``window_resets``: sequential streams broken by a seek.
+    ``budget_denials``: parts not issued because the global budget was spent.
+    ``inflight_bytes``: budget in use now.
+    """
+
+    parts_issued: int
+    bytes_issued: int
+    bytes_prefetched: int
+    parts_failed: int
+    parts_abandoned: int
+    bytes_unused: int
+    window_resets: int
+    budget_denials: int
+    inflight_bytes: int
+
+
+class Prefetcher:
+    """Read-ahead shared by every handle of a mount: executor, budget, config and counters.
+
+    Thread-safe. Pass `attach` as the ``read_ahead`` factory of each handle's `ObjectReader`.
+    The executor is only borrowed (submitted to, never shut down); its worker count bounds the
+    read-ahead GETs in flight at once. It must run every task it accepts (never shut it down with
+    ``cancel_futures=True``): a task settles the blocks it claimed, and readers may be waiting.
+    """
+
+    def __init__(
+        self,
+        executor: Executor,
+        config: PrefetchConfig | None = None,
+        *,
+        first_byte_s: Callable[[], float | None] | None = None,
+    ) -> None:
+        """``first_byte_s``: the store's recent time to a GET's first byte (None: not known
+        yet), which tells a slow link; without it every link counts as fast."""
+        self._executor = executor
+        self._config = config if config is not None else PrefetchConfig()
+        self._first_byte_s = first_byte_s
+        self._lock = threading.Lock()
+        self._inflight_bytes = 0
+        self._parts_issued = 0
+        self._bytes_issued = 0
+        self._bytes_prefetched = 0
+        self._parts_failed = 0
+        self._parts_abandoned = 0
+        self._bytes_unused = 0
+        self._window_resets = 0
+        self._budget_denials = 0
+        self._handles: dict[tuple[str, str], int] = {}  # open handles per object version
+
+    @property
+    def config(self) -> PrefetchConfig:
+        return self._config
+
+    def attach(self, reader: ObjectReader) -> HandlePrefetch:
+        """The read-ahead of one open handle reading through ``reader``."""
+        version = (reader.meta.key, reader.meta.etag)
+        with self._lock:
+            self._handles[version] = self._handles.get(version, 0) + 1
+        return HandlePrefetch(self, reader)
+
+    def stats(self) -> PrefetchStats:
+        with self._lock:
+            return PrefetchStats(
+                parts_issued=self._parts_issued,
+                bytes_issued=self._bytes_issued,
+                bytes_prefetched=self._bytes_prefetched,
+                parts_failed=self._parts_failed,
+                parts_abandoned=self._parts_abandoned,
+                bytes_unused=self._bytes_unused,
+                window_resets=self._window_resets,
+                budget_denials=self._budget_denials,
+                inflight_bytes=self._inflight_bytes,
+            )
+
+    @property
+    def slow_link(self) -> bool:
+        """True when GETs take `SLOW_FIRST_BYTE_S` or more to their first byte."""
+        if self._first_byte_s is None:
+            return False
+        latency = self._first_byte_s()
+        return latency is not None and latency >= SLOW_FIRST_BYTE_S
+
+    # -- used by HandlePrefetch -------------------------------------------------------------------
+    def _reserve(self, nbytes: int) -> bool:
+        """Take ``nbytes`` of the global in-flight budget, or count a denial and return False."""
+        with self._lock:
+            if self._inflight_bytes + nbytes > self._config.max_inflight_bytes:
+                self._budget_denials += 1
+                return False
+            self._inflight_bytes += nbytes
+            return True
+
+    def _release(self, nbytes: int) -> None:
+        with self._lock:
+            self._inflight_bytes -= nbytes
+
+    def _submit(self, part: _Part) -> bool:
+        """Run ``part`` on the executor; False if the executor refused it (shut down)."""
+        try:
+            self._executor.submit(part.run)
+        except RuntimeError:
+            return False
+        with self._lock:
+            self._parts_issued += 1
+            self._bytes_issued += part.claimed_bytes
+        return True
+
+    def _count_part_end(self, *, received: int, failed: bool, abandoned: bool) -> None:
+        with self._lock:
+            self._bytes_prefetched += received
+            self._parts_failed += failed
+            self._parts_abandoned += abandoned
+
+    def _detach(self, key: str, etag: str) -> None:
+        with self._lock:
+            left = self._handles.pop((key, etag), 1) - 1
+            if left:
+                self._handles[(key, etag)] = left
+
+    def _sole_handle(self, key: str, etag: str) -> bool:
+        """True if one handle alone has this object version open (drop-behind is safe)."""
+        with self._lock:
+            return self._handles.get((key, etag), 0) <= 1
+
+    def _count_reset(self, unused_bytes: int, *, reset: bool) -> None:
+        with self._lock:
+            self._bytes_unused += unused_bytes
+            self._window_resets += reset
+
+
+class HandlePrefetch:
+    """Read-ahead of one open handle (one pinned object version): the `ReadAhead` of its reader.
+
+    Thread-safe: concurrent reads of one handle take turns on a small lock that guards only the
+    stream state; claims, submissions and GETs happen outside it.
+    """
+
+    def __init__(self, prefetcher: Prefetcher, reader: ObjectReader) -> None:
+        config = prefetcher.config
+        block_size = reader.block_size_bytes
+        meta = reader.meta
+        self._prefetcher = prefetcher
+        self._reader = reader
+        self._cache = reader.cache
+        self._key = meta.key
+        self._etag = meta.etag
+        self._size = meta.size
+        self._block_size = block_size
+        self._n_blocks = -(-meta.size // block_size)
+        # Read-ahead that the cache would evict before the reader gets there is pure waste.
+        capacity = reader.cache.capacity_bytes
+        window_cap_bytes = min(config.max_window_bytes, capacity // 4)
+        self._max_window = window_cap_bytes // block_size  # 0: no read-ahead for this handle
+        self._initial_window = min(
+            max(1, config.initial_window_bytes // block_size), self._max_window
+        )
+        self._part_blocks = max(1, config.part_size_bytes // block_size)
+        self._slack = config.sequential_slack_bytes
+        self._behind = max(config.sequential_slack_bytes, config.reorder_bytes)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._furthest_end: int | None = None  # end offset of the furthest read; None: no read yet
+        self._window = self._initial_window  # blocks
+        self._active = False  # this stream has issued read-ahead since its last reset
+        self._issued_until = 0  # block index: read-ahead of this stream covers [.., issued_until)
+        self._unread: set[int] = set()  # blocks read-ahead covered that this handle has not read
+        self._drop_behind = config.drop_behind
+        # A long sequential read is a scan: the kernel's page cache keeps it for re-reads, and
+        # an LRU could not keep an object larger than itself anyway (the re-read evicts the tail
+        # before it gets there). Past a quarter of the cache its passed blocks are dropped at
+        # once, which lets their buffers be reused while still warm in the CPU caches: fresh
+        # buffers for every block of 1 GiB cost a fifth of the loopback rate (1,097 -> 870
+        # MB/s with a 1.1 GiB cache) and the RSS of the whole object. Over a slow link an
+        # object that fits is kept all the same (see `SLOW_FIRST_BYTE_S`).
+        self._scan = meta.size > capacity // SCAN_FRACTION
+        self._fits = meta.size <= capacity
+        self._mine: set[int] = set()  # blocks this handle's read-ahead fetched, not yet dropped
+
+    @property
+    def window_bytes(self) -> int:
+        """The current read-ahead window (0 when read-ahead is off for this handle)."""
+        with self._lock:
+            return self._window * self._block_size
+
+    # -- ReadAhead --------------------------------------------------------------------------------
+    def on_read(self, offset: int, end: int, first: int, last: int, *, hit: bool) -> None:
+        """See `reader.ReadAhead`: update the stream, then issue parts outside the lock."""
+        if self._max_window == 0:
+            return
+        with self._lock:
+            if self._closed:
+                return
+            unread = self._unread
+            if unread:
+                for index in range(first, last + 1):
+                    unread.discard(index)
+            furthest = self._furthest_end
+            if furthest is None or not (
+                furthest - self._behind <= offset <= furthest + self._slack
+                or furthest <= offset < self._issued_until * self._block_size
+            ):
+                if self._active:
+                    self._reset_locked()
+                self._furthest_end = end
+                return
+            furthest = max(furthest, end)
+            self._furthest_end = furthest
+            if self._active and not hit:
+                self._window = min(self._window * 2, self._max_window)
+            parts = self._plan_locked(last)
+            done = self._passed_locked((furthest - self._behind) // self._block_size)
+        if done:
+            self._drop(done)
+        for part in parts:
+            self._issue(part)
+
+    def close(self) -> None:
+        """Stop issuing read-ahead (idempotent); queued parts will be abandoned unsent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            unused = self._unused_bytes_locked()
+            window = self._window * self._block_size
+            furthest = self._furthest_end or 0
+            done = self._passed_locked(furthest // self._block_size)
+        log.debug(
+            "prefetch %s: closed (window %d bytes, %d bytes unused)", self._key, window, unused
+        )
+        if done:
+            self._drop(done)
+        self._prefetcher._detach(self._key, self._etag)
+        self._prefetcher._count_reset(unused, reset=False)
+
+    # -- internals --------------------------------------------------------------------------------
+    def _reset_locked(self) -> None:
+        unused = self._unused_bytes_locked()
+        self._window = self._initial_window
+        self._active = False
+        self._issued_until = 0
+        log.debug("prefetch %s: window reset (%d bytes unused)", self._key, unused)
+        self._prefetcher._count_reset(unused, reset=True)
+
+    def _unused_bytes_locked(self) -> int:
+        unused = sum(self._block_bytes(index, index + 1) for index in self._unread)
+        self._unread.clear()
+        return unused
+
+    def _block_bytes(self, first: int, stop: int) -> int:
+        """Bytes of blocks ``[first, stop)`` (the last block of the object may be short)."""
+        return min(stop * self._block_size, self._size) - first * self._block_size
+
+    def _plan_locked(self, last: int) -> list[_Part]:
+        """Reserve budget for, and record as issued, the parts that keep the window full."""
+        start = max(self._issued_until, last + 1)
+        target = min(last + 1 + self._window, self._n_blocks)
+        part_blocks = min(self._part_blocks, self._window)
+        parts: list[_Part] = []
+        while start < target:
+            count = min(part_blocks, target - start)
+            if count < part_blocks and target < self._n_blocks:
+                break  # wait until a whole part fits in the window (fewer, larger GETs)
+            nbytes = self._block_bytes(start, start + count)
+            if not self._prefetcher._reserve(nbytes):
+                break  # budget spent: the reader fetches what it needs synchronously
+            parts.append(_Part(self, start, start + count, nbytes))
+            self._unread.update(range(start, start + count))
+            start += count
+        if parts:
+            self._active = True
+            self._issued_until = start
+        return parts
+
+    def _passed_locked(self, below: int) -> list[int]:
+        """Blocks this handle's read-ahead fetched that lie wholly before block ``below`` (its
+        reader is done with them), forgotten here; empty unless dropping behind."""
+        if not self._drop_behind or not self._mine:
+            return []
+        done = [index for index in self._mine if index < below]
+        self._mine.difference_update(done)
+        return done
+
+    def _drop(self, indices: list[int]) -> None:
+        """Drop-behind: a sequential reader rarely comes back (the kernel's page cache serves
+        most re-reads), so its blocks become the cache's first to evict (dropped at once if the
+        object is a scan, see `SCAN_FRACTION`, unless the link is slow and the object fits the
+        cache, see `SLOW_FIRST_BYTE_S`): a long read cannot push out what others use,
+        and evicted buffers are reused for the next blocks. Not while another handle has the
+        version open: it may be reading behind this one."""
+        if self._prefetcher._sole_handle(self._key, self._etag):
+            keys = [(self._key, self._etag, index) for index in indices]
+            if self._scan and not (self._fits and self._prefetcher.slow_link):
+                self._cache.discard(keys)
+            else:
+                self._cache.demote(keys)
+
+    def _issue(self, part: _Part) -> None:
+        """Claim the part's blocks (those neither cached nor in flight) and submit its GETs."""
+        keys = [(self._key, self._etag, index) for index in range(part.first, part.stop)]
+        part.claimed = self._cache.claim(keys)
+        if not part.claimed:
+            self._prefetcher._release(part.reserved_bytes)
+            return
+        if self._drop_behind:
+            with self._lock:
+                self._mine.update(key[2] for key in part.claimed)
+        if not self._prefetcher._submit(part):
+            self._cache.abandon(part.claimed)
+            self._prefetcher._release(part.reserved_bytes)
+
+    def _run_part(self, part: _Part) -> None:
+        """On a worker thread: one ranged GET per run of claimed blocks, settling every claim."""
+        pending: list[BlockKey] = list(part.claimed)
+        received = 0
+        failed = abandoned = False
+
+        def fill(index: int, block: Block) -> None:
+            # Blocks arrive in order, and the next one is always pending[0]: each is cached
+            # (and its waiters woken) as soon as it is in, not when the whole GET is. From then
+            # on the cache's budget holds it: its bytes leave the in-flight budget at once.
+            nonlocal received
+            key = pending.pop(0)
+            self._cache.fill((key,), (block,))
+            received += len(block)
+            self._prefetcher._release(len(block))
+
+        try:
+            with self._lock:
+                closed = self._closed
+            if closed:
+                self._cache.abandon(pending)
+                pending.clear()
+                abandoned = True
+                return
+            while pending:
+                first = last = pending[0][2]
+                for key in pending[1:]:
+                    if key[2] != last + 1:
+                        break
+                    last += 1
+                try:
+                    self._reader.fetch_blocks(first, last, fill)
+                except Exception as exc:
+                    log.debug("prefetch %s blocks %d..%d failed: %r", self._key, first, last, exc)
+                    self._cache.fail(pending, exc)
+                    pending.clear()
+                    failed = True
+                    return
+        finally:
+            if pending:  # something unexpected went wrong: never leave a waiter hanging
+                self._cache.abandon(pending)
+                failed = True
+            if failed or abandoned:
+                with self._lock:
+                    self._unread.difference_update(key[2] for key in part.claimed)
+            self._prefetcher._release(part.reserved_bytes - received)
+            self._prefetcher._count_part_end(received=received, failed=failed, abandoned=abandoned)
+
+
+class _Part:
+    """One read-ahead task: blocks ``[first, stop)`` of a handle, and what it claimed of them."""
+
+    __slots__ = ("claimed", "first", "handle", "reserved_bytes", "stop")
+
+    def __init__(self, handle: HandlePrefetch, first: int, stop: int, reserved_bytes: int) -> None:
+        self.handle = handle
+        self.first = first
+        self.stop = stop
+        self.reserved_bytes = reserved_bytes
+        self.claimed: list[BlockKey] = []
+
+    @property
+    def claimed_bytes(self) -> int:
+        return sum(self.handle._block_bytes(key[2], key[2] + 1) for key in self.claimed)
+
+    def run(self) -> None:
+        self.handle._run_part(self)

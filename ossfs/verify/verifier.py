@@ -1,0 +1,601 @@
+"""Streaming CRC-64 verification of objects against the server's ``x-oss-hash-crc64ecma``.
+
+Responsibility: decide which objects to check (a recursive listing under a prefix, or explicit
+keys), read each one from start to end in bounded memory (one chunk of ``chunk_bytes`` per
+object in flight, at most ``jobs`` objects at once), compute CRC-64/XZ as the bytes arrive,
+compare it and the byte count with what the server promised, and classify the outcome as
+OK, MISMATCH, NO-CRC or ERROR.
+
+Bytes come either from the store (`ObjectStore.stream`, the CRC expected is the one in the very
+response that carries the bytes) or, in *through* mode, from the files of a running ossfs mount
+(the CRC expected comes from a HEAD of the object): an end-to-end check of the mount's data path.
+
+Transient failures never turn into a MISMATCH. A stream that breaks is resumed at the byte it
+reached, pinned to the same version (If-Match on the ETag) and continuing the running CRC; an
+object that changes while it is read (`StaleError`) is restarted from byte 0 with its new
+version. Both are bounded, and running out of attempts gives ERROR.
+
+It deliberately does not print, parse arguments, read the environment, or import oss2 or
+fusepy: `ossfs.app.verify_cli` does the wiring and the output. Thread-safety: one `Verifier` runs
+one verification at a time; its callbacks are called from worker threads.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Final
+
+from ossfs.core.crc64 import crc64
+from ossfs.core.errors import NotFoundError, OssfsError, RemoteIOError, StaleError
+from ossfs.core.names import split_path, validate_root_prefix
+from ossfs.core.object_store import ObjectMeta, ObjectStore
+from ossfs.store.retry import RetryPolicy
+
+__all__ = [
+    "ETAG_XATTR",
+    "MountView",
+    "ObjectResult",
+    "Status",
+    "Summary",
+    "Target",
+    "Verifier",
+    "VerifyConfig",
+    "VerifyReport",
+]
+
+log = logging.getLogger(__name__)
+
+ETAG_XATTR: Final = "user.oss.etag"
+"""The extended attribute in which an ossfs mount shows the ETag of the version it serves."""
+
+_NO_CRC_REASON: Final = "the server sent no x-oss-hash-crc64ecma for this object"
+
+
+class Status(enum.Enum):
+    """The outcome for one object. Only OK counts as verified."""
+
+    OK = "OK"
+    MISMATCH = "MISMATCH"
+    NO_CRC = "NO-CRC"
+    ERROR = "ERROR"
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyConfig:
+    """How to verify.
+
+    ``jobs``: objects verified at once (worker threads). ``chunk_bytes``: the largest piece of
+    an object held in memory per worker. ``max_attempts``: failed attempts in a row that made no
+    progress before an object is given up as ERROR (an attempt that advanced resets the count,
+    so a long object whose body keeps breaking but advancing is still read to its end).
+    ``max_restarts``: how often an object that changed while it was read is restarted from its
+    first byte before it is given up. Backoff between failed attempts is full-jitter
+    exponential from ``retry_base_delay_s`` up to ``retry_max_delay_s`` seconds.
+    """
+
+    jobs: int = 4
+    chunk_bytes: int = 1 << 20
+    max_attempts: int = 5
+    max_restarts: int = 3
+    retry_base_delay_s: float = 0.1
+    retry_max_delay_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.jobs < 1:
+            raise ValueError(f"jobs must be >= 1, got {self.jobs}")
+        if self.chunk_bytes < 1:
+            raise ValueError(f"chunk_bytes must be >= 1, got {self.chunk_bytes}")
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        if self.max_restarts < 0:
+            raise ValueError(f"max_restarts must be >= 0, got {self.max_restarts}")
+        if not 0 <= self.retry_base_delay_s <= self.retry_max_delay_s:
+            raise ValueError("need 0 <= retry_base_delay_s <= retry_max_delay_s")
+
+
+@dataclass(frozen=True, slots=True)
+class MountView:
+    """A running ossfs mount of the key prefix ``root_prefix`` at ``mountpoint``."""
+
+    mountpoint: Path
+    root_prefix: str = ""
+
+    def __post_init__(self) -> None:
+        validate_root_prefix(self.root_prefix)
+
+    def path_of(self, key: str) -> Path:
+        """The file that shows ``key`` on the mount.
+
+        Raises `NotFoundError` when the key is outside the root prefix or one of its parts
+        cannot be a file name (such keys are not visible on a mount).
+        """
+        if not key.startswith(self.root_prefix):
+            raise NotFoundError(f"{key!r} is outside the mount's prefix {self.root_prefix!r}")
+        parts = split_path("/" + key[len(self.root_prefix) :])
+        return self.mountpoint.joinpath(*parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One object to verify: its key and what a listing or HEAD said about it (if anything).
+
+    ``error`` is set when the object could not even be looked up (e.g. a KEY that does not
+    exist); such a target becomes an ERROR result without further requests.
+    """
+
+    key: str
+    listed: ObjectMeta | None = None
+    error: str | None = None
+
+    @property
+    def size_hint(self) -> int:
+        return self.listed.size if self.listed is not None else 0
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectResult:
+    """The outcome for one object.
+
+    ``size`` is the object's size as the server gave it (0 when unknown); ``bytes_read`` how many
+    bytes of the final version were read and checked. ``expected_crc64`` is the server's CRC
+    (None when it sent none or was never reached); ``computed_crc64`` the CRC of the bytes read
+    (None when reading never completed). ``resumes`` counts resumed reads after transient
+    failures, ``restarts`` the re-reads from byte 0 because the object changed.
+    """
+
+    key: str
+    size: int
+    status: Status
+    expected_crc64: int | None = None
+    computed_crc64: int | None = None
+    error: str | None = None
+    bytes_read: int = 0
+    resumes: int = 0
+    restarts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Counts over all results; ``bytes`` is the total of bytes read and checked."""
+
+    objects: int
+    bytes: int
+    seconds: float
+    ok: int
+    mismatch: int
+    no_crc: int
+    error: int
+
+    @classmethod
+    def of(cls, results: Sequence[ObjectResult], seconds: float) -> Summary:
+        counts = dict.fromkeys(Status, 0)
+        for r in results:
+            counts[r.status] += 1
+        return cls(
+            objects=len(results),
+            bytes=sum(r.bytes_read for r in results),
+            seconds=seconds,
+            ok=counts[Status.OK],
+            mismatch=counts[Status.MISMATCH],
+            no_crc=counts[Status.NO_CRC],
+            error=counts[Status.ERROR],
+        )
+
+    @property
+    def all_ok(self) -> bool:
+        return self.ok == self.objects
+
+    @property
+    def bytes_per_s(self) -> float:
+        return self.bytes / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """Every result, in the order of the targets, and the summary."""
+
+    results: tuple[ObjectResult, ...]
+    summary: Summary
+
+
+class _CancelledError(Exception):
+    """`Verifier.cancel` was called while an object was being read."""
+
+
+@dataclass(slots=True)
+class _Attempts:
+    """Bookkeeping of failed attempts for one object (owned by one worker thread)."""
+
+    failures: int = 0
+    resumes: int = 0
+    restarts: int = 0
+    done_at_last_failure: int = field(default=-1)
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        name = errno.errorcode.get(exc.errno, f"errno {exc.errno}")
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{name}: {exc.strerror or os.strerror(exc.errno)}{where}"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _is_directory_marker(meta: ObjectMeta) -> bool:
+    return meta.key.endswith("/") and meta.size == 0
+
+
+def _frozen_reason(meta: ObjectMeta) -> str:
+    state = "being restored" if meta.restore else "not restored"
+    return (
+        f"the object is in storage class {meta.storage_class} and {state}; "
+        "restore it before it can be read"
+    )
+
+
+class Verifier:
+    """Verifies objects of one store, directly or through a mount (``mount``).
+
+    ``sleep`` and ``rand`` (uniform [0, 1)) are injectable for tests; ``clock`` measures the
+    summary's seconds.
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        config: VerifyConfig | None = None,
+        *,
+        mount: MountView | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self.config = config if config is not None else VerifyConfig()
+        self._mount = mount
+        self._sleep = sleep
+        self._rand = rand
+        self._clock = clock
+        self._cancelled = threading.Event()
+        # The jittered backoff of `ossfs.store.retry`; attempts are counted here (a resume that got
+        # further starts a fresh count), so only the delay schedule is borrowed.
+        self._backoff = RetryPolicy(
+            max_attempts=self.config.max_attempts,
+            base_delay_s=self.config.retry_base_delay_s,
+            max_delay_s=self.config.retry_max_delay_s,
+        )
+
+    # -- what to verify -------------------------------------------------------------------------
+
+    def collect(self, prefix: str, keys: Sequence[str] = ()) -> list[Target]:
+        """The objects to verify, in key order for a listing, in the given order for ``keys``.
+
+        Without ``keys``: every object under ``prefix`` (recursive listing, paged), directory
+        markers (keys ending ``/`` with 0 bytes) left out. With ``keys`` (relative to
+        ``prefix``): one probe of the bucket, then a HEAD of each key; a key that does not
+        exist gives a target with ``error`` set. Raises the store's errors (NotFoundError for
+        an unknown bucket, AccessDeniedError, RemoteIOError) for the listing or the probe.
+        """
+        if not keys:
+            return list(self._list(prefix))
+        self._store.probe()
+        full_keys = [prefix + k for k in keys]
+        with ThreadPoolExecutor(max_workers=min(self.config.jobs, len(full_keys))) as pool:
+            return list(pool.map(self._head_target, full_keys))
+
+    def _list(self, prefix: str) -> Iterator[Target]:
+        token: str | None = None
+        while True:
+            page = self._store.list_page(prefix, delimiter="", token=token)
+            for meta in page.objects:
+                if not _is_directory_marker(meta):
+                    yield Target(meta.key, meta)
+            if page.next_token is None:
+                return
+            token = page.next_token
+
+    def _head_target(self, key: str) -> Target:
+        try:
+            return Target(key, self._store.head(key))
+        except OssfsError as exc:
+            return Target(key, None, _error_text(exc))
+
+    # -- verification ---------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Make every object still being read stop at its next chunk (as ERROR "cancelled")."""
+        self._cancelled.set()
+
+    def run(
+        self,
+        targets: Sequence[Target],
+        *,
+        on_result: Callable[[ObjectResult], None] | None = None,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> VerifyReport:
+        """Verify ``targets`` with ``config.jobs`` workers.
+
+        ``on_result`` is called once per object as soon as it is finished and ``on_bytes``
+        with each chunk's length as it is checked; both from worker threads, so they must be
+        thread-safe. On KeyboardInterrupt the workers are cancelled and waited for, then the
+        interrupt propagates.
+        """
+        started = self._clock()
+        count_bytes = on_bytes if on_bytes is not None else _ignore_bytes
+
+        def work(target: Target) -> ObjectResult:
+            result = self.verify_one(target, count_bytes)
+            if on_result is not None:
+                on_result(result)
+            return result
+
+        pool = ThreadPoolExecutor(max_workers=self.config.jobs, thread_name_prefix="verify")
+        futures: list[Future[ObjectResult]] = []
+        try:
+            futures = [pool.submit(work, t) for t in targets]
+            results = tuple(f.result() for f in futures)
+        except BaseException:
+            self.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        return VerifyReport(results, Summary.of(results, self._clock() - started))
+
+    def verify_one(
+        self, target: Target, on_bytes: Callable[[int], None] | None = None
+    ) -> ObjectResult:
+        """Verify one object; never raises for anything the store or the mount can do."""
+        count_bytes = on_bytes if on_bytes is not None else _ignore_bytes
+        if target.error is not None:
+            return ObjectResult(target.key, 0, Status.ERROR, error=target.error)
+        listed = target.listed
+        if listed is not None and listed.is_frozen:
+            return ObjectResult(target.key, listed.size, Status.ERROR, error=_frozen_reason(listed))
+        try:
+            if self._mount is not None:
+                return self._verify_through(target, self._mount, count_bytes)
+            return self._verify_direct(target, count_bytes)
+        except _CancelledError:
+            return ObjectResult(target.key, target.size_hint, Status.ERROR, error="cancelled")
+        except Exception as exc:  # a bug must not hide the other objects' results
+            log.error("verify %r: unexpected error", target.key, exc_info=True)
+            return ObjectResult(
+                target.key,
+                target.size_hint,
+                Status.ERROR,
+                error=f"internal error: {_error_text(exc)}",
+            )
+
+    def _verify_direct(self, target: Target, on_bytes: Callable[[int], None]) -> ObjectResult:
+        key = target.key
+        crc = 0
+        done = 0
+        pinned: ObjectMeta | None = None
+        tries = _Attempts()
+        while pinned is None or done < pinned.size:
+            try:
+                meta, chunks = self._store.stream(
+                    key,
+                    start=done,
+                    etag=pinned.etag if pinned is not None else None,
+                    chunk_bytes=self.config.chunk_bytes,
+                )
+                if pinned is None:
+                    pinned = meta
+                elif meta.etag and meta.etag != pinned.etag:
+                    _close(chunks)
+                    raise StaleError(f"{key!r}: ETag changed from {pinned.etag} to {meta.etag}")
+                try:
+                    for chunk in chunks:
+                        if self._cancelled.is_set():
+                            raise _CancelledError
+                        crc = crc64(chunk, crc)
+                        done += len(chunk)
+                        on_bytes(len(chunk))
+                        if done > pinned.size:
+                            break
+                finally:
+                    _close(chunks)
+                break
+            except StaleError as exc:
+                tries.restarts += 1
+                if tries.restarts > self.config.max_restarts:
+                    return self._gave_up(target, pinned, done, tries, exc, changing=True)
+                log.info("verify %r: the object changed, restarting from byte 0: %s", key, exc)
+                crc, done, pinned = 0, 0, None
+                tries.failures, tries.done_at_last_failure = 0, -1
+            except RemoteIOError as exc:
+                if not self._may_retry(tries, done):
+                    return self._gave_up(target, pinned, done, tries, exc, changing=False)
+                log.info("verify %r: resuming at byte %d after: %s", key, done, exc)
+            except OssfsError as exc:
+                size = pinned.size if pinned is not None else target.size_hint
+                return ObjectResult(
+                    key,
+                    size,
+                    Status.ERROR,
+                    error=_error_text(exc),
+                    bytes_read=done,
+                    resumes=tries.resumes,
+                    restarts=tries.restarts,
+                )
+        assert pinned is not None
+        return _classify(pinned, pinned.crc64, crc, done, tries)
+
+    def _may_retry(self, tries: _Attempts, done: int) -> bool:
+        """Count one failed attempt; sleep and return True when another one is allowed."""
+        if done > tries.done_at_last_failure:
+            tries.failures = 1
+        else:
+            tries.failures += 1
+        tries.done_at_last_failure = done
+        if tries.failures >= self.config.max_attempts:
+            return False
+        if self._cancelled.is_set():
+            raise _CancelledError
+        tries.resumes += 1
+        delay = self._backoff.delay_s(tries.failures - 1, self._rand)
+        if delay > 0:
+            self._sleep(delay)
+        return True
+
+    def _gave_up(
+        self,
+        target: Target,
+        pinned: ObjectMeta | None,
+        done: int,
+        tries: _Attempts,
+        exc: OssfsError,
+        *,
+        changing: bool,
+    ) -> ObjectResult:
+        if changing:
+            why = f"the object changed {tries.restarts} times while it was read"
+        else:
+            why = f"gave up after {tries.failures} failed attempt(s) in a row"
+        return ObjectResult(
+            target.key,
+            pinned.size if pinned is not None else target.size_hint,
+            Status.ERROR,
+            expected_crc64=pinned.crc64 if pinned is not None else None,
+            error=f"{why}; last: {_error_text(exc)}",
+            bytes_read=done,
+            resumes=tries.resumes,
+            restarts=tries.restarts,
+        )
+
+    def _verify_through(
+        self, target: Target, mount: MountView, on_bytes: Callable[[int], None]
+    ) -> ObjectResult:
+        key = target.key
+        tries = _Attempts()
+        try:
+            path = mount.path_of(key)
+        except NotFoundError as exc:
+            return ObjectResult(
+                key,
+                target.size_hint,
+                Status.ERROR,
+                error=f"not visible on the mount: {_error_text(exc)}",
+            )
+        while True:
+            try:
+                meta = self._store.head(key)
+            except OssfsError as exc:
+                return ObjectResult(key, target.size_hint, Status.ERROR, error=_error_text(exc))
+            if meta.is_frozen:
+                return ObjectResult(key, meta.size, Status.ERROR, error=_frozen_reason(meta))
+            shown = _mounted_etag(path)
+            if shown is not None and shown != meta.etag:
+                return ObjectResult(
+                    key,
+                    meta.size,
+                    Status.ERROR,
+                    expected_crc64=meta.crc64,
+                    error=(
+                        f"the mount serves version {shown} but OSS has {meta.etag} "
+                        "(the mount's metadata is older; retry after its metadata TTL)"
+                    ),
+                    restarts=tries.restarts,
+                )
+            try:
+                crc, done = self._read_file(path, meta.size, on_bytes)
+            except OSError as exc:
+                return ObjectResult(
+                    key,
+                    meta.size,
+                    Status.ERROR,
+                    expected_crc64=meta.crc64,
+                    error=f"reading through the mount: {_error_text(exc)}",
+                    restarts=tries.restarts,
+                )
+            result = _classify(meta, meta.crc64, crc, done, tries)
+            if result.status is not Status.MISMATCH:
+                return result
+            # A mismatch is only real if the object did not change while it was read.
+            try:
+                now = self._store.head(key)
+            except OssfsError:
+                return result
+            if now.etag == meta.etag:
+                return result
+            tries.restarts += 1
+            if tries.restarts > self.config.max_restarts:
+                return replace(
+                    result,
+                    status=Status.ERROR,
+                    error=f"the object changed {tries.restarts} times while it was read",
+                )
+
+    def _read_file(self, path: Path, size: int, on_bytes: Callable[[int], None]) -> tuple[int, int]:
+        """CRC and length of the file at ``path``, read in chunks (stops past ``size``)."""
+        buf = bytearray(self.config.chunk_bytes)
+        view = memoryview(buf)
+        crc = 0
+        done = 0
+        with open(path, "rb", buffering=0) as f:
+            while done <= size:
+                if self._cancelled.is_set():
+                    raise _CancelledError
+                n = f.readinto(view)
+                if not n:
+                    break
+                crc = crc64(view[:n], crc)
+                done += n
+                on_bytes(n)
+        return crc, done
+
+
+def _classify(
+    meta: ObjectMeta, expected: int | None, crc: int, done: int, tries: _Attempts
+) -> ObjectResult:
+    base = ObjectResult(
+        meta.key,
+        meta.size,
+        Status.OK,
+        expected_crc64=expected,
+        computed_crc64=crc,
+        bytes_read=done,
+        resumes=tries.resumes,
+        restarts=tries.restarts,
+    )
+    if done != meta.size:
+        qualifier = "at least " if done > meta.size else ""
+        return replace(
+            base,
+            status=Status.MISMATCH,
+            error=f"read {qualifier}{done} bytes, but the object has {meta.size}",
+        )
+    if expected is None:
+        return replace(base, status=Status.NO_CRC, error=_NO_CRC_REASON)
+    if crc != expected:
+        return replace(base, status=Status.MISMATCH, error="CRC-64 differs")
+    return base
+
+
+def _mounted_etag(path: Path) -> str | None:
+    """The ETag the mount shows for ``path`` (xattr), or None when it shows none."""
+    try:
+        return os.getxattr(path, ETAG_XATTR).decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def _close(chunks: Iterator[bytes]) -> None:
+    close = getattr(chunks, "close", None)
+    if callable(close):
+        close()
+
+
+def _ignore_bytes(n: int) -> None:
+    del n
