@@ -17,7 +17,7 @@ import pytest
 from ossfs.core.object_store import Piece
 from ossfs.net.fetch_loop import FetchLoop, FetchLoopClosedError, PreparedGet
 from ossfs.net.http_wire import Endpoint, Headers
-from tests.http_server import Answer, Server, certificate, serve
+from tests.support.http_server import Answer, Server, certificate, serve
 
 __all__ = ["certificate", "serve"]  # fixtures, used by name
 

@@ -12,7 +12,7 @@ from ossfs.core.errors import OssfsError
 from ossfs.fs.filesystem import Filesystem, FsConfig
 from ossfs.fs.namespace import Namespace
 from ossfs.read.block_cache import BlockCache
-from tests.fakes import FakeStore
+from tests.support.fakes import FakeStore
 
 BLOCK = 4096
 MOUNT_NS = 1_600_000_000_000_000_000

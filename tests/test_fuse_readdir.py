@@ -17,7 +17,7 @@ from ossfs.fs.namespace import Namespace
 from ossfs.fuse import fuse_ops
 from ossfs.fuse.fuse_ops import FuseOperations, FuseOSError
 from ossfs.read.block_cache import BlockCache
-from tests.fakes import FakeStore
+from tests.support.fakes import FakeStore
 
 READDIR_PLUS = 1  # enum fuse_readdir_flags
 FILL_DIR_PLUS = 2  # enum fuse_fill_dir_flags

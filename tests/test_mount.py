@@ -1,6 +1,6 @@
 """Real FUSE mounts of buckets served by the local OSS server, driven by standard Unix tools.
 
-These need /dev/fuse and libfuse 2 (installed by scripts/setup.sh); CI runs them as root.
+These need FUSE (installed by scripts/setup.sh; see tests/support/fuse.py); CI runs them as root.
 """
 
 from __future__ import annotations
@@ -27,17 +27,12 @@ from ossfs.app.umount import is_mounted
 from ossfs.emulator import EmulatorServer
 from ossfs.obs.stats import STATS_XATTR
 from tests.support import BUCKET
-from tests.test_reliability_support import data_for as _data
-from tests.test_reliability_support import ossfs_env as _env
-from tests.test_reliability_support import processes_mentioning, wait_until
-from tests.test_reliability_support import run_ossfs as _ossfs
+from tests.support.mounts import data_for as _data
+from tests.support.mounts import ossfs_env as _env
+from tests.support.mounts import run_ossfs as _ossfs
+from tests.support.mounts import wait_daemon_gone
 
-pytestmark = [
-    pytest.mark.mount,
-    pytest.mark.skipif(
-        not os.path.exists("/dev/fuse"), reason="FUSE is not available (/dev/fuse missing)"
-    ),
-]
+pytestmark = pytest.mark.mount
 
 BLOCK = 1 << 20
 MIXED_SIZES = {
@@ -71,11 +66,7 @@ def mount(emulator: EmulatorServer, tmp_path: Path) -> Iterator[Mounter]:
             result = _ossfs("umount", str(mountpoint))
             assert result.returncode == 0, result.stderr
         assert not is_mounted(mountpoint)
-        assert _wait_no_process_mentions(str(mountpoint)), "the daemon outlived its mount"
-
-
-def _wait_no_process_mentions(text: str, timeout_s: float = 15.0) -> bool:
-    return wait_until(lambda: not processes_mentioning(text), timeout_s, step_s=0.1)
+        wait_daemon_gone(mountpoint)
 
 
 def _put_tree(emulator: EmulatorServer, prefix: str = "") -> dict[str, bytes]:
@@ -369,7 +360,7 @@ def test_mount_fusermount_u_unmounts_and_daemon_exits(
     assert tool is not None, "fuse3 (fusermount3) is installed by scripts/setup.sh"
     subprocess.run([tool, "-u", str(mp)], check=True, timeout=30)
     assert not is_mounted(mp)
-    assert _wait_no_process_mentions(str(mp))
+    wait_daemon_gone(mp)
 
 
 def test_mount_foreground_sigterm_unmounts_cleanly(

@@ -22,7 +22,7 @@ from ossfs.fs.namespace import (
     NotDirectoryError,
     NotSymlinkError,
 )
-from tests.fakes import FakeStore
+from tests.support.fakes import FakeStore
 
 
 class FakeClock:

@@ -12,9 +12,8 @@ import itertools
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
-from typing import ParamSpec, TypeVar
 
 import pytest
 from hypothesis import given, settings
@@ -46,11 +45,9 @@ from ossfs.read.prefetch import (
 from ossfs.read.reader import ObjectReader
 from ossfs.store.latency import SAMPLES as LATENCY_SAMPLES
 from ossfs.store.oss_store import OssConfig, OssStore
-from tests.fakes import FakeStore
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
-
-P = ParamSpec("P")
-T = TypeVar("T")
+from tests.support.executors import InlineExecutor, ManualExecutor
+from tests.support.fakes import FakeStore
 
 BS = 16  # block size
 WAIT_S = 10.0  # a hang fails the test instead of blocking it
@@ -66,59 +63,6 @@ CONFIG = PrefetchConfig(
 
 def pattern(size: int, salt: int = 0) -> bytes:
     return bytes((i * 7 + i // 251 + salt) % 256 for i in range(size))
-
-
-class ManualExecutor(Executor):
-    """Queues submitted calls; the test runs them (oldest first) with `run_one`/`run_all`."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queue: list[Callable[[], None]] = []
-        self._shut = False
-        self.submitted = 0
-
-    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        future: Future[T] = Future()
-
-        def call() -> None:
-            try:
-                future.set_result(fn(*args, **kwargs))
-            except BaseException as exc:
-                future.set_exception(exc)
-
-        with self._lock:
-            if self._shut:
-                raise RuntimeError("cannot schedule new futures after shutdown")
-            self._queue.append(call)
-            self.submitted += 1
-        return future
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        with self._lock:
-            self._shut = True
-
-    @property
-    def pending(self) -> int:
-        with self._lock:
-            return len(self._queue)
-
-    def run_one(self) -> None:
-        with self._lock:
-            call = self._queue.pop(0)
-        call()
-
-    def run_all(self) -> None:
-        while self.pending:
-            self.run_one()
-
-
-class InlineExecutor(Executor):
-    """Runs every submitted call at once, on the submitting thread."""
-
-    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        future: Future[T] = Future()
-        future.set_result(fn(*args, **kwargs))
-        return future
 
 
 class FailingStore(FakeStore):

@@ -12,7 +12,7 @@ from ossfs.core.errors import IntegrityError, StaleError
 from ossfs.core.object_store import ObjectMeta
 from ossfs.read.block_cache import BlockCache
 from ossfs.read.reader import ObjectReader, block_bounds, block_range
-from tests.fakes import FakeStore
+from tests.support.fakes import FakeStore
 
 BS = 16  # block size of the example-based tests
 WAIT_S = 10.0

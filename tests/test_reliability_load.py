@@ -17,16 +17,15 @@ import pytest
 from ossfs.emulator import EmulatorServer
 from ossfs.obs.stats import STATS_XATTR
 from tests.support import BUCKET
-from tests.test_reliability_support import (
+from tests.support.mounts import (
     MIB,
     Mounts,
     daemon_pid,
     data_for,
     mounts_fixture,
-    needs_fuse,
 )
 
-pytestmark = [pytest.mark.mount, needs_fuse]
+pytestmark = pytest.mark.mount
 
 READERS = 64
 CYCLES = 1000

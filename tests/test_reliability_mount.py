@@ -16,7 +16,7 @@ import pytest
 from ossfs.app.umount import is_mounted
 from ossfs.emulator import EmulatorServer
 from tests.support import BUCKET
-from tests.test_reliability_support import (
+from tests.support.mounts import (
     MIB,
     Mounts,
     daemon_pid,
@@ -24,12 +24,11 @@ from tests.test_reliability_support import (
     emulator_config,
     free_port,
     mounts_fixture,
-    needs_fuse,
     run_ossfs,
-    wait_until,
 )
+from tests.support.waiting import wait_until
 
-pytestmark = [pytest.mark.mount, needs_fuse]
+pytestmark = pytest.mark.mount
 
 # Generous: the default retry policy gives up on a refused connection within a few seconds.
 EIO_WITHIN_S = 30.0
@@ -164,7 +163,7 @@ def test_reliability_umount_clears_mount_of_killed_daemon_and_remount_works(
     assert (mp / "a.txt").read_bytes() == b"alive"
     pid = daemon_pid(mp)
     os.kill(pid, signal.SIGKILL)
-    assert wait_until(lambda: not Path(f"/proc/{pid}").exists(), 15)
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), 15, "the killed daemon to be gone")
     with pytest.raises(OSError) as info:
         os.listdir(mp)
     assert info.value.errno == errno.ENOTCONN  # "Transport endpoint is not connected"
@@ -188,6 +187,6 @@ def test_reliability_daemon_signal_unmounts_cleanly(
     assert (mp / "a.txt").read_bytes() == b"a"
     pid = daemon_pid(mp)
     os.kill(pid, sig)
-    assert wait_until(lambda: not is_mounted(mp), 15)
-    assert wait_until(lambda: not Path(f"/proc/{pid}").exists(), 15)
+    wait_until(lambda: not is_mounted(mp), 15, f"the daemon to unmount on {sig.name}")
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), 15, f"the daemon to exit on {sig.name}")
     assert os.listdir(mp) == []

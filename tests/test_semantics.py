@@ -30,15 +30,12 @@ import pytest
 from ossfs.app.umount import is_mounted
 from ossfs.emulator import EmulatorServer
 from tests.support import BUCKET
-from tests.test_reliability_support import run_ossfs
+from tests.support.mounts import run_ossfs
 
 DOC: Final = Path(__file__).resolve().parent.parent / "SEMANTICS.md"
 _BLOCK_RE: Final = re.compile(r"^```console test\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 
 README: Final = DOC.parent / "README.md"
-needs_fuse = pytest.mark.skipif(
-    not os.path.exists("/dev/fuse"), reason="FUSE is not available (/dev/fuse missing)"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +200,6 @@ def _strip_blank_tail(lines: list[str] | tuple[str, ...]) -> list[str]:
 
 
 @pytest.mark.mount
-@needs_fuse
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.name for e in EXAMPLES])
 def test_semantics_example(emulator: EmulatorServer, tmp_path: Path, example: Example) -> None:
     steps = list(example.steps)

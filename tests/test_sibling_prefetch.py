@@ -20,8 +20,8 @@ from ossfs.obs.stats import MountStats, format_prometheus
 from ossfs.read import sibling_prefetch
 from ossfs.read.block_cache import BlockCache
 from ossfs.read.sibling_prefetch import ReadAheadPace, SiblingPrefetchConfig, SiblingPrefetcher
-from tests.fakes import FakeStore
-from tests.test_prefetch import ManualExecutor
+from tests.support.executors import ManualExecutor
+from tests.support.fakes import FakeStore
 
 BLOCK = 4096
 FILE = 1000

@@ -23,7 +23,7 @@ from ossfs.verify.verifier import (
     Verifier,
     VerifyConfig,
 )
-from tests.fakes import FakeStore
+from tests.support.fakes import FakeStore
 
 CHUNK = 16
 

@@ -22,8 +22,8 @@ from ossfs.core.object_store import ListPage
 from ossfs.emulator import EmulatorServer
 from ossfs.store.oss_store import OssConfig
 from ossfs.verify.verifier import ObjectResult, Status
-from tests.fakes import FakeStore
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
+from tests.support.fakes import FakeStore
 from tests.test_verify import CorruptStore
 
 ENV = {
@@ -363,8 +363,6 @@ def test_cli_configuration_errors_exit_2_with_one_line(
 @pytest.fixture
 def mounted(emulator: EmulatorServer, tmp_path: Path) -> Iterator[Path]:
     """``oss://BUCKET/m/`` mounted (daemonized) by ``ossfs mount``; unmounted afterwards."""
-    if not os.path.exists("/dev/fuse"):
-        pytest.skip("FUSE is not available (/dev/fuse missing)")
     from ossfs.app.umount import is_mounted
 
     mountpoint = tmp_path / "mnt"
@@ -430,8 +428,6 @@ def test_cli_through_mount_checks_the_mount_data_path(
 def test_cli_through_a_bucket_root_mount_verifies_a_sub_prefix(
     emulator: EmulatorServer, tmp_path: Path
 ) -> None:
-    if not os.path.exists("/dev/fuse"):
-        pytest.skip("FUSE is not available (/dev/fuse missing)")
     from ossfs.app.umount import is_mounted
 
     emulator.put_object(BUCKET, "sub/a.bin", os.urandom(70_000))
