@@ -326,16 +326,26 @@ def test_fetch_loop_survives_a_failing_callback(
     make_loop: Callable[..., FetchLoop],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """A callback that raises is logged, and the loop goes on with the next GET.
+
+    "b" is submitted only once "a"'s callback runs: callbacks run on the loop's one thread, so
+    "b" can only finish after "a"'s failure was logged. (Submitted together, "b" could finish
+    first on its own connection, and the log would be checked too early.)
+    """
     loop = make_loop(serve(answer_for))
     results = Results()
+    called = threading.Event()
 
     def broken(result: Piece | BaseException, seconds: float) -> None:
+        called.set()
         raise RuntimeError("bug in a callback")
 
     loop.submit("a", "e", 10, broken)
+    assert called.wait(WAIT_S)
     loop.submit("b", "e", 10, results.done("b"))
     assert bytes(results.wait(1)["b"]) == body_of("b", 10)  # type: ignore[arg-type]
-    assert "completion of a failed" in caplog.text
+    (record,) = [r for r in caplog.records if "completion of a failed" in r.getMessage()]
+    assert record.exc_info is not None and isinstance(record.exc_info[1], RuntimeError)
 
 
 def test_fetch_loop_rejects_an_empty_get(
