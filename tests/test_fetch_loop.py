@@ -7,7 +7,6 @@ import queue
 import socket
 import ssl
 import threading
-import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,6 +17,7 @@ from ossfs.core.object_store import Piece
 from ossfs.net.fetch_loop import FetchLoop, FetchLoopClosedError, PreparedGet
 from ossfs.net.http_wire import Endpoint, Headers
 from tests.support.http_server import Answer, Server, certificate, serve
+from tests.support.waiting import wait_until
 
 __all__ = ["certificate", "serve"]  # fixtures, used by name
 
@@ -142,9 +142,7 @@ def test_fetch_loop_keeps_at_most_max_idle_connections(
         release.clear()
         for i in range(6):
             loop.submit(f"k{i}", "e", 10, results.done(f"k{i}"))
-        deadline = time.monotonic() + WAIT_S
-        while len(server.heads) < heads and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: len(server.heads) >= heads, WAIT_S, f"{heads} requests in flight")
         release.set()
         assert all(isinstance(body, bytearray) for body in results.wait(6).values())
 
@@ -380,9 +378,7 @@ def test_fetch_loop_resolves_an_endpoint_once_for_many_connections(
     results = Results()
     for i in range(5):
         loop.submit(f"k{i}", "e", 10, results.done(f"k{i}"))
-    deadline = time.monotonic() + WAIT_S
-    while server.connections < 5 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: server.connections >= 5, WAIT_S, "5 connections")
     release.set()
     assert len(results.wait(5)) == 5
     assert server.connections == 5

@@ -14,7 +14,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
@@ -26,6 +25,7 @@ from ossfs.app.umount import is_mounted
 from ossfs.core.errors import UsageError
 from ossfs.emulator import EmulatorServer
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
+from tests.support.mounts import wait_daemon_gone
 
 HELPER_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DOCS: Final = Path(__file__).resolve().parent.parent / "docs"
@@ -205,28 +205,11 @@ def _mount_options(path: Path) -> list[str]:
     return []
 
 
-def _wait_daemon_gone(mountpoint: Path, timeout_s: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        alive = False
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    cmdline = (entry / "cmdline").read_bytes()
-                except OSError:
-                    continue
-                alive = alive or str(mountpoint).encode() in cmdline
-        if not alive:
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def _umount(mountpoint: Path) -> None:
     if is_mounted(mountpoint):
         subprocess.run(["umount", str(mountpoint)], check=True, timeout=30)
     assert not is_mounted(mountpoint)
-    assert _wait_daemon_gone(mountpoint), "the daemon outlived its mount"
+    wait_daemon_gone(mountpoint)
 
 
 @pytest.mark.mount

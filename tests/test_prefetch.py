@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
@@ -48,6 +47,7 @@ from ossfs.store.oss_store import OssConfig, OssStore
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 from tests.support.executors import InlineExecutor, ManualExecutor
 from tests.support.fakes import FakeStore
+from tests.support.waiting import wait_until
 
 BS = 16  # block size
 WAIT_S = 10.0  # a hang fails the test instead of blocking it
@@ -127,13 +127,16 @@ def read_waiting(
     with ThreadPoolExecutor(max_workers=1) as pool:
         joined = cache.stats().joined
         result = pool.submit(reader.read, offset, size)
-        waited = threading.Event()
-        while not result.done():
+
+        def finished() -> bool:
+            nonlocal joined
             now = cache.stats().joined
             if now > joined:
                 joined = now
                 executor.run_one()
-            waited.wait(0.001)
+            return result.done()
+
+        wait_until(finished, WAIT_S, f"a read at {offset} that waits for read-ahead", step_s=0.001)
         return bytes(result.result(WAIT_S))
 
 
@@ -575,8 +578,7 @@ def test_prefetch_close_abandons_queued_parts_and_issues_no_more() -> None:
     store.reset_calls()
     with ThreadPoolExecutor(max_workers=1) as pool:
         waiting = pool.submit(other.read, 2 * BS, BS)
-        while cache.stats().joined < 1:
-            threading.Event().wait(0.001)
+        wait_until(lambda: cache.stats().joined >= 1, WAIT_S, "the reader to join the part")
         reader.close()
         executor.run_all()
         # The part was dropped unsent; the handle that waited for it fetched the block itself.

@@ -13,6 +13,7 @@ from ossfs.core.object_store import ObjectMeta
 from ossfs.read.block_cache import BlockCache
 from ossfs.read.reader import ObjectReader, block_bounds, block_range
 from tests.support.fakes import FakeStore
+from tests.support.waiting import wait_until
 
 BS = 16  # block size of the example-based tests
 WAIT_S = 10.0
@@ -249,8 +250,7 @@ def test_reader_concurrent_reads_of_one_block_share_one_get() -> None:
         first = pool.submit(readers[0].read, 0, 8)
         assert store.started.wait(WAIT_S)
         others = [pool.submit(r.read, 4, 8) for r in readers[1:]]
-        while cache.stats().joined < 2:
-            threading.Event().wait(0.001)
+        wait_until(lambda: cache.stats().joined >= 2, WAIT_S, "2 readers to join the GET")
         store.release.set()
         assert first.result(WAIT_S) == data[:8]
         assert [f.result(WAIT_S) for f in others] == [data[4:12]] * 2

@@ -95,6 +95,8 @@ class LatencySpikes:
         self._emulator.faults.update(latency_s=0.0)
 
     def _run(self) -> None:
+        # The spikes' timing is the fault under test (not synchronisation): 100 ms of latency
+        # every 500 ms, until the test stops them.
         while True:
             self._emulator.faults.update(latency_s=self._spike_s)
             if self._stop.wait(0.1):

@@ -135,7 +135,7 @@ def test_reliability_new_version_visible_after_ttl_page_cache_not_stale(
     assert (mp / "t.bin").read_bytes() == old  # now in the kernel's page cache
     assert (mp / "t.bin").read_bytes() == old
     emulator.put_object(BUCKET, "t.bin", new)  # same second: same mtime, maybe same size
-    time.sleep(1.6)
+    time.sleep(1.6)  # the thing under test: once the 1 s TTL has passed, the new version shows
     assert (mp / "t.bin").stat().st_size == len(new)
     assert (mp / "t.bin").read_bytes() == new
 
@@ -147,7 +147,7 @@ def test_reliability_deleted_object_disappears_after_ttl(
     mp = mounts.mount(emulator.endpoint, "--metadata-ttl", "1")
     assert (mp / "gone.txt").read_bytes() == b"here"
     emulator.delete_object(BUCKET, "gone.txt")
-    time.sleep(1.6)
+    time.sleep(1.6)  # the thing under test: once the 1 s TTL has passed, the deletion shows
     assert not (mp / "gone.txt").exists()
     assert "gone.txt" not in os.listdir(mp)
 

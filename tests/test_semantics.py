@@ -19,7 +19,6 @@ import os
 import re
 import shlex
 import subprocess
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from ossfs.app.umount import is_mounted
 from ossfs.emulator import EmulatorServer
 from tests.support import BUCKET
 from tests.support.mounts import run_ossfs
+from tests.support.waiting import wait_until
 
 DOC: Final = Path(__file__).resolve().parent.parent / "SEMANTICS.md"
 _BLOCK_RE: Final = re.compile(r"^```console test\n(.*?)^```$", re.MULTILINE | re.DOTALL)
@@ -221,8 +221,11 @@ def test_semantics_example(emulator: EmulatorServer, tmp_path: Path, example: Ex
             assert got == _strip_blank_tail(step.expected), f"$ {step.command}"
     finally:
         shell.close()
-        deadline = time.monotonic() + 30
-        while is_mounted(mp) and time.monotonic() < deadline:
-            if run_ossfs("umount", str(mp)).returncode != 0:
-                time.sleep(0.2)
+        # The shell may still be leaving the mount: umount is tried until it is not busy.
+        wait_until(
+            lambda: not is_mounted(mp) or run_ossfs("umount", str(mp)).returncode == 0,
+            30,
+            "the unmount",
+            step_s=0.2,
+        )
         assert not is_mounted(mp)

@@ -15,7 +15,6 @@ import os
 import random
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -25,6 +24,7 @@ import pytest
 from ossfs.emulator import EmulatorConfig, EmulatorServer
 from tests.support import settled_entries
 from tests.support.fuse import require_mount_marker
+from tests.support.waiting import poll_until
 
 BUCKET = "bench"
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -266,11 +266,9 @@ def peer_mount(tmp_path: Path) -> Iterator[Mounter]:
         with open(log_path, "wb") as log_file:
             proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env)
         started.append((proc, mountpoint))
-        deadline = time.monotonic() + 30
-        while not os.path.ismount(mountpoint):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"{argv[0]} did not mount:\n{log_path.read_text(errors='replace')}")
-            time.sleep(0.05)
+        poll_until(lambda: os.path.ismount(mountpoint) or proc.poll() is not None, 30)
+        if not os.path.ismount(mountpoint):
+            pytest.fail(f"{argv[0]} did not mount:\n{log_path.read_text(errors='replace')}")
         return mountpoint
 
     yield mount
