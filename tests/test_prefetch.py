@@ -8,6 +8,7 @@ that the reader joined it. No test depends on timing.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import itertools
 import os
 from collections.abc import Callable
@@ -47,6 +48,7 @@ from ossfs.store.oss_store import OssConfig, OssStore
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 from tests.support.executors import InlineExecutor, ManualExecutor
 from tests.support.fakes import FakeStore
+from tests.support.faulty_store import FaultyStore
 from tests.support.waiting import wait_until
 
 BS = 16  # block size
@@ -390,6 +392,93 @@ def test_prefetch_replaced_object_raises_stale_never_mixes_versions() -> None:
     assert seen == old[4 * BS : 4 * BS + len(seen)]
     executor.run_all()
     assert reader.read(0, 4 * BS) == old[: 4 * BS]
+
+
+# -- failures injected by FaultyStore -------------------------------------------------------------
+def make_faulty(
+    data: bytes, executor: Executor
+) -> tuple[FakeStore, FaultyStore, BlockCache, Prefetcher, ObjectReader]:
+    """Like `make`, reading through a `FaultyStore` over a FakeStore (whose ``calls`` show
+    the GETs that reached it)."""
+    inner = FakeStore()
+    meta = inner.put("a.bin", data)
+    store = FaultyStore(inner)
+    cache = BlockCache(1 << 20)
+    prefetcher = Prefetcher(executor, CONFIG)
+    reader = ObjectReader(store, cache, meta, block_size_bytes=BS, read_ahead=prefetcher.attach)
+    return inner, store, cache, prefetcher, reader
+
+
+def starts_at(block: int) -> Callable[[tuple[object, ...]], bool]:
+    """Selects the read_range calls (GETs) that begin at ``block``."""
+    return lambda call: call[2] == block * BS
+
+
+def test_prefetch_part_broken_mid_body_keeps_what_arrived_and_the_reader_fetches_the_rest() -> None:
+    data = pattern(32 * BS)
+    executor = ManualExecutor()
+    inner, store, cache, prefetcher, reader = make_faulty(data, executor)
+    # The part for blocks 5..8 (see the growth test) delivers block 5, then its connection resets.
+    cut = store.cut("read_range", piece=2, error=RemoteIOError("reset"), match=starts_at(5))
+    for offset in range(0, 5 * BS, BS):
+        assert read_waiting(reader, cache, executor, offset, BS) == data[offset : offset + BS]
+    executor.run_all()  # the part runs (and breaks) before the reader gets there
+    assert cut.fired == 1 and prefetcher.stats().parts_failed == 1
+    assert cache.inflight_count == 0
+    inner.reset_calls()
+    # A reader arriving later: block 5 arrived before the reset and is served from the cache;
+    # blocks 6..8 are fetched again, synchronously, in one GET; every byte is exact.
+    assert reader.read(5 * BS, 4 * BS) == data[5 * BS : 9 * BS]
+    assert gets(inner) == [(6 * BS, 9 * BS)]
+    executor.run_all()
+
+
+def test_prefetch_corrupted_read_ahead_piece_fails_the_whole_read_with_eio() -> None:
+    data = pattern(16 * BS)
+    _, store, cache, prefetcher, reader = make_faulty(data, InlineExecutor())
+    # Parts run at once here, one block each: the part for block 6 is corrupted in transit.
+    corrupted = store.corrupt("read_range", piece=1, offset=3, match=starts_at(6))
+    with pytest.raises(IntegrityError, match="CRC-64") as raised:
+        for offset in range(0, len(data), BS):  # a sequential reader, like cat
+            reader.read(offset, BS)
+    # Read-ahead fetched every block but the reader's first two (block 6 among them), and its
+    # blocks are checked too: the read that completed the object failed, and nothing of that
+    # version stays cached.
+    assert corrupted.fired == 1 and prefetcher.stats().bytes_prefetched == 14 * BS
+    assert offset == len(data) - BS and raised.value.errno == errno.EIO
+    assert not any(cache.contains(("a.bin", reader.meta.etag, i)) for i in range(16))
+    reader.close()
+    # A new open reads the object again, through read-ahead, to exact bytes.
+    again = ObjectReader(
+        store, cache, reader.meta, block_size_bytes=BS, read_ahead=prefetcher.attach
+    )
+    assert b"".join(bytes(again.read(o, BS)) for o in range(0, len(data), BS)) == data
+    again.close()
+
+
+def test_prefetch_stalled_part_holds_up_only_the_readers_of_its_blocks() -> None:
+    data = pattern(64 * BS)
+    with ThreadPoolExecutor(max_workers=2) as workers, ThreadPoolExecutor(max_workers=2) as app:
+        inner, store, cache, _, reader = make_faulty(data, workers)
+        stall = store.stall("read_range", match=starts_at(2))  # the first part: block 2
+        other = ObjectReader(store, cache, reader.meta, block_size_bytes=BS)
+        try:
+            assert bytes(reader.read(0, BS)) + bytes(reader.read(BS, BS)) == data[: 2 * BS]
+            stall.wait_reached(WAIT_S)  # a worker is now held inside the part's GET
+            # Other blocks, through the same handle (a seek) or another one, are not held up.
+            far = app.submit(reader.read, 40 * BS, BS)
+            assert far.result(WAIT_S) == data[40 * BS : 41 * BS]
+            assert app.submit(other.read, 3 * BS, 5).result(WAIT_S) == data[3 * BS : 3 * BS + 5]
+            # A reader of block 2 joins the held GET instead of sending its own.
+            joined = cache.stats().joined
+            waiting = app.submit(other.read, 2 * BS, BS)
+            wait_until(lambda: cache.stats().joined > joined, WAIT_S, "a reader to join the part")
+            assert not waiting.done()
+        finally:
+            stall.release()
+        assert waiting.result(WAIT_S) == data[2 * BS : 3 * BS]
+        reader.close()
+    assert gets(inner).count((2 * BS, 3 * BS)) == 1
 
 
 # -- drop-behind ---------------------------------------------------------------------------------
