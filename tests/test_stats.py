@@ -34,6 +34,7 @@ from ossfs.fuse.fuse_ops import FuseOperations, FuseOSError
 from ossfs.obs.metrics import MetricsServer, parse_address
 from ossfs.obs.stats import (
     STATS_XATTR,
+    MemorySettings,
     MountStats,
     StoreCounters,
     format_human,
@@ -137,7 +138,28 @@ def test_fuse_ops_root_xattr_answers_the_snapshot_as_json() -> None:
     assert "prefetch" not in doc  # no prefetcher in this mount
     memory = doc["memory"]
     assert isinstance(memory, dict) and memory["cache_bytes"] == 3
+    assert set(memory) == {"rss_bytes", "cache_bytes"}  # no limit was given to these stats
     assert _errno_of(lambda: ops.call("getxattr", "/a.txt", STATS_XATTR)) == errno.ENODATA
+
+
+def test_stats_memory_section_has_the_budget_and_the_limit_with_its_source() -> None:
+    store = CountingStore()
+    cache = BlockCache(16 * BLOCK)
+    stats = MountStats(
+        mount=f"oss://{BUCKET}/",
+        store=store,
+        cache=cache,
+        cache_capacity_bytes=16 * BLOCK,
+        namespace=Namespace(store, metadata_ttl_s=60.0),
+        prefetcher=None,
+        open_handles=lambda: 0,
+        memory=MemorySettings(200 << 20, 400 << 20, "cgroup /x.service memory.max"),
+    )
+    memory = stats.snapshot().to_json()["memory"]
+    assert isinstance(memory, dict)
+    assert memory["budget_bytes"] == 200 << 20
+    assert memory["limit_bytes"] == 400 << 20
+    assert memory["limit_source"] == "cgroup /x.service memory.max"
 
 
 def test_stats_xattr_size_is_stable_while_counters_move() -> None:
@@ -201,6 +223,12 @@ SAMPLE: dict[str, object] = {
     },
     "served": {"bytes": 1500, "errors_by_errno": {"ENOENT": 2}},
     "cache": {"hits": 3, "used_bytes": 4096, "hit_rate": 0.75},
+    "memory": {
+        "rss_bytes": 90 << 20,
+        "budget_bytes": 200 << 20,
+        "limit_bytes": 400 << 20,
+        "limit_source": 'cgroup /system.slice/a"b.service memory.max',
+    },
 }
 
 
@@ -222,6 +250,16 @@ def test_format_prometheus_families_labels_and_types() -> None:
     # Every family says what it is, right before its TYPE (what promtool's lint asks for).
     assert "# HELP ossfs_store_requests_total ossfs store: requests, by op" in lines
     assert "# HELP ossfs_cache_hit_rate ossfs cache: hit rate" in lines
+    # The memory limit is a level, labelled with where it came from; the text is no series.
+    assert "# TYPE ossfs_memory_limit_bytes gauge" in lines
+    assert (
+        'ossfs_memory_limit_bytes{source="cgroup /system.slice/a\\"b.service memory.max"} '
+        f"{400 << 20}"
+    ) in lines
+    assert "# TYPE ossfs_memory_budget_bytes gauge" in lines
+    assert f"ossfs_memory_budget_bytes {200 << 20}" in lines
+    assert f"ossfs_memory_rss_bytes {90 << 20}" in lines  # no source: no label
+    assert not any("limit_source" in ln for ln in lines)
     types = [i for i, ln in enumerate(lines) if ln.startswith("# TYPE ")]
     assert types and all(lines[i - 1].startswith(f"# HELP {lines[i].split()[2]} ") for i in types)
 
@@ -236,6 +274,8 @@ def test_format_human_sections_sizes_and_rates() -> None:
     assert "get=3 list=2" in text
     assert "  bytes_fetched          2.0 MiB (2097152)" in text.splitlines()
     assert "75.0%" in text and "ENOENT=2" in text
+    assert "  limit_bytes            400.0 MiB (419430400)" in text.splitlines()
+    assert '  limit_source           cgroup /system.slice/a"b.service memory.max' in text
 
 
 @pytest.mark.parametrize(
