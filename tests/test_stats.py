@@ -21,7 +21,8 @@ import pytest
 
 from ossfs.app import mounting
 from ossfs.app.cli import main
-from ossfs.app.memory_budget import default_budgets, usable_memory_bytes
+from ossfs.app.memory_budget import default_budgets
+from ossfs.app.memory_limit import find_memory_limit
 from ossfs.app.mounting import MountConfig
 from ossfs.app.umount import is_mounted
 from ossfs.app.url import OssLocation
@@ -453,6 +454,12 @@ def test_mount_stats_and_metrics_move_when_a_file_is_read(
     assert isinstance(gets_after, dict) and gets_after.get("get", 0) >= 1
     assert number(after, "memory", "rss_bytes") > 0
     assert number(after, "memory", "cache_bytes") > 0
+    # The limit of the test's group (the daemon's too) and the default budget from it.
+    limit = find_memory_limit()
+    assert number(after, "memory", "limit_bytes") == limit.limit_bytes
+    assert after["memory"]["limit_source"] == limit.describe()
+    budget, _ = default_budgets(limit.limit_bytes, max_memory=None, cache_size=None)
+    assert number(after, "memory", "budget_bytes") == budget
 
     human = _ossfs("stats", str(mp))
     assert human.returncode == 0, human.stderr
@@ -488,13 +495,18 @@ def test_mount_log_file_has_the_mount_info_and_a_warning_for_a_failed_read(
     with pytest.raises(PermissionError):
         (mp / "cold.bin").read_bytes()
     lines = log_file.read_text().splitlines()
-    # No --max-memory given: the default budget, from this machine's memory.
-    budget, cache = default_budgets(usable_memory_bytes(), max_memory=None, cache_size=None)
-    mounting = (
-        f"INFO ossfs.app.mounting: mounting oss://{BUCKET}/ on {mp} "
-        f"(memory budget {format_size(budget)}, block cache {format_size(cache)})"
+    # No --max-memory given: the default budget, from the limit of this process (the test's
+    # group is the daemon's).
+    limit = find_memory_limit()
+    budget, cache = default_budgets(limit.limit_bytes, max_memory=None, cache_size=None)
+    mounting = f"INFO ossfs.app.mounting: mounting oss://{BUCKET}/ on {mp}"
+    memory = (
+        f"INFO ossfs.app.mounting: memory limit {format_size(limit.limit_bytes)} "
+        f"({limit.describe()}); memory budget {format_size(budget)}, "
+        f"block cache {format_size(cache)}"
     )
-    assert any(mounting in ln for ln in lines) == (level == "info")
+    assert any(ln.endswith(mounting) for ln in lines) == (level == "info")
+    assert any(ln.endswith(memory) for ln in lines) == (level == "info")
     assert any("WARNING" in ln and "cold.bin" in ln and "not restored" in ln for ln in lines)
     assert not any(ACCESS_KEY_SECRET in ln for ln in lines)
 

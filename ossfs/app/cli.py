@@ -144,7 +144,8 @@ def _add_mount(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     p.add_argument(
         "--max-memory",
-        help="budget for cached and read-ahead data (default 1/16 of RAM, at least 256MiB)",
+        help="budget for cached and read-ahead data, at most the memory limit of this process "
+        "(its cgroup's, or RAM); default 1/16 of that limit, at least 256MiB or half of it",
     )
     p.add_argument(
         "--cache-size", help="block cache size, part of --max-memory (default 3/4 of it)"
@@ -197,7 +198,8 @@ def _add_mount(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _run_mount(args: argparse.Namespace) -> int:
-    from ossfs.app.memory_budget import default_budgets, usable_memory_bytes
+    from ossfs.app.memory_budget import budgets_within
+    from ossfs.app.memory_limit import find_memory_limit
     from ossfs.app.mounting import MountConfig, run_mount
     from ossfs.app.url import parse_oss_url
     from ossfs.core.sizes import parse_size, parse_ttl
@@ -205,8 +207,9 @@ def _run_mount(args: argparse.Namespace) -> int:
 
     location = parse_oss_url(args.location)
     access = access_from_args(args, os.environ, bucket=location.bucket)
-    max_memory, cache_size = default_budgets(
-        usable_memory_bytes(),
+    memory_limit = find_memory_limit()
+    max_memory, cache_size = budgets_within(
+        memory_limit,
         max_memory=parse_size(args.max_memory, what="--max-memory") if args.max_memory else None,
         cache_size=parse_size(args.cache_size, what="--cache-size") if args.cache_size else None,
     )
@@ -221,6 +224,7 @@ def _run_mount(args: argparse.Namespace) -> int:
         metadata_ttl_s=parse_ttl(args.metadata_ttl, what="--metadata-ttl"),
         max_memory_bytes=max_memory,
         cache_size_bytes=cache_size,
+        memory_limit=memory_limit,
         prefetch=not args.no_prefetch,
         connect_timeout_s=parse_ttl(args.connect_timeout, what="--connect-timeout"),
         read_timeout_s=parse_ttl(args.read_timeout, what="--read-timeout"),

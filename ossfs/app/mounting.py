@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Final
 
 from ossfs.app.credentials import Credentials
+from ossfs.app.memory_budget import memory_line, memory_settings
+from ossfs.app.memory_limit import MemoryLimit
 from ossfs.app.url import OssLocation
 from ossfs.core.errors import AccessDeniedError, NotFoundError, OssfsError, UsageError
-from ossfs.core.sizes import format_size
 from ossfs.fs.filesystem import Filesystem, FsConfig
 from ossfs.fs.namespace import Namespace
 from ossfs.fuse.fuse_ops import FuseOperations, run_fuse
@@ -86,6 +87,8 @@ class MountConfig:
     cache_size_bytes: int = 768 << 20
     max_memory_bytes: int = 1 << 30
     """One budget for the data ossfs holds: the block cache plus read-ahead in flight."""
+    memory_limit: MemoryLimit | None = None
+    """The memory this process may use and where that came from (logged, and in the stats)."""
     prefetch: bool = True
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 30.0
@@ -288,6 +291,7 @@ def build_filesystem(
         prefetcher=prefetcher,
         sibling_prefetcher=siblings,
         open_handles=fs.open_handles,
+        memory=memory_settings(config.memory_limit, config.max_memory_bytes),
     )
     return fs, stats
 
@@ -410,12 +414,9 @@ def serve(
     fs, stats = build_filesystem(config, store, buffers)
     ops = FuseOperations(fs, on_init=on_ready, stats=stats)
     fsname = fs_source(config.location, config.source_name)
+    log.info("mounting %s on %s", config.location, config.mountpoint)
     log.info(
-        "mounting %s on %s (memory budget %s, block cache %s)",
-        config.location,
-        config.mountpoint,
-        format_size(config.max_memory_bytes),
-        format_size(config.cache_size_bytes),
+        "%s", memory_line(config.memory_limit, config.max_memory_bytes, config.cache_size_bytes)
     )
     try:
         if metrics is not None:
