@@ -24,9 +24,10 @@ RAM_FRACTION: Final = 16
 """The default budget is 1/16 of the usable memory (1.5 GiB of 24 GiB), at least 256 MiB."""
 MAX_SMALL_FRACTION: Final = 2
 """... but that floor is at most half of the usable memory: the daemon needs room besides its
-budget. Measured in a 320 MiB control group under random, sequential and small-file reads: 36
-MiB resident idle, 274 MiB at peak with a 256 MiB budget (191 MiB of it cached blocks), so in a
-256 MiB group a 256 MiB budget is an OOM kill."""
+budget. Measured under random, sequential and small-file reads at once: in a 320 MiB control
+group, 36 MiB resident idle and 274 MiB at peak with a 256 MiB budget (191 MiB of it cached
+blocks); in a 256 MiB group a 256 MiB budget was OOM-killed, and half of it (128 MiB) peaked
+at 168 MiB."""
 CACHE_SHARE: Final = (3, 4)
 """The block cache's default share of the budget (the rest is read-ahead in flight)."""
 
