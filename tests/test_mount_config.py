@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ossfs.app.mounting import MountConfig, check_mountpoint, fuse_options, read_ahead_kib
-from ossfs.app.url import OssLocation
 from ossfs.core.errors import UsageError
+from ossfs.core.url import OssLocation
 
 
 def _config(**overrides: object) -> MountConfig:

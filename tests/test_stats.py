@@ -24,14 +24,14 @@ from ossfs.app.cli import main
 from ossfs.app.memory_budget import default_budgets, usable_memory_bytes
 from ossfs.app.mounting import MountConfig
 from ossfs.app.umount import is_mounted
-from ossfs.app.url import OssLocation
 from ossfs.core.errors import UsageError
 from ossfs.core.sizes import format_size
+from ossfs.core.url import OssLocation
 from ossfs.emulator import EmulatorServer
 from ossfs.fs.filesystem import Filesystem, FsConfig
 from ossfs.fs.namespace import Namespace
 from ossfs.fuse.fuse_ops import FuseOperations, FuseOSError
-from ossfs.obs.metrics import MetricsServer, parse_address
+from ossfs.net.metrics_server import MetricsServer, parse_address
 from ossfs.obs.stats import (
     STATS_XATTR,
     MountStats,
@@ -259,7 +259,7 @@ def test_metrics_server_answers_metrics_and_404() -> None:
     fh = ops.call("open", "/a.txt", os.O_RDONLY)
     ops.call("read", "/a.txt", 3, 0, fh)
     server = MetricsServer("127.0.0.1", 0)
-    server.start(stats.snapshot)
+    server.start(lambda: format_prometheus(stats.snapshot().to_json()))
     try:
         host, port = server.address
         with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as response:

@@ -23,19 +23,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ossfs.app.credentials import Credentials
-from ossfs.app.url import OssLocation
 from ossfs.core.errors import AccessDeniedError, NotFoundError, OssfsError, UsageError
 from ossfs.core.sizes import format_size
+from ossfs.core.url import OssLocation
 from ossfs.fs.filesystem import Filesystem, FsConfig
 from ossfs.fs.namespace import Namespace
 from ossfs.fuse.fuse_ops import FuseOperations, run_fuse
-from ossfs.obs.metrics import MetricsServer
-from ossfs.obs.stats import MountStats
+from ossfs.net.metrics_server import MetricsServer
+from ossfs.obs.stats import MountStats, format_prometheus
 from ossfs.read.block_cache import BlockCache
 from ossfs.read.buffers import BufferPool
 from ossfs.read.prefetch import PrefetchConfig, Prefetcher
 from ossfs.read.sibling_prefetch import SiblingPrefetchConfig, SiblingPrefetcher
+from ossfs.store.credentials import Credentials
 from ossfs.store.oss_store import OssConfig, OssStore
 from ossfs.store.retry import RetryPolicy
 
@@ -419,7 +419,7 @@ def serve(
     )
     try:
         if metrics is not None:
-            metrics.start(stats.snapshot)
+            metrics.start(lambda: format_prometheus(stats.snapshot().to_json()))
         run_fuse(
             ops,
             str(config.mountpoint),

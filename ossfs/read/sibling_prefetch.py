@@ -63,8 +63,8 @@ from cachetools import LRUCache
 
 from ossfs.core.errors import IntegrityError
 from ossfs.core.names import parent_path
+from ossfs.core.nodes import Node, NodeKind
 from ossfs.core.object_store import ObjectStore, Piece
-from ossfs.fs.namespace import Node, NodeKind
 from ossfs.read.block_cache import BlockCache, BlockKey
 
 log = logging.getLogger(__name__)
