@@ -248,7 +248,7 @@ def build_filesystem(
         # Its GETs run on one thread with non-blocking sockets where the endpoint allows (no
         # proxy), else on worker threads.
         fetcher = store.whole_fetcher(max_idle=sibling_gets)
-        log.info(
+        log.debug(
             "directory read-ahead: up to %d GETs in flight, %s",
             sibling_gets,
             "on one thread (non-blocking sockets)" if fetcher else "on worker threads (proxy)",
@@ -410,10 +410,10 @@ def serve(
     fs, stats = build_filesystem(config, store, buffers)
     ops = FuseOperations(fs, on_init=on_ready, stats=stats)
     fsname = fs_source(config.location, config.source_name)
+    log.info("mounting %s read-only on %s", config.location, config.mountpoint)
+    log.info("endpoint %s; %s", _endpoint_words(config), _credentials_words(config))
     log.info(
-        "mounting %s on %s (memory budget %s, block cache %s)",
-        config.location,
-        config.mountpoint,
+        "memory: up to %s (--max-memory), %s of it to cache file data (--cache-size)",
         format_size(config.max_memory_bytes),
         format_size(config.cache_size_bytes),
     )
@@ -432,6 +432,22 @@ def serve(
         if metrics is not None:
             metrics.close()
     log.info("unmounted %s", config.mountpoint)
+
+
+def _endpoint_words(config: MountConfig) -> str:
+    """The endpoint for the mount's log, with its signing region if it has one."""
+    if config.region is None:
+        return config.endpoint
+    return f"{config.endpoint} (region {config.region})"
+
+
+def _credentials_words(config: MountConfig) -> str:
+    """Where the credentials came from, for the mount's log: never a key or a secret."""
+    creds = config.credentials
+    if creds is None:
+        return f"no credentials, unsigned requests ({config.credentials_source})"
+    kind = "temporary credentials (STS token)" if creds.security_token else "credentials"
+    return f"{kind} from {config.credentials_source}"
 
 
 def run_mount(config: MountConfig) -> int:

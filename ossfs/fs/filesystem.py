@@ -196,7 +196,13 @@ class Filesystem:
         if meta is None:  # pragma: no cover - files always carry their metadata
             raise OssfsError(f"{path}: no metadata")
         if meta.is_frozen:
-            log.warning("open %s: %s object %s is not restored", path, meta.storage_class, meta.key)
+            log.warning(
+                "cannot open %s: its object %s is in %s storage and not restored (restore it in "
+                "OSS first)",
+                path,
+                meta.key,
+                meta.storage_class,
+            )
             raise ArchivedError(meta.key)
         block_size = self._config.block_size_bytes
         prefetcher = self._prefetcher

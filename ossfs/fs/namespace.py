@@ -491,7 +491,8 @@ class Namespace:
     def _child_name(self, prefix: str, key: str) -> str | None:
         """The child name ``key`` gives under ``prefix``, or None (warned once) if it has none."""
         if not key.startswith(prefix):
-            self._warn_once(key, "%r: listed outside the listing prefix: skipped", skipped=True)
+            message = "%r: the server listed it outside the directory asked for: skipped"
+            self._warn_once(key, message, skipped=True)
             return None
         name = key[len(prefix) :]
         problem = name_problem(name)

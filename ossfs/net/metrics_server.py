@@ -98,7 +98,7 @@ class MetricsServer:
             target=self._server.serve_forever, name="metrics", daemon=True
         )
         self._thread.start()
-        log.info("metrics at http://%s:%d/metrics", *self.address)
+        log.info("serving metrics at http://%s:%d/metrics", *self.address)
 
     def close(self) -> None:
         """Stop serving (if started) and close the socket."""

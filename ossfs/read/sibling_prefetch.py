@@ -336,7 +336,7 @@ class SiblingPrefetcher:
         if self._fetcher is not None:
             self._fetcher.close()  # not under the lock: its last GETs settle through it
         if counts[0] or counts[4]:
-            log.info(
+            log.debug(
                 "directory read-ahead: %d files prefetched, %d opened, %d wasted (%d bytes), "
                 "%d failed",
                 *counts,
