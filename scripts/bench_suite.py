@@ -63,7 +63,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
-from mount_helpers import LOCAL_HOSTS, peak_rss
+from mount_helpers import LOCAL_HOSTS, baseline_tree, peak_rss
 
 AK: Final = "bench-ak"
 SK: Final = "bench-secret-0123456789"
@@ -327,6 +327,12 @@ def ossfs_env() -> dict[str, str]:
 
 
 _SNAPSHOT: list[Path] = []  # the copy of the ossfs package every mount of this run uses
+_BASELINE: dict[str, Path] = {}  # "ossfs@REV" -> the folder holding that revision's package
+
+
+def kind(system: str) -> str:
+    """``ossfs`` for ``ossfs@REV`` (another revision of ossfs), else the system itself."""
+    return system.partition("@")[0]
 
 
 def snapshot_ossfs(tmp: Path) -> Path:
@@ -382,8 +388,10 @@ class Mount:
 
     live: ClassVar[list[Mount]] = []
 
-    def __init__(self, argv: list[str], env: dict[str, str], mountpoint: Path, log: Path) -> None:
-        self.argv, self.env, self.mountpoint, self.log = argv, env, mountpoint, log
+    def __init__(
+        self, argv: list[str], env: dict[str, str], mountpoint: Path, log: Path, cwd: Path
+    ) -> None:
+        self.argv, self.env, self.mountpoint, self.log, self.cwd = argv, env, mountpoint, log, cwd
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 60.0) -> None:
@@ -395,7 +403,7 @@ class Mount:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=self.env,
-                cwd=python_cwd(),
+                cwd=self.cwd,
                 start_new_session=True,
             )
         Mount.live.append(self)
@@ -456,18 +464,19 @@ class Bench:
         mp = self.mount_root / f"{system}-{self.counter}"
         log = self.tmp / "logs" / f"{system}-{self.counter}.log"
         log.parent.mkdir(exist_ok=True)
-        if system == "ossfs":
+        if kind(system) == "ossfs":
             argv = [sys.executable, "-m", "ossfs", "mount", f"oss://{BUCKET}", str(mp)]
             argv += ["--endpoint", self.server.endpoint, "-f", *extra]
-            return Mount(argv, ossfs_env(), mp, log)
+            # ``python -m`` puts its working directory first on sys.path: the package measured.
+            return Mount(argv, ossfs_env(), mp, log, _BASELINE.get(system, python_cwd()))
         if system == "nullfs":
             argv = [sys.executable, str(SCRIPTS / "bench_nullfs.py"), str(self.manifest), str(mp)]
-            return Mount(argv, peer_env_base(), mp, log)
+            return Mount(argv, peer_env_base(), mp, log, python_cwd())
         s3 = self.server.s3_endpoint
         if system == "s3fs":
             argv = ["s3fs", BUCKET, str(mp), "-f", "-o", f"url={s3}", "-o"]
             argv += ["use_path_request_style", "-o", "public_bucket=1", "-o", "ro"]
-            return Mount(argv, peer_env(self.tmp), mp, log)
+            return Mount(argv, peer_env(self.tmp), mp, log, python_cwd())
         if system == "rclone":
             env = peer_env(self.tmp)
             for name, value in (
@@ -479,7 +488,7 @@ class Bench:
             ):
                 env[f"RCLONE_CONFIG_EMU_{name}"] = value
             argv = ["rclone", "mount", f"emu:{BUCKET}", str(mp), "--read-only"]
-            return Mount(argv, env, mp, log)
+            return Mount(argv, env, mp, log, python_cwd())
         raise ValueError(system)
 
 
@@ -487,7 +496,7 @@ def missing_tool(system: str) -> str | None:
     binary = {"s3fs": "s3fs", "rclone": "rclone"}.get(system)
     if binary is not None and shutil.which(binary) is None:
         return f"not installed (apt-get install {binary})"
-    if system in MOUNTED and not os.path.exists("/dev/fuse"):
+    if kind(system) in MOUNTED and not os.path.exists("/dev/fuse"):
         return "no /dev/fuse"
     return None
 
@@ -822,8 +831,8 @@ def run_case(bench: Bench, system: str, group: str, timeout_s: float) -> dict[st
     out: dict[str, Sample] = {}
     mount: Mount | None = None
     try:
-        if system in MOUNTED:
-            extra = bench.ossfs_memory_args if (system, group) == ("ossfs", "seq4") else []
+        if kind(system) in MOUNTED:
+            extra = bench.ossfs_memory_args if (kind(system), group) == ("ossfs", "seq4") else []
             mount = bench.mount_for(system, extra)
             try:
                 mount.start()
@@ -839,7 +848,7 @@ def run_case(bench: Bench, system: str, group: str, timeout_s: float) -> dict[st
             if name not in names:
                 continue
             counters = None
-            if mount is not None and system == "ossfs":
+            if mount is not None and kind(system) == "ossfs":
                 counters = functools.partial(ossfs_counters, mount.mountpoint)
             answer, requests, served, delta = measure(bench, spec, prepare, timeout_s, counters)
             sample = to_sample(by_name[name], answer, requests, served)
@@ -1289,6 +1298,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--random-ops", type=int, help="random 4 KiB reads (256 KiB: a fifth)")
     parser.add_argument("--timeout", type=float, help="seconds per measurement")
     parser.add_argument("--max-memory", default="512MiB", help="ossfs --max-memory for seq4")
+    parser.add_argument(
+        "--baseline-rev",
+        metavar="REV",
+        help="also measure the ossfs of this git revision (system ossfs@REV, interleaved)",
+    )
     parser.add_argument("--out-dir", type=Path, default=REPO / "bench-results")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1316,6 +1330,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         if unknown:
             parser.error(f"unknown {name} {sorted(unknown)}; choose from {list(allowed)}")
         setattr(args, name, [x for x in allowed if x in chosen])
+    if args.baseline_rev:
+        at = args.systems.index("ossfs") + 1 if "ossfs" in args.systems else 0
+        args.systems.insert(at, f"ossfs@{args.baseline_rev}")
     names = [w.name for w in workloads(args.sizes)]
     if args.workloads:
         unknown = set(args.workloads.split(",")) - set(names)
@@ -1353,7 +1370,9 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="ossfs-suite-") as tmp_name:
         tmp = Path(tmp_name)
         snapshot_ossfs(tmp)
-        if "ossfs" in systems:
+        if args.baseline_rev:
+            _BASELINE[f"ossfs@{args.baseline_rev}"] = baseline_tree(args.baseline_rev, tmp)
+        if "ossfs" in systems or _BASELINE:
             memory_args = ossfs_memory_args(args.max_memory)
         mount_root = make_mount_root(tmp)
         try:
