@@ -105,11 +105,11 @@ def test_memory_budget_default_is_at_most_half_the_limit_and_holds_the_cache(usa
 
 def test_memory_budget_log_line_and_stats_name_the_limit_and_its_source() -> None:
     assert memory_line(GROUP, 200 * MiB, 150 * MiB) == (
-        "memory limit 400.0 MiB (cgroup /x.service memory.max); "
-        "memory budget 200.0 MiB, block cache 150.0 MiB"
+        "memory limit 400.0 MiB (cgroup /x.service memory.max): ossfs uses up to 200.0 MiB "
+        "(--max-memory), 150.0 MiB of it to cache file data (--cache-size)"
     )
-    assert (
-        memory_line(None, 200 * MiB, 150 * MiB) == "memory budget 200.0 MiB, block cache 150.0 MiB"
+    assert memory_line(None, 200 * MiB, 150 * MiB) == (
+        "memory: up to 200.0 MiB (--max-memory), 150.0 MiB of it to cache file data (--cache-size)"
     )
     assert memory_settings(GROUP, 200 * MiB) == MemorySettings(
         200 * MiB, 400 * MiB, "cgroup /x.service memory.max"

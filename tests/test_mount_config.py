@@ -7,9 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from ossfs.app.mounting import MountConfig, check_mountpoint, fuse_options, read_ahead_kib
-from ossfs.app.url import OssLocation
+from ossfs.app.mounting import (
+    MountConfig,
+    _credentials_words,
+    _endpoint_words,
+    check_mountpoint,
+    fuse_options,
+    read_ahead_kib,
+)
 from ossfs.core.errors import UsageError
+from ossfs.core.url import OssLocation
+from ossfs.store.credentials import Credentials
 
 
 def _config(**overrides: object) -> MountConfig:
@@ -168,3 +176,33 @@ def test_tune_malloc_takes_effect_on_glibc() -> None:
     from ossfs.app.mounting import tune_malloc
 
     assert tune_malloc() is (platform.libc_ver()[0] == "glibc")
+
+
+@pytest.mark.parametrize(
+    ("credentials", "source", "region", "words"),
+    [
+        (
+            Credentials("LTAIkeyid", "s3cr3t", "t0ken"),
+            "/root/.passwd-ossfs",
+            "cn-hangzhou",
+            "endpoint http://127.0.0.1:1 (region cn-hangzhou); temporary credentials (STS token) "
+            "from /root/.passwd-ossfs",
+        ),
+        (
+            None,
+            "--anonymous",
+            None,
+            "endpoint http://127.0.0.1:1; no credentials, unsigned requests (--anonymous)",
+        ),
+    ],
+)
+def test_mount_log_says_endpoint_and_credentials_source_never_a_secret(
+    credentials: Credentials | None,
+    source: str,
+    region: str | None,
+    words: str,
+) -> None:
+    config = _config(credentials=credentials, credentials_source=source, region=region)
+    said = f"endpoint {_endpoint_words(config)}; {_credentials_words(config)}"
+    assert said == words
+    assert "s3cr3t" not in said and "t0ken" not in said and "LTAIkeyid" not in said

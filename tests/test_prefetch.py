@@ -21,9 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ossfs.app import mounting
-from ossfs.app.credentials import Credentials
 from ossfs.app.mounting import MountConfig
-from ossfs.app.url import OssLocation
 from ossfs.core.errors import (
     AccessDeniedError,
     IntegrityError,
@@ -32,6 +30,7 @@ from ossfs.core.errors import (
     StaleError,
 )
 from ossfs.core.object_store import ObjectMeta
+from ossfs.core.url import OssLocation
 from ossfs.emulator import EmulatorServer
 from ossfs.fs.filesystem import Filesystem, FsConfig
 from ossfs.fs.namespace import Namespace
@@ -44,6 +43,7 @@ from ossfs.read.prefetch import (
     Prefetcher,
 )
 from ossfs.read.reader import ObjectReader
+from ossfs.store.credentials import Credentials
 from ossfs.store.latency import SAMPLES as LATENCY_SAMPLES
 from ossfs.store.oss_store import OssConfig, OssStore
 from tests.fakes import FakeStore

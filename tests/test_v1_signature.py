@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from ossfs.app.credentials import Credentials
 from ossfs.net.oss_http import PooledTransport
+from ossfs.store.credentials import Credentials
 from ossfs.store.oss_store import OssConfig, OssStore
 from ossfs.store.v1_signature import V1Signer
 

@@ -91,12 +91,16 @@ def size_at_most(n: int) -> str:
 
 
 def memory_line(limit: MemoryLimit | None, budget_bytes: int, cache_bytes: int) -> str:
-    """The mount log's line on memory, in words: ``memory limit 400.0 MiB (cgroup
-    /x.service memory.max); memory budget 200.0 MiB, block cache 150.0 MiB``."""
-    budget = f"memory budget {format_size(budget_bytes)}, block cache {format_size(cache_bytes)}"
+    """The mount log's line on memory, in words: ``memory limit 400.0 MiB (cgroup /x.service
+    memory.max): ossfs uses up to 200.0 MiB (--max-memory), 150.0 MiB of it to cache file data
+    (--cache-size)``."""
+    uses = (
+        f"up to {format_size(budget_bytes)} (--max-memory), {format_size(cache_bytes)} of it to "
+        "cache file data (--cache-size)"
+    )
     if limit is None:
-        return budget
-    return f"memory limit {format_size(limit.limit_bytes)} ({limit.describe()}); {budget}"
+        return f"memory: {uses}"
+    return f"memory limit {format_size(limit.limit_bytes)} ({limit.describe()}): ossfs uses {uses}"
 
 
 def memory_settings(limit: MemoryLimit | None, budget_bytes: int) -> MemorySettings | None:

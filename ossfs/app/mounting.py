@@ -23,20 +23,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ossfs.app.credentials import Credentials
 from ossfs.app.memory_budget import memory_line, memory_settings
 from ossfs.app.memory_limit import MemoryLimit
-from ossfs.app.url import OssLocation
 from ossfs.core.errors import AccessDeniedError, NotFoundError, OssfsError, UsageError
+from ossfs.core.url import OssLocation
 from ossfs.fs.filesystem import Filesystem, FsConfig
 from ossfs.fs.namespace import Namespace
 from ossfs.fuse.fuse_ops import FuseOperations, run_fuse
-from ossfs.obs.metrics import MetricsServer
-from ossfs.obs.stats import MountStats
+from ossfs.net.metrics_server import MetricsServer
+from ossfs.obs.stats import MountStats, format_prometheus
 from ossfs.read.block_cache import BlockCache
 from ossfs.read.buffers import BufferPool
 from ossfs.read.prefetch import PrefetchConfig, Prefetcher
 from ossfs.read.sibling_prefetch import SiblingPrefetchConfig, SiblingPrefetcher
+from ossfs.store.credentials import Credentials
 from ossfs.store.oss_store import OssConfig, OssStore
 from ossfs.store.retry import RetryPolicy
 
@@ -251,7 +251,7 @@ def build_filesystem(
         # Its GETs run on one thread with non-blocking sockets where the endpoint allows (no
         # proxy), else on worker threads.
         fetcher = store.whole_fetcher(max_idle=sibling_gets)
-        log.info(
+        log.debug(
             "directory read-ahead: up to %d GETs in flight, %s",
             sibling_gets,
             "on one thread (non-blocking sockets)" if fetcher else "on worker threads (proxy)",
@@ -414,13 +414,14 @@ def serve(
     fs, stats = build_filesystem(config, store, buffers)
     ops = FuseOperations(fs, on_init=on_ready, stats=stats)
     fsname = fs_source(config.location, config.source_name)
-    log.info("mounting %s on %s", config.location, config.mountpoint)
+    log.info("mounting %s read-only on %s", config.location, config.mountpoint)
+    log.info("endpoint %s; %s", _endpoint_words(config), _credentials_words(config))
     log.info(
         "%s", memory_line(config.memory_limit, config.max_memory_bytes, config.cache_size_bytes)
     )
     try:
         if metrics is not None:
-            metrics.start(stats.snapshot)
+            metrics.start(lambda: format_prometheus(stats.snapshot().to_json()))
         run_fuse(
             ops,
             str(config.mountpoint),
@@ -433,6 +434,22 @@ def serve(
         if metrics is not None:
             metrics.close()
     log.info("unmounted %s", config.mountpoint)
+
+
+def _endpoint_words(config: MountConfig) -> str:
+    """The endpoint for the mount's log, with its signing region if it has one."""
+    if config.region is None:
+        return config.endpoint
+    return f"{config.endpoint} (region {config.region})"
+
+
+def _credentials_words(config: MountConfig) -> str:
+    """Where the credentials came from, for the mount's log: never a key or a secret."""
+    creds = config.credentials
+    if creds is None:
+        return f"no credentials, unsigned requests ({config.credentials_source})"
+    kind = "temporary credentials (STS token)" if creds.security_token else "credentials"
+    return f"{kind} from {config.credentials_source}"
 
 
 def run_mount(config: MountConfig) -> int:

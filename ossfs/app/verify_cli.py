@@ -24,12 +24,12 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Final, TextIO
 
-from ossfs.app.cli import access_from_args, add_access_arguments
+from ossfs.app.access_args import access_from_args, add_access_arguments
 from ossfs.app.progress import Progress
-from ossfs.app.url import OssLocation, parse_oss_url
 from ossfs.core.errors import OssfsError, UsageError
 from ossfs.core.object_store import ObjectStore
 from ossfs.core.sizes import format_size
+from ossfs.core.url import OssLocation, parse_oss_url
 from ossfs.fs.filesystem import MOUNT_PREFIX_XATTR
 from ossfs.store.oss_store import OssConfig, OssStore
 from ossfs.verify.verifier import MountView, ObjectResult, Status, Summary, Verifier, VerifyConfig

@@ -17,9 +17,17 @@ from dataclasses import dataclass
 
 from cachetools import LRUCache
 
-from ossfs.core.errors import ArchivedError, OssfsError, ReadOnlyError
+from ossfs.core.errors import (
+    ArchivedError,
+    IsADirectoryError_,
+    NoAttributeError,
+    OssfsError,
+    ReadOnlyError,
+    UnsupportedAttributeError,
+)
+from ossfs.core.nodes import Node, NodeKind
 from ossfs.core.object_store import ObjectMeta, ObjectStore
-from ossfs.fs.namespace import Namespace, Node, NodeKind
+from ossfs.fs.namespace import Namespace
 from ossfs.read.block_cache import BlockCache
 from ossfs.read.prefetch import Prefetcher
 from ossfs.read.reader import ObjectReader, ReadData
@@ -41,32 +49,6 @@ _KERNEL_CACHE_PATHS = 65536
 _STATFS_BLOCKS = 1 << 40
 _STATFS_FILES = 1 << 40
 _NAME_MAX = 255
-
-
-class IsADirectoryError_(OssfsError):
-    """open() of a directory for reading as a file."""
-
-    errno = errno.EISDIR
-
-
-class NoAttributeError(OssfsError):
-    """getxattr of a name the object does not have."""
-
-    errno = errno.ENODATA
-
-
-class UnsupportedAttributeError(OssfsError):
-    """getxattr of a name outside the ``user.`` namespace (``security.*``, ``system.*`` such as
-    POSIX ACLs, ``trusted.*``): the filesystem has no such attributes at all.
-
-    ``ENOTSUP`` (the kernel's EOPNOTSUPP), what the kernel answers for a namespace a filesystem
-    has no handler for: tools take it as "not supported on this filesystem" and stop asking
-    (``ls -l`` asks for ``security.selinux`` and ``system.posix_acl_access`` on every file until
-    one answer says so, each a round trip through FUSE), where ``ENODATA`` would mean "not on
-    this file".
-    """
-
-    errno = errno.ENOTSUP
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +196,13 @@ class Filesystem:
         if meta is None:  # pragma: no cover - files always carry their metadata
             raise OssfsError(f"{path}: no metadata")
         if meta.is_frozen:
-            log.warning("open %s: %s object %s is not restored", path, meta.storage_class, meta.key)
+            log.warning(
+                "cannot open %s: its object %s is in %s storage and not restored (restore it in "
+                "OSS first)",
+                path,
+                meta.key,
+                meta.storage_class,
+            )
             raise ArchivedError(meta.key)
         block_size = self._config.block_size_bytes
         prefetcher = self._prefetcher

@@ -42,7 +42,6 @@ import oss2.xml_utils
 import requests.utils
 from cachetools import LRUCache
 
-from ossfs.app.credentials import Credentials
 from ossfs.core.errors import (
     AccessDeniedError,
     ArchivedError,
@@ -58,6 +57,7 @@ from ossfs.net.fetch_loop import FetchLoop, PreparedGet
 from ossfs.net.http_wire import Headers, request_head
 from ossfs.net.oss_http import HttpRequest, HttpResponse, PooledTransport, Timeouts, Transport
 from ossfs.read.buffers import BufferPool
+from ossfs.store.credentials import Credentials
 from ossfs.store.latency import FirstByteLatency
 from ossfs.store.retry import DEFAULT_RETRY_POLICY, Retrier, RetriesExhaustedError, RetryPolicy
 from ossfs.store.v1_signature import V1Signer
