@@ -31,6 +31,7 @@ from ossfs.core.errors import (
 )
 from ossfs.core.object_store import Piece
 from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer
+from ossfs.net.environ import environ_proxies
 from ossfs.net.http_wire import Headers
 from ossfs.net.oss_http import HttpRequest, HttpResponse, Timeouts
 from ossfs.store.latency import SAMPLES as LATENCY_SAMPLES
@@ -431,11 +432,11 @@ def test_oss_store_reads_proxies_once_through_the_environment(
         access_key_id=ACCESS_KEY_ID,
         access_key_secret=ACCESS_KEY_SECRET,
     )
-    with OssStore(config) as store:
+    with OssStore(config, proxies=environ_proxies) as store:
         monkeypatch.setenv("HTTP_PROXY", "http://changed.invalid:1")  # too late
         assert store.get_range("p.txt", 0, 7) == b"through"
         assert store.head("p.txt").size == 17
-    with OssStore(config, proxies={}) as direct, pytest.raises(RemoteIOError):
+    with OssStore(config) as direct, pytest.raises(RemoteIOError):
         direct.get_range("p.txt", 0, 7)  # no proxy: the name does not resolve
 
 
@@ -444,7 +445,10 @@ def test_oss_store_rejects_unusable_proxy(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     with pytest.raises(UsageError) as info:
-        OssStore(OssConfig(endpoint="https://oss-cn-hangzhou.aliyuncs.com", bucket=BUCKET))
+        OssStore(
+            OssConfig(endpoint="https://oss-cn-hangzhou.aliyuncs.com", bucket=BUCKET),
+            proxies=environ_proxies,
+        )
     assert "http://host:port" in str(info.value) and "pw" not in str(info.value)
 
 
@@ -1057,11 +1061,11 @@ def test_oss_store_whole_fetcher_only_without_a_proxy(emulator: EmulatorServer) 
         access_key_id=ACCESS_KEY_ID,
         access_key_secret=ACCESS_KEY_SECRET,
     )
-    with OssStore(config, proxies={"http": "http://127.0.0.1:9"}) as proxied:
+    with OssStore(config, proxies=lambda url: {"http": "http://127.0.0.1:9"}) as proxied:
         assert proxied.whole_fetcher(max_idle=1) is None
     scripted, _ = make_store(lambda request: Reply(200, {}))
     assert scripted.whole_fetcher(max_idle=1) is None
-    with OssStore(config, proxies={}) as direct:
+    with OssStore(config) as direct:
         loop = direct.whole_fetcher(max_idle=1)
         assert loop is not None
         loop.close()

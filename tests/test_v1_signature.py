@@ -124,7 +124,7 @@ def test_v1_signature_whole_get_is_what_oss2_sends(
         access_key_secret=None if auth == "anonymous" else "s3cr3t/+=",
         security_token="tok/en+=" if auth == "sts" else None,
     )
-    with OssStore(config, proxies={}) as store:
+    with OssStore(config) as store:
         transport = store._transport
         assert isinstance(transport, PooledTransport)
         for key in KEYS:
@@ -147,6 +147,6 @@ def test_v1_signature_not_used_for_v4() -> None:
         access_key_secret="SK",
         region="cn-hangzhou",
     )
-    with OssStore(config, proxies={}) as store:
+    with OssStore(config) as store:
         data = store._prepare_whole_get("k", "E", 10).data
     assert b"OSS4-HMAC-SHA256" in data

@@ -29,6 +29,7 @@ from ossfs.core.url import OssLocation
 from ossfs.fs.filesystem import Filesystem, FsConfig
 from ossfs.fs.namespace import Namespace
 from ossfs.fuse.fuse_ops import FuseOperations, run_fuse
+from ossfs.net.environ import environ_ca_bundle, environ_proxies
 from ossfs.net.metrics_server import MetricsServer
 from ossfs.obs.stats import MountStats, format_prometheus
 from ossfs.read.block_cache import BlockCache
@@ -184,8 +185,10 @@ def build_store(config: MountConfig, buffers: BufferPool | None = None) -> OssSt
                 base_delay_s=min(0.05, config.retry_budget_s),
                 max_delay_s=min(2.0, config.retry_budget_s),
             ),
+            ca_bundle=environ_ca_bundle(os.environ),
         ),
-        buffers=buffers,
+        proxies=environ_proxies,
+        take_buffer=buffers.take if buffers is not None else None,
     )
 
 

@@ -21,11 +21,8 @@ oss2 passes its ``connect_timeout`` argument unchanged to the session as ``timeo
 from __future__ import annotations
 
 import email.utils
-import http.client
 import logging
-import os
 import re
-import ssl
 import threading
 import time
 import urllib.parse
@@ -34,12 +31,10 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final, TypeVar, cast
 
-import certifi
 import oss2
 import oss2.exceptions
 import oss2.http
 import oss2.xml_utils
-import requests.utils
 from cachetools import LRUCache
 
 from ossfs.core.errors import (
@@ -53,10 +48,18 @@ from ossfs.core.errors import (
     UsageError,
 )
 from ossfs.core.object_store import ListPage, ObjectMeta, Piece
+from ossfs.net.environ import default_ca_bundle
 from ossfs.net.fetch_loop import FetchLoop, PreparedGet
 from ossfs.net.http_wire import Headers, request_head
-from ossfs.net.oss_http import HttpRequest, HttpResponse, PooledTransport, Timeouts, Transport
-from ossfs.read.buffers import BufferPool
+from ossfs.net.oss_http import (
+    CONNECTION_ERRORS,
+    NO_ANSWER_ERRORS,
+    HttpRequest,
+    HttpResponse,
+    PooledTransport,
+    Timeouts,
+    Transport,
+)
 from ossfs.store.credentials import Credentials
 from ossfs.store.latency import FirstByteLatency
 from ossfs.store.retry import DEFAULT_RETRY_POLICY, Retrier, RetriesExhaustedError, RetryPolicy
@@ -86,14 +89,6 @@ _AUTH_CODES: Final = frozenset(
     {"AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidSecurityToken"}
 )
 _TRANSIENT_CODES: Final = frozenset({"SlowDown", "RequestTimeout", "ServiceUnavailable"})
-# Errors raised while a body is read or a connection is made; a new request may well succeed.
-# (Before a response arrives, the session wraps them in oss2's RequestError.)
-_TRANSIENT_IO_ERRORS: Final[tuple[type[BaseException], ...]] = (
-    ConnectionError,
-    TimeoutError,
-    ssl.SSLError,
-    http.client.HTTPException,  # IncompleteRead: a body shorter than its Content-Length
-)
 
 
 def _unquote_listed_key(text: str) -> str:
@@ -119,7 +114,8 @@ class OssConfig:
 
     ``security_token`` selects STS credentials; ``region`` selects V4 signing (else V1).
     ``pool_size`` is the size of the one HTTP connection pool shared by all threads; it should
-    be at least the number of threads that call the store at once.
+    be at least the number of threads that call the store at once. ``ca_bundle``: the PEM file
+    TLS trusts (None: certifi's, as requests, and so oss2, would).
     """
 
     endpoint: str
@@ -132,6 +128,7 @@ class OssConfig:
     read_timeout_s: float = 30.0
     pool_size: int = 32
     retry: RetryPolicy = DEFAULT_RETRY_POLICY
+    ca_bundle: str | None = None
 
     def __post_init__(self) -> None:
         if not self.endpoint.strip():
@@ -279,7 +276,9 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, oss2.exceptions.ServerError):
         status, code = _status_and_code(exc)
         return status >= 500 or status == 429 or code in _TRANSIENT_CODES
-    return isinstance(exc, _TRANSIENT_IO_ERRORS)
+    # Raised while a body is read (before a response arrives, the session wraps them in
+    # oss2's RequestError).
+    return isinstance(exc, CONNECTION_ERRORS)
 
 
 def _describe(exc: BaseException) -> str:
@@ -456,7 +455,7 @@ class _TransportSession(oss2.Session):  # type: ignore[misc]
         request = _http_request(req)
         try:
             return self.transport.send(request, _timeouts(timeout))
-        except (OSError, http.client.HTTPException) as exc:
+        except NO_ANSWER_ERRORS as exc:
             raise oss2.exceptions.RequestError(exc) from exc
 
 
@@ -513,24 +512,28 @@ class OssStore:
         config: OssConfig,
         *,
         retrier: Retrier | None = None,
-        proxies: Mapping[str, str] | None = None,
+        proxies: Callable[[str], Mapping[str, str]] | None = None,
         transport: Transport | None = None,
-        buffers: BufferPool | None = None,
+        take_buffer: Callable[[int], Piece] | None = None,
     ) -> None:
         """Build the auth, transport and bucket; no request is sent (see `probe`).
 
         ``retrier`` overrides the one built from ``config.retry`` (tests inject fake time);
-        ``proxies`` (URL scheme -> ``http://`` proxy) replaces the proxies of the environment
-        (``HTTP_PROXY``, ``HTTPS_PROXY``, ``NO_PROXY``), which are otherwise read once, here;
+        ``proxies(url)``: the proxies (URL scheme -> ``http://`` proxy) that reach a URL, asked
+        once, here, for the bucket's (the app passes `ossfs.net.environ.environ_proxies`); None:
+        none, requests go straight to the endpoint;
         ``transport`` replaces the pooled HTTP transport (tests script responses with it);
-        ``buffers``: where `read_range` takes the buffers it reads bodies into.
+        ``take_buffer(size)``: a writable buffer of ``size`` bytes for a body to be read into
+        (the mount's `ossfs.read.buffers.BufferPool`); None: a new bytearray each time.
         Raises `UsageError` for an endpoint, bucket name or proxy that cannot be used.
         """
         self.config = config
         self._retrier = retrier if retrier is not None else Retrier(config.retry)
         self._counters = _Counters()
         self._first_byte = FirstByteLatency()
-        self._buffers = buffers
+        self._take_buffer: Callable[[int], Piece] = (
+            take_buffer if take_buffer is not None else bytearray
+        )
         # Whole-object CRCs seen on GET responses, per version: listings carry no CRC, and a
         # handle that read a whole object checks it against this without an extra HEAD.
         self._announced_lock = threading.Lock()
@@ -759,9 +762,7 @@ class OssStore:
                 while pos < end:
                     if filled == len(piece):
                         size = min(piece_bytes, end - pos)
-                        piece = (
-                            bytearray(size) if self._buffers is None else self._buffers.take(size)
-                        )
+                        piece = self._take_buffer(size)
                         filled = 0
                     got = response.readinto(memoryview(piece)[filled:])
                     if not got:
@@ -889,15 +890,14 @@ class OssStore:
         and checked like
         `read_range`'s (status, Content-Range, ETag, Content-Length; the announced CRC is
         remembered), but never retried: a failure is left to the reader. Bodies are received
-        into buffers from the store's pool, as `read_range`'s are."""
+        into buffers from ``take_buffer``, as `read_range`'s are."""
         pooled, endpoint = self._pooled, self._root_endpoint
         if pooled is None or endpoint is None or endpoint.proxy is not None:
             return None
-        buffers = self._buffers
         return FetchLoop(
             self._prepare_whole_get,
             self._accept_whole_get,
-            take_buffer=buffers.take if buffers is not None else bytearray,
+            take_buffer=self._take_buffer,
             received=lambda nbytes: self._counters.add("bytes_fetched", nbytes),
             ssl_context=pooled.ssl_context,
             connect_timeout_s=self.config.connect_timeout_s,
@@ -1069,20 +1069,15 @@ def _list_page_from_result(prefix: str, result: object) -> ListPage:
 
 
 def _default_transport(
-    config: OssConfig, bucket_url: str, proxies: Mapping[str, str] | None
+    config: OssConfig, bucket_url: str, proxies: Callable[[str], Mapping[str, str]] | None
 ) -> PooledTransport:
-    """The pooled transport, with the proxies and CA bundle of the environment (read once).
-
-    The CA bundle is ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` if set, else certifi's (as
-    requests, and so oss2, would use).
-    """
-    if proxies is None:
-        proxies = requests.utils.get_environ_proxies(bucket_url)
-    ca_bundle = (
-        os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
-    )
+    """The pooled transport, with the proxies for ``bucket_url`` and the config's CA bundle."""
     try:
-        return PooledTransport(pool_size=config.pool_size, proxies=proxies, ca_bundle=ca_bundle)
+        return PooledTransport(
+            pool_size=config.pool_size,
+            proxies=proxies(bucket_url) if proxies is not None else None,
+            ca_bundle=config.ca_bundle or default_ca_bundle(),
+        )
     except ValueError as exc:
         raise UsageError(f"{exc} (from HTTP_PROXY/HTTPS_PROXY, or unset them)") from exc
 
