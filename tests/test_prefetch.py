@@ -43,9 +43,10 @@ from ossfs.read.prefetch import (
     Prefetcher,
 )
 from ossfs.read.reader import ObjectReader
+from ossfs.store.config import OssConfig
 from ossfs.store.credentials import Credentials
 from ossfs.store.latency import SAMPLES as LATENCY_SAMPLES
-from ossfs.store.oss_store import OssConfig, OssStore
+from ossfs.store.oss_store import OssStore
 from tests.fakes import FakeStore
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 

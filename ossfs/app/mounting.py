@@ -36,8 +36,9 @@ from ossfs.read.block_cache import BlockCache
 from ossfs.read.buffers import BufferPool
 from ossfs.read.prefetch import PrefetchConfig, Prefetcher
 from ossfs.read.sibling_prefetch import SiblingPrefetchConfig, SiblingPrefetcher
+from ossfs.store.config import OssConfig
 from ossfs.store.credentials import Credentials
-from ossfs.store.oss_store import OssConfig, OssStore
+from ossfs.store.oss_store import OssStore
 from ossfs.store.retry import RetryPolicy
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,8 @@ from ossfs.core.sizes import format_size
 from ossfs.core.url import OssLocation, parse_oss_url
 from ossfs.fs.filesystem import MOUNT_PREFIX_XATTR
 from ossfs.net.environ import environ_ca_bundle, environ_proxies
-from ossfs.store.oss_store import OssConfig, OssStore
+from ossfs.store.config import OssConfig
+from ossfs.store.oss_store import OssStore
 from ossfs.verify.verifier import MountView, ObjectResult, Status, Summary, Verifier, VerifyConfig
 
 __all__ = [
