@@ -869,7 +869,7 @@ def test_prefetch_of_a_mount_learns_the_link_from_its_store(
     with mounting.build_store(config) as store:
         fs, _ = mounting.build_filesystem(config, store)
         prefetcher = fs._prefetcher
-        assert prefetcher is not None and not prefetcher.slow_link
+        assert isinstance(prefetcher, Prefetcher) and not prefetcher.slow_link
         emulator.faults.update(latency_s=SLOW_FIRST_BYTE_S * 2, key_prefix="slow/")
         for _ in range(LATENCY_SAMPLES):
             assert store.get_range("slow/x.bin", 0, len(data)) == data
