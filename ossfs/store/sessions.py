@@ -113,6 +113,8 @@ def signed_request(bucket: oss2.Bucket, key: str, headers: dict[str, str]) -> Ht
 
 
 def make_bucket(config: OssConfig, auth: object, session: oss2.Session | None) -> oss2.Bucket:
+    """oss2's bucket of ``config`` over ``session``: separate connect and read timeouts, no
+    CRC of bodies. Raises oss2's ClientError for an endpoint or bucket name it refuses."""
     return oss2.Bucket(
         auth,
         config.endpoint,
@@ -127,6 +129,8 @@ def make_bucket(config: OssConfig, auth: object, session: oss2.Session | None) -
 
 
 def make_auth(config: OssConfig) -> object:
+    """oss2's auth of ``config``: anonymous without keys, STS with a token (V4 with a region,
+    else V1), else V4 with a region, else V1."""
     if config.access_key_id is None or config.access_key_secret is None:
         return oss2.AnonymousAuth()
     if config.security_token is not None:
