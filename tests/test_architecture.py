@@ -53,17 +53,9 @@ OWNED: Final[dict[str, str]] = {
 # The emulator is a server: it speaks HTTP of its own and is held to none of `OWNED`.
 OWNED_EXEMPT: Final = frozenset({"emulator"})
 
-# Known breaches, each to be removed by the work that fixes it (the store split of issue 18).
-# Listed ones that no longer happen fail the test too, so this list only shrinks.
-KNOWN: Final = frozenset(
-    {
-        "ossfs.store.oss_store: store -> ossfs.read.buffers",
-        "ossfs.store.oss_store: http.client (only net may)",
-        "ossfs.store.oss_store: ssl (only net may)",
-        "ossfs.store.oss_store: certifi (only net may)",
-        "ossfs.store.oss_store: requests.utils (only net may)",
-    }
-)
+# Known breaches, each to be removed by the work that fixes it (none left since the store split
+# of issue 18). Listed ones that no longer happen fail the test too, so this list only shrinks.
+KNOWN: Final[frozenset[str]] = frozenset()
 
 
 def _modules() -> Iterator[tuple[str, Path]]:

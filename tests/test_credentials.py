@@ -28,8 +28,8 @@ from ossfs.app.credentials import (
 from ossfs.app.endpoints import check_region, normalize_endpoint, region_endpoint, resolve_endpoint
 from ossfs.core.errors import UsageError
 from ossfs.emulator import EmulatorServer
+from ossfs.store.config import OssConfig
 from ossfs.store.credentials import Credentials
-from ossfs.store.oss_store import OssConfig
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 
 ENV_KEYS = {"OSS_ACCESS_KEY_ID": "env-id", "OSS_ACCESS_KEY_SECRET": "env-secret"}

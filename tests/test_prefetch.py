@@ -43,9 +43,10 @@ from ossfs.read.prefetch import (
     Prefetcher,
 )
 from ossfs.read.reader import ObjectReader
+from ossfs.store.config import OssConfig
 from ossfs.store.credentials import Credentials
 from ossfs.store.latency import SAMPLES as LATENCY_SAMPLES
-from ossfs.store.oss_store import OssConfig, OssStore
+from ossfs.store.oss_store import OssStore
 from tests.fakes import FakeStore
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 
@@ -868,7 +869,7 @@ def test_prefetch_of_a_mount_learns_the_link_from_its_store(
     with mounting.build_store(config) as store:
         fs, _ = mounting.build_filesystem(config, store)
         prefetcher = fs._prefetcher
-        assert prefetcher is not None and not prefetcher.slow_link
+        assert isinstance(prefetcher, Prefetcher) and not prefetcher.slow_link
         emulator.faults.update(latency_s=SLOW_FIRST_BYTE_S * 2, key_prefix="slow/")
         for _ in range(LATENCY_SAMPLES):
             assert store.get_range("slow/x.bin", 0, len(data)) == data

@@ -21,23 +21,26 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from ossfs.app.memory_budget import memory_line, memory_settings
 from ossfs.app.memory_limit import MemoryLimit
 from ossfs.core.errors import AccessDeniedError, NotFoundError, OssfsError, UsageError
+from ossfs.core.object_store import ObjectStore
 from ossfs.core.url import OssLocation
 from ossfs.fs.filesystem import Filesystem, FsConfig
 from ossfs.fs.namespace import Namespace
 from ossfs.fuse.fuse_ops import FuseOperations, run_fuse
+from ossfs.net.environ import environ_ca_bundle, environ_proxies
 from ossfs.net.metrics_server import MetricsServer
-from ossfs.obs.stats import MountStats, format_prometheus
+from ossfs.obs.stats import MountStats, StoreCounters, format_prometheus
 from ossfs.read.block_cache import BlockCache
 from ossfs.read.buffers import BufferPool
 from ossfs.read.prefetch import PrefetchConfig, Prefetcher
-from ossfs.read.sibling_prefetch import SiblingPrefetchConfig, SiblingPrefetcher
+from ossfs.read.sibling_prefetch import SiblingPrefetchConfig, SiblingPrefetcher, WholeFetcher
+from ossfs.store.config import OssConfig
 from ossfs.store.credentials import Credentials
-from ossfs.store.oss_store import OssConfig, OssStore
+from ossfs.store.oss_store import OssStore
 from ossfs.store.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -140,6 +143,20 @@ class MountConfig:
         return _KERNEL_TTL_FOREVER_S if math.isinf(self.metadata_ttl_s) else self.metadata_ttl_s
 
 
+class MountStore(ObjectStore, StoreCounters, Protocol):
+    """What a mount needs of its store (`OssStore`): the `ObjectStore`, its counters for the
+    stats, and for read-ahead the link's latency and a runner of whole-object GETs."""
+
+    def first_byte_s(self) -> float | None:
+        """The recent time to a GET's first byte; None while not known."""
+        ...
+
+    def whole_fetcher(self, *, max_idle: int) -> WholeFetcher | None:
+        """A new runner of directory read-ahead's GETs (its user closes it), or None: they run
+        on worker threads."""
+        ...
+
+
 def check_mountpoint(path: Path, *, nonempty_ok: bool) -> None:
     """Raise `UsageError` if ``path`` cannot be mounted on."""
     try:
@@ -187,12 +204,14 @@ def build_store(config: MountConfig, buffers: BufferPool | None = None) -> OssSt
                 base_delay_s=min(0.05, config.retry_budget_s),
                 max_delay_s=min(2.0, config.retry_budget_s),
             ),
+            ca_bundle=environ_ca_bundle(os.environ),
         ),
-        buffers=buffers,
+        proxies=environ_proxies,
+        take_buffer=buffers.take if buffers is not None else None,
     )
 
 
-def probe(store: OssStore, config: MountConfig) -> None:
+def probe(store: ObjectStore, config: MountConfig) -> None:
     """One cheap request; failures become one-line `UsageError`s saying what to do."""
     where = f"oss://{config.location.bucket} at {config.endpoint}"
     try:
@@ -211,7 +230,7 @@ def probe(store: OssStore, config: MountConfig) -> None:
 
 
 def build_filesystem(
-    config: MountConfig, store: OssStore, buffers: BufferPool | None = None
+    config: MountConfig, store: MountStore, buffers: BufferPool | None = None
 ) -> tuple[Filesystem, MountStats]:
     """The filesystem over ``store``, and the gatherer of its live counters. ``buffers``: the
     pool the store reads into (the cache gives evicted blocks back to it)."""

@@ -1,8 +1,9 @@
 """The FUSE-agnostic read-only filesystem: attributes, directories, handles, reads, xattrs.
 
 It speaks paths, `Stat` values and `ossfs.core.errors` classes; it knows nothing of fusepy (that is
-`fuse_ops`) or of oss2 (that is `oss_store`). Every method is thread-safe: FUSE calls them from
-many threads at once.
+`fuse_ops`) or of oss2 (that is `oss_store`), and read-ahead only through the interfaces it
+defines (`SequentialReadAhead`, `DirectoryReadAhead`: the app passes the concrete ones in).
+Every method is thread-safe: FUSE calls them from many threads at once.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import stat
 import threading
 from dataclasses import dataclass
+from typing import Protocol
 
 from cachetools import LRUCache
 
@@ -29,9 +31,7 @@ from ossfs.core.nodes import Node, NodeKind
 from ossfs.core.object_store import ObjectMeta, ObjectStore
 from ossfs.fs.namespace import Namespace
 from ossfs.read.block_cache import BlockCache
-from ossfs.read.prefetch import Prefetcher
-from ossfs.read.reader import ObjectReader, ReadData
-from ossfs.read.sibling_prefetch import SiblingPrefetcher
+from ossfs.read.reader import ObjectReader, ReadAhead, ReadData
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,28 @@ _KERNEL_CACHE_PATHS = 65536
 _STATFS_BLOCKS = 1 << 40
 _STATFS_FILES = 1 << 40
 _NAME_MAX = 255
+
+
+class SequentialReadAhead(Protocol):
+    """Read-ahead for sequential readers of open files (`ossfs.read.prefetch.Prefetcher`)."""
+
+    def attach(self, reader: ObjectReader) -> ReadAhead:
+        """The read-ahead policy of ``reader``, a newly opened file's (called once per open)."""
+        ...
+
+
+class DirectoryReadAhead(Protocol):
+    """Read-ahead of the files a directory walk opens next
+    (`ossfs.read.sibling_prefetch.SiblingPrefetcher`)."""
+
+    def on_open(self, node: Node) -> None:
+        """Told of every opened file before its first read; never waits for the network and
+        never raises for remote failures."""
+        ...
+
+    def close(self) -> None:
+        """Stop for good (unmounted)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +135,8 @@ class Filesystem:
         config: FsConfig,
         *,
         mount_time_ns: int,
-        prefetcher: Prefetcher | None = None,
-        sibling_prefetcher: SiblingPrefetcher | None = None,
+        prefetcher: SequentialReadAhead | None = None,
+        sibling_prefetcher: DirectoryReadAhead | None = None,
     ) -> None:
         """``prefetcher``: read-ahead for sequential readers of open files (None: none).
         ``sibling_prefetcher``: read-ahead of the small files a directory walk opens next."""
