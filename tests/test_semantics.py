@@ -29,12 +29,12 @@ from typing import Final
 import pytest
 
 from ossfs.app import mounting
-from ossfs.app.credentials import Credentials
 from ossfs.app.mounting import MountConfig
 from ossfs.app.umount import is_mounted
-from ossfs.app.url import OssLocation
 from ossfs.core.sizes import parse_ttl
+from ossfs.core.url import OssLocation
 from ossfs.emulator import EmulatorServer
+from ossfs.store.credentials import Credentials
 from tests.fs_shell import MOUNT_ONLY, SUPPORTED, FsShell
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 from tests.test_reliability_support import run_ossfs
