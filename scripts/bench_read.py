@@ -37,7 +37,7 @@ from pathlib import Path
 
 import mount_helpers
 import oss2
-from mount_helpers import REPO, client_env, daemon_pids, peak_rss
+from mount_helpers import baseline_tree, client_env, daemon_pids, peak_rss
 
 from ossfs.core.sizes import parse_size
 from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer
@@ -141,17 +141,6 @@ def median(runs: list[Sample]) -> Sample:
     """The run with the median time (the lower middle one for an even count)."""
     ordered = sorted(runs, key=lambda run: run[0])
     return ordered[(len(ordered) - 1) // 2]
-
-
-def baseline_tree(rev: str, tmp: Path) -> Path:
-    """The ``ossfs`` package of git revision ``rev``, extracted under ``tmp``."""
-    out = tmp / f"rev-{rev}"
-    out.mkdir()
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", rev, "ossfs"], capture_output=True, check=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
-    return out
 
 
 def run(args: argparse.Namespace) -> list[Row]:

@@ -14,9 +14,10 @@ system, side by side:
   for any fusepy filesystem with the FUSE options ossfs uses);
 - ``local``: the same tree in a local directory, page cache warm (the limit of the box).
 
-Profiles: ``loopback`` (no faults) and ``remote`` (each GET's answer waits 20 ms, then flows at
-100 MB/s per connection; HEAD and LIST are not slowed, so the metadata workloads run in
-``loopback`` only). Workloads (the ``--quick`` sizes in brackets):
+Profiles: ``loopback`` (no faults); ``remote`` (every answer, GET, HEAD, LIST and the probe, waits
+20 ms; bodies flow at 100 MB/s per connection in small pieces, each on time); ``remote-chunked``
+(the same, but bodies are written 1 MiB at a time with a sleep to keep the rate, as some servers
+and proxies do). Workloads (the ``--quick`` sizes in brackets):
 
 - ``seq1``: sequential read of one large object, 1 GiB [256 MiB], then ``warm``: the same file
   again in the same mount; ``seq4``: 4 readers on 4 such objects at once (ossfs gets
@@ -62,7 +63,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
-from mount_helpers import LOCAL_HOSTS, peak_rss
+from mount_helpers import LOCAL_HOSTS, baseline_tree, peak_rss
 
 AK: Final = "bench-ak"
 SK: Final = "bench-secret-0123456789"
@@ -76,7 +77,7 @@ SEQ_READERS: Final = 4
 SYSTEMS: Final = ("ossfs", "oss2", "s3fs", "rclone", "nullfs", "local")
 MOUNTED: Final = frozenset({"ossfs", "s3fs", "rclone", "nullfs"})
 PEERS: Final = ("s3fs", "rclone")
-PROFILES: Final = ("loopback", "remote")
+PROFILES: Final = ("loopback", "remote", "remote-chunked")
 REMOTE_LATENCY_S: Final = 0.02
 REMOTE_BANDWIDTH: Final = 100_000_000
 
@@ -111,7 +112,7 @@ class Workload:
     unit: str
     higher_is_better: bool
     group: str  # workloads of one group share a mount (and run in this order)
-    metadata: bool = False  # HEAD/LIST only: not slowed by the remote profile
+    metadata: bool = False  # HEAD/LIST only
 
 
 def workloads(sizes: Sizes) -> list[Workload]:
@@ -326,6 +327,12 @@ def ossfs_env() -> dict[str, str]:
 
 
 _SNAPSHOT: list[Path] = []  # the copy of the ossfs package every mount of this run uses
+_BASELINE: dict[str, Path] = {}  # "ossfs@REV" -> the folder holding that revision's package
+
+
+def kind(system: str) -> str:
+    """``ossfs`` for ``ossfs@REV`` (another revision of ossfs), else the system itself."""
+    return system.partition("@")[0]
 
 
 def snapshot_ossfs(tmp: Path) -> Path:
@@ -381,8 +388,10 @@ class Mount:
 
     live: ClassVar[list[Mount]] = []
 
-    def __init__(self, argv: list[str], env: dict[str, str], mountpoint: Path, log: Path) -> None:
-        self.argv, self.env, self.mountpoint, self.log = argv, env, mountpoint, log
+    def __init__(
+        self, argv: list[str], env: dict[str, str], mountpoint: Path, log: Path, cwd: Path
+    ) -> None:
+        self.argv, self.env, self.mountpoint, self.log, self.cwd = argv, env, mountpoint, log, cwd
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 60.0) -> None:
@@ -394,7 +403,7 @@ class Mount:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=self.env,
-                cwd=python_cwd(),
+                cwd=self.cwd,
                 start_new_session=True,
             )
         Mount.live.append(self)
@@ -455,18 +464,19 @@ class Bench:
         mp = self.mount_root / f"{system}-{self.counter}"
         log = self.tmp / "logs" / f"{system}-{self.counter}.log"
         log.parent.mkdir(exist_ok=True)
-        if system == "ossfs":
+        if kind(system) == "ossfs":
             argv = [sys.executable, "-m", "ossfs", "mount", f"oss://{BUCKET}", str(mp)]
             argv += ["--endpoint", self.server.endpoint, "-f", *extra]
-            return Mount(argv, ossfs_env(), mp, log)
+            # ``python -m`` puts its working directory first on sys.path: the package measured.
+            return Mount(argv, ossfs_env(), mp, log, _BASELINE.get(system, python_cwd()))
         if system == "nullfs":
             argv = [sys.executable, str(SCRIPTS / "bench_nullfs.py"), str(self.manifest), str(mp)]
-            return Mount(argv, peer_env_base(), mp, log)
+            return Mount(argv, peer_env_base(), mp, log, python_cwd())
         s3 = self.server.s3_endpoint
         if system == "s3fs":
             argv = ["s3fs", BUCKET, str(mp), "-f", "-o", f"url={s3}", "-o"]
             argv += ["use_path_request_style", "-o", "public_bucket=1", "-o", "ro"]
-            return Mount(argv, peer_env(self.tmp), mp, log)
+            return Mount(argv, peer_env(self.tmp), mp, log, python_cwd())
         if system == "rclone":
             env = peer_env(self.tmp)
             for name, value in (
@@ -478,7 +488,7 @@ class Bench:
             ):
                 env[f"RCLONE_CONFIG_EMU_{name}"] = value
             argv = ["rclone", "mount", f"emu:{BUCKET}", str(mp), "--read-only"]
-            return Mount(argv, env, mp, log)
+            return Mount(argv, env, mp, log, python_cwd())
         raise ValueError(system)
 
 
@@ -486,7 +496,7 @@ def missing_tool(system: str) -> str | None:
     binary = {"s3fs": "s3fs", "rclone": "rclone"}.get(system)
     if binary is not None and shutil.which(binary) is None:
         return f"not installed (apt-get install {binary})"
-    if system in MOUNTED and not os.path.exists("/dev/fuse"):
+    if kind(system) in MOUNTED and not os.path.exists("/dev/fuse"):
         return "no /dev/fuse"
     return None
 
@@ -821,8 +831,8 @@ def run_case(bench: Bench, system: str, group: str, timeout_s: float) -> dict[st
     out: dict[str, Sample] = {}
     mount: Mount | None = None
     try:
-        if system in MOUNTED:
-            extra = bench.ossfs_memory_args if (system, group) == ("ossfs", "seq4") else []
+        if kind(system) in MOUNTED:
+            extra = bench.ossfs_memory_args if (kind(system), group) == ("ossfs", "seq4") else []
             mount = bench.mount_for(system, extra)
             try:
                 mount.start()
@@ -838,7 +848,7 @@ def run_case(bench: Bench, system: str, group: str, timeout_s: float) -> dict[st
             if name not in names:
                 continue
             counters = None
-            if mount is not None and system == "ossfs":
+            if mount is not None and kind(system) == "ossfs":
                 counters = functools.partial(ossfs_counters, mount.mountpoint)
             answer, requests, served, delta = measure(bench, spec, prepare, timeout_s, counters)
             sample = to_sample(by_name[name], answer, requests, served)
@@ -1288,6 +1298,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--random-ops", type=int, help="random 4 KiB reads (256 KiB: a fifth)")
     parser.add_argument("--timeout", type=float, help="seconds per measurement")
     parser.add_argument("--max-memory", default="512MiB", help="ossfs --max-memory for seq4")
+    parser.add_argument(
+        "--baseline-rev",
+        metavar="REV",
+        help="also measure the ossfs of this git revision (system ossfs@REV, interleaved)",
+    )
     parser.add_argument("--out-dir", type=Path, default=REPO / "bench-results")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1315,6 +1330,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         if unknown:
             parser.error(f"unknown {name} {sorted(unknown)}; choose from {list(allowed)}")
         setattr(args, name, [x for x in allowed if x in chosen])
+    if args.baseline_rev:
+        at = args.systems.index("ossfs") + 1 if "ossfs" in args.systems else 0
+        args.systems.insert(at, f"ossfs@{args.baseline_rev}")
     names = [w.name for w in workloads(args.sizes)]
     if args.workloads:
         unknown = set(args.workloads.split(",")) - set(names)
@@ -1338,11 +1356,13 @@ def run(args: argparse.Namespace) -> int:
         wanted.add("seq1")  # warm is the second read of the seq1 case
     chosen = [w for w in every if w.name in wanted]
     groups = list(dict.fromkeys(w.group for w in chosen))
-    by_group = {g: [w for w in chosen if w.group == g] for g in groups}
     memory_args: list[str] = []
     settings = {
         "loopback": FaultSettings(),
         "remote": FaultSettings(latency_s=REMOTE_LATENCY_S, bandwidth_bytes_per_s=REMOTE_BANDWIDTH),
+        "remote-chunked": FaultSettings(
+            latency_s=REMOTE_LATENCY_S, bandwidth_bytes_per_s=REMOTE_BANDWIDTH, pacing="chunked"
+        ),
     }
     samples: dict[Key, list[Sample]] = {}
     began = time.monotonic()
@@ -1350,7 +1370,9 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="ossfs-suite-") as tmp_name:
         tmp = Path(tmp_name)
         snapshot_ossfs(tmp)
-        if "ossfs" in systems:
+        if args.baseline_rev:
+            _BASELINE[f"ossfs@{args.baseline_rev}"] = baseline_tree(args.baseline_rev, tmp)
+        if "ossfs" in systems or _BASELINE:
             memory_args = ossfs_memory_args(args.max_memory)
         mount_root = make_mount_root(tmp)
         try:
@@ -1382,8 +1404,6 @@ def run(args: argparse.Namespace) -> int:
                 for profile in profiles:
                     server.faults.set(settings[profile])
                     for group in groups:
-                        if profile != "loopback" and all(w.metadata for w in by_group[group]):
-                            continue
                         # Warm the server for the group: its copies of the data in the page
                         # cache, and one untimed pass of the direct oss2 stream (else whichever
                         # system runs first is slower: the first 4 x 1 GiB run came out at half
@@ -1420,9 +1440,9 @@ def run(args: argparse.Namespace) -> int:
         f"{time.monotonic() - began:.0f} s)\n\n"
         "MB/s = 10**6 bytes a second. Each case runs on a fresh mount (cold caches) except "
         "`warm` (the second read in the `seq1` mount) and `local` (page cache warm). "
-        f"`remote` = {REMOTE_LATENCY_S * 1e3:.0f} ms before the answer to each GET, "
-        f"{REMOTE_BANDWIDTH / 1e6:.0f} MB/s per connection; metadata workloads run in "
-        "`loopback` only (HEAD/LIST are not slowed). Requests and bytes are what the server "
+        f"`remote` = {REMOTE_LATENCY_S * 1e3:.0f} ms before every answer (GET, HEAD, LIST), "
+        f"{REMOTE_BANDWIDTH / 1e6:.0f} MB/s per connection in small pieces; `remote-chunked`: "
+        "the same rate in 1 MiB pieces with sleeps between. Requests and bytes are what the server "
         "saw during the measured part only (mount, `stat` and listing before it excluded, except "
         "in `ls`/`find`); an aborted GET (the client hung up mid-body) is logged with 0 bytes, so "
         "`MB served` undercounts for clients that abort streams (see `aborted GETs`). (!) marks "

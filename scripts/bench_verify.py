@@ -26,7 +26,8 @@ from pathlib import Path
 import ossfs.verify.verifier
 from ossfs.core.crc64 import crc64, require_fast_crc
 from ossfs.core.sizes import format_size, parse_size
-from ossfs.store.oss_store import OssConfig, OssStore
+from ossfs.store.config import OssConfig
+from ossfs.store.oss_store import OssStore
 from ossfs.verify.verifier import Status, Verifier, VerifyConfig
 
 BUCKET = "bench-bucket"

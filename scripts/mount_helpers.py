@@ -2,7 +2,8 @@
 
 A daemonized mount of the local server's bucket (``mounted``), unmounting whatever is left of
 one (``unmount``), finding its daemon's processes (``daemon_pids``) and their peak RSS
-(``peak_rss``), and the environment that points a client at the local server (``client_env``).
+(``peak_rss``), the environment that points a client at the local server (``client_env``), and
+the package of another git revision to compare with (``baseline_tree``).
 Scripts import it as a sibling module (``python scripts/NAME.py`` puts this folder first on
 ``sys.path``).
 """
@@ -20,6 +21,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_HOSTS = "127.0.0.1,localhost"
+
+
+def baseline_tree(rev: str, tmp: Path) -> Path:
+    """The ``ossfs`` package of git revision ``rev``, extracted under ``tmp`` (run ``python -m
+    ossfs`` with this folder as the working directory to use it)."""
+    out = tmp / f"rev-{rev}"
+    out.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", rev, "ossfs"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return out
 
 
 def client_env(access_key_id: str, access_key_secret: str) -> dict[str, str]:

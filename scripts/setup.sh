@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything ossfs needs on Debian 12 or 13 into ./.venv: system packages (as root,
-# through apt) and the Python package with its dev extras. Safe to run again.
+# through apt) and the Python package with its dev extras; as root also /usr/local/sbin/ossfs, so
+# `mount -t fuse.ossfs` and fstab lines work (scripts/install_mount_helper.sh). Safe to run again.
 # OSSFS_EXTRA_APT="pkg ..." adds packages (the tests add the peers rclone and s3fs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,5 +47,10 @@ fast_crc='from ossfs.core.crc64 import require_fast_crc; require_fast_crc()'
 if ! .venv/bin/python -c "$fast_crc" 2>/dev/null; then
     .venv/bin/python -m pip install -q --force-reinstall --no-cache-dir --no-binary crcmod crcmod
     .venv/bin/python -c "$fast_crc"
+fi
+if [ "$(id -u)" = 0 ]; then
+    bash scripts/install_mount_helper.sh
+else
+    echo "setup: not root, so mount -t fuse.ossfs is not set up (see docs/fstab.md)"
 fi
 echo "setup: ready (.venv/bin/ossfs)"

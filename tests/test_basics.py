@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ossfs.app.url import OssLocation, parse_oss_url
 from ossfs.core.crc64 import crc64, crc64_combine, has_fast_crc
 from ossfs.core.errors import UsageError
 from ossfs.core.sizes import parse_size, parse_ttl
+from ossfs.core.url import OssLocation, parse_oss_url
 
 
 def test_crc64_check_value() -> None:

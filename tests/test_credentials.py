@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from ossfs.app.credentials import (
     Access,
     AccessOptions,
-    Credentials,
     check_private,
     credentials_from_env,
     find_credentials,
@@ -29,7 +28,8 @@ from ossfs.app.credentials import (
 from ossfs.app.endpoints import check_region, normalize_endpoint, region_endpoint, resolve_endpoint
 from ossfs.core.errors import UsageError
 from ossfs.emulator import EmulatorServer
-from ossfs.store.oss_store import OssConfig
+from ossfs.store.config import OssConfig
+from ossfs.store.credentials import Credentials
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 
 ENV_KEYS = {"OSS_ACCESS_KEY_ID": "env-id", "OSS_ACCESS_KEY_SECRET": "env-secret"}

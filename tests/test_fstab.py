@@ -2,8 +2,9 @@
 
 util-linux's mount runs ``mount.fuse3``, which runs ``/bin/sh -c 'ossfs SOURCE MOUNTPOINT -o
 OPTS'`` with PATH reset to ``/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`` and
-HOME to root's: the real-mount tests need ``ossfs`` on that PATH (a symlink to this checkout's
-``ossfs`` is made for the test when none is there) and root.
+HOME to root's. ``scripts/setup.sh`` run as root puts this checkout's ``ossfs`` first on that PATH
+(``scripts/install_mount_helper.sh``: /usr/local/sbin/ossfs); the real-mount tests use what it
+installed, and need root.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -28,7 +28,11 @@ from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 from tests.support.mounts import wait_daemon_gone
 
 HELPER_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-DOCS: Final = Path(__file__).resolve().parent.parent / "docs"
+ROOT: Final = Path(__file__).resolve().parent.parent
+DOCS: Final = ROOT / "docs"
+INSTALLER: Final = ROOT / "scripts" / "install_mount_helper.sh"
+OURS: Final = Path(sys.executable).parent / "ossfs"
+"""This checkout's ``ossfs`` (the package's console script, next to the venv's python)."""
 
 
 # -- the argument translation ----------------------------------------------------------------------
@@ -138,7 +142,7 @@ def test_docs_systemd_unit_execstart_is_a_valid_foreground_mount() -> None:
     lines = (DOCS / "ossfs.service").read_text().splitlines()
     (exec_start,) = [ln for ln in lines if ln.startswith("ExecStart=")]
     program, *argv = shlex.split(exec_start.removeprefix("ExecStart="))
-    assert program == "/usr/local/bin/ossfs"
+    assert program == "/usr/local/sbin/ossfs"  # where setup puts it (install_mount_helper.sh)
     args = build_parser().parse_args(argv)
     assert args.command == "mount" and args.foreground and args.passwd_file is not None
     assert "Type=simple" in lines and "WantedBy=multi-user.target" in lines
@@ -147,40 +151,66 @@ def test_docs_systemd_unit_execstart_is_a_valid_foreground_mount() -> None:
 # -- through the real mount command ----------------------------------------------------------------
 
 
+def _install(helper_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    if helper_dir is not None:
+        env["OSSFS_HELPER_DIR"] = str(helper_dir)
+    return subprocess.run(
+        ["bash", str(INSTALLER)], capture_output=True, text=True, timeout=30, env=env, check=False
+    )
+
+
+def test_install_mount_helper_links_once_replaces_a_stale_link_and_leaves_a_file_alone(
+    tmp_path: Path,
+) -> None:
+    assert OURS.exists(), "the package's console script (pip install -e .) is missing"
+    helper_dir = tmp_path / "sbin"  # made by the installer
+    link = helper_dir / "ossfs"
+
+    first = _install(helper_dir)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith(f"setup: installed {link} -> ") and not first.stderr
+    assert link.is_symlink() and link.resolve() == OURS.resolve()
+
+    again = _install(helper_dir)  # setup run again: nothing to do, and it says so
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.endswith("(already installed)\n") and len(again.stdout.splitlines()) == 1
+    assert link.resolve() == OURS.resolve()
+
+    link.unlink()
+    link.symlink_to(tmp_path / "moved-checkout" / ".venv" / "bin" / "ossfs")  # dangling
+    stale = _install(helper_dir)
+    assert stale.returncode == 0 and stale.stdout.startswith("setup: installed"), stale.stderr
+    assert link.resolve() == OURS.resolve()
+    assert sorted(p.name for p in helper_dir.iterdir()) == ["ossfs"]  # no leftover temporary
+
+    link.unlink()
+    link.write_text("#!/bin/sh\n# someone else's ossfs\n")
+    other = _install(helper_dir)
+    assert other.returncode == 0 and not other.stdout
+    assert f"{link} is not a symlink, so it was left alone" in other.stderr
+    assert link.read_text() == "#!/bin/sh\n# someone else's ossfs\n"
+
+
 @pytest.fixture
-def helper_ossfs() -> Iterator[None]:
-    """``ossfs`` of this checkout on the PATH mount.fuse3 gives its child (made if missing)."""
+def helper_ossfs() -> None:
+    """mount.fuse3 finds this checkout's ``ossfs``, installed as `scripts/setup.sh` does as root.
+
+    CI's setup has installed it. Where it is not this checkout's (setup ran as another user, or
+    another checkout's setup ran since) the fixture runs the installer setup runs, never a link of
+    its own, and leaves it as setup would.
+    """
     if os.geteuid() != 0:
         pytest.skip("mount -t fuse.ossfs needs root (CI runs the tests as root)")
     if shutil.which("mount.fuse3", path=HELPER_PATH) is None:
         pytest.skip("FUSE's mount.fuse3 is missing (fuse3 is installed by scripts/setup.sh)")
-    ours = Path(sys.executable).parent / "ossfs"
-    assert ours.exists(), "the package's console script (pip install -e .) is missing"
-    link = Path("/usr/local/bin/ossfs")
-    previous: str | None = None
-    if link.is_symlink() and link.resolve() != ours.resolve():
-        # A symlink left by another checkout or an interrupted run (possibly dangling): point
-        # it at this checkout for the test and put it back afterwards.
-        previous = os.readlink(link)
-        link.unlink()
     found = shutil.which("ossfs", path=HELPER_PATH)
-    made = False
-    if found is None:
-        try:
-            link.symlink_to(ours)
-            made = True
-        except FileExistsError:  # another test run made it meanwhile: it removes it
-            pass
-        found = str(link)
-    try:
-        if Path(found).resolve() != ours.resolve():
-            pytest.skip(f"an installed ossfs (not a symlink) is on the helper's PATH: {found}")
-        yield
-    finally:
-        if made and link.is_symlink() and link.resolve() == ours.resolve():
-            link.unlink()
-        if previous is not None and not link.exists() and not link.is_symlink():
-            link.symlink_to(previous)
+    if found is None or Path(found).resolve() != OURS.resolve():
+        installed = _install()
+        assert installed.returncode == 0, installed.stderr
+        found = shutil.which("ossfs", path=HELPER_PATH)
+    assert found == "/usr/local/sbin/ossfs", found
+    assert Path(found).resolve() == OURS.resolve(), f"{found} is not this checkout's ossfs"
 
 
 def _no_oss_env() -> dict[str, str]:

@@ -1,14 +1,28 @@
-"""Tests of `ossfs.app.memory_budget`: the default --max-memory / --cache-size."""
+"""Tests of `ossfs.app.memory_budget`: the default --max-memory / --cache-size, and the refusal
+of a budget above the process's memory limit."""
 
 from __future__ import annotations
 
-import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from ossfs.app import memory_budget
-from ossfs.app.memory_budget import default_budgets, usable_memory_bytes
+from ossfs.app.memory_budget import (
+    budgets_within,
+    default_budgets,
+    memory_line,
+    memory_settings,
+    size_at_most,
+    usable_memory_bytes,
+)
+from ossfs.app.memory_limit import RAM, MemoryLimit, find_memory_limit
+from ossfs.core.errors import UsageError
+from ossfs.core.sizes import format_size, parse_size
+from ossfs.obs.stats import MemorySettings
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -19,6 +33,9 @@ MiB = 1 << 20
     [
         (24 * GiB, (None, None), (1536 * MiB, 1152 * MiB)),  # 1/16 of RAM, cache 3/4 of it
         (2 * GiB, (None, None), (256 * MiB, 192 * MiB)),  # never below 256 MiB
+        (400 * MiB, (None, None), (200 * MiB, 150 * MiB)),  # ... unless that is over half
+        (320 * MiB, (None, None), (160 * MiB, 120 * MiB)),
+        (128 * MiB, (None, None), (64 * MiB, 48 * MiB)),
         (24 * GiB, (512 * MiB, None), (512 * MiB, 384 * MiB)),  # a given budget is kept
         (24 * GiB, (None, 256 * MiB), (1536 * MiB, 256 * MiB)),  # a given cache is kept
         (4 * GiB, (None, 1 * GiB), (1 * GiB * 4 // 3, 1 * GiB)),  # the budget grows to fit it
@@ -32,20 +49,89 @@ def test_memory_budget_defaults(
     assert default_budgets(usable, max_memory=max_memory, cache_size=cache_size) == expected
 
 
-def test_memory_budget_usable_memory_is_ram_or_a_lower_cgroup_limit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    assert 0 < usable_memory_bytes() <= ram
-    v2, v1 = tmp_path / "memory.max", tmp_path / "memory.limit_in_bytes"
-    monkeypatch.setattr(memory_budget, "_CGROUP_LIMITS", (v2, v1))
-    assert usable_memory_bytes() == ram  # neither file
-    v2.write_text("max\n")
-    v1.write_text("9223372036854771712\n")  # v1's "unlimited"
-    assert usable_memory_bytes() == ram
-    v1.write_text(f"{ram // 2}\n")
-    assert usable_memory_bytes() == ram // 2
-    v2.write_text(f"{ram // 4}\n")
-    assert usable_memory_bytes() == ram // 4
-    v2.write_text("garbage\n")
-    assert usable_memory_bytes() == ram // 2
+GROUP = MemoryLimit(400 * MiB, "/sys/fs/cgroup/system.slice/x.service/memory.max", "/x.service")
+WHERE = "this process's memory limit of 400.0 MiB (cgroup /x.service memory.max)"
+
+
+def test_memory_budget_usable_memory_is_the_limit_found() -> None:
+    assert usable_memory_bytes() == find_memory_limit().limit_bytes > 0
+
+
+def test_memory_budget_within_the_limit_is_the_default_or_what_was_given() -> None:
+    assert budgets_within(GROUP, max_memory=None, cache_size=None) == (200 * MiB, 150 * MiB)
+    assert budgets_within(GROUP, max_memory=400 * MiB, cache_size=None) == (400 * MiB, 300 * MiB)
+    assert budgets_within(GROUP, max_memory=None, cache_size=300 * MiB) == (400 * MiB, 300 * MiB)
+
+
+def test_memory_budget_above_a_group_limit_is_refused_with_what_to_give() -> None:
+    with pytest.raises(UsageError) as info:
+        budgets_within(GROUP, max_memory=2 * GiB, cache_size=None)
+    assert str(info.value) == (
+        f"--max-memory 2.0 GiB is above {WHERE}: give at most 400MiB or raise the limit"
+    )
+    with pytest.raises(UsageError) as info:
+        budgets_within(GROUP, max_memory=2 * GiB, cache_size=100 * MiB)
+    assert str(info.value).startswith("--max-memory 2.0 GiB is above ")
+    with pytest.raises(UsageError) as info:
+        budgets_within(GROUP, max_memory=None, cache_size=301 * MiB)
+    assert str(info.value) == (
+        "--cache-size 301.0 MiB needs a memory budget of 401.3 MiB (the cache is 3/4 of it), "
+        f"above {WHERE}: give at most 300MiB or raise the limit"
+    )
+
+
+def test_memory_budget_above_ram_is_refused_without_a_limit_to_raise() -> None:
+    ram = MemoryLimit(24 * GiB - 700 * MiB, RAM)
+    with pytest.raises(UsageError) as info:
+        budgets_within(ram, max_memory=24 * GiB, cache_size=None)
+    assert str(info.value) == (
+        "--max-memory 24.0 GiB is above this process's memory limit of 23.3 GiB (RAM): "
+        "give at most 23.3GiB"
+    )
+
+
+@given(st.integers(1, 1 << 50))
+def test_memory_budget_size_at_most_is_a_size_never_above_and_within_a_tenth(n: int) -> None:
+    given_back = parse_size(size_at_most(n))
+    assert n - n // 10 <= given_back <= n
+
+
+@given(st.integers(1 << 20, 1 << 45))
+def test_memory_budget_default_is_at_most_half_the_limit_and_holds_the_cache(usable: int) -> None:
+    budget, cache = default_budgets(usable, max_memory=None, cache_size=None)
+    assert cache <= budget <= usable // 2
+    assert budget >= min(256 * MiB, usable // 2)
+
+
+def test_memory_budget_log_line_and_stats_name_the_limit_and_its_source() -> None:
+    assert memory_line(GROUP, 200 * MiB, 150 * MiB) == (
+        "memory limit 400.0 MiB (cgroup /x.service memory.max): ossfs uses up to 200.0 MiB "
+        "(--max-memory), 150.0 MiB of it to cache file data (--cache-size)"
+    )
+    assert memory_line(None, 200 * MiB, 150 * MiB) == (
+        "memory: up to 200.0 MiB (--max-memory), 150.0 MiB of it to cache file data (--cache-size)"
+    )
+    assert memory_settings(GROUP, 200 * MiB) == MemorySettings(
+        200 * MiB, 400 * MiB, "cgroup /x.service memory.max"
+    )
+    assert memory_settings(None, 200 * MiB) is None
+
+
+def test_cli_mount_max_memory_above_the_limit_is_one_line_exit_2(tmp_path: Path) -> None:
+    limit = find_memory_limit()  # the test's group is the subprocess's
+    above = limit.limit_bytes + GiB
+    raise_it = " or raise the limit" if limit.group is not None else ""
+    mount = ["mount", "oss://bucket", str(tmp_path / "mp"), "--anonymous"]
+    result = subprocess.run(
+        [sys.executable, "-m", "ossfs", *mount, "--endpoint", "h", "--max-memory", str(above)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"ossfs mount: error: --max-memory {format_size(above)} is above this process's memory "
+        f"limit of {format_size(limit.limit_bytes)} ({limit.describe()}): give at most "
+        f"{size_at_most(limit.limit_bytes)}{raise_it}\n"
+    )

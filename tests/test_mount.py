@@ -10,6 +10,7 @@ import filecmp
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -379,6 +380,45 @@ def test_mount_foreground_sigterm_unmounts_cleanly(
             proc.wait()
         if is_mounted(mp):
             subprocess.run(["umount", "-l", str(mp)], check=False)
+
+
+_OWN_LOG_LINE = re.compile(
+    r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) ossfs\.[\w.]+: "
+)
+
+
+def test_mount_foreground_stderr_has_only_ossfs_log_lines(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    # libfuse 3.14.0 printed "Ignoring invalid max threads value 4294967295 > max (100000)." on
+    # every mount unless told max_idle_threads; a user should meet only ossfs's own words.
+    emulator.put_object(BUCKET, "a.txt", b"a")
+    mp = tmp_path / "fg"
+    mp.mkdir()
+    stderr_path = tmp_path / "stderr.txt"
+    with stderr_path.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "ossfs", "mount", f"oss://{BUCKET}", str(mp)),
+                *("-f", "--endpoint", emulator.endpoint),
+            ],
+            env=_env(),
+            stderr=stderr,
+        )
+    try:
+        wait_until(lambda: is_mounted(mp), 30, "the foreground mount", step_s=0.1)
+        assert (mp / "a.txt").read_bytes() == b"a"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if is_mounted(mp):
+            subprocess.run(["umount", "-l", str(mp)], check=False)
+    lines = stderr_path.read_text(errors="replace").splitlines()
+    assert any(f"on {mp}" in line for line in lines), lines  # it did log: stderr was read
+    assert not [line for line in lines if "max threads" in line or not _OWN_LOG_LINE.match(line)]
 
 
 @pytest.mark.parametrize(

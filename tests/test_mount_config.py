@@ -7,9 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from ossfs.app.mounting import MountConfig, check_mountpoint, fuse_options, read_ahead_kib
-from ossfs.app.url import OssLocation
+from ossfs.app.mounting import (
+    MountConfig,
+    _credentials_words,
+    _endpoint_words,
+    build_store,
+    check_mountpoint,
+    fuse_options,
+    read_ahead_kib,
+)
 from ossfs.core.errors import UsageError
+from ossfs.core.url import OssLocation
+from ossfs.emulator import EmulatorServer
+from ossfs.store.credentials import Credentials
+from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 
 
 def _config(**overrides: object) -> MountConfig:
@@ -47,6 +58,29 @@ def test_mount_config_validates_sizes_and_modes() -> None:
         _config(file_mode=0o10000)
     with pytest.raises(UsageError, match="max-memory"):
         _config(cache_size_bytes=2 << 30, max_memory_bytes=1 << 30)
+
+
+def test_build_store_reaches_oss_as_the_environment_says(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    """The mount's store takes its proxies and CA bundle from the environment: the endpoint's
+    name does not resolve, only the proxy (the emulator, which takes absolute-URI requests)
+    can answer."""
+    emulator.put_object(BUCKET, "p.txt", b"through the proxy")
+    port = emulator.endpoint.rsplit(":", 1)[1]
+    bundle = tmp_path / "ca.pem"
+    monkeypatch.setenv("HTTP_PROXY", emulator.endpoint)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    config = _config(
+        location=OssLocation(BUCKET, ""),
+        endpoint=f"http://oss-test.invalid:{port}",
+        credentials=Credentials(ACCESS_KEY_ID, ACCESS_KEY_SECRET),
+    )
+    with build_store(config) as store:
+        assert store.config.ca_bundle == str(bundle)
+        assert store.get_range("p.txt", 0, 7) == b"through"
 
 
 def test_fuse_options_follow_metadata_ttl_and_passthrough() -> None:
@@ -168,3 +202,33 @@ def test_tune_malloc_takes_effect_on_glibc() -> None:
     from ossfs.app.mounting import tune_malloc
 
     assert tune_malloc() is (platform.libc_ver()[0] == "glibc")
+
+
+@pytest.mark.parametrize(
+    ("credentials", "source", "region", "words"),
+    [
+        (
+            Credentials("LTAIkeyid", "s3cr3t", "t0ken"),
+            "/root/.passwd-ossfs",
+            "cn-hangzhou",
+            "endpoint http://127.0.0.1:1 (region cn-hangzhou); temporary credentials (STS token) "
+            "from /root/.passwd-ossfs",
+        ),
+        (
+            None,
+            "--anonymous",
+            None,
+            "endpoint http://127.0.0.1:1; no credentials, unsigned requests (--anonymous)",
+        ),
+    ],
+)
+def test_mount_log_says_endpoint_and_credentials_source_never_a_secret(
+    credentials: Credentials | None,
+    source: str,
+    region: str | None,
+    words: str,
+) -> None:
+    config = _config(credentials=credentials, credentials_source=source, region=region)
+    said = f"endpoint {_endpoint_words(config)}; {_credentials_words(config)}"
+    assert said == words
+    assert "s3cr3t" not in said and "t0ken" not in said and "LTAIkeyid" not in said

@@ -12,16 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ossfs.core.errors import AccessDeniedError, NotFoundError
+from ossfs.core.errors import AccessDeniedError, NotDirectoryError, NotFoundError, NotSymlinkError
 from ossfs.core.names import inode_for_key
+from ossfs.core.nodes import Node, NodeKind
 from ossfs.core.object_store import ListPage, ObjectMeta
-from ossfs.fs.namespace import (
-    Namespace,
-    Node,
-    NodeKind,
-    NotDirectoryError,
-    NotSymlinkError,
-)
+from ossfs.fs.namespace import Namespace
 from tests.support.fakes import FakeStore
 
 

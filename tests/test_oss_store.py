@@ -7,16 +7,13 @@ is checked, retried and translated. Integration tests against the local emulator
 
 from __future__ import annotations
 
-import http.client
 import io
 import queue
-import ssl
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import oss2.exceptions
 import pytest
 
 from ossfs.core.crc64 import crc64
@@ -31,19 +28,13 @@ from ossfs.core.errors import (
 )
 from ossfs.core.object_store import Piece
 from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer
+from ossfs.net.environ import environ_proxies
 from ossfs.net.http_wire import Headers
 from ossfs.net.oss_http import HttpRequest, HttpResponse, Timeouts
+from ossfs.store.config import OssConfig
 from ossfs.store.latency import SAMPLES as LATENCY_SAMPLES
-from ossfs.store.oss_store import (
-    OssConfig,
-    OssStore,
-    check_content_range,
-    is_transient,
-    meta_from_headers,
-    parse_content_range,
-    translate_error,
-)
-from ossfs.store.retry import Retrier, RetriesExhaustedError, RetryPolicy
+from ossfs.store.oss_store import OssStore
+from ossfs.store.retry import Retrier, RetryPolicy
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET
 from tests.support import BUCKET as SUPPORT_BUCKET
 
@@ -182,172 +173,6 @@ def make_store(
     return OssStore(cfg, retrier=retrier, transport=adapter), adapter
 
 
-# -- pure helpers ---------------------------------------------------------------------------------
-
-
-def test_parse_content_range_accepts_standard_forms() -> None:
-    assert parse_content_range("bytes 0-99/1024") == (0, 99, 1024)
-    assert parse_content_range("bytes 5-5/*") == (5, 5, None)
-    with pytest.raises(IntegrityError):
-        parse_content_range("bytes */1024")
-    with pytest.raises(IntegrityError):
-        parse_content_range("items 0-1/2")
-
-
-def test_check_content_range_accepts_exact_match() -> None:
-    assert check_content_range("k", 206, "bytes 100-199/1024", 100, 200) == 1024
-    assert check_content_range("k", 206, "bytes 100-1023/1024", 100, None) == 1024
-
-
-@pytest.mark.parametrize(
-    ("status", "content_range", "start", "end"),
-    [
-        (200, None, 0, 100),  # Range ignored: whole object
-        (206, None, 0, 100),  # no Content-Range
-        (206, "bytes 1-100/1024", 0, 100),  # wrong start
-        (206, "bytes 0-98/1024", 0, 100),  # short range (object smaller than asked)
-        (206, "bytes 0-99/99", 0, 100),  # total cannot hold the range
-        (206, "bytes 100-500/1024", 100, None),  # open-ended but not to the end
-    ],
-)
-def test_check_content_range_rejects_mismatch(
-    status: int, content_range: str | None, start: int, end: int | None
-) -> None:
-    with pytest.raises(IntegrityError):
-        check_content_range("k", status, content_range, start, end)
-
-
-def test_meta_from_headers_parses_everything() -> None:
-    headers = {
-        "content-length": "1024",
-        "etag": f'"{ETAG}"',
-        "last-modified": LAST_MODIFIED,
-        "x-oss-hash-crc64ecma": "14969823782951187105",
-        "x-oss-storage-class": "Archive",
-        "x-oss-object-type": "Multipart",
-        "content-type": "text/plain",
-        "x-oss-restore": 'ongoing-request="true"',
-        "x-oss-meta-zeta": "z",
-        "x-oss-meta-alpha": "a",
-    }
-    meta = meta_from_headers("dir/a.txt", headers)
-    assert meta.key == "dir/a.txt"
-    assert meta.size == 1024
-    assert meta.etag == ETAG
-    assert meta.mtime_ns == LAST_MODIFIED_NS
-    assert meta.crc64 == 14969823782951187105
-    assert meta.storage_class == "Archive"
-    assert meta.object_type == "Multipart"
-    assert meta.content_type == "text/plain"
-    assert meta.restore == 'ongoing-request="true"'
-    assert meta.user_meta == (("alpha", "a"), ("zeta", "z"))
-    assert meta.is_frozen
-
-
-def test_meta_from_headers_defaults_and_size_override() -> None:
-    meta = meta_from_headers("k", {"content-length": "7", "etag": '"E"'}, size=99)
-    assert meta.size == 99
-    assert meta.crc64 is None
-    assert meta.storage_class == "Standard"
-    assert meta.object_type == "Normal"
-    assert meta.user_meta == ()
-
-
-@pytest.mark.parametrize(
-    "headers",
-    [
-        {"etag": '"E"'},
-        {"content-length": "x"},
-        {"content-length": "1", "last-modified": "yesterday"},
-        {"content-length": "1", "x-oss-hash-crc64ecma": "-5"},
-    ],
-)
-def test_meta_from_headers_rejects_bad_headers(headers: Mapping[str, str]) -> None:
-    with pytest.raises(IntegrityError):
-        meta_from_headers("k", headers)
-
-
-def server_error(
-    cls: type[oss2.exceptions.ServerError], status: int, code: str, message: str = "m"
-) -> oss2.exceptions.ServerError:
-    return cls(status, {"x-oss-request-id": "RID42"}, b"", {"Code": code, "Message": message})
-
-
-@pytest.mark.parametrize(
-    ("exc", "expected"),
-    [
-        (server_error(oss2.exceptions.NoSuchKey, 404, "NoSuchKey"), NotFoundError),
-        (server_error(oss2.exceptions.NotFound, 404, ""), NotFoundError),
-        (server_error(oss2.exceptions.AccessDenied, 403, "AccessDenied"), AccessDeniedError),
-        (
-            server_error(oss2.exceptions.SignatureDoesNotMatch, 403, "SignatureDoesNotMatch"),
-            AccessDeniedError,
-        ),
-        (server_error(oss2.exceptions.ServerError, 403, "InvalidAccessKeyId"), AccessDeniedError),
-        (server_error(oss2.exceptions.ServerError, 403, ""), AccessDeniedError),
-        (server_error(oss2.exceptions.ServerError, 403, "InvalidObjectState"), ArchivedError),
-        (server_error(oss2.exceptions.PreconditionFailed, 412, "PreconditionFailed"), StaleError),
-        (server_error(oss2.exceptions.ServerError, 416, "InvalidRange"), IntegrityError),
-        (server_error(oss2.exceptions.ServerError, 500, "InternalError"), RemoteIOError),
-        (server_error(oss2.exceptions.ServerError, 400, "InvalidArgument"), RemoteIOError),
-    ],
-)
-def test_translate_error_maps_oss_codes(
-    exc: oss2.exceptions.ServerError, expected: type[Exception]
-) -> None:
-    err = translate_error(exc, op="get", key="dir/k", bucket=BUCKET, endpoint=ENDPOINT)
-    assert type(err) is expected
-    assert "'dir/k'" in str(err)
-    assert "RID42" in str(err)
-    if exc.code:
-        assert exc.code in str(err)
-
-
-def test_translate_error_names_bucket_for_no_such_bucket() -> None:
-    exc = server_error(oss2.exceptions.NoSuchBucket, 404, "NoSuchBucket")
-    err = translate_error(exc, op="head", key="k", bucket="nope", endpoint=ENDPOINT)
-    assert isinstance(err, NotFoundError)
-    assert "bucket 'nope' does not exist" in str(err)
-
-
-def test_translate_error_says_clock_is_off_for_skew() -> None:
-    exc = server_error(oss2.exceptions.ServerError, 403, "RequestTimeTooSkewed")
-    err = translate_error(exc, op="get", key="k", bucket=BUCKET, endpoint=ENDPOINT)
-    assert isinstance(err, AccessDeniedError)
-    assert "clock" in str(err)
-
-
-def test_translate_error_unwraps_exhausted_retries() -> None:
-    last = oss2.exceptions.RequestError(ConnectionRefusedError("refused"))
-    wrapped = RetriesExhaustedError("get", last, attempts=4, elapsed_s=1.5)
-    err = translate_error(wrapped, op="get", key="k", bucket=BUCKET, endpoint=ENDPOINT)
-    assert type(err) is RemoteIOError
-    assert ENDPOINT in str(err)
-    assert "4 attempt" in str(err)
-
-
-@pytest.mark.parametrize(
-    ("exc", "transient"),
-    [
-        (server_error(oss2.exceptions.ServerError, 500, "InternalError"), True),
-        (server_error(oss2.exceptions.ServerError, 503, "SlowDown"), True),
-        (server_error(oss2.exceptions.ServerError, 429, "TooManyRequests"), True),
-        (oss2.exceptions.RequestError(TimeoutError("t")), True),
-        (http.client.IncompleteRead(b"", 5), True),
-        (ConnectionResetError("reset"), True),
-        (TimeoutError("slow"), True),
-        (ssl.SSLError("bad record mac"), True),
-        (server_error(oss2.exceptions.NoSuchKey, 404, "NoSuchKey"), False),
-        (server_error(oss2.exceptions.PreconditionFailed, 412, "PreconditionFailed"), False),
-        (server_error(oss2.exceptions.AccessDenied, 403, "AccessDenied"), False),
-        (IntegrityError("x"), False),
-        (ValueError("x"), False),
-    ],
-)
-def test_is_transient_classifies(exc: BaseException, transient: bool) -> None:
-    assert is_transient(exc) is transient
-
-
 def test_oss_config_validates_and_hides_secrets() -> None:
     with pytest.raises(UsageError):
         OssConfig(endpoint=ENDPOINT, bucket=BUCKET, access_key_id="AK")
@@ -431,11 +256,11 @@ def test_oss_store_reads_proxies_once_through_the_environment(
         access_key_id=ACCESS_KEY_ID,
         access_key_secret=ACCESS_KEY_SECRET,
     )
-    with OssStore(config) as store:
+    with OssStore(config, proxies=environ_proxies) as store:
         monkeypatch.setenv("HTTP_PROXY", "http://changed.invalid:1")  # too late
         assert store.get_range("p.txt", 0, 7) == b"through"
         assert store.head("p.txt").size == 17
-    with OssStore(config, proxies={}) as direct, pytest.raises(RemoteIOError):
+    with OssStore(config) as direct, pytest.raises(RemoteIOError):
         direct.get_range("p.txt", 0, 7)  # no proxy: the name does not resolve
 
 
@@ -444,7 +269,10 @@ def test_oss_store_rejects_unusable_proxy(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     with pytest.raises(UsageError) as info:
-        OssStore(OssConfig(endpoint="https://oss-cn-hangzhou.aliyuncs.com", bucket=BUCKET))
+        OssStore(
+            OssConfig(endpoint="https://oss-cn-hangzhou.aliyuncs.com", bucket=BUCKET),
+            proxies=environ_proxies,
+        )
     assert "http://host:port" in str(info.value) and "pw" not in str(info.value)
 
 
@@ -1057,11 +885,11 @@ def test_oss_store_whole_fetcher_only_without_a_proxy(emulator: EmulatorServer) 
         access_key_id=ACCESS_KEY_ID,
         access_key_secret=ACCESS_KEY_SECRET,
     )
-    with OssStore(config, proxies={"http": "http://127.0.0.1:9"}) as proxied:
+    with OssStore(config, proxies=lambda url: {"http": "http://127.0.0.1:9"}) as proxied:
         assert proxied.whole_fetcher(max_idle=1) is None
     scripted, _ = make_store(lambda request: Reply(200, {}))
     assert scripted.whole_fetcher(max_idle=1) is None
-    with OssStore(config, proxies={}) as direct:
+    with OssStore(config) as direct:
         loop = direct.whole_fetcher(max_idle=1)
         assert loop is not None
         loop.close()

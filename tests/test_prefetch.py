@@ -20,9 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ossfs.app import mounting
-from ossfs.app.credentials import Credentials
 from ossfs.app.mounting import MountConfig
-from ossfs.app.url import OssLocation
 from ossfs.core.errors import (
     AccessDeniedError,
     IntegrityError,
@@ -31,6 +29,7 @@ from ossfs.core.errors import (
     StaleError,
 )
 from ossfs.core.object_store import ObjectMeta
+from ossfs.core.url import OssLocation
 from ossfs.emulator import EmulatorServer
 from ossfs.fs.filesystem import Filesystem, FsConfig
 from ossfs.fs.namespace import Namespace
@@ -43,8 +42,10 @@ from ossfs.read.prefetch import (
     Prefetcher,
 )
 from ossfs.read.reader import ObjectReader
+from ossfs.store.config import OssConfig
+from ossfs.store.credentials import Credentials
 from ossfs.store.latency import SAMPLES as LATENCY_SAMPLES
-from ossfs.store.oss_store import OssConfig, OssStore
+from ossfs.store.oss_store import OssStore
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 from tests.support.executors import InlineExecutor, ManualExecutor
 from tests.support.fakes import FakeStore
@@ -903,7 +904,7 @@ def test_prefetch_of_a_mount_learns_the_link_from_its_store(
     with mounting.build_store(config) as store:
         fs, _ = mounting.build_filesystem(config, store)
         prefetcher = fs._prefetcher
-        assert prefetcher is not None and not prefetcher.slow_link
+        assert isinstance(prefetcher, Prefetcher) and not prefetcher.slow_link
         emulator.faults.update(latency_s=SLOW_FIRST_BYTE_S * 2, key_prefix="slow/")
         for _ in range(LATENCY_SAMPLES):
             assert store.get_range("slow/x.bin", 0, len(data)) == data

@@ -178,7 +178,7 @@ def test_reliability_directory_read_ahead_under_faults_never_serves_wrong_bytes(
     for key, data in files.items():
         emulator.put_object(BUCKET, key, data)
     log_file = tmp_path / "mount.log"
-    mp = mounts.mount(emulator.endpoint, "--log-file", str(log_file))
+    mp = mounts.mount(emulator.endpoint, "--log-file", str(log_file), "--log-level", "debug")
     assert "directory read-ahead: up to" in log_file.read_text()
     assert "on one thread (non-blocking sockets)" in log_file.read_text()
     os.listdir(mp / "walk")

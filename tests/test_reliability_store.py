@@ -12,7 +12,8 @@ import pytest
 
 from ossfs.core.errors import NotFoundError, RemoteIOError
 from ossfs.emulator import EmulatorServer
-from ossfs.store.oss_store import OssConfig, OssStore
+from ossfs.store.config import OssConfig
+from ossfs.store.oss_store import OssStore
 from ossfs.store.retry import RetryPolicy
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 from tests.support.mounts import MIB, data_for, emulator_config, free_port

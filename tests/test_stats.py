@@ -20,19 +20,21 @@ import pytest
 
 from ossfs.app import mounting
 from ossfs.app.cli import main
-from ossfs.app.memory_budget import default_budgets, usable_memory_bytes
+from ossfs.app.memory_budget import default_budgets
+from ossfs.app.memory_limit import find_memory_limit
 from ossfs.app.mounting import MountConfig
 from ossfs.app.umount import is_mounted
-from ossfs.app.url import OssLocation
 from ossfs.core.errors import UsageError
 from ossfs.core.sizes import format_size
+from ossfs.core.url import OssLocation
 from ossfs.emulator import EmulatorServer
 from ossfs.fs.filesystem import Filesystem, FsConfig
 from ossfs.fs.namespace import Namespace
 from ossfs.fuse.fuse_ops import FuseOperations, FuseOSError
-from ossfs.obs.metrics import MetricsServer, parse_address
+from ossfs.net.metrics_server import MetricsServer, parse_address
 from ossfs.obs.stats import (
     STATS_XATTR,
+    MemorySettings,
     MountStats,
     StoreCounters,
     format_human,
@@ -134,7 +136,28 @@ def test_fuse_ops_root_xattr_answers_the_snapshot_as_json() -> None:
     assert "prefetch" not in doc  # no prefetcher in this mount
     memory = doc["memory"]
     assert isinstance(memory, dict) and memory["cache_bytes"] == 3
+    assert set(memory) == {"rss_bytes", "cache_bytes"}  # no limit was given to these stats
     assert _errno_of(lambda: ops.call("getxattr", "/a.txt", STATS_XATTR)) == errno.ENODATA
+
+
+def test_stats_memory_section_has_the_budget_and_the_limit_with_its_source() -> None:
+    store = CountingStore()
+    cache = BlockCache(16 * BLOCK)
+    stats = MountStats(
+        mount=f"oss://{BUCKET}/",
+        store=store,
+        cache=cache,
+        cache_capacity_bytes=16 * BLOCK,
+        namespace=Namespace(store, metadata_ttl_s=60.0),
+        prefetcher=None,
+        open_handles=lambda: 0,
+        memory=MemorySettings(200 << 20, 400 << 20, "cgroup /x.service memory.max"),
+    )
+    memory = stats.snapshot().to_json()["memory"]
+    assert isinstance(memory, dict)
+    assert memory["budget_bytes"] == 200 << 20
+    assert memory["limit_bytes"] == 400 << 20
+    assert memory["limit_source"] == "cgroup /x.service memory.max"
 
 
 def test_stats_xattr_size_is_stable_while_counters_move() -> None:
@@ -198,6 +221,12 @@ SAMPLE: dict[str, object] = {
     },
     "served": {"bytes": 1500, "errors_by_errno": {"ENOENT": 2}},
     "cache": {"hits": 3, "used_bytes": 4096, "hit_rate": 0.75},
+    "memory": {
+        "rss_bytes": 90 << 20,
+        "budget_bytes": 200 << 20,
+        "limit_bytes": 400 << 20,
+        "limit_source": 'cgroup /system.slice/a"b.service memory.max',
+    },
 }
 
 
@@ -219,6 +248,16 @@ def test_format_prometheus_families_labels_and_types() -> None:
     # Every family says what it is, right before its TYPE (what promtool's lint asks for).
     assert "# HELP ossfs_store_requests_total ossfs store: requests, by op" in lines
     assert "# HELP ossfs_cache_hit_rate ossfs cache: hit rate" in lines
+    # The memory limit is a level, labelled with where it came from; the text is no series.
+    assert "# TYPE ossfs_memory_limit_bytes gauge" in lines
+    assert (
+        'ossfs_memory_limit_bytes{source="cgroup /system.slice/a\\"b.service memory.max"} '
+        f"{400 << 20}"
+    ) in lines
+    assert "# TYPE ossfs_memory_budget_bytes gauge" in lines
+    assert f"ossfs_memory_budget_bytes {200 << 20}" in lines
+    assert f"ossfs_memory_rss_bytes {90 << 20}" in lines  # no source: no label
+    assert not any("limit_source" in ln for ln in lines)
     types = [i for i, ln in enumerate(lines) if ln.startswith("# TYPE ")]
     assert types and all(lines[i - 1].startswith(f"# HELP {lines[i].split()[2]} ") for i in types)
 
@@ -233,6 +272,8 @@ def test_format_human_sections_sizes_and_rates() -> None:
     assert "get=3 list=2" in text
     assert "  bytes_fetched          2.0 MiB (2097152)" in text.splitlines()
     assert "75.0%" in text and "ENOENT=2" in text
+    assert "  limit_bytes            400.0 MiB (419430400)" in text.splitlines()
+    assert '  limit_source           cgroup /system.slice/a"b.service memory.max' in text
 
 
 @pytest.mark.parametrize(
@@ -256,7 +297,7 @@ def test_metrics_server_answers_metrics_and_404() -> None:
     fh = ops.call("open", "/a.txt", os.O_RDONLY)
     ops.call("read", "/a.txt", 3, 0, fh)
     server = MetricsServer("127.0.0.1", 0)
-    server.start(stats.snapshot)
+    server.start(lambda: format_prometheus(stats.snapshot().to_json()))
     try:
         host, port = server.address
         with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as response:
@@ -383,6 +424,12 @@ def test_mount_stats_and_metrics_move_when_a_file_is_read(
     assert isinstance(gets_after, dict) and gets_after.get("get", 0) >= 1
     assert number(after, "memory", "rss_bytes") > 0
     assert number(after, "memory", "cache_bytes") > 0
+    # The limit of the test's group (the daemon's too) and the default budget from it.
+    limit = find_memory_limit()
+    assert number(after, "memory", "limit_bytes") == limit.limit_bytes
+    assert after["memory"]["limit_source"] == limit.describe()
+    budget, _ = default_budgets(limit.limit_bytes, max_memory=None, cache_size=None)
+    assert number(after, "memory", "budget_bytes") == budget
 
     human = run_ossfs("stats", str(mp))
     assert human.returncode == 0, human.stderr
@@ -417,13 +464,21 @@ def test_mount_log_file_has_the_mount_info_and_a_warning_for_a_failed_read(
     with pytest.raises(PermissionError):
         (mp / "cold.bin").read_bytes()
     lines = log_file.read_text().splitlines()
-    # No --max-memory given: the default budget, from this machine's memory.
-    budget, cache = default_budgets(usable_memory_bytes(), max_memory=None, cache_size=None)
-    mounting = (
-        f"INFO ossfs.app.mounting: mounting oss://{BUCKET}/ on {mp} "
-        f"(memory budget {format_size(budget)}, block cache {format_size(cache)})"
-    )
-    assert any(mounting in ln for ln in lines) == (level == "info")
+    # No --max-memory given: the default budget, from the limit of this process (the test's
+    # group is the daemon's).
+    limit = find_memory_limit()
+    budget, cache = default_budgets(limit.limit_bytes, max_memory=None, cache_size=None)
+    said = [
+        f"INFO ossfs.app.mounting: mounting oss://{BUCKET}/ read-only on {mp}",
+        f"INFO ossfs.app.mounting: endpoint {emulator.endpoint}; credentials from "
+        "$OSS_ACCESS_KEY_ID/$OSS_ACCESS_KEY_SECRET",
+        f"INFO ossfs.app.mounting: memory limit {format_size(limit.limit_bytes)} "
+        f"({limit.describe()}): ossfs uses up to {format_size(budget)} (--max-memory), "
+        f"{format_size(cache)} of it to cache file data (--cache-size)",
+    ]
+    for words in said:
+        assert any(words in ln for ln in lines) == (level == "info"), (words, lines)
+    assert not any("read-ahead" in ln for ln in lines)  # its workings are DEBUG's business
     assert any("WARNING" in ln and "cold.bin" in ln and "not restored" in ln for ln in lines)
     assert not any(ACCESS_KEY_SECRET in ln for ln in lines)
 

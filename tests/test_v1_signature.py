@@ -11,9 +11,10 @@ import time
 
 import pytest
 
-from ossfs.app.credentials import Credentials
 from ossfs.net.oss_http import PooledTransport
-from ossfs.store.oss_store import OssConfig, OssStore
+from ossfs.store.config import OssConfig
+from ossfs.store.credentials import Credentials
+from ossfs.store.oss_store import OssStore
 from ossfs.store.v1_signature import V1Signer
 
 # 2026-11-25 12:00:00 UTC, the date of the vectors in the protocol notes.
@@ -124,13 +125,13 @@ def test_v1_signature_whole_get_is_what_oss2_sends(
         access_key_secret=None if auth == "anonymous" else "s3cr3t/+=",
         security_token="tok/en+=" if auth == "sts" else None,
     )
-    with OssStore(config, proxies={}) as store:
-        transport = store._transport
-        assert isinstance(transport, PooledTransport)
+    with OssStore(config) as store:
+        transport, gets = store._transport, store._whole_gets
+        assert isinstance(transport, PooledTransport) and gets is not None
         for key in KEYS:
-            ours = store._prepare_whole_get(key, "0123ABCD", 12345)
+            ours = gets.prepare(key, "0123ABCD", 12345)
             endpoint_of_oss2, bytes_of_oss2 = transport.encode(
-                store._oss2_whole_get(key, dict(whole_get("0123ABCD", 12345)[:3]))
+                gets.oss2_request(key, dict(whole_get("0123ABCD", 12345)[:3]))
             )
             assert ours.data == bytes_of_oss2, key
             assert ours.endpoint == endpoint_of_oss2
@@ -147,6 +148,7 @@ def test_v1_signature_not_used_for_v4() -> None:
         access_key_secret="SK",
         region="cn-hangzhou",
     )
-    with OssStore(config, proxies={}) as store:
-        data = store._prepare_whole_get("k", "E", 10).data
+    with OssStore(config) as store:
+        assert store._whole_gets is not None
+        data = store._whole_gets.prepare("k", "E", 10).data
     assert b"OSS4-HMAC-SHA256" in data

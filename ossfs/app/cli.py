@@ -17,16 +17,14 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from ossfs import __version__
+from ossfs.app.access_args import access_from_args, add_access_arguments
 from ossfs.core.crc64 import MissingCrcExtensionError, require_fast_crc
 from ossfs.core.errors import UsageError
-
-if TYPE_CHECKING:
-    from ossfs.app.credentials import Access
 
 EXIT_USAGE = 2
 
@@ -65,71 +63,6 @@ def _fuse_options(values: list[str]) -> tuple[tuple[str, str | bool], ...]:
     return tuple(options)
 
 
-def add_access_arguments(parser: argparse.ArgumentParser) -> None:
-    """The endpoint and credential options shared by ``mount`` and ``verify`` (no secrets:
-    keys come from the environment or from files, never from argv)."""
-    parser.add_argument(
-        "--endpoint",
-        metavar="URL",
-        help="OSS endpoint URL (default: $OSS_ENDPOINT, else derived from --region, "
-        "else from --credentials-file)",
-    )
-    parser.add_argument(
-        "--region",
-        help="region ID, e.g. cn-hangzhou: sign requests with V4 for it and, without "
-        "--endpoint/$OSS_ENDPOINT, use https://oss-REGION.aliyuncs.com (default: V1)",
-    )
-    parser.add_argument(
-        "--internal",
-        action="store_true",
-        help="with an endpoint derived from a region: use the VPC-internal one "
-        "(https://oss-REGION-internal.aliyuncs.com)",
-    )
-    parser.add_argument(
-        "--anonymous", action="store_true", help="send unsigned requests (public buckets)"
-    )
-    parser.add_argument(
-        "--credentials-file",
-        type=Path,
-        metavar="PATH",
-        help="ossutil config file ([default] profile of ossutil 2.0, or [Credentials] of 1.x): "
-        "keys, and endpoint/region when not given otherwise; mode 600",
-    )
-    parser.add_argument(
-        "--profile",
-        metavar="NAME",
-        help="use [profile NAME] of --credentials-file (default: [default])",
-    )
-    parser.add_argument(
-        "--passwd-file",
-        type=Path,
-        metavar="PATH",
-        help="ossfs 1.x passwd file (BUCKET:ID:SECRET or ID:SECRET lines, mode 600) instead of "
-        "~/.passwd-ossfs and /etc/passwd-ossfs",
-    )
-
-
-def access_from_args(args: argparse.Namespace, env: Mapping[str, str], *, bucket: str) -> Access:
-    """Endpoint, region and credentials for ``bucket`` from parsed `add_access_arguments`
-    options and the environment mapping ``env``; `UsageError` for anything to fix."""
-    from ossfs.app.credentials import AccessOptions, resolve_access
-
-    options = AccessOptions(
-        anonymous=args.anonymous,
-        endpoint=args.endpoint,
-        region=args.region,
-        internal=args.internal,
-        credentials_file=_absolute(args.credentials_file),
-        profile=args.profile,
-        passwd_file=_absolute(args.passwd_file),
-    )
-    return resolve_access(options, env, bucket=bucket)
-
-
-def _absolute(path: Path | None) -> Path | None:
-    return path.absolute() if path is not None else None
-
-
 def _add_mount(sub: argparse._SubParsersAction[_Parser]) -> None:
     p = sub.add_parser("mount", help="mount oss://BUCKET[/PREFIX] read-only at MOUNTPOINT")
     p.add_argument("location", metavar="oss://BUCKET[/PREFIX]")
@@ -144,7 +77,8 @@ def _add_mount(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     p.add_argument(
         "--max-memory",
-        help="budget for cached and read-ahead data (default 1/16 of RAM, at least 256MiB)",
+        help="budget for cached and read-ahead data, at most the memory limit of this process "
+        "(its cgroup's, or RAM); default 1/16 of that limit, at least 256MiB or half of it",
     )
     p.add_argument(
         "--cache-size", help="block cache size, part of --max-memory (default 3/4 of it)"
@@ -197,16 +131,18 @@ def _add_mount(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _run_mount(args: argparse.Namespace) -> int:
-    from ossfs.app.memory_budget import default_budgets, usable_memory_bytes
+    from ossfs.app.memory_budget import budgets_within
+    from ossfs.app.memory_limit import find_memory_limit
     from ossfs.app.mounting import MountConfig, run_mount
-    from ossfs.app.url import parse_oss_url
     from ossfs.core.sizes import parse_size, parse_ttl
-    from ossfs.obs.metrics import parse_address
+    from ossfs.core.url import parse_oss_url
+    from ossfs.net.metrics_server import parse_address
 
     location = parse_oss_url(args.location)
     access = access_from_args(args, os.environ, bucket=location.bucket)
-    max_memory, cache_size = default_budgets(
-        usable_memory_bytes(),
+    memory_limit = find_memory_limit()
+    max_memory, cache_size = budgets_within(
+        memory_limit,
         max_memory=parse_size(args.max_memory, what="--max-memory") if args.max_memory else None,
         cache_size=parse_size(args.cache_size, what="--cache-size") if args.cache_size else None,
     )
@@ -221,6 +157,7 @@ def _run_mount(args: argparse.Namespace) -> int:
         metadata_ttl_s=parse_ttl(args.metadata_ttl, what="--metadata-ttl"),
         max_memory_bytes=max_memory,
         cache_size_bytes=cache_size,
+        memory_limit=memory_limit,
         prefetch=not args.no_prefetch,
         connect_timeout_s=parse_ttl(args.connect_timeout, what="--connect-timeout"),
         read_timeout_s=parse_ttl(args.read_timeout, what="--read-timeout"),

@@ -32,6 +32,7 @@ from typing import Final
 
 from ossfs.app.endpoints import check_region, resolve_endpoint
 from ossfs.core.errors import UsageError
+from ossfs.store.credentials import Credentials
 
 __all__ = [
     "ENV_SOURCE",
@@ -60,17 +61,6 @@ _SUPPORTED_MODES: Final = frozenset({"ak", "ststoken", "anonymous"})
 # configparser treats a section named like its default_section as defaults for every section;
 # ossutil has no such thing, so the name is one no file can contain.
 _NO_DEFAULT_SECTION: Final = "\x00"
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    access_key_id: str
-    access_key_secret: str
-    security_token: str | None = None
-
-    def __repr__(self) -> str:  # never show secrets, even in a debugger or a log line
-        token = ", security_token=***" if self.security_token is not None else ""
-        return f"Credentials(access_key_id={self.access_key_id!r}, access_key_secret=***{token})"
 
 
 @dataclass(frozen=True, slots=True)

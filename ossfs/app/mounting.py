@@ -21,22 +21,26 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
-from ossfs.app.credentials import Credentials
-from ossfs.app.url import OssLocation
+from ossfs.app.memory_budget import memory_line, memory_settings
+from ossfs.app.memory_limit import MemoryLimit
 from ossfs.core.errors import AccessDeniedError, NotFoundError, OssfsError, UsageError
-from ossfs.core.sizes import format_size
+from ossfs.core.object_store import ObjectStore
+from ossfs.core.url import OssLocation
 from ossfs.fs.filesystem import Filesystem, FsConfig
 from ossfs.fs.namespace import Namespace
 from ossfs.fuse.fuse_ops import FuseOperations, run_fuse
-from ossfs.obs.metrics import MetricsServer
-from ossfs.obs.stats import MountStats
+from ossfs.net.environ import environ_ca_bundle, environ_proxies
+from ossfs.net.metrics_server import MetricsServer
+from ossfs.obs.stats import MountStats, StoreCounters, format_prometheus
 from ossfs.read.block_cache import BlockCache
 from ossfs.read.buffers import BufferPool
 from ossfs.read.prefetch import PrefetchConfig, Prefetcher
-from ossfs.read.sibling_prefetch import SiblingPrefetchConfig, SiblingPrefetcher
-from ossfs.store.oss_store import OssConfig, OssStore
+from ossfs.read.sibling_prefetch import SiblingPrefetchConfig, SiblingPrefetcher, WholeFetcher
+from ossfs.store.config import OssConfig
+from ossfs.store.credentials import Credentials
+from ossfs.store.oss_store import OssStore
 from ossfs.store.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -86,6 +90,8 @@ class MountConfig:
     cache_size_bytes: int = 768 << 20
     max_memory_bytes: int = 1 << 30
     """One budget for the data ossfs holds: the block cache plus read-ahead in flight."""
+    memory_limit: MemoryLimit | None = None
+    """The memory this process may use and where that came from (logged, and in the stats)."""
     prefetch: bool = True
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 30.0
@@ -137,6 +143,20 @@ class MountConfig:
         return _KERNEL_TTL_FOREVER_S if math.isinf(self.metadata_ttl_s) else self.metadata_ttl_s
 
 
+class MountStore(ObjectStore, StoreCounters, Protocol):
+    """What a mount needs of its store (`OssStore`): the `ObjectStore`, its counters for the
+    stats, and for read-ahead the link's latency and a runner of whole-object GETs."""
+
+    def first_byte_s(self) -> float | None:
+        """The recent time to a GET's first byte; None while not known."""
+        ...
+
+    def whole_fetcher(self, *, max_idle: int) -> WholeFetcher | None:
+        """A new runner of directory read-ahead's GETs (its user closes it), or None: they run
+        on worker threads."""
+        ...
+
+
 def check_mountpoint(path: Path, *, nonempty_ok: bool) -> None:
     """Raise `UsageError` if ``path`` cannot be mounted on."""
     try:
@@ -184,12 +204,14 @@ def build_store(config: MountConfig, buffers: BufferPool | None = None) -> OssSt
                 base_delay_s=min(0.05, config.retry_budget_s),
                 max_delay_s=min(2.0, config.retry_budget_s),
             ),
+            ca_bundle=environ_ca_bundle(os.environ),
         ),
-        buffers=buffers,
+        proxies=environ_proxies,
+        take_buffer=buffers.take if buffers is not None else None,
     )
 
 
-def probe(store: OssStore, config: MountConfig) -> None:
+def probe(store: ObjectStore, config: MountConfig) -> None:
     """One cheap request; failures become one-line `UsageError`s saying what to do."""
     where = f"oss://{config.location.bucket} at {config.endpoint}"
     try:
@@ -208,7 +230,7 @@ def probe(store: OssStore, config: MountConfig) -> None:
 
 
 def build_filesystem(
-    config: MountConfig, store: OssStore, buffers: BufferPool | None = None
+    config: MountConfig, store: MountStore, buffers: BufferPool | None = None
 ) -> tuple[Filesystem, MountStats]:
     """The filesystem over ``store``, and the gatherer of its live counters. ``buffers``: the
     pool the store reads into (the cache gives evicted blocks back to it)."""
@@ -248,7 +270,7 @@ def build_filesystem(
         # Its GETs run on one thread with non-blocking sockets where the endpoint allows (no
         # proxy), else on worker threads.
         fetcher = store.whole_fetcher(max_idle=sibling_gets)
-        log.info(
+        log.debug(
             "directory read-ahead: up to %d GETs in flight, %s",
             sibling_gets,
             "on one thread (non-blocking sockets)" if fetcher else "on worker threads (proxy)",
@@ -288,6 +310,7 @@ def build_filesystem(
         prefetcher=prefetcher,
         sibling_prefetcher=siblings,
         open_handles=fs.open_handles,
+        memory=memory_settings(config.memory_limit, config.max_memory_bytes),
     )
     return fs, stats
 
@@ -410,16 +433,14 @@ def serve(
     fs, stats = build_filesystem(config, store, buffers)
     ops = FuseOperations(fs, on_init=on_ready, stats=stats)
     fsname = fs_source(config.location, config.source_name)
+    log.info("mounting %s read-only on %s", config.location, config.mountpoint)
+    log.info("endpoint %s; %s", _endpoint_words(config), _credentials_words(config))
     log.info(
-        "mounting %s on %s (memory budget %s, block cache %s)",
-        config.location,
-        config.mountpoint,
-        format_size(config.max_memory_bytes),
-        format_size(config.cache_size_bytes),
+        "%s", memory_line(config.memory_limit, config.max_memory_bytes, config.cache_size_bytes)
     )
     try:
         if metrics is not None:
-            metrics.start(stats.snapshot)
+            metrics.start(lambda: format_prometheus(stats.snapshot().to_json()))
         run_fuse(
             ops,
             str(config.mountpoint),
@@ -432,6 +453,22 @@ def serve(
         if metrics is not None:
             metrics.close()
     log.info("unmounted %s", config.mountpoint)
+
+
+def _endpoint_words(config: MountConfig) -> str:
+    """The endpoint for the mount's log, with its signing region if it has one."""
+    if config.region is None:
+        return config.endpoint
+    return f"{config.endpoint} (region {config.region})"
+
+
+def _credentials_words(config: MountConfig) -> str:
+    """Where the credentials came from, for the mount's log: never a key or a secret."""
+    creds = config.credentials
+    if creds is None:
+        return f"no credentials, unsigned requests ({config.credentials_source})"
+    kind = "temporary credentials (STS token)" if creds.security_token else "credentials"
+    return f"{kind} from {config.credentials_source}"
 
 
 def run_mount(config: MountConfig) -> int:

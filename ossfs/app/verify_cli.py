@@ -24,14 +24,16 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Final, TextIO
 
-from ossfs.app.cli import access_from_args, add_access_arguments
+from ossfs.app.access_args import access_from_args, add_access_arguments
 from ossfs.app.progress import Progress
-from ossfs.app.url import OssLocation, parse_oss_url
 from ossfs.core.errors import OssfsError, UsageError
 from ossfs.core.object_store import ObjectStore
 from ossfs.core.sizes import format_size
+from ossfs.core.url import OssLocation, parse_oss_url
 from ossfs.fs.filesystem import MOUNT_PREFIX_XATTR
-from ossfs.store.oss_store import OssConfig, OssStore
+from ossfs.net.environ import environ_ca_bundle, environ_proxies
+from ossfs.store.config import OssConfig
+from ossfs.store.oss_store import OssStore
 from ossfs.verify.verifier import MountView, ObjectResult, Status, Summary, Verifier, VerifyConfig
 
 __all__ = [
@@ -112,10 +114,11 @@ def run(
         security_token=credentials.security_token if credentials else None,
         region=access.region,
         pool_size=jobs + 2,
+        ca_bundle=environ_ca_bundle(env),
     )
     level = logging.DEBUG if args.debug else logging.WARNING if args.verbose else logging.ERROR
     with _logging_to(err, level):
-        store = (store_factory or OssStore)(config)
+        store = (store_factory or _environ_store)(config)
         try:
             return _verify(
                 store,
@@ -131,6 +134,11 @@ def run(
             close = getattr(store, "close", None)
             if callable(close):
                 close()
+
+
+def _environ_store(config: OssConfig) -> OssStore:
+    """The store, reaching OSS through the proxies the process environment names."""
+    return OssStore(config, proxies=environ_proxies)
 
 
 def _check_keys(keys: list[str]) -> list[str]:

@@ -55,3 +55,41 @@ class ReadOnlyError(OssfsError):
 
 class UsageError(Exception):
     """Bad command line, configuration or environment: the CLI prints it and exits 2."""
+
+
+class NotDirectoryError(OssfsError):
+    """A path component that must be a directory is a file or a symlink (``ENOTDIR``)."""
+
+    errno = errno.ENOTDIR
+
+
+class NotSymlinkError(OssfsError):
+    """``readlink`` of something that is not a symlink (``EINVAL``, as readlink(2) answers)."""
+
+    errno = errno.EINVAL
+
+
+class IsADirectoryError_(OssfsError):
+    """open() of a directory for reading as a file."""
+
+    errno = errno.EISDIR
+
+
+class NoAttributeError(OssfsError):
+    """getxattr of a name the object does not have."""
+
+    errno = errno.ENODATA
+
+
+class UnsupportedAttributeError(OssfsError):
+    """getxattr of a name outside the ``user.`` namespace (``security.*``, ``system.*`` such as
+    POSIX ACLs, ``trusted.*``): the filesystem has no such attributes at all.
+
+    ``ENOTSUP`` (the kernel's EOPNOTSUPP), what the kernel answers for a namespace a filesystem
+    has no handler for: tools take it as "not supported on this filesystem" and stop asking
+    (``ls -l`` asks for ``security.selinux`` and ``system.posix_acl_access`` on every file until
+    one answer says so, each a round trip through FUSE), where ``ENODATA`` would mean "not on
+    this file".
+    """
+
+    errno = errno.ENOTSUP

@@ -18,7 +18,7 @@ from ossfs.core.errors import UsageError
 from ossfs.core.sizes import parse_size
 from ossfs.emulator.auth import Credential
 from ossfs.emulator.config import EmulatorConfig, valid_bucket_name
-from ossfs.emulator.faults import Faults, FaultSettings
+from ossfs.emulator.faults import PACINGS, Faults, FaultSettings
 from ossfs.emulator.seed import seed_directory
 from ossfs.emulator.server import EmulatorServer
 
@@ -40,8 +40,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region", default="cn-hangzhou")
     parser.add_argument("--restore-delay", default="2", metavar="SECONDS")
     faults = parser.add_argument_group("fault injection")
-    faults.add_argument("--latency", default="0", metavar="SECONDS", help="first-byte latency")
-    faults.add_argument("--bandwidth", default="0", metavar="BYTES_PER_S", help="e.g. 100MB")
+    faults.add_argument(
+        "--latency", default="0", metavar="SECONDS", help="wait before every answer (all requests)"
+    )
+    faults.add_argument(
+        "--bandwidth", default="0", metavar="BYTES_PER_S", help="per connection, e.g. 100MB"
+    )
+    faults.add_argument(
+        "--pacing",
+        choices=PACINGS,
+        default="smooth",
+        help="how --bandwidth sends a body: smooth (small pieces on time) or chunked "
+        "(1 MiB pieces, then a sleep)",
+    )
     faults.add_argument("--error-rate", default="0", metavar="F", help="503/500 answers")
     faults.add_argument("--reset-rate", default="0", metavar="F", help="resets mid-body")
     faults.add_argument("--truncate-rate", default="0", metavar="F", help="bodies cut short")
@@ -100,6 +111,7 @@ def build_faults(args: argparse.Namespace) -> FaultSettings:
         return FaultSettings(
             latency_s=_number(args.latency, "--latency"),
             bandwidth_bytes_per_s=parse_size(args.bandwidth, what="--bandwidth"),
+            pacing=args.pacing,
             error_rate=_number(args.error_rate, "--error-rate"),
             reset_rate=_number(args.reset_rate, "--reset-rate"),
             truncate_rate=_number(args.truncate_rate, "--truncate-rate"),

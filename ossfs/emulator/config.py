@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ossfs.app.url import is_valid_bucket_name
+from ossfs.core.url import is_valid_bucket_name
 from ossfs.emulator.auth import Credential
 from ossfs.emulator.faults import Faults
 from ossfs.emulator.requestlog import RequestLog

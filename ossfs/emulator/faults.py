@@ -3,8 +3,11 @@
 `FaultSettings` is the immutable configuration (from CLI flags, the admin API or tests);
 `Faults` holds the current settings and a seeded random generator behind a lock and turns each
 request into a `FaultPlan`. This module decides; the HTTP layer carries the plan out.
-Body faults (latency, bandwidth, reset, truncate, corrupt) apply to GetObject bodies; error
-answers (503 SlowDown / 500 InternalError) also to HEAD and LIST.
+Latency (the wait before an answer's head) applies to every request, as a remote link delays
+HEAD, LIST and the probe as much as a GET. Body faults (bandwidth, reset, truncate, corrupt) apply
+to GetObject bodies; error answers (503 SlowDown / 500 InternalError) also to HEAD and LIST.
+Bandwidth is paced ``smooth`` (small pieces, each sent on time) or ``chunked`` (1 MiB pieces,
+then a sleep until the rate is met, as some servers and proxies write).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 FAULT_KINDS = ("latency", "bandwidth", "error", "reset", "truncate", "corrupt")
+PACINGS = ("smooth", "chunked")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,10 +28,12 @@ class FaultSettings:
 
     ``key_prefix``: when set, only keys starting with it are affected (listings: the prefix).
     ``corrupt_keys``: keys whose bodies are always corrupted.
+    ``pacing``: how a bandwidth cap sends a body, one of `PACINGS`.
     """
 
     latency_s: float = 0.0
     bandwidth_bytes_per_s: int = 0
+    pacing: str = "smooth"
     error_rate: float = 0.0
     reset_rate: float = 0.0
     truncate_rate: float = 0.0
@@ -45,6 +51,8 @@ class FaultSettings:
             raise ValueError(f"latency_s must be >= 0, not {self.latency_s!r}")
         if self.bandwidth_bytes_per_s < 0:
             raise ValueError("bandwidth_bytes_per_s must be >= 0")
+        if self.pacing not in PACINGS:
+            raise ValueError(f"pacing must be one of {', '.join(PACINGS)}, not {self.pacing!r}")
 
     def to_json(self) -> dict[str, object]:
         data = dataclasses.asdict(self)
@@ -68,6 +76,9 @@ class FaultSettings:
             keys = current["corrupt_keys"]
             prefix = current["key_prefix"]
             seed = current["seed"]
+            pacing = current["pacing"]
+            if not isinstance(pacing, str):
+                raise ValueError("pacing must be a string")
             if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
                 raise ValueError("corrupt_keys must be a list of strings")
             if prefix is not None and not isinstance(prefix, str):
@@ -77,6 +88,7 @@ class FaultSettings:
             return cls(
                 latency_s=_number(current["latency_s"]),
                 bandwidth_bytes_per_s=int(_number(current["bandwidth_bytes_per_s"])),
+                pacing=pacing,
                 error_rate=_number(current["error_rate"]),
                 reset_rate=_number(current["reset_rate"]),
                 truncate_rate=_number(current["truncate_rate"]),
@@ -101,6 +113,7 @@ class FaultPlan:
 
     latency_s: float = 0.0
     bandwidth_bytes_per_s: int = 0
+    pacing: str = "smooth"
     error_status: int | None = None  # 503 SlowDown or 500 InternalError
     reset: bool = False
     truncate: bool = False
@@ -144,18 +157,28 @@ class Faults:
     def clear(self) -> None:
         self.set(FaultSettings())
 
+    def latency_plan(self, key: str | None) -> FaultPlan:
+        """Only the latency, for a request that gets no other fault (no random draw)."""
+        with self._lock:
+            s = self._settings
+            if not s.latency_s or not _matches(s, key):
+                return NO_FAULTS
+            return FaultPlan(latency_s=s.latency_s)
+
     def plan(self, key: str | None, *, body: bool) -> FaultPlan:
         """Decide the faults for a request on ``key`` (None: bucket-level); ``body``: a GET body."""
         with self._lock:
             s = self._settings
-            if s.key_prefix is not None and not (key or "").startswith(s.key_prefix):
+            if not _matches(s, key):
                 return NO_FAULTS
             rng = self._rng
             error: int | None = None
             if s.error_rate and rng.random() < s.error_rate:
                 error = 503 if rng.random() < 0.5 else 500
             if not body:
-                return FaultPlan(error_status=error) if error else NO_FAULTS
+                if not (error or s.latency_s):
+                    return NO_FAULTS
+                return FaultPlan(latency_s=s.latency_s, error_status=error)
             reset = bool(s.reset_rate) and rng.random() < s.reset_rate
             truncate = not reset and bool(s.truncate_rate) and rng.random() < s.truncate_rate
             corrupt = (key in s.corrupt_keys) or (
@@ -169,9 +192,14 @@ class Faults:
             return FaultPlan(
                 latency_s=s.latency_s,
                 bandwidth_bytes_per_s=s.bandwidth_bytes_per_s,
+                pacing=s.pacing,
                 error_status=error,
                 reset=reset,
                 truncate=truncate,
                 corrupt=corrupt,
                 cut_fraction=cut,
             )
+
+
+def _matches(settings: FaultSettings, key: str | None) -> bool:
+    return settings.key_prefix is None or (key or "").startswith(settings.key_prefix)

@@ -66,6 +66,8 @@ XML: Final = "application/xml"
 _ACCESS_DENIED_MSG: Final = "You have no right to access this object because of bucket acl."
 _CHUNK: Final = 1 << 20
 _MAX_DRAIN: Final = 64 << 20
+# Requests that may be answered with an injected 503/500 (GETs get theirs with the body's plan).
+_METADATA_OPS: Final = frozenset({"HeadObject", "GetObjectMeta", "ListObjects", "ListObjectsV2"})
 
 Outcome = tuple[int, int]  # (status, body bytes sent)
 Operation = Callable[[Request, bytes], Outcome]
@@ -113,8 +115,15 @@ class OssHandler(BaseHandler):
             self._body_pending = op == "PutObject"
             body = b"" if self._body_pending else self.read_small_body(req)
             self._authenticate(req)
-            if op in ("HeadObject", "GetObjectMeta", "ListObjects", "ListObjectsV2"):
-                self._inject_error(self.ctx.faults.plan(req.key or req.param("prefix"), body=False))
+            subject = req.key or req.param("prefix")
+            if op in _METADATA_OPS:
+                plan = self.ctx.faults.plan(subject, body=False)
+            elif op != "GetObject":  # a GET's latency comes with its body's plan
+                plan = self.ctx.faults.latency_plan(subject)
+            else:
+                plan = NO_FAULTS
+            self.delay(plan)
+            self._inject_error(plan)
             status, sent = fn(req, body)
         except OssError as err:
             if self._body_pending:
@@ -371,9 +380,7 @@ class OssHandler(BaseHandler):
                 # Legacy OSS: an invalid or out-of-range Range is ignored (200, whole object).
                 byte_range = resolve_legacy(range_header, size)
             plan = self.ctx.faults.plan(req.key, body=True)
-            if plan is not NO_FAULTS and plan.latency_s:
-                self.ctx.log.record_fault("latency")
-                time.sleep(plan.latency_s)
+            self.delay(plan)
             self._inject_error(plan)
             if byte_range is None:
                 status, start, length = 200, 0, size

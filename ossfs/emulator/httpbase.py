@@ -26,6 +26,8 @@ from ossfs.emulator.faults import FaultPlan
 log = logging.getLogger(__name__)
 
 _STREAM_CHUNK: Final = 256 * 1024
+CHUNKED_PIECE: Final = 1 << 20
+"""The piece a ``chunked`` pacing writes at once before it sleeps to keep the rate."""
 MAX_SMALL_BODY: Final = 1 << 20
 
 
@@ -228,6 +230,12 @@ class BaseHandler(BaseHTTPRequestHandler):
             return len(body)
         return 0
 
+    def delay(self, plan: FaultPlan) -> None:
+        """Wait the plan's latency before answering (recorded as a ``latency`` fault)."""
+        if plan.latency_s:
+            self.ctx.log.record_fault("latency")
+            time.sleep(plan.latency_s)
+
     def send_file_range(
         self, file: BinaryIO | None, start: int, length: int, plan: FaultPlan
     ) -> tuple[int, str | None]:
@@ -260,7 +268,7 @@ class BaseHandler(BaseHTTPRequestHandler):
         elif plan.corrupt:
             fault = "corrupt"
         bps = plan.bandwidth_bytes_per_s
-        chunk_size = _STREAM_CHUNK if not bps else max(1024, min(_STREAM_CHUNK, bps // 20))
+        chunk_size = stream_piece_bytes(plan)
         began = time.monotonic()
         sent = 0
         file.seek(start)
@@ -285,3 +293,17 @@ class BaseHandler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
         return sent, fault
+
+
+def stream_piece_bytes(plan: FaultPlan) -> int:
+    """How much of a body `BaseHandler._stream` writes at once under ``plan``.
+
+    Unpaced: 256 KiB. Paced ``smooth``: a twentieth of a second's worth (1 KiB to 256 KiB), so
+    the body flows evenly. Paced ``chunked``: 1 MiB, then a sleep until the rate is met.
+    """
+    bps = plan.bandwidth_bytes_per_s
+    if not bps:
+        return _STREAM_CHUNK
+    if plan.pacing == "chunked":
+        return CHUNKED_PIECE
+    return max(1024, min(_STREAM_CHUNK, bps // 20))

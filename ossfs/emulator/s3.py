@@ -220,6 +220,8 @@ class S3Handler(BaseHandler):
         self.ctx.log.count(op)
         status, sent = 500, 0
         try:
+            if op != "S3:GetObject":  # a GET's latency comes with its body's plan
+                self.delay(self.ctx.faults.latency_plan(req.key or req.param("prefix")))
             status, sent = self._route(req, op)
         except S3Error as err:
             status, sent = self._send_error(req, err)
@@ -426,8 +428,7 @@ class S3Handler(BaseHandler):
                 status, start, length = 206, byte_range.start, byte_range.length
                 headers.append(("Content-Range", f"bytes {start}-{byte_range.end - 1}/{data.size}"))
             plan = self.ctx.faults.plan(req.key, body=True)
-            if plan.latency_s:
-                time.sleep(plan.latency_s)
+            self.delay(plan)
             self.start_response(status, [*headers, ("Content-Length", str(length))])
             sent, fault = self.send_file_range(file, start, length, plan)
             if fault is not None:

@@ -1,8 +1,9 @@
 """The FUSE-agnostic read-only filesystem: attributes, directories, handles, reads, xattrs.
 
 It speaks paths, `Stat` values and `ossfs.core.errors` classes; it knows nothing of fusepy (that is
-`fuse_ops`) or of oss2 (that is `oss_store`). Every method is thread-safe: FUSE calls them from
-many threads at once.
+`fuse_ops`) or of oss2 (that is `oss_store`), and read-ahead only through the interfaces it
+defines (`SequentialReadAhead`, `DirectoryReadAhead`: the app passes the concrete ones in).
+Every method is thread-safe: FUSE calls them from many threads at once.
 """
 
 from __future__ import annotations
@@ -14,16 +15,23 @@ import os
 import stat
 import threading
 from dataclasses import dataclass
+from typing import Protocol
 
 from cachetools import LRUCache
 
-from ossfs.core.errors import ArchivedError, OssfsError, ReadOnlyError
+from ossfs.core.errors import (
+    ArchivedError,
+    IsADirectoryError_,
+    NoAttributeError,
+    OssfsError,
+    ReadOnlyError,
+    UnsupportedAttributeError,
+)
+from ossfs.core.nodes import Node, NodeKind
 from ossfs.core.object_store import ObjectMeta, ObjectStore
-from ossfs.fs.namespace import Namespace, Node, NodeKind
+from ossfs.fs.namespace import Namespace
 from ossfs.read.block_cache import BlockCache
-from ossfs.read.prefetch import Prefetcher
-from ossfs.read.reader import ObjectReader, ReadData
-from ossfs.read.sibling_prefetch import SiblingPrefetcher
+from ossfs.read.reader import ObjectReader, ReadAhead, ReadData
 
 log = logging.getLogger(__name__)
 
@@ -43,30 +51,26 @@ _STATFS_FILES = 1 << 40
 _NAME_MAX = 255
 
 
-class IsADirectoryError_(OssfsError):
-    """open() of a directory for reading as a file."""
+class SequentialReadAhead(Protocol):
+    """Read-ahead for sequential readers of open files (`ossfs.read.prefetch.Prefetcher`)."""
 
-    errno = errno.EISDIR
-
-
-class NoAttributeError(OssfsError):
-    """getxattr of a name the object does not have."""
-
-    errno = errno.ENODATA
+    def attach(self, reader: ObjectReader) -> ReadAhead:
+        """The read-ahead policy of ``reader``, a newly opened file's (called once per open)."""
+        ...
 
 
-class UnsupportedAttributeError(OssfsError):
-    """getxattr of a name outside the ``user.`` namespace (``security.*``, ``system.*`` such as
-    POSIX ACLs, ``trusted.*``): the filesystem has no such attributes at all.
+class DirectoryReadAhead(Protocol):
+    """Read-ahead of the files a directory walk opens next
+    (`ossfs.read.sibling_prefetch.SiblingPrefetcher`)."""
 
-    ``ENOTSUP`` (the kernel's EOPNOTSUPP), what the kernel answers for a namespace a filesystem
-    has no handler for: tools take it as "not supported on this filesystem" and stop asking
-    (``ls -l`` asks for ``security.selinux`` and ``system.posix_acl_access`` on every file until
-    one answer says so, each a round trip through FUSE), where ``ENODATA`` would mean "not on
-    this file".
-    """
+    def on_open(self, node: Node) -> None:
+        """Told of every opened file before its first read; never waits for the network and
+        never raises for remote failures."""
+        ...
 
-    errno = errno.ENOTSUP
+    def close(self) -> None:
+        """Stop for good (unmounted)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +135,8 @@ class Filesystem:
         config: FsConfig,
         *,
         mount_time_ns: int,
-        prefetcher: Prefetcher | None = None,
-        sibling_prefetcher: SiblingPrefetcher | None = None,
+        prefetcher: SequentialReadAhead | None = None,
+        sibling_prefetcher: DirectoryReadAhead | None = None,
     ) -> None:
         """``prefetcher``: read-ahead for sequential readers of open files (None: none).
         ``sibling_prefetcher``: read-ahead of the small files a directory walk opens next."""
@@ -214,7 +218,13 @@ class Filesystem:
         if meta is None:  # pragma: no cover - files always carry their metadata
             raise OssfsError(f"{path}: no metadata")
         if meta.is_frozen:
-            log.warning("open %s: %s object %s is not restored", path, meta.storage_class, meta.key)
+            log.warning(
+                "cannot open %s: its object %s is in %s storage and not restored (restore it in "
+                "OSS first)",
+                path,
+                meta.key,
+                meta.storage_class,
+            )
             raise ArchivedError(meta.key)
         block_size = self._config.block_size_bytes
         prefetcher = self._prefetcher

@@ -21,8 +21,6 @@ object changed).
 from __future__ import annotations
 
 import concurrent.futures
-import enum
-import errno
 import logging
 import math
 import threading
@@ -33,7 +31,7 @@ from typing import Final, TypeVar, cast
 
 from cachetools import LRUCache, TTLCache
 
-from ossfs.core.errors import NotFoundError, OssfsError
+from ossfs.core.errors import NotDirectoryError, NotFoundError, NotSymlinkError
 from ossfs.core.names import (
     ROOT_INODE,
     dir_prefix,
@@ -47,6 +45,7 @@ from ossfs.core.names import (
     split_path,
     validate_root_prefix,
 )
+from ossfs.core.nodes import Node, NodeKind
 from ossfs.core.object_store import ListPage, ObjectMeta, ObjectStore
 
 log = logging.getLogger(__name__)
@@ -72,45 +71,6 @@ DEFAULT_LOOKUP_WORKERS: Final = 8
 T = TypeVar("T")
 
 _CLASH: Final = "%r is both an object and a directory: showing the directory"
-
-
-class NotDirectoryError(OssfsError):
-    """A path component that must be a directory is a file or a symlink (``ENOTDIR``)."""
-
-    errno = errno.ENOTDIR
-
-
-class NotSymlinkError(OssfsError):
-    """``readlink`` of something that is not a symlink (``EINVAL``, as readlink(2) answers)."""
-
-    errno = errno.EINVAL
-
-
-class NodeKind(enum.Enum):
-    """What a path is."""
-
-    FILE = "file"
-    DIR = "dir"
-    SYMLINK = "symlink"
-
-
-@dataclass(frozen=True, slots=True)
-class Node:
-    """One entry of the namespace.
-
-    ``meta`` is the object for FILE and SYMLINK; for a DIR it is the ``dir/`` marker object
-    when a probe found one, else None (implicit directories, directories known only from
-    their parent's listing, and the root). ``key`` is the object key for files and symlinks,
-    the prefix ending in ``/`` for directories (the root prefix for the root). ``inode`` is
-    stable across mounts (see `ossfs.core.names.inode_for_key`); the root's is 1.
-    """
-
-    path: str
-    name: str
-    kind: NodeKind
-    inode: int
-    meta: ObjectMeta | None
-    key: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -531,7 +491,8 @@ class Namespace:
     def _child_name(self, prefix: str, key: str) -> str | None:
         """The child name ``key`` gives under ``prefix``, or None (warned once) if it has none."""
         if not key.startswith(prefix):
-            self._warn_once(key, "%r: listed outside the listing prefix: skipped", skipped=True)
+            message = "%r: the server listed it outside the directory asked for: skipped"
+            self._warn_once(key, message, skipped=True)
             return None
         name = key[len(prefix) :]
         problem = name_problem(name)

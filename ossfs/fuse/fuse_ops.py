@@ -73,6 +73,7 @@ the buffer is full."""
 _READDIR_PLUS: Final = 1 << 0  # enum fuse_readdir_flags: the kernel asked READDIRPLUS
 _FILL_DIR_PLUS: Final = 1 << 1  # enum fuse_fill_dir_flags: the stat is complete (an entry's attrs)
 _BLKSIZE: Final = 1 << 17
+_LIBFUSE_MAX_THREADS: Final = 10  # libfuse 3.12+'s default -o max_threads
 _NAME_ENCODING: Final = ("utf-8", "surrogateescape")  # the binding's defaults for paths
 
 _WRITE_OPS = (
@@ -473,6 +474,21 @@ def set_read_ahead(mountpoint: str, kib: int) -> bool:
     return True
 
 
+def _max_idle_threads(options: Mapping[str, str | bool]) -> int:
+    """libfuse 3's ``max_idle_threads`` for a loop of at most ``-o max_threads`` workers.
+
+    Its default, -1 (keep every idle worker), makes libfuse 3.14.0 print "Ignoring invalid max
+    threads value 4294967295" on every mount (fixed in 3.14.1). Saying the worker limit itself
+    keeps the same behaviour: no more workers than that are ever idle, so none is ever ended
+    (`_pin_thread_state` relies on it). Before 3.12 there is no ``max_threads`` and 10 was the
+    default of this option.
+    """
+    value = options.get("max_threads")
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return _LIBFUSE_MAX_THREADS
+
+
 def run_fuse(
     operations: FuseOperations,
     mountpoint: str,
@@ -489,6 +505,8 @@ def run_fuse(
     operations._mountpoint = os.path.realpath(mountpoint)  # now: in init it would deadlock
     operations._read_ahead_kib = read_ahead_kib
     mount_options: dict[str, object] = {"ro": True, "fsname": fsname, "subtype": "ossfs"}
+    if LIBFUSE_MAJOR == 3:
+        mount_options["max_idle_threads"] = _max_idle_threads(options)
     mount_options.update(kwargs)  # a passed-through -o fsname=... wins (no duplicate keyword)
     try:
         _Fuse(

@@ -30,6 +30,8 @@ from typing import Final, Protocol
 from ossfs.net.http_wire import Connection, Endpoint, Headers, ReadableBody, request_head
 
 __all__ = [
+    "CONNECTION_ERRORS",
+    "NO_ANSWER_ERRORS",
     "HttpRequest",
     "HttpResponse",
     "PooledTransport",
@@ -48,6 +50,17 @@ _STALE_ERRORS: Final = (
     ConnectionAbortedError,
 )
 _RESENDABLE_METHODS: Final = frozenset({"GET", "HEAD"})
+
+NO_ANSWER_ERRORS: Final[tuple[type[BaseException], ...]] = (OSError, http.client.HTTPException)
+"""What `Transport.send` raises when no answer arrived."""
+CONNECTION_ERRORS: Final[tuple[type[BaseException], ...]] = (
+    ConnectionError,
+    TimeoutError,
+    ssl.SSLError,
+    http.client.HTTPException,  # IncompleteRead: a body shorter than its Content-Length
+)
+"""What making a connection or reading a body raises when the connection failed, not the
+request: a new request may well succeed."""
 
 
 @dataclass(slots=True)

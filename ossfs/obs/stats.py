@@ -57,6 +57,8 @@ _GAUGES: Final = frozenset(
         "inflight_gets",
         "unread_bytes",
         "first_byte_us",
+        "budget_bytes",
+        "limit_bytes",
     }
 )
 _PAD_TO: Final = 1024
@@ -114,6 +116,17 @@ class ServedStats:
 
 
 @dataclass(frozen=True, slots=True)
+class MemorySettings:
+    """What a mount was given to live within: ``budget_bytes`` (``--max-memory``), and the
+    memory limit of the process (``limit_bytes``) with where it came from in words
+    (``limit_source``: ``cgroup /x.service memory.max``, or ``RAM``)."""
+
+    budget_bytes: int
+    limit_bytes: int
+    limit_source: str
+
+
+@dataclass(frozen=True, slots=True)
 class Stats:
     """One snapshot of a mount's counters (counters count since the mount started)."""
 
@@ -128,6 +141,7 @@ class Stats:
     prefetch: PrefetchStats | None
     rss_bytes: int
     sibling_prefetch: SiblingPrefetchStats | None = None
+    memory: MemorySettings | None = None
 
     def to_json(self) -> dict[str, Json]:
         """The JSON form (sections of numbers, and maps of numbers by label)."""
@@ -161,7 +175,12 @@ class Stats:
             sp = self.sibling_prefetch
             waste = sp.files_wasted / sp.files_prefetched if sp.files_prefetched else 0.0
             out["sibling_prefetch"] = {**_ints(sp), "waste_ratio": round(waste, 4)}
-        out["memory"] = {"rss_bytes": self.rss_bytes, "cache_bytes": cache.used_bytes}
+        memory: dict[str, Json] = {"rss_bytes": self.rss_bytes, "cache_bytes": cache.used_bytes}
+        if self.memory is not None:
+            memory["budget_bytes"] = self.memory.budget_bytes
+            memory["limit_bytes"] = self.memory.limit_bytes
+            memory["limit_source"] = self.memory.limit_source
+        out["memory"] = memory
         return out
 
     def to_xattr(self) -> bytes:
@@ -214,6 +233,7 @@ class MountStats:
         open_handles: Callable[[], int],
         clock: Callable[[], float] = time.monotonic,
         sibling_prefetcher: SiblingPrefetcher | None = None,
+        memory: MemorySettings | None = None,
     ) -> None:
         self.served = ServedCounters()
         self._mount = mount
@@ -226,6 +246,7 @@ class MountStats:
         self._open_handles = open_handles
         self._clock = clock
         self._started = clock()
+        self._memory = memory
 
     def snapshot(self) -> Stats:
         return Stats(
@@ -240,6 +261,7 @@ class MountStats:
             prefetch=self._prefetcher.stats() if self._prefetcher is not None else None,
             rss_bytes=rss_bytes(),
             sibling_prefetch=self._siblings.stats() if self._siblings is not None else None,
+            memory=self._memory,
         )
 
 
@@ -329,6 +351,8 @@ def format_prometheus(doc: Mapping[str, Json]) -> str:
 
     A ``NAME_by_KIND`` map becomes the labelled series of ``NAME`` (label ``KIND``), and then
     ``NAME`` itself is not repeated unlabelled (a sum over the series would count it twice).
+    A text ``BASE_source`` next to a number ``BASE_UNIT`` becomes its label ``source``
+    (``ossfs_memory_limit_bytes{source="cgroup /x.service memory.max"}``).
     Each family has a HELP line (its section and name in words) before its TYPE line.
     """
     lines: list[str] = []
@@ -358,7 +382,9 @@ def format_prometheus(doc: Mapping[str, Json]) -> str:
                 what = f"{_words(section, base)}, by {kind or 'label'}"
                 family(_metric_name(f"{section}_{base}"), False, samples, what)
             elif _is_number(value) and key not in labelled:
-                family(name, key in _GAUGES, [("", value)], _words(section, key))
+                source = body.get(f"{key.rpartition('_')[0]}_source")
+                label = f'{{source="{_escape(source)}"}}' if isinstance(source, str) else ""
+                family(name, key in _GAUGES, [(label, value)], _words(section, key))
     return "\n".join(lines) + "\n"
 
 

@@ -63,8 +63,8 @@ from cachetools import LRUCache
 
 from ossfs.core.errors import IntegrityError
 from ossfs.core.names import parent_path
+from ossfs.core.nodes import Node, NodeKind
 from ossfs.core.object_store import ObjectStore, Piece
-from ossfs.fs.namespace import Node, NodeKind
 from ossfs.read.block_cache import BlockCache, BlockKey
 
 log = logging.getLogger(__name__)
@@ -336,7 +336,7 @@ class SiblingPrefetcher:
         if self._fetcher is not None:
             self._fetcher.close()  # not under the lock: its last GETs settle through it
         if counts[0] or counts[4]:
-            log.info(
+            log.debug(
                 "directory read-ahead: %d files prefetched, %d opened, %d wasted (%d bytes), "
                 "%d failed",
                 *counts,

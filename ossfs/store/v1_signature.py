@@ -23,7 +23,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 
-from ossfs.app.credentials import Credentials
+from ossfs.store.credentials import Credentials
 
 
 class V1Signer:

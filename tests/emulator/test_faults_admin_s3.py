@@ -21,7 +21,8 @@ import requests
 
 from ossfs.core.crc64 import crc64
 from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer, Faults, FaultSettings
-from ossfs.emulator.faults import FaultPlan
+from ossfs.emulator.faults import NO_FAULTS, FaultPlan
+from ossfs.emulator.httpbase import stream_piece_bytes
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, settled_entries
 from tests.support.waiting import wait_until
 
@@ -88,6 +89,70 @@ def test_faults_latency_and_bandwidth_are_recorded(
     assert emulator.log.fault_counts() == {"latency": 1, "bandwidth": 1}
 
 
+def test_faults_latency_delays_every_request(
+    oss_bucket: oss2.Bucket, emulator: EmulatorServer
+) -> None:
+    """A remote link delays HEAD, LIST and the bucket probe as much as a GET."""
+    emulator.put_object(BUCKET, "dir/k", b"x")
+    emulator.faults.set(FaultSettings(latency_s=0.001))
+    oss_bucket.head_object("dir/k")
+    oss_bucket.list_objects_v2(prefix="dir/", delimiter="/")
+    oss_bucket.get_bucket_info()
+    oss_bucket.get_object_meta("dir/k")
+    assert oss_bucket.get_object("dir/k").read() == b"x"
+    settled_entries(emulator, 5)
+    assert emulator.log.fault_counts() == {"latency": 5}
+
+
+def test_faults_latency_follows_the_key_prefix(
+    oss_bucket: oss2.Bucket, emulator: EmulatorServer
+) -> None:
+    emulator.put_object(BUCKET, "slow/k", b"x")
+    emulator.put_object(BUCKET, "fast/k", b"y")
+    emulator.faults.set(FaultSettings(latency_s=0.001, key_prefix="slow/"))
+    oss_bucket.head_object("fast/k")
+    oss_bucket.list_objects_v2(prefix="fast/")
+    assert emulator.log.fault_counts() == {}
+    oss_bucket.head_object("slow/k")
+    oss_bucket.list_objects_v2(prefix="slow/")
+    assert emulator.log.fault_counts() == {"latency": 2}
+
+
+def test_faults_latency_plan_draws_nothing_from_the_seeded_generator() -> None:
+    settings = FaultSettings(latency_s=0.01, error_rate=0.5, seed=7)
+    a, b = Faults(settings), Faults(settings)
+    assert a.latency_plan("k") == FaultPlan(latency_s=0.01)
+    assert [a.plan("k", body=True) for _ in range(20)] == [
+        b.plan("k", body=True) for _ in range(20)
+    ]
+    assert Faults().latency_plan("k") is NO_FAULTS
+
+
+@pytest.mark.parametrize(
+    ("plan", "piece"),
+    [
+        (FaultPlan(), 256 * 1024),
+        (FaultPlan(bandwidth_bytes_per_s=100_000_000), 256 * 1024),
+        (FaultPlan(bandwidth_bytes_per_s=1_000_000), 50_000),
+        (FaultPlan(bandwidth_bytes_per_s=10_000), 1024),
+        (FaultPlan(bandwidth_bytes_per_s=100_000_000, pacing="chunked"), 1 << 20),
+        (FaultPlan(bandwidth_bytes_per_s=10_000, pacing="chunked"), 1 << 20),
+    ],
+)
+def test_faults_pacing_sets_the_piece_written_at_once(plan: FaultPlan, piece: int) -> None:
+    assert stream_piece_bytes(plan) == piece
+
+
+def test_faults_chunked_pacing_sends_the_whole_body(
+    oss_bucket: oss2.Bucket, emulator: EmulatorServer
+) -> None:
+    data = os.urandom(3 * (1 << 20) + 123)
+    emulator.put_object(BUCKET, "paced", data)
+    emulator.faults.set(FaultSettings(bandwidth_bytes_per_s=1_000_000_000, pacing="chunked"))
+    assert oss_bucket.get_object("paced").read() == data
+    assert emulator.faults.plan("paced", body=True).pacing == "chunked"
+
+
 def test_faults_seed_is_reproducible() -> None:
     settings = FaultSettings(error_rate=0.5, truncate_rate=0.3, corrupt_rate=0.2, seed=42)
     a, b = Faults(settings), Faults(settings)
@@ -104,6 +169,11 @@ def test_fault_settings_validation() -> None:
         FaultSettings.from_json({"nope": 1})
     with pytest.raises(ValueError):
         FaultSettings.from_json({"latency_s": "slow"})
+    with pytest.raises(ValueError, match="pacing must be one of smooth, chunked"):
+        FaultSettings(pacing="bursty")
+    with pytest.raises(ValueError):
+        FaultSettings.from_json({"pacing": 1})
+    assert FaultSettings.from_json({"pacing": "chunked"}).pacing == "chunked"
 
 
 def test_admin_api_faults_and_stats(oss_bucket: oss2.Bucket, emulator: EmulatorServer) -> None:
@@ -171,6 +241,16 @@ def test_s3_get_ranges_and_head(s3_server: EmulatorServer) -> None:
     status, _, body = _s3(s3_server, "GET", "/test-bucket/missing")
     assert status == 404 and b"NoSuchKey" in body
     assert _s3(s3_server, "PUT", "/test-bucket/new")[0] == 403
+
+
+def test_s3_latency_delays_every_request(s3_server: EmulatorServer) -> None:
+    s3_server.faults.set(FaultSettings(latency_s=0.001))
+    assert _s3(s3_server, "HEAD", "/test-bucket/dir/a%20b.txt")[0] == 200
+    assert _s3(s3_server, "GET", "/test-bucket?list-type=2")[0] == 200
+    assert _s3(s3_server, "HEAD", "/test-bucket")[0] == 200
+    assert _s3(s3_server, "GET", "/test-bucket/dir/a%20b.txt")[0] == 200
+    settled_entries(s3_server, 4)
+    assert s3_server.log.fault_counts() == {"latency": 4}
 
 
 def test_s3_listing_dialect(s3_server: EmulatorServer) -> None:

@@ -1,13 +1,14 @@
 """The optional Prometheus endpoint of a mount (``--metrics-address HOST:PORT``).
 
-Responsibility: listen on one address and answer ``GET /metrics`` with the mount's `Stats` in the
-Prometheus text exposition format, from a daemon thread of the standard library's HTTP server.
+Responsibility: listen on one address and answer ``GET /metrics`` with the text a ``render``
+callable gives (the mount passes its counters in the Prometheus text exposition format, made by
+`ossfs.obs.stats.format_prometheus`), from a daemon thread of the standard library's HTTP server.
 The socket is bound before the mount daemonizes (so a taken port is a one-line start-up error)
 and the forked daemon inherits it.
 
-Deliberately not here: what the counters are (`ossfs.obs.stats`), authentication or TLS (bind it to
-127.0.0.1, or put a proxy in front), and any other path than ``/metrics`` (and ``/`` pointing to
-it).
+Deliberately not here: what the counters are and how they are written (`ossfs.obs.stats`),
+authentication or TLS (bind it to 127.0.0.1, or put a proxy in front), and any other path than
+``/metrics`` (and ``/`` pointing to it).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from collections.abc import Callable
 from typing import Final
 
 from ossfs.core.errors import UsageError
-from ossfs.obs.stats import Stats, format_prometheus
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def parse_address(text: str) -> tuple[str, int]:
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
-    snapshot: Callable[[], Stats] | None = None
+    render: Callable[[], str] | None = None
 
 
 class _Server6(_Server):
@@ -50,9 +50,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = self.path.partition("?")[0]
-        snapshot = self.server.snapshot
-        if path == "/metrics" and snapshot is not None:
-            body = format_prometheus(snapshot().to_json()).encode()
+        render = self.server.render
+        if path == "/metrics" and render is not None:
+            body = render().encode()
             self._answer(200, CONTENT_TYPE, body)
         elif path == "/":
             self._answer(200, "text/plain; charset=utf-8", b"ossfs metrics: GET /metrics\n")
@@ -91,13 +91,14 @@ class MetricsServer:
         host, port = self._server.server_address[:2]
         return str(host), int(port)
 
-    def start(self, snapshot: Callable[[], Stats]) -> None:
-        self._server.snapshot = snapshot
+    def start(self, render: Callable[[], str]) -> None:
+        """Serve ``render()`` (called per request, from the server's threads) at /metrics."""
+        self._server.render = render
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="metrics", daemon=True
         )
         self._thread.start()
-        log.info("metrics at http://%s:%d/metrics", *self.address)
+        log.info("serving metrics at http://%s:%d/metrics", *self.address)
 
     def close(self) -> None:
         """Stop serving (if started) and close the socket."""

@@ -1,0 +1,162 @@
+"""oss2 set up to build and sign requests that `ossfs.net` carries.
+
+Responsibility: oss2's session interface over an `ossfs.net.oss_http.Transport`
+(`TransportSession`), a session that sends nothing and hands the signed request back
+(`SigningSession`, `signed_request`: for requests `ossfs.net.fetch_loop` carries), and the oss2
+``Bucket`` of an `OssConfig` (its auth: anonymous, V1, V4 with a region, STS; its timeouts; no
+CRC of bodies). oss2 passes its ``connect_timeout`` argument unchanged to the session as
+``timeout=``, so a ``(connect_s, read_s)`` tuple gives separate connect and read timeouts.
+
+`pooled_transport` builds the transport that carries them. It deliberately does not interpret
+answers, retry or count (the store does).
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Callable, Mapping
+
+import oss2
+import oss2.exceptions
+import oss2.http
+
+from ossfs.core.errors import UsageError
+from ossfs.net.environ import default_ca_bundle
+from ossfs.net.oss_http import (
+    NO_ANSWER_ERRORS,
+    HttpRequest,
+    HttpResponse,
+    PooledTransport,
+    Timeouts,
+    Transport,
+)
+from ossfs.store.config import OssConfig
+
+__all__ = [
+    "SigningSession",
+    "TransportSession",
+    "make_auth",
+    "make_bucket",
+    "pooled_transport",
+    "signed_request",
+]
+
+
+class TransportSession(oss2.Session):  # type: ignore[misc]
+    """oss2's session interface over an `ossfs.net.oss_http.Transport`.
+
+    oss2 builds and signs the request (`_http_request`); a request that got no answer raises
+    oss2's RequestError, as oss2's own session does.
+    """
+
+    transport: Transport  # set by the store once it is built (it needs the bucket's URL)
+
+    def __init__(self) -> None:  # no requests.Session underneath
+        pass
+
+    def do_request(self, req: oss2.http.Request, timeout: object) -> HttpResponse:
+        request = _http_request(req)
+        try:
+            return self.transport.send(request, _timeouts(timeout))
+        except NO_ANSWER_ERRORS as exc:
+            raise oss2.exceptions.RequestError(exc) from exc
+
+
+class _SignedRequest(Exception):
+    """Carries a request oss2 built and signed out of `SigningSession`."""
+
+    def __init__(self, request: HttpRequest) -> None:
+        super().__init__()
+        self.request = request
+
+
+class SigningSession(oss2.Session):  # type: ignore[misc]
+    """oss2's session interface that sends nothing: the signed request comes back raised as
+    `_SignedRequest`, for requests another sender carries (`ossfs.net.fetch_loop`)."""
+
+    def __init__(self) -> None:  # no requests.Session underneath
+        pass
+
+    def do_request(self, req: oss2.http.Request, timeout: object) -> HttpResponse:
+        raise _SignedRequest(_http_request(req))
+
+
+def _http_request(req: oss2.http.Request) -> HttpRequest:
+    """oss2's request as it goes on the wire: its ``None`` header values mean "do not send
+    this default", and the query is encoded from its params as requests would (an empty value
+    as ``name=``, None dropped), so what is signed is what is sent."""
+    headers = {name: value for name, value in req.headers.items() if value is not None}
+    url = str(req.url)
+    if req.params:
+        pairs = [(k, v) for k, v in req.params.items() if v is not None]
+        url += ("&" if "?" in url else "?") + urllib.parse.urlencode(pairs)
+    body = req.data or b""
+    if not isinstance(body, bytes):
+        raise TypeError("only in-memory request bodies are sent")
+    return HttpRequest(req.method, url, headers, body)
+
+
+def _timeouts(timeout: object) -> Timeouts:
+    if isinstance(timeout, tuple):
+        return float(timeout[0]), float(timeout[1])
+    return float(timeout), float(timeout)  # type: ignore[arg-type]
+
+
+def signed_request(bucket: oss2.Bucket, key: str, headers: dict[str, str]) -> HttpRequest:
+    """A GET of ``key`` with ``headers`` as oss2 builds and signs it; ``bucket`` must be one
+    made over a `SigningSession`."""
+    try:
+        bucket._do("GET", bucket.bucket_name, key, headers=headers)
+    except _SignedRequest as signed:
+        return signed.request
+    raise AssertionError("the signing session sent a request")  # pragma: no cover
+
+
+def make_bucket(config: OssConfig, auth: object, session: oss2.Session | None) -> oss2.Bucket:
+    """oss2's bucket of ``config`` over ``session``: separate connect and read timeouts, no
+    CRC of bodies. Raises oss2's ClientError for an endpoint or bucket name it refuses."""
+    return oss2.Bucket(
+        auth,
+        config.endpoint,
+        config.bucket,
+        session=session,
+        # A tuple reaches the session unchanged: separate connect and read timeouts.
+        connect_timeout=(config.connect_timeout_s, config.read_timeout_s),
+        # oss2 would CRC every ranged body for nothing; the layers above check CRCs.
+        enable_crc=False,
+        region=config.region,
+    )
+
+
+def make_auth(config: OssConfig) -> object:
+    """oss2's auth of ``config``: anonymous without keys, STS with a token (V4 with a region,
+    else V1), else V4 with a region, else V1."""
+    if config.access_key_id is None or config.access_key_secret is None:
+        return oss2.AnonymousAuth()
+    if config.security_token is not None:
+        version = oss2.AUTH_VERSION_4 if config.region else oss2.AUTH_VERSION_1
+        return oss2.StsAuth(
+            config.access_key_id,
+            config.access_key_secret,
+            config.security_token,
+            auth_version=version,
+        )
+    if config.region:
+        return oss2.AuthV4(config.access_key_id, config.access_key_secret)
+    return oss2.Auth(config.access_key_id, config.access_key_secret)
+
+
+def pooled_transport(
+    config: OssConfig, bucket_url: str, proxies: Callable[[str], Mapping[str, str]] | None
+) -> PooledTransport:
+    """The pooled transport of ``config`` (its pool size and CA bundle, certifi's if None), with
+    the proxies ``proxies(bucket_url)`` names (none if None). Raises `UsageError` for a proxy
+    that cannot be used."""
+    try:
+        return PooledTransport(
+            pool_size=config.pool_size,
+            proxies=proxies(bucket_url) if proxies is not None else None,
+            ca_bundle=config.ca_bundle or default_ca_bundle(),
+        )
+    except ValueError as exc:
+        raise UsageError(f"{exc} (from HTTP_PROXY/HTTPS_PROXY, or unset them)") from exc
