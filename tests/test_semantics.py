@@ -1,5 +1,6 @@
 """SEMANTICS.md's examples, run: every ```` ```console test ```` block against a real mount, and
-against the in-process filesystem unless it needs a kernel (`tests.fs_shell.MOUNT_ONLY` says why).
+against the in-process filesystem unless it needs a kernel (`tests.support.fs_shell.MOUNT_ONLY`
+says why).
 
 A block is a shell session in the mount root. ``# mount: OPTIONS`` (first line, optional) gives
 ``ossfs mount`` options; ``# oss: ACTION ...`` changes the bucket on the local OSS server at that
@@ -34,8 +35,8 @@ from ossfs.core.sizes import parse_ttl
 from ossfs.core.url import OssLocation
 from ossfs.emulator import EmulatorServer
 from ossfs.store.credentials import Credentials
-from tests.fs_shell import MOUNT_ONLY, SUPPORTED, FsShell
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
+from tests.support.fs_shell import MOUNT_ONLY, SUPPORTED, FsShell
 from tests.support.mounts import run_ossfs
 from tests.support.waiting import wait_until
 

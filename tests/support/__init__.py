@@ -9,6 +9,8 @@ waiting for its request log. The rest is in modules of this package:
 - `tests.support.fuse`: when real FUSE mounts can run, and the ``mount`` marker's checks.
 - `tests.support.mounts`: running ``ossfs`` as a subprocess, `Mounts` of a test, its daemon.
 - `tests.support.http_server`: a scripted HTTP/1.1 server and a TLS certificate for it.
+- `tests.support.fs_shell`: `FsShell`, SEMANTICS.md's shell commands over the in-process
+  `Filesystem` (no mount).
 """
 
 from __future__ import annotations
