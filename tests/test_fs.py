@@ -200,6 +200,24 @@ def test_fs_xattrs_cost_one_head_per_version_and_foreign_names_none() -> None:
     assert fs.getxattr("/", "user.ossfs.prefix") == b""
 
 
+def test_fs_xattrs_of_a_changed_object_are_stale_not_the_new_versions() -> None:
+    """Within the TTL a file's attributes and an open show the listed version: its xattrs must
+    not describe another one (verify --through compares bytes with user.oss.crc64ecma)."""
+    store = FakeStore()
+    store.put("a.txt", b"one")
+    fs = make_fs(store)
+    fs.readdir("/")
+    new = store.put("a.txt", b"version two")
+    assert fs.getattr("/a.txt").size == 3
+    with pytest.raises(OssfsError) as info:
+        fs.getxattr("/a.txt", "user.oss.crc64ecma")
+    assert errno_of(info) == errno.ESTALE
+    # The path was forgotten: the next lookup sees the new version, and its xattrs match it.
+    assert fs.getattr("/a.txt").size == len(b"version two")
+    assert fs.getxattr("/a.txt", "user.oss.crc64ecma") == str(new.crc64).encode()
+    assert fs.getxattr("/a.txt", "user.oss.etag") == new.etag.encode()
+
+
 def test_fs_symlink_attributes_and_target() -> None:
     store = FakeStore()
     store.put("d/t.txt", b"target")
