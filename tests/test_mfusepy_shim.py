@@ -27,13 +27,14 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from mfusepy import FUSE, FuseOSError
 
 from ossfs.core.errors import UsageError
 from ossfs.fuse import fuse_ops, mfusepy_shim
-from ossfs.fuse.mfusepy_shim import (
+from ossfs.fuse.fuse_ops import FuseOSError
+from ossfs.fuse.mfusepy_shim import (  # through ossfs.fuse: libfuse 3 is asked for first
     CHECKED_RANGE,
     CHECKED_VERSIONS,
+    FUSE,
     BindingFUSE,
     binding_problems,
     installed_version,

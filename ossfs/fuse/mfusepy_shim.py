@@ -37,6 +37,7 @@ from ossfs.read.reader import ReadData
 __all__ = [
     "CHECKED_RANGE",
     "CHECKED_VERSIONS",
+    "FUSE",
     "BindingFUSE",
     "Filler",
     "binding_problems",
