@@ -76,6 +76,8 @@ class Mode(enum.Enum):
     """The real answer with bare LF line endings in its head."""
     BAD_CHUNK_SIZE = "bad-chunk-size"
     """``Transfer-Encoding: chunked`` whose first chunk size is not hexadecimal."""
+    NEGATIVE_CHUNK_SIZE = "negative-chunk-size"
+    """``Transfer-Encoding: chunked`` with a chunk of size ``-1`` before the body's chunks."""
     WHOLE_FOR_RANGE = "200-for-206"
     """200 and the whole object, whatever range was asked for."""
 
@@ -408,6 +410,14 @@ class MangleProxy(_Listener):
         client.send(_head(answer.status, answer.reason, headers) + b"zz\r\n" + answer.body)
         return True
 
+    def _negative_chunk_size(
+        self, client: _Client, _r: _Request, answer: _Answer, _d: bytes
+    ) -> bool:
+        headers = [*answer.headers, ("Transfer-Encoding", "chunked")]
+        body = b"-1\r\n" + _chunked(answer.body)
+        client.send(_head(answer.status, answer.reason, headers) + body)
+        return True
+
     def _whole_for_range(self, client: _Client, _r: _Request, answer: _Answer, data: bytes) -> bool:
         headers = [(n, v) for n, v in answer.headers if n.lower() != "content-range"]
         client.send(_head(200, "OK", [*headers, ("Content-Length", str(len(data)))]) + data)
@@ -443,6 +453,7 @@ _MANGLERS: Final[dict[Mode, _Mangler]] = {
     Mode.SHORT_KEEPALIVE: MangleProxy._short_keepalive,
     Mode.LF_ONLY: MangleProxy._lf_only,
     Mode.BAD_CHUNK_SIZE: MangleProxy._bad_chunk_size,
+    Mode.NEGATIVE_CHUNK_SIZE: MangleProxy._negative_chunk_size,
     Mode.WHOLE_FOR_RANGE: MangleProxy._whole_for_range,
 }
 

@@ -41,6 +41,7 @@ from tests.test_reliability_support import (
     mounts_fixture,
     needs_fuse,
     ossfs_env,
+    wait_until,
 )
 
 pytestmark = [pytest.mark.mount, needs_fuse]
@@ -120,8 +121,24 @@ CASES: Final = [
     pytest.param(Mode.SHORT_KEEPALIVE, Outcome.EITHER),
     pytest.param(Mode.LF_ONLY, Outcome.EITHER),
     pytest.param(Mode.BAD_CHUNK_SIZE, Outcome.EIO),
+    pytest.param(Mode.NEGATIVE_CHUNK_SIZE, Outcome.EIO),
     pytest.param(Mode.WHOLE_FOR_RANGE, Outcome.EITHER),
 ]
+
+
+SMALL_SIZE: Final = 100_003
+WALK_HEALTHY: Final = {"0.txt": b"zero\n", "1.txt": b"one\n", "3.txt": b"three\n"}
+"""Around the small hostile object ``2.bin`` in each walk directory: listing the directory and
+opening 0.txt then 1.txt is an in-order walk, so directory read-ahead GETs 2.bin and 3.txt
+on its fetch loop."""
+
+
+def walk_dir(mode: Mode) -> str:
+    return f"walk/{mode.value}"
+
+
+def small_data(mode: Mode) -> bytes:
+    return data_for(1000 + sum(mode.value.encode()), SMALL_SIZE)
 
 
 def hostile_key(mode: Mode) -> str:
@@ -142,6 +159,9 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServe
             server.put_object(BUCKET, key, data)
         for mode in Mode:
             server.put_object(BUCKET, hostile_key(mode), hostile_data(mode))
+            server.put_object(BUCKET, f"{walk_dir(mode)}/2.bin", small_data(mode))
+            for name, data in WALK_HEALTHY.items():
+                server.put_object(BUCKET, f"{walk_dir(mode)}/{name}", data)
         server.put_object(BUCKET, TLS_KEY, TLS_DATA)
         yield server
 
@@ -235,11 +255,18 @@ class Read:
         return f"no end within {self.deadline_s} s"
 
 
-def read_direct(path: Path, offset: int, size: int, unstick: Callable[[], None]) -> Read:
+def read_direct(
+    path: Path,
+    offset: int,
+    size: int,
+    unstick: Callable[[], None],
+    *,
+    bound_s: float = BOUND_S,
+) -> Read:
     """``size`` bytes at ``offset`` of ``path`` read with O_DIRECT: one FUSE read, so one
-    request to the store, which must end within `BOUND_S` (+ `SLACK_S`). ``unstick``: make
+    request to the store, which must end within ``bound_s`` (+ `SLACK_S`). ``unstick``: make
     the server answer (see `_read`)."""
-    return _read(path, offset, size, os.O_DIRECT, deadline_s=BOUND_S + SLACK_S, unstick=unstick)
+    return _read(path, offset, size, os.O_DIRECT, deadline_s=bound_s + SLACK_S, unstick=unstick)
 
 
 def read_all(path: Path, unstick: Callable[[], None] = lambda: None) -> Read:
@@ -360,16 +387,38 @@ def tls_env(tls: TlsFiles, proxy: str | None = None) -> dict[str, str]:
 def test_hostile_answer_ends_in_time_and_harms_no_other_read(
     mode: Mode, outcome: Outcome, proxy: MangleProxy, mounts: Mounts, tmp_path: Path
 ) -> None:
+    """Ranged GETs of a large object (the reader's), then the whole-object GET of a small one
+    (directory read-ahead's, on its fetch loop), answered with ``mode``."""
     key, data = hostile_key(mode), hostile_data(mode)
+    walk = walk_dir(mode)
+    small_key, small = f"{walk}/2.bin", small_data(mode)
     log = tmp_path / "ossfs.log"
     mountpoint = mounts.mount(proxy.endpoint, *TIGHT, "--log-file", str(log))
     proxy.mangle(key, mode, data)
+    proxy.mangle(small_key, mode, small)
     try:
         check_hostile_reads(mountpoint / key, data, outcome, log, lambda: proxy.release(key))
         assert proxy.mangled[key] >= 1  # the bad answers did go out
+        assert sorted(os.listdir(mountpoint / walk)) == ["0.txt", "1.txt", "2.bin", "3.txt"]
+        for name in ("0.txt", "1.txt"):
+            assert read_all(mountpoint / walk / name).data == WALK_HEALTHY[name]
+        read_ahead = wait_until(lambda: proxy.mangled[small_key] >= 1, BOUND_S)
+        assert read_ahead, "directory read-ahead did not GET the next file"
+        # One FUSE read: it joins the read-ahead GET (never retried: one read timeout at most),
+        # and fetches the file itself if that failed.
+        small_read = read_direct(
+            mountpoint / small_key,
+            0,
+            SMALL_SIZE,
+            lambda: proxy.release(small_key),
+            bound_s=READ_TIMEOUT_S + BOUND_S,
+        )
+        check(small_read, small, outcome, log)
+        assert read_all(mountpoint / walk / "3.txt").data == WALK_HEALTHY["3.txt"]
         check_healthy(mountpoint, list(HEALTHY), log)
     finally:
         proxy.release(key)
+        proxy.release(small_key)
     check_rss(mountpoint)
 
 
