@@ -218,14 +218,17 @@ def _read_head(reader: _Lines) -> list[bytes] | None:
 
 class MangleProxy(_Listener):
     """A reverse proxy to ``upstream`` (``host, port``) answering GETs of keys given to
-    `mangle` badly. ``tls``: speak TLS with this context (reassign it to change the
-    certificate new connections get). `mangled` counts the bad answers sent, per key."""
+    `mangle` badly, and without their CRC-64 header. ``tls``: speak TLS with this context
+    (reassign it to change the certificate new connections get). `mangled` counts the bad
+    answers sent, per key."""
 
     def __init__(self, upstream: tuple[str, int], *, tls: ssl.SSLContext | None = None) -> None:
         self._upstream = upstream
         self.tls = tls
         self._modes: dict[str, tuple[Mode, bytes]] = {}
         self.mangled: dict[str, int] = {}
+        self.crc_hidden: set[str] = set()
+        """Keys whose answers lose their CRC-64 header, mangled or not."""
         self.trickle_s = 1.0
         super().__init__()
 
@@ -296,6 +299,7 @@ class MangleProxy(_Listener):
 
     def _answer(self, client: _Client, request: _Request, answer: _Answer) -> bool:
         """Send ``answer`` (mangled if its key is chosen); False: hang up."""
+        hidden = any(request.path.endswith("/" + key) for key in self.crc_hidden)
         with self._lock:
             chosen = next(
                 (
@@ -305,7 +309,7 @@ class MangleProxy(_Listener):
                 ),
                 None,
             )
-        if chosen is not None:
+        if chosen is not None or hidden:
             # No CRC-64 to check the bytes against: they are right or wrong by the HTTP
             # handling alone (ossfs's CRC check would turn some wrong bytes into EIO).
             headers = [(n, v) for n, v in answer.headers if n.lower() != _CRC_HEADER]
