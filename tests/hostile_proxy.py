@@ -5,9 +5,9 @@
   with one kind of bad answer each (`Mode`), without the CRC-64 header (for their HEADs too);
   every other answer goes back as the emulator sent it, so other objects stay readable through
   the same mount.
-- `TunnelProxy`: a forward proxy (HTTP ``CONNECT``) that relays tunnels, or drops them.
-- `make_tls`: a CA, and server contexts for a certificate naming 127.0.0.1 and one naming
-  another host, both signed by that CA.
+
+The TLS side (a ``CONNECT`` proxy and certificates) is in `tests.hostile_tls`; `Listener` is
+the base of both servers.
 
 Deliberately test-only and simple: a thread per connection, whole upstream bodies in memory
 (the objects are small), no pipelining. Nothing here checks what the client did with the bad
@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
 import enum
 import gzip
 import http.client
-import ipaddress
 import re
 import socket
 import ssl
@@ -30,10 +28,9 @@ import threading
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO, Final, Protocol
 
-__all__ = ["MangleProxy", "Mode", "TlsFiles", "TunnelProxy", "make_tls"]
+__all__ = ["Client", "Listener", "MangleProxy", "Mode", "read_head"]
 
 CONTINUE_EVERY_S: Final = 0.2  # how often ENDLESS_CONTINUE sends another interim answer
 # More than a daemon's RSS may grow to in the battery: a client that kept the header whole
@@ -124,7 +121,7 @@ def _chunked(body: bytes, size: int = 65536) -> bytes:
     return b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
 
 
-class _Client:
+class Client:
     """One accepted connection: its socket and the key whose bad answer it is carrying."""
 
     def __init__(self, sock: socket.socket) -> None:
@@ -145,7 +142,7 @@ class _Client:
             self.sock.shutdown(socket.SHUT_RDWR)
 
 
-class _Listener:
+class Listener:
     """Accepts connections on 127.0.0.1 and serves each on its own thread; `cut_all` and
     `close` hang up on every open one."""
 
@@ -153,7 +150,7 @@ class _Listener:
         self._sock = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
         self._lock = threading.Lock()
-        self._clients: set[_Client] = set()
+        self._clients: set[Client] = set()
         self.connections = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -163,13 +160,13 @@ class _Listener:
                 sock, _ = self._sock.accept()
             except OSError:
                 return
-            client = _Client(sock)
+            client = Client(sock)
             with self._lock:
                 self._clients.add(client)
                 self.connections += 1
             threading.Thread(target=self._run, args=(client,), daemon=True).start()
 
-    def _run(self, client: _Client) -> None:
+    def _run(self, client: Client) -> None:
         try:
             self.serve(client)
         except (OSError, http.client.HTTPException, ValueError):
@@ -180,10 +177,10 @@ class _Listener:
             with self._lock:
                 self._clients.discard(client)
 
-    def serve(self, client: _Client) -> None:
+    def serve(self, client: Client) -> None:
         raise NotImplementedError
 
-    def clients(self) -> list[_Client]:
+    def clients(self) -> list[Client]:
         with self._lock:
             return list(self._clients)
 
@@ -197,11 +194,11 @@ class _Listener:
         self.cut_all()
 
 
-class _Lines(Protocol):
+class Lines(Protocol):
     def readline(self, limit: int = -1, /) -> bytes: ...
 
 
-def _read_head(reader: _Lines) -> list[bytes] | None:
+def read_head(reader: Lines) -> list[bytes] | None:
     """The lines of the next request head (without line ends); None at the end of the stream."""
     lines: list[bytes] = []
     while True:
@@ -216,7 +213,7 @@ def _read_head(reader: _Lines) -> list[bytes] | None:
         lines.append(line)
 
 
-class MangleProxy(_Listener):
+class MangleProxy(Listener):
     """A reverse proxy to ``upstream`` (``host, port``) answering GETs of keys given to
     `mangle` badly, and without their CRC-64 header. ``tls``: speak TLS with this context
     (reassign it to change the certificate new connections get). `mangled` counts the bad
@@ -251,7 +248,7 @@ class MangleProxy(_Listener):
             if client.key == key:
                 client.cut()
 
-    def serve(self, client: _Client) -> None:
+    def serve(self, client: Client) -> None:
         tls = self.tls
         if tls is not None:
             try:
@@ -271,7 +268,7 @@ class MangleProxy(_Listener):
 
     @staticmethod
     def _read_request(reader: BinaryIO) -> _Request | None:
-        lines = _read_head(reader)
+        lines = read_head(reader)
         if lines is None:
             return None
         method, target, _ = lines[0].decode("latin-1").split(" ", 2)
@@ -297,7 +294,7 @@ class MangleProxy(_Listener):
             response.status, response.reason, headers, body, response.getheader("Content-Length")
         )
 
-    def _answer(self, client: _Client, request: _Request, answer: _Answer) -> bool:
+    def _answer(self, client: Client, request: _Request, answer: _Answer) -> bool:
         """Send ``answer`` (mangled if its key is chosen); False: hang up."""
         hidden = any(request.path.endswith("/" + key) for key in self.crc_hidden)
         with self._lock:
@@ -330,12 +327,12 @@ class MangleProxy(_Listener):
 
     # -- one method per Mode: send the bad answer; False: hang up afterwards ------------------
 
-    def _endless_continue(self, client: _Client, *_: object) -> bool:
+    def _endless_continue(self, client: Client, *_: object) -> bool:
         while client.pause(CONTINUE_EVERY_S):
             client.send(b"HTTP/1.1 100 Continue\r\n\r\n")
         return False
 
-    def _trickle(self, client: _Client, _r: _Request, answer: _Answer, _d: bytes) -> bool:
+    def _trickle(self, client: Client, _r: _Request, answer: _Answer, _d: bytes) -> bool:
         client.send(_head(answer.status, answer.reason, _with_length(answer)))
         for i in range(len(answer.body)):
             if not client.pause(self.trickle_s):
@@ -343,28 +340,28 @@ class MangleProxy(_Listener):
             client.send(answer.body[i : i + 1])
         return True
 
-    def _extra_answer(self, client: _Client, _r: _Request, answer: _Answer, _d: bytes) -> bool:
+    def _extra_answer(self, client: Client, _r: _Request, answer: _Answer, _d: bytes) -> bool:
         head = _head(answer.status, answer.reason, _with_length(answer))
         client.send(head + answer.body + FAKE_ANSWER)
         return True
 
-    def _cl_and_chunked(self, client: _Client, _r: _Request, answer: _Answer, _d: bytes) -> bool:
+    def _cl_and_chunked(self, client: Client, _r: _Request, answer: _Answer, _d: bytes) -> bool:
         headers = [*_with_length(answer), ("Transfer-Encoding", "chunked")]
         client.send(_head(answer.status, answer.reason, headers) + _chunked(answer.body))
         return True
 
-    def _duplicate_cl(self, client: _Client, _r: _Request, answer: _Answer, _d: bytes) -> bool:
+    def _duplicate_cl(self, client: Client, _r: _Request, answer: _Answer, _d: bytes) -> bool:
         n = len(answer.body)
         headers = [*answer.headers, ("Content-Length", str(n)), ("Content-Length", str(n + 1))]
         client.send(_head(answer.status, answer.reason, headers) + answer.body)
         return True
 
-    def _negative_cl(self, client: _Client, _r: _Request, answer: _Answer, _d: bytes) -> bool:
+    def _negative_cl(self, client: Client, _r: _Request, answer: _Answer, _d: bytes) -> bool:
         headers = [*answer.headers, ("Content-Length", "-1")]
         client.send(_head(answer.status, answer.reason, headers) + answer.body)
         return True
 
-    def _huge_header(self, client: _Client, _r: _Request, answer: _Answer, _d: bytes) -> bool:
+    def _huge_header(self, client: Client, _r: _Request, answer: _Answer, _d: bytes) -> bool:
         client.send(f"HTTP/1.1 {answer.status} {answer.reason}\r\nX-Huge: ".encode())
         piece = b"a" * 65536
         for _ in range(HUGE_HEADER_BYTES // len(piece)):
@@ -375,18 +372,18 @@ class MangleProxy(_Listener):
         client.send(b"\r\n" + rest + answer.body)
         return True
 
-    def _many_headers(self, client: _Client, _r: _Request, answer: _Answer, _d: bytes) -> bool:
+    def _many_headers(self, client: Client, _r: _Request, answer: _Answer, _d: bytes) -> bool:
         many = [(f"X-Hostile-{i}", str(i)) for i in range(MANY_HEADERS)]
         client.send(_head(answer.status, answer.reason, many + _with_length(answer)) + answer.body)
         return True
 
-    def _garbage_status(self, client: _Client, _r: _Request, answer: _Answer, _d: bytes) -> bool:
+    def _garbage_status(self, client: Client, _r: _Request, answer: _Answer, _d: bytes) -> bool:
         rest = _head(answer.status, answer.reason, _with_length(answer)).split(b"\r\n", 1)[1]
         client.send(b"\x16\x03\x01\xff\xfe garbage \x00\r\n" + rest + answer.body)
         return True
 
     def _wrong_content_range(
-        self, client: _Client, request: _Request, answer: _Answer, data: bytes
+        self, client: Client, request: _Request, answer: _Answer, data: bytes
     ) -> bool:
         first, last = _asked_range(request, len(data))
         first = min(first + 1, last)  # one byte later than asked, consistently labelled
@@ -399,7 +396,7 @@ class MangleProxy(_Listener):
         client.send(_head(206, "Partial Content", headers) + body)
         return True
 
-    def _gzip(self, client: _Client, _r: _Request, answer: _Answer, _d: bytes) -> bool:
+    def _gzip(self, client: Client, _r: _Request, answer: _Answer, _d: bytes) -> bool:
         body = gzip.compress(answer.body)
         headers = [
             *answer.headers,
@@ -409,30 +406,30 @@ class MangleProxy(_Listener):
         client.send(_head(answer.status, answer.reason, headers) + body)
         return True
 
-    def _short_keepalive(self, client: _Client, _r: _Request, answer: _Answer, _d: bytes) -> bool:
+    def _short_keepalive(self, client: Client, _r: _Request, answer: _Answer, _d: bytes) -> bool:
         head = _head(answer.status, answer.reason, _with_length(answer))
         client.send(head + answer.body[: len(answer.body) // 2])
         return True  # and wait for the next request, which will not come
 
-    def _lf_only(self, client: _Client, _r: _Request, answer: _Answer, _d: bytes) -> bool:
+    def _lf_only(self, client: Client, _r: _Request, answer: _Answer, _d: bytes) -> bool:
         head = _head(answer.status, answer.reason, _with_length(answer), eol=b"\n")
         client.send(head + answer.body)
         return True
 
-    def _bad_chunk_size(self, client: _Client, _r: _Request, answer: _Answer, _d: bytes) -> bool:
+    def _bad_chunk_size(self, client: Client, _r: _Request, answer: _Answer, _d: bytes) -> bool:
         headers = [*answer.headers, ("Transfer-Encoding", "chunked")]
         client.send(_head(answer.status, answer.reason, headers) + b"zz\r\n" + answer.body)
         return True
 
     def _negative_chunk_size(
-        self, client: _Client, _r: _Request, answer: _Answer, _d: bytes
+        self, client: Client, _r: _Request, answer: _Answer, _d: bytes
     ) -> bool:
         headers = [*answer.headers, ("Transfer-Encoding", "chunked")]
         body = b"-1\r\n" + _chunked(answer.body)
         client.send(_head(answer.status, answer.reason, headers) + body)
         return True
 
-    def _whole_for_range(self, client: _Client, _r: _Request, answer: _Answer, data: bytes) -> bool:
+    def _whole_for_range(self, client: Client, _r: _Request, answer: _Answer, data: bytes) -> bool:
         headers = [(n, v) for n, v in answer.headers if n.lower() != "content-range"]
         client.send(_head(200, "OK", [*headers, ("Content-Length", str(len(data)))]) + data)
         return True
@@ -451,7 +448,7 @@ def _asked_range(request: _Request, size: int) -> tuple[int, int]:
     return first, min(int(match.group(2)), size - 1) if match.group(2) else size - 1
 
 
-_Mangler = Callable[[MangleProxy, _Client, _Request, _Answer, bytes], bool]
+_Mangler = Callable[[MangleProxy, Client, _Request, _Answer, bytes], bool]
 _MANGLERS: Final[dict[Mode, _Mangler]] = {
     Mode.ENDLESS_CONTINUE: MangleProxy._endless_continue,
     Mode.TRICKLE: MangleProxy._trickle,
@@ -470,154 +467,3 @@ _MANGLERS: Final[dict[Mode, _Mangler]] = {
     Mode.NEGATIVE_CHUNK_SIZE: MangleProxy._negative_chunk_size,
     Mode.WHOLE_FOR_RANGE: MangleProxy._whole_for_range,
 }
-
-
-class TunnelProxy(_Listener):
-    """A forward proxy: answers ``CONNECT host:port`` with 200 and relays bytes both ways.
-
-    ``drop``: hang up right after the 200 instead (the tunnel is dropped before TLS starts);
-    ``cut_after_bytes``: hang up once that many bytes went from the server to the client
-    (mid-answer). Both may change while it runs; `cut_all` drops the open tunnels.
-    ``tunnels`` counts the CONNECTs answered."""
-
-    def __init__(self) -> None:
-        self.drop = False
-        self.cut_after_bytes: int | None = None
-        self.tunnels = 0
-        super().__init__()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def serve(self, client: _Client) -> None:
-        reader = client.sock.makefile("rb", buffering=0)
-        try:
-            lines = _read_head(reader)
-        finally:
-            reader.close()
-        if lines is None:
-            return
-        method, authority, _ = lines[0].decode("latin-1").split(" ", 2)
-        if method != "CONNECT":
-            client.send(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
-            return
-        host, _, port = authority.rpartition(":")
-        with self._lock:
-            self.tunnels += 1
-        if self.drop:
-            client.send(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            return
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=30) as server:
-            client.send(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            upward = threading.Thread(target=_relay, args=(client.sock, server, None), daemon=True)
-            upward.start()
-            _relay(server, client.sock, self.cut_after_bytes)
-            with contextlib.suppress(OSError):
-                server.shutdown(socket.SHUT_RDWR)
-            upward.join(timeout=5)
-
-
-def _relay(source: socket.socket, sink: socket.socket, limit: int | None) -> None:
-    """Copy ``source`` to ``sink`` until either ends (or ``limit`` bytes went), then hang up
-    both."""
-    sent = 0
-    try:
-        while limit is None or sent < limit:
-            data = source.recv(65536 if limit is None else min(65536, limit - sent))
-            if not data:
-                break
-            sink.sendall(data)
-            sent += len(data)
-    except OSError:
-        pass
-    for sock in (source, sink):
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """``ca_file``: the PEM a client trusts; ``right``: a server context whose certificate
-    names 127.0.0.1; ``wrong``: one whose certificate (from the same CA) names another host."""
-
-    ca_file: Path
-    right: ssl.SSLContext
-    wrong: ssl.SSLContext
-
-
-def make_tls(directory: Path) -> TlsFiles:
-    """A CA and two server certificates in ``directory`` (``cryptography`` makes them)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ossfs test CA")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_file = directory / "ca.pem"
-    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-
-    def server_context(name: str, alt: x509.GeneralName) -> ssl.SSLContext:
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([alt]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
-        cert_file, key_file = directory / f"{name}.pem", directory / f"{name}.key"
-        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert_file, key_file)
-        return context
-
-    return TlsFiles(
-        ca_file,
-        right=server_context("127.0.0.1", x509.IPAddress(ipaddress.ip_address("127.0.0.1"))),
-        wrong=server_context("wrong.example", x509.DNSName("wrong.example")),
-    )

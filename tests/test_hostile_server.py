@@ -3,7 +3,7 @@
 A mangling proxy (`tests.hostile_proxy`) sits between a real ``ossfs mount`` and the emulator
 and answers the GETs of one object per case with one kind of bad answer; a TLS front and a
 ``CONNECT`` proxy stand in for a server with a certificate for another host and a proxy that
-drops its tunnels. Every mount has tight bounds (`TIGHT`). In every case:
+drops its tunnels (`tests.hostile_tls`). Every mount has tight bounds (`TIGHT`). In every case:
 
 - a read of the hostile object ends in time with the exact bytes or EIO, as the case allows,
   never with other bytes and never in a hang: one request (an O_DIRECT read) within the retry
@@ -31,7 +31,8 @@ import pytest
 
 from ossfs.app.cli import build_parser
 from ossfs.emulator import EmulatorServer
-from tests.hostile_proxy import MangleProxy, Mode, TlsFiles, TunnelProxy, make_tls
+from tests.hostile_proxy import MangleProxy, Mode
+from tests.hostile_tls import TlsFiles, TunnelProxy, make_tls
 from tests.support import BUCKET
 from tests.test_reliability_support import (
     MIB,
