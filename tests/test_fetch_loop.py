@@ -227,6 +227,25 @@ def test_fetch_loop_failures_reach_done_and_never_become_bodies(
     assert bytes(got["fine"]) == body_of("fine", 100)  # type: ignore[arg-type]
 
 
+def test_fetch_loop_refuses_a_chunked_answer_whatever_its_length_says(
+    serve: Callable[..., Server], make_loop: Callable[..., FetchLoop]
+) -> None:
+    """Chunks frame a body whatever Content-Length says: read by the length, the chunk sizes
+    would become body bytes."""
+
+    def chunked(head: bytes) -> Answer:
+        body = answer_for(head).raw.split(b"\r\n\r\n", 1)[1]
+        return Answer(
+            b"HTTP/1.1 206 Partial\r\nContent-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), len(body), body)
+        )
+
+    loop = make_loop(serve(chunked))
+    results = Results()
+    loop.submit("k", "e", 100_000, results.done("k"))  # more than arrives with the head
+    assert isinstance(results.wait(1)["k"], ValueError)
+
+
 def test_fetch_loop_connect_failure_reaches_done(make_loop: Callable[..., FetchLoop]) -> None:
     unused = Server(lambda head: None)
     unused.sock.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
