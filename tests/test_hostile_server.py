@@ -31,22 +31,21 @@ import pytest
 
 from ossfs.app.cli import build_parser
 from ossfs.emulator import EmulatorServer
-from tests.hostile_proxy import MangleProxy, Mode
-from tests.hostile_tls import TlsFiles, TunnelProxy, make_tls
 from tests.support import BUCKET
-from tests.test_reliability_support import (
+from tests.support.hostile_proxy import MangleProxy, Mode
+from tests.support.hostile_tls import TlsFiles, TunnelProxy, make_tls
+from tests.support.mounts import (
     MIB,
     Mounts,
     daemon_pid,
     data_for,
     emulator_config,
     mounts_fixture,
-    needs_fuse,
     ossfs_env,
-    wait_until,
 )
+from tests.support.waiting import poll_until
 
-pytestmark = [pytest.mark.mount, needs_fuse]
+pytestmark = pytest.mark.mount
 
 READ_TIMEOUT_S: Final = 2
 RETRY_BUDGET_S: Final = 6
@@ -411,7 +410,7 @@ def test_hostile_answer_ends_in_time_and_harms_no_other_read(
         assert sorted(os.listdir(mountpoint / walk)) == ["0.txt", "1.txt", "2.bin", "3.txt"]
         for name in ("0.txt", "1.txt"):
             assert read_all(mountpoint / walk / name).data == WALK_HEALTHY[name]
-        read_ahead = wait_until(lambda: proxy.mangled[small_key] >= 1, BOUND_S)
+        read_ahead = poll_until(lambda: proxy.mangled[small_key] >= 1, BOUND_S)
         assert read_ahead, "directory read-ahead did not GET the next file"
         # One FUSE read: it joins the read-ahead GET (never retried: one read timeout at most),
         # and fetches the file itself if that failed.

@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.hostile_proxy import Client, Listener, read_head
+from tests.support.hostile_proxy import Client, Listener, read_head
 
 __all__ = ["TlsFiles", "TunnelProxy", "make_tls"]
 
