@@ -3,8 +3,8 @@
 Usage: python scripts/bench_http.py [--quick] [--engines today,curl-multi,...] [--repeat N]
                                     [--scenarios get-t1,parts-p4,...] [--json-out OUT]
 
-Engines (``scripts/http_engines.py``): ``today`` (ossfs.net's PooledTransport), ``today-loop``
-(its FetchLoop), ``urllib3``, ``curl-easy`` and ``curl-multi`` (pycurl), ``httptools`` and ``h11``
+Engines (``scripts/http_engines.py``): ``today`` (ossfs.net's CurlTransport), ``today-loop``
+(its CurlLoop), ``urllib3``, ``curl-easy`` and ``curl-multi`` (pycurl), ``httptools`` and ``h11``
 over our own sockets. The optional libraries are not project dependencies; to compare them,
 ``.venv/bin/pip install pycurl urllib3 httptools h11``. A missing one is reported, not fatal.
 

@@ -13,7 +13,7 @@ The jobs around it have their own modules in `ossfs.store`: `config` (`OssConfig
 the one conversion of a half-open range, and the checks of a ranged answer), `answers` (headers
 and listings to `ObjectMeta` and `ListPage`), `streams` (the answer to `stream`), `failures`
 (transient or not, and the `ossfs.core.errors` class of each), `counters`, and `whole_fetch`
-(directory read-ahead's GETs, run by `ossfs.net.fetch_loop`).
+(directory read-ahead's GETs, run by `ossfs.net.curl_loop`).
 
 It deliberately does not cache, prefetch, verify CRCs of bodies (the layers above combine block
 CRCs), restore archived objects, write anything, or read the environment (the app passes in
@@ -39,8 +39,9 @@ from ossfs.core.errors import (
     UsageError,
 )
 from ossfs.core.object_store import ListPage, ObjectMeta, Piece
-from ossfs.net.fetch_loop import FetchLoop
-from ossfs.net.oss_http import HttpResponse, PooledTransport, Transport
+from ossfs.net.curl_loop import CurlLoop
+from ossfs.net.curl_transport import CurlTransport
+from ossfs.net.http_api import HttpResponse, Transport
 from ossfs.store.answers import list_page_from_result, meta_from_headers
 from ossfs.store.config import OssConfig
 from ossfs.store.counters import Counters
@@ -58,9 +59,10 @@ from ossfs.store.retry import Retrier
 from ossfs.store.sessions import (
     SigningSession,
     TransportSession,
+    curl_transport,
+    engine_settings,
     make_auth,
     make_bucket,
-    pooled_transport,
 )
 from ossfs.store.streams import StreamChunks, stream_meta
 from ossfs.store.whole_fetch import WholeGets
@@ -94,10 +96,10 @@ class OssStore:
         """Build the auth, transport and bucket; no request is sent (see `probe`).
 
         ``retrier`` overrides the one built from ``config.retry`` (tests inject fake time);
-        ``proxies(url)``: the proxies (URL scheme -> ``http://`` proxy) that reach a URL, asked
-        once, here, for the bucket's (the app passes `ossfs.net.environ.environ_proxies`); None:
+        ``proxies(url)``: the proxies (URL scheme -> proxy URL) that reach a URL, asked once,
+        here, for the bucket's (the app passes `ossfs.net.environ.environ_proxies`); None:
         none, requests go straight to the endpoint;
-        ``transport`` replaces the pooled HTTP transport (tests script responses with it);
+        ``transport`` replaces the HTTP engine's transport (tests script responses with it);
         ``take_buffer(size)``: a writable buffer of ``size`` bytes for a body to be read into
         (the mount's `ossfs.read.buffers.BufferPool`); None: a new bytearray each time.
         Raises `UsageError` for an endpoint, bucket name or proxy that cannot be used.
@@ -122,21 +124,22 @@ class OssStore:
             ) from exc
         # The bucket's URL (what the endpoint, proxy included, is decided from).
         root_url = str(self._bucket._make_url(config.bucket, ""))
+        settings = engine_settings(config, root_url, proxies)
         if transport is None:
-            transport = pooled_transport(config, root_url, proxies)
+            transport = curl_transport(config, settings)
         self._transport = session.transport = transport
-        # Only the pooled transport can tell where `whole_fetcher`'s GETs go (and encode them).
+        # A scripted transport has no engine for `whole_fetcher`'s GETs to run on.
         self._whole_gets = (
             WholeGets(
                 config,
                 root_url,
-                transport,
+                settings,
                 signing_bucket,
                 counters=self._counters,
                 answers=self._answers,
                 take_buffer=self._take_buffer,
             )
-            if isinstance(transport, PooledTransport)
+            if isinstance(transport, CurlTransport)
             else None
         )
 
@@ -415,10 +418,10 @@ class OssStore:
             fail=lambda exc: self._fail(exc, "stream", key),
         )
 
-    def whole_fetcher(self, *, max_idle: int) -> FetchLoop | None:
-        """A `FetchLoop` for GETs of whole objects with this store's endpoint and credentials
-        (directory read-ahead), or None where it cannot go: an endpoint reached through a
-        proxy, or a transport other than the pooled one. The caller closes it.
+    def whole_fetcher(self, *, max_idle: int) -> CurlLoop | None:
+        """A `CurlLoop` for GETs of whole objects with this store's endpoint and credentials
+        (directory read-ahead), or None with a transport other than the HTTP engine's (a
+        scripted one). The caller closes it.
 
         Its GETs are signed (by `V1Signer`, or by oss2 for V4), pinned with If-Match, counted
         and checked like `read_range`'s (status, Content-Range, ETag, Content-Length; the
