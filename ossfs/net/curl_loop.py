@@ -86,23 +86,28 @@ class _Job:
         self.accept: Accept | None = None
         self.refused: BaseException | None = None  # why the head was not accepted
 
-    def on_header(self, raw: bytes) -> int | None:
+    def accepted(self) -> bool:
+        """Check the final answer's head with ``accept`` (once); False (``refused`` set) if
+        it is not the object's whole body."""
+        accept, self.accept = self.accept, None
+        if accept is None:
+            return self.refused is None
         head = self.head
-        head.line(raw)
-        if not head.complete or self.refused is not None or self.accept is None:
-            return None
-        accept, self.accept = self.accept, None  # once, at the end of the final head
         try:
+            if not head.check():
+                raise TransferError(8, "the answer's head is incomplete")
             headers = head.headers
             if "transfer-encoding" in headers or "content-length" not in headers:
                 raise TransferError(8, f"HTTP {head.status} without a plain Content-Length")
             accept(self.key, self.etag, self.size, head.status, headers)
         except Exception as exc:
             self.refused = exc
-            return 0  # abort the transfer: nothing of this body is taken
-        return None
+            return False
+        return True
 
     def on_body(self, data: memoryview) -> int | None:
+        if self.accept is not None and not self.accepted():  # the first body bytes
+            return 0  # abort the transfer: nothing of this body is taken
         body, filled = self.body, self.filled
         end = filled + len(data)
         if body is None or end > len(body):
@@ -265,7 +270,7 @@ class CurlLoop:
         job.accept = self._accept
         handle.setopt(pycurl.TIMEOUT_MS, self._deadline_ms)
         handle.setopt(pycurl.MAXFILESIZE_LARGE, job.size)  # a longer body fails before a byte
-        handle.setopt(pycurl.HEADERFUNCTION, job.on_header)
+        handle.setopt(pycurl.HEADERFUNCTION, job.head.append)
         handle.setopt(pycurl.WRITEFUNCTION, job.on_body, use_memoryview=True)
         self._running[handle] = job
         self._multi.add_handle(handle)  # asks for a 0 ms timer: the transfer starts at once
@@ -287,6 +292,10 @@ class CurlLoop:
         handle.setopt(pycurl.WRITEFUNCTION, _ignore)
         self._free.append(handle)
         result: Piece | BaseException
+        if job.accept is not None and job.head.check():
+            # An answer whose body never reached the callback (an error status with a body
+            # longer than the object, or none) is judged by its head: the better reason.
+            job.accepted()
         if job.refused is not None:
             result = job.refused
         elif error is not None:

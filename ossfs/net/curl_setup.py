@@ -15,7 +15,6 @@ libcurl, never reused. It deliberately does not drive transfers (`ossfs.net.curl
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Final
@@ -61,8 +60,7 @@ _PERMANENT: Final = frozenset(
 )
 # CURLOPT_SUPPRESS_CONNECT_HEADERS (libcurl 7.54), which pycurl has no name for.
 _SUPPRESS_CONNECT_HEADERS: Final = 265
-# Control characters would let a header value end its line (header injection).
-_BAD_HEADER_TEXT: Final = re.compile(r"[\x00-\x1f\x7f]")
+_BLANK: Final = (b"\r\n", b"\n")  # the line that ends a head
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +155,8 @@ def per_request(handle: pycurl.Curl, request: HttpRequest) -> None:
     handle.setopt(pycurl.URL, request.url)
     lines = ["Accept:", "Expect:"]  # neither is signed or wanted; libcurl would add them
     for name, value in request.headers.items():
-        if _BAD_HEADER_TEXT.search(name) or _BAD_HEADER_TEXT.search(value) or ":" in name:
+        # A control character would let a value end its line (header injection).
+        if not (name.isprintable() and value.isprintable()) or ":" in name:
             raise ValueError(f"invalid HTTP header {name!r}")
         # "Name;" sends an empty header ("Name:" would remove it).
         lines.append(f"{name}: {value}" if value else f"{name};")
@@ -184,35 +183,43 @@ def transfer_error(code: int, message: str) -> TransferError:
 
 
 class HeadLines:
-    """Collects the header lines libcurl passes to its header callback into the final
-    answer's `Headers`. ``line`` is the callback; `complete` turns True at the empty line that
-    ends a final (non-1xx) answer's head, when ``status`` is known. Lines after it (a chunked
-    body's trailers) are ignored.
+    """The header lines libcurl passes on, and the final answer's head once it is in.
 
-    libcurl has checked every line before it passes it on (a status line it could not read
-    fails the transfer); the status is its second word (pycurl allows no ``getinfo`` inside a
-    callback)."""
+    ``append`` is the header callback: a C method, so no Python runs per line. `check` is
+    asked after libcurl ran: it turns True (and sets ``status`` and ``headers``) once the
+    lines end with the empty line that closes a final (non-1xx) answer's head. Lines after it
+    (a chunked body's trailers) are never read. libcurl has checked every line before it
+    passes it on (a status line it cannot read fails the transfer); the status is the status
+    line's second word (pycurl allows no ``getinfo`` inside a transfer's callbacks).
+    """
 
-    __slots__ = ("complete", "headers", "status")
+    __slots__ = ("append", "complete", "headers", "lines", "status")
 
     def __init__(self) -> None:
+        self.lines: list[bytes] = []
+        self.append = self.lines.append
         self.complete = False
         self.status = 0
         self.headers = Headers()
 
-    def line(self, raw: bytes) -> None:
+    def check(self) -> bool:
+        """True once the final answer's head is in (then ``status`` and ``headers`` are set)."""
         if self.complete:
-            return
-        if raw in (b"\r\n", b"\n"):
-            # A status under 200 was an interim answer: the real one follows.
-            self.complete = self.status >= 200
-            return
-        if raw.startswith(b"HTTP/"):  # a status line starts a new head
-            words = raw.split(None, 2)
-            self.status = int(words[1]) if len(words) > 1 and words[1].isdigit() else 0
-            self.headers = Headers()
-            return
-        text = raw.decode("latin-1").rstrip("\r\n")
-        name, sep, value = text.partition(":")
-        if sep:
-            self.headers.add(name.strip(), value.strip())
+            return True
+        lines = self.lines
+        if not lines or lines[-1] not in _BLANK:
+            return False
+        at = len(lines) - 2
+        while at >= 0 and not lines[at].startswith(b"HTTP/"):
+            at -= 1
+        words = lines[at].split(None, 2) if at >= 0 else []
+        status = int(words[1]) if len(words) > 1 and words[1].isdigit() else 0
+        if status < 200:  # an interim answer (or none): the real one follows
+            return False
+        headers = Headers()
+        for raw in lines[at + 1 : -1]:
+            name, sep, value = raw.decode("latin-1").partition(":")
+            if sep:
+                headers.add(name.strip(), value.strip())
+        self.status, self.headers, self.complete = status, headers, True
+        return True

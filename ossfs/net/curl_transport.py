@@ -167,11 +167,11 @@ class CurlResponse:
         except BaseException:
             self._finish(keep=True)
             raise
-        easy.setopt(pycurl.HEADERFUNCTION, self._head.line)
+        easy.setopt(pycurl.HEADERFUNCTION, self._head.append)
         easy.setopt(pycurl.WRITEFUNCTION, self._write, use_memoryview=True)
         channel.multi.add_handle(easy)
         self._drive(_HEAD)
-        if not self._head.complete:
+        if not self._head.check():
             error = self._error or TransferError(8, "the transfer ended without an answer")
             self._finish(keep=False)
             raise error
@@ -292,7 +292,7 @@ class CurlResponse:
                 self._note_end(multi)
                 self._ended = True
                 return
-            if (until == _HEAD and head.complete) or (until == _BODY and self._filled):
+            if (until == _HEAD and head.check()) or (until == _BODY and self._filled):
                 return
             wait = multi.timeout() / 1000
             wait = _MAX_WAIT_S if wait < 0 else min(wait, _MAX_WAIT_S)
