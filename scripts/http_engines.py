@@ -7,9 +7,10 @@ length (`BodyError`). Constructors take ``(target, bounds, pool, curl_buffer)``;
 first, last, buf) -> bytes received`` blocks (thread-safe); loop engines also have ``submit(...,
 done)``, which calls ``done(bytes received or the exception)`` on the loop's thread.
 
-Not here: retries, proxies, TLS, HEAD and LIST; these engines measure, none is fit for ``ossfs/``
-as it stands. pycurl, urllib3, httptools and h11 are optional, not project dependencies
-(``.venv/bin/pip install pycurl urllib3 httptools h11``); `missing` names the absent.
+Not here: retries, proxies, TLS, HEAD and LIST; besides ossfs's own (``today``,
+``today-loop``) these engines only measure. urllib3, httptools and h11 are optional, not
+project dependencies (``.venv/bin/pip install urllib3 httptools h11``); `missing` names the
+absent.
 """
 
 from __future__ import annotations
