@@ -290,13 +290,13 @@ def build_filesystem(
     )
     siblings = None
     if config.prefetch and sibling_gets > 0:
-        # Its GETs run on one thread with non-blocking sockets where the endpoint allows (no
-        # proxy), else on worker threads.
+        # Its GETs run on one thread (the HTTP engine's loop); a store without one (a scripted
+        # transport) runs them on worker threads.
         fetcher = store.whole_fetcher(max_idle=sibling_gets)
         log.debug(
             "directory read-ahead: up to %d GETs in flight, %s",
             sibling_gets,
-            "on one thread (non-blocking sockets)" if fetcher else "on worker threads (proxy)",
+            "on one thread (libcurl's multi interface)" if fetcher else "on worker threads",
         )
         siblings = SiblingPrefetcher(
             store,
