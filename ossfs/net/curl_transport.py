@@ -62,7 +62,7 @@ class _Channel:
         self.multi.setopt(pycurl.M_MAXCONNECTS, 1)
         self.lowat = 1
         self.lowat_fd = -1
-        self.wake_bytes = settings.buffer_bytes // 2
+        self.wake_bytes = settings.buffer_bytes
 
     def set_lowat(self, fd: int, nbytes: int) -> None:
         """Wake select only once ``nbytes`` are there to read (``fd`` is this channel's
@@ -126,13 +126,14 @@ class CurlResponse:
     (then its connection is closed, not kept). Not thread-safe: one reader at a time.
 
     Waiting for a body, the socket's receive low-water mark (``SO_RCVLOWAT``) is raised to
-    half the receive buffer while more than that is still to come: select then wakes once per
-    large piece instead of once per few kilobytes, which costs a thread wake-up, a GIL
-    hand-off and a callback each (as ``MSG_WAITALL`` did for the hand-written transport). A
-    read still returns what is there, and the wait is never longer than libcurl's own timer
-    (at most a second), so a slow body is only read later, never lost or stalled. The mark is
-    back at 1 before the last byte of the body is taken, while the connection is still this
-    transfer's: a kept connection starts its next answer without it.
+    the receive buffer (or what the caller's buffer can take, if less) while more than that is
+    still to come: select then wakes once per large piece instead of once per few kilobytes,
+    which costs a thread wake-up, a GIL hand-off and a callback each (as ``MSG_WAITALL`` did
+    for the hand-written transport). A read still returns what is there, and the wait is never
+    longer than libcurl's own timer (at most a second), so a slow body is only read later,
+    never lost or stalled. The mark is back at 1 before the last byte of the body is taken,
+    while the connection is still this transfer's: a kept connection starts its next answer
+    without it.
     """
 
     def __init__(self, channel: _Channel, release: Callable[[_Channel], None]) -> None:
@@ -306,9 +307,10 @@ class CurlResponse:
                 wait = min(wait, left)
             if wait <= 0:
                 continue
-            if until == _BODY and self._left > 0:
-                wake = channel.wake_bytes
-                channel.set_lowat(self._fd, wake if self._left > wake else 1)
+            if until == _BODY and self._left > 0 and self._dest is not None:
+                # One wake-up per receive buffer, or per what the caller can take now.
+                wake = min(channel.wake_bytes, len(self._dest) - self._filled)
+                channel.set_lowat(self._fd, wake if self._left > wake > 1 else 1)
             if multi.select(wait) <= 0:
                 # Nothing to wait on in select (a name being looked up): wait out the timer.
                 time.sleep(min(wait, 0.001))
