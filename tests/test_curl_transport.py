@@ -8,8 +8,11 @@ framing surprises after which a connection is never reused.
 from __future__ import annotations
 
 import base64
+import socket
 import ssl
-from collections.abc import Callable
+import struct
+import threading
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -251,6 +254,72 @@ def test_curl_transport_tunnels_https_through_an_http_proxy(
     response = transport.send(HttpRequest("GET", "https://127.0.0.1:8443/k"))
     assert response.status == 200 and response.read() == b"inside the tunnel"
     assert proxy.heads[0].startswith(b"CONNECT 127.0.0.1:8443 HTTP/1.1")
+
+
+class Socks5Proxy:
+    """A SOCKS5 proxy (no authentication) that relays each CONNECT to the asked port on
+    127.0.0.1, whatever name it was given, and records what was asked (the name as sent:
+    with ``socks5h`` the proxy resolves names)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.asked: list[tuple[str, int]] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            _, methods = conn.recv(2)
+            conn.recv(methods)
+            conn.sendall(b"\x05\x00")  # no authentication
+            _, _, _, kind = conn.recv(4)
+            if kind == 3:  # a name
+                host = conn.recv(conn.recv(1)[0]).decode()
+            else:  # IPv4
+                host = socket.inet_ntoa(conn.recv(4))
+            (port,) = struct.unpack("!H", conn.recv(2))
+            self.asked.append((host, port))
+            with socket.create_connection(("127.0.0.1", port)) as upstream:
+                conn.sendall(b"\x05\x00\x00\x01" + bytes(4) + bytes(2))
+                threading.Thread(target=_pipe, args=(upstream, conn), daemon=True).start()
+                _pipe(conn, upstream)
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:  # the other side hung up
+        pass
+
+
+@pytest.fixture
+def socks5() -> Iterator[Socks5Proxy]:
+    proxy = Socks5Proxy()
+    yield proxy
+    proxy.sock.close()
+
+
+def test_curl_transport_goes_through_a_socks5_proxy(
+    serve: Callable[..., Server], socks5: Socks5Proxy
+) -> None:
+    """``socks5h://``: the proxy gets the endpoint's name (it resolves it), not an address."""
+    server = serve(lambda head: ok(b"via socks"))
+    port = int(server.url.rsplit(":", 1)[1])
+    transport = make(proxy=f"socks5h://127.0.0.1:{socks5.port}")
+    assert get(transport, f"http://oss-test.invalid:{port}/k") == b"via socks"
+    assert socks5.asked == [("oss-test.invalid", port)]
 
 
 def test_curl_transport_ignores_the_environments_proxies(

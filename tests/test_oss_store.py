@@ -316,6 +316,28 @@ def test_oss_store_reads_proxies_once_through_the_environment(
         direct.get_range("p.txt", 0, 7)  # no proxy: the name does not resolve
 
 
+def test_oss_store_no_proxy_exempts_the_endpoint(
+    monkeypatch: pytest.MonkeyPatch, emulator: EmulatorServer
+) -> None:
+    """NO_PROXY names the endpoint's host: requests go straight there, past a proxy that
+    does not exist."""
+    emulator.put_object(SUPPORT_BUCKET, "np.txt", b"straight there")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.delenv("no_proxy", raising=False)
+    config = OssConfig(
+        endpoint=emulator.endpoint,
+        bucket=SUPPORT_BUCKET,
+        access_key_id=ACCESS_KEY_ID,
+        access_key_secret=ACCESS_KEY_SECRET,
+    )
+    with OssStore(config, proxies=environ_proxies) as store:
+        assert store.get_range("np.txt", 0, 8) == b"straight"
+    monkeypatch.setenv("NO_PROXY", "example.invalid")
+    with OssStore(config, proxies=environ_proxies) as store, pytest.raises(RemoteIOError):
+        store.get_range("np.txt", 0, 8)  # not exempt: the missing proxy is tried
+
+
 def test_oss_store_rejects_unusable_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "ftp://user:pw@proxy.invalid:21")
     monkeypatch.delenv("NO_PROXY", raising=False)
