@@ -23,8 +23,6 @@ retrier does), follow redirects, or decode content encodings (identity only).
 
 from __future__ import annotations
 
-import ctypes
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,7 +40,6 @@ _CHUNK: Final = 64 << 10  # `read` without a size reads this much at a time
 _MAX_WAIT_S: Final = 1.0  # the longest wait in select: libcurl's stall rule needs its turn
 # What `_drive` runs until: the answer's head, a body byte for the caller, or the transfer's end.
 _HEAD, _BODY, _END = 0, 1, 2
-_LIBC: Final = ctypes.CDLL(None, use_errno=True)
 
 
 def deadline_error() -> TransferError:
@@ -51,28 +48,14 @@ def deadline_error() -> TransferError:
 
 
 class _Channel:
-    """An easy handle in a multi handle of its own: one transfer at a time. ``lowat``: the
-    receive low-water mark set on ``lowat_fd`` (1: none)."""
+    """An easy handle in a multi handle of its own: one transfer at a time."""
 
-    __slots__ = ("easy", "lowat", "lowat_fd", "multi", "wake_bytes")
+    __slots__ = ("easy", "multi")
 
     def __init__(self, settings: EngineSettings) -> None:
         self.easy = new_handle(settings)
         self.multi = pycurl.CurlMulti()
         self.multi.setopt(pycurl.M_MAXCONNECTS, 1)
-        self.lowat = 1
-        self.lowat_fd = -1
-        self.wake_bytes = settings.buffer_bytes
-
-    def set_lowat(self, fd: int, nbytes: int) -> None:
-        """Wake select only once ``nbytes`` are there to read (``fd`` is this channel's
-        connection, in use by a running transfer)."""
-        if nbytes == self.lowat and fd == self.lowat_fd:
-            return
-        value = ctypes.c_int(nbytes)
-        size = ctypes.sizeof(value)
-        _LIBC.setsockopt(fd, socket.SOL_SOCKET, socket.SO_RCVLOWAT, ctypes.byref(value), size)
-        self.lowat, self.lowat_fd = nbytes, fd
 
     def close(self) -> None:
         self.multi.close()
@@ -123,18 +106,7 @@ class CurlTransport:
 class CurlResponse:
     """One answer on a channel (`ossfs.net.http_api.HttpResponse`). ``release(channel)`` is
     called once the channel is free again: body read to its end, failed, or closed early
-    (then its connection is closed, not kept). Not thread-safe: one reader at a time.
-
-    Waiting for a body, the socket's receive low-water mark (``SO_RCVLOWAT``) is raised to
-    the receive buffer (or what the caller's buffer can take, if less) while more than that is
-    still to come: select then wakes once per large piece instead of once per few kilobytes,
-    which costs a thread wake-up, a GIL hand-off and a callback each (as ``MSG_WAITALL`` did
-    for the hand-written transport). A read still returns what is there, and the wait is never
-    longer than libcurl's own timer (at most a second), so a slow body is only read later,
-    never lost or stalled. The mark is back at 1 before the last byte of the body is taken,
-    while the connection is still this transfer's: a kept connection starts its next answer
-    without it.
-    """
+    (then its connection is closed, not kept). Not thread-safe: one reader at a time."""
 
     def __init__(self, channel: _Channel, release: Callable[[_Channel], None]) -> None:
         self._channel: _Channel | None = channel
@@ -149,8 +121,6 @@ class CurlResponse:
         self._paused = False
         self._ended = False  # the transfer is over (``_error`` says how)
         self._error: TransferError | None = None
-        self._left = -1  # body bytes still to come from libcurl (-1: not known)
-        self._fd = -1  # the connection's socket, once the head is in
 
     @property
     def response(self) -> CurlResponse:
@@ -181,11 +151,6 @@ class CurlResponse:
         self.request_id = self.headers.get("x-oss-request-id", "")
         if request.method == "HEAD":
             self._drive(_END)  # nothing follows the head: end the transfer now
-        elif not self._ended:
-            length = self.headers.get("content-length", "")
-            if length.isdigit() and "transfer-encoding" not in self.headers:
-                self._left = int(length)
-                self._fd = int(easy.getinfo(pycurl.ACTIVESOCKET))
         if self._ended and self._error is None:
             self._finish(keep=True)
 
@@ -270,12 +235,6 @@ class CurlResponse:
             dest[filled:] = data[:room]
             self._filled = filled + room
             self._held = bytes(data[room:])
-        left = self._left
-        if left >= 0:
-            self._left = left = left - size
-            channel = self._channel
-            if left <= 0 and channel is not None and channel.lowat > 1:
-                channel.set_lowat(self._fd, 1)  # the last byte: the connection is still ours
         return None  # all of it was taken
 
     # -- driving ----------------------------------------------------------------------------------
@@ -307,10 +266,6 @@ class CurlResponse:
                 wait = min(wait, left)
             if wait <= 0:
                 continue
-            if until == _BODY and self._left > 0 and self._dest is not None:
-                # One wake-up per receive buffer, or per what the caller can take now.
-                wake = min(channel.wake_bytes, len(self._dest) - self._filled)
-                channel.set_lowat(self._fd, wake if self._left > wake > 1 else 1)
             if multi.select(wait) <= 0:
                 # Nothing to wait on in select (a name being looked up): wait out the timer.
                 time.sleep(min(wait, 0.001))
@@ -332,7 +287,6 @@ class CurlResponse:
         if channel is None:
             return
         self._ended = True
-        channel.lowat, channel.lowat_fd = 1, -1  # reset above, or the connection is gone
         try:
             channel.multi.remove_handle(channel.easy)  # an unfinished transfer: closed
         except pycurl.error:
