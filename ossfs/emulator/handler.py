@@ -19,7 +19,7 @@ from urllib.parse import quote, unquote
 from xml.etree import ElementTree as ET
 
 from ossfs.emulator import admin
-from ossfs.emulator.auth import AuthError, SignedRequest, authenticate
+from ossfs.emulator.auth import AuthError, SignedRequest
 from ossfs.emulator.config import valid_bucket_name
 from ossfs.emulator.faults import NO_FAULTS, FaultPlan
 from ossfs.emulator.httpbase import (
@@ -50,6 +50,7 @@ from ossfs.emulator.oss_errors import (
 )
 from ossfs.emulator.ranges import RangeNotSatisfiableError, resolve_legacy, resolve_standard
 from ossfs.emulator.requestlog import LogEntry
+from ossfs.emulator.signatures import authenticate
 from ossfs.emulator.storage import (
     STORAGE_CLASSES,
     AlreadyExistsError,
