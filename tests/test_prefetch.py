@@ -388,7 +388,7 @@ def test_prefetch_caches_each_block_of_a_part_as_it_arrives() -> None:
     etag = reader.meta.etag
     seen: list[tuple[bytes | None, bool, int]] = []
 
-    inflight: list[int] = []
+    budget: list[tuple[int, int]] = []
 
     def mid_stream() -> None:
         first = cache.get(("a.bin", etag, 5))
@@ -399,7 +399,7 @@ def test_prefetch_caches_each_block_of_a_part_as_it_arrives() -> None:
                 cache.inflight_count,
             )
         )
-        inflight.append(prefetcher.stats().inflight_bytes)
+        budget.append((cache.reserved_bytes, prefetcher.stats().inflight_bytes))
 
     store.mid_stream = mid_stream
     executor.run_all()  # the queued part for blocks 5..8
@@ -407,10 +407,17 @@ def test_prefetch_caches_each_block_of_a_part_as_it_arrives() -> None:
     # would not have waited for the rest) and block 6 was still in flight.
     assert seen and seen[0][0] == data[5 * BS : 6 * BS]
     assert seen[0][1] is False and seen[0][2] >= 1
-    # The cached block left the in-flight budget at once: 3 of the part's 4 blocks were left.
-    assert inflight == [3 * BS]
+    # The cached block's bytes turned from reserved into cached at once (3 of the part's 4
+    # blocks were left in flight), but it is still unread: the read-ahead budget holds all 4.
+    assert budget == [(3 * BS, 4 * BS)]
+    assert cache.reserved_bytes == 0
+    assert prefetcher.stats().inflight_bytes == 4 * BS
+    # Reading them gives their budget back (the reads go on reading ahead: close, then settle).
+    assert reader.read(5 * BS, 4 * BS) == data[5 * BS : 9 * BS]
+    reader.close()
+    executor.run_all()
     assert prefetcher.stats().inflight_bytes == 0
-    assert reader.read(6 * BS, 3 * BS) == data[6 * BS : 9 * BS]
+    assert cache.reserved_bytes == 0
 
 
 def test_prefetch_failed_part_is_refetched_by_a_reader_arriving_later() -> None:
@@ -614,11 +621,18 @@ def test_prefetch_global_budget_is_respected_and_reads_degrade_to_block_gets() -
     assert prefetcher.stats().budget_denials >= 1
     assert [c[1:] for c in store.calls] == [("b.bin", o, o + BS) for o in range(0, 4 * BS, BS)]
 
-    executor.run_all()  # a's part is done: its bytes go back to the budget
-    assert prefetcher.stats().inflight_bytes == 0
+    executor.run_all()  # a's part is done, but a has not read the block: it still counts
+    assert prefetcher.stats().inflight_bytes == BS
+    store.reset_calls()
     assert b.read(4 * BS, BS) == data_b[4 * BS : 5 * BS]
+    assert executor.pending == 0
+    a.close()  # unread read-ahead gives its bytes back when its handle is released
+    assert prefetcher.stats().inflight_bytes == 0
+    assert b.read(5 * BS, BS) == data_b[5 * BS : 6 * BS]
     assert executor.pending == 1  # b may read ahead again
     executor.run_all()
+    assert prefetcher.stats().inflight_bytes == BS
+    b.close()
     assert prefetcher.stats().inflight_bytes == 0
 
 
@@ -734,19 +748,25 @@ read_ops = st.lists(
     blocks=st.floats(min_value=0, max_value=20),
     capacity_blocks=st.integers(min_value=0, max_value=64),
     budget_blocks=st.integers(min_value=0, max_value=16),
+    spare_blocks=st.integers(min_value=0, max_value=8),
+    scale=st.sampled_from([1.0, 0.5, 0.0]),
     ops=read_ops,
 )
 def test_prefetch_any_read_mix_returns_the_objects_bytes(
+    *,
     block_size: int,
     blocks: float,
     capacity_blocks: int,
     budget_blocks: int,
+    spare_blocks: int,
+    scale: float,
     ops: list[tuple[str, int]],
 ) -> None:
     data = pattern(int(block_size * blocks))
     store = FakeStore()
     meta = store.put("a.bin", data)
-    cache = BlockCache(capacity_blocks * block_size)
+    capacity = capacity_blocks * block_size
+    cache = BlockCache(capacity, total_bytes=capacity + spare_blocks * block_size)
     config = PrefetchConfig(
         part_size_bytes=3 * block_size,
         initial_window_bytes=block_size,
@@ -756,6 +776,7 @@ def test_prefetch_any_read_mix_returns_the_objects_bytes(
     )
     with ThreadPoolExecutor(max_workers=3) as executor:
         prefetcher = Prefetcher(executor, config)
+        prefetcher.set_scale(scale)
         reader = ObjectReader(
             store, cache, meta, block_size_bytes=block_size, read_ahead=prefetcher.attach
         )
@@ -770,8 +791,13 @@ def test_prefetch_any_read_mix_returns_the_objects_bytes(
             position += size
         reader.close()
     stats = prefetcher.stats()
+    # Every reservation was settled: the read-ahead budget and the cache's account are empty.
     assert stats.inflight_bytes == 0
+    assert cache.reserved_bytes == 0
     assert cache.inflight_count == 0
+    assert cache.used_bytes <= capacity
+    if scale == 0.0:
+        assert stats.parts_issued == 0
     for start, end in gets(store):
         assert 0 <= start < end <= len(data)
         assert start % block_size == 0
@@ -867,7 +893,7 @@ def test_prefetch_of_a_mount_learns_the_link_from_its_store(
         credentials=Credentials(ACCESS_KEY_ID, ACCESS_KEY_SECRET),
     )
     with mounting.build_store(config) as store:
-        fs, _ = mounting.build_filesystem(config, store)
+        fs, _, _ = mounting.build_filesystem(config, store)
         prefetcher = fs._prefetcher
         assert isinstance(prefetcher, Prefetcher) and not prefetcher.slow_link
         emulator.faults.update(latency_s=SLOW_FIRST_BYTE_S * 2, key_prefix="slow/")
