@@ -443,6 +443,9 @@ def test_block_cache_resize_shrinks_at_once_and_restores() -> None:
     cache.release(10)
     cache.resize(0.0, floor_bytes=10)  # never below the floor
     assert cache.limit_bytes == 10 and cache.used_bytes == 10
+    assert cache.reserve(30, force=True)  # a read's reservation does not evict below it
+    assert cache.used_bytes == 10
+    cache.release(30)
     cache.put(key(20), b"y" * 11)  # larger than the cache may hold now: returned, not cached
     assert not cache.contains(key(20))
     cache.resize(1.0)
@@ -478,12 +481,13 @@ def test_block_cache_cached_plus_reserved_stays_within_the_total(
     capacity: int, spare: int, operations: list[tuple[str, int, int]]
 ) -> None:
     """Whatever is put, reserved, released, filled or resized: what is cached stays within the
-    cache's limit, and cached plus reserved within the total, unless reservations alone (forced
-    ones) are above it; then nothing is cached."""
+    cache's limit, and cached plus reserved within the total, unless reservations (forced ones)
+    leave no room beside the floor; then nothing above the floor is cached."""
     total = capacity + spare
     cache = BlockCache(capacity, total_bytes=total)
     reserved = 0
     scale = 1.0
+    floor = 0
     for op, index, length in operations:
         if op == "put":
             cache.put(key(index), bytes(length))
@@ -504,11 +508,13 @@ def test_block_cache_cached_plus_reserved_stays_within_the_total(
             reserved -= amount
         else:
             scale = index / 7
-            cache.resize(scale)
+            floor = length // 2
+            cache.resize(scale, floor_bytes=floor)
+        limit = max(min(floor, capacity), int(capacity * scale))
         assert cache.reserved_bytes == reserved
-        assert cache.used_bytes <= cache.limit_bytes == int(capacity * scale)
-        total_now = max(cache.limit_bytes, int(total * scale))
-        if reserved <= total_now:
+        assert cache.used_bytes <= cache.limit_bytes == limit
+        total_now = max(limit, int(total * scale))
+        if reserved <= total_now - min(floor, capacity):
             assert cache.used_bytes + reserved <= total_now
         else:
-            assert cache.used_bytes == 0
+            assert cache.used_bytes <= min(floor, capacity)

@@ -146,6 +146,7 @@ class BlockCache:
         self._total = total_bytes
         self._limit = capacity_bytes  # what may be cached now (`resize`)
         self._total_limit = total_bytes  # what cached + reserved may be now
+        self._floor = 0  # reservations never evict below this (`resize`)
         self._reserved = 0
         self._lock = threading.Lock()
         self._lru = _CountingLRU(capacity_bytes, pool)
@@ -350,12 +351,17 @@ class BlockCache:
         self._evict_locked()
 
     def _evict_locked(self) -> None:
-        """Evict least recently used blocks until within the limits (`resize`, `reserve`)."""
+        """Evict least recently used blocks until within the limits (`resize`, `reserve`);
+        reservations do not evict below the floor."""
         lru = self._lru
         total = self._total_limit
         while lru and (
             lru.currsize > self._limit
-            or (total is not None and lru.currsize + self._reserved > total)
+            or (
+                total is not None
+                and lru.currsize + self._reserved > total
+                and lru.currsize > self._floor
+            )
         ):
             lru.popitem()
 
@@ -388,11 +394,15 @@ class BlockCache:
     def resize(self, scale: float, *, floor_bytes: int = 0) -> None:
         """What may be cached, and the total, become ``scale`` (0..1) of the capacity and total
         given at construction, the cache's at least ``floor_bytes`` (never above its capacity);
-        blocks are evicted at once to fit. ``resize(1.0)`` restores both."""
+        blocks are evicted at once to fit. Reservations (forced ones: reads) do not evict
+        below ``floor_bytes``: the blocks readers are in stay while memory is short, and reads
+        of 128 KiB do not fetch their 1 MiB block again and again. ``resize(1.0)`` restores
+        both limits."""
         if not 0.0 <= scale <= 1.0:
             raise ValueError(f"scale must be within [0, 1], not {scale}")
         with self._lock:
-            limit = max(min(floor_bytes, self._capacity), int(self._capacity * scale))
+            self._floor = min(floor_bytes, self._capacity)
+            limit = max(self._floor, int(self._capacity * scale))
             self._limit = limit
             if self._total is not None:
                 self._total_limit = max(limit, int(self._total * scale))
