@@ -269,12 +269,17 @@ def build_filesystem(
     sibling_gets = min(
         _SIBLING_WORKERS, config.workers * 3 // 4, inflight_bytes // 4 // config.block_size_bytes
     )
+    # Sequential read-ahead's budget counts its blocks until they are read, and those that
+    # arrived are in the cache: besides what is left for GETs in flight it gets a quarter of
+    # the cache (one handle's largest window). Should more of it be in flight than the cache
+    # leaves room for, the cache's account evicts its least recently used blocks.
+    readahead_bytes = (
+        inflight_bytes - sibling_gets * config.block_size_bytes + config.cache_size_bytes // 4
+    )
     prefetcher = (
         Prefetcher(
             prefetch_executor,
-            PrefetchConfig(
-                max_inflight_bytes=inflight_bytes - sibling_gets * config.block_size_bytes
-            ),
+            PrefetchConfig(max_inflight_bytes=readahead_bytes),
             first_byte_s=store.first_byte_s,
         )
         if config.prefetch
