@@ -8,9 +8,11 @@ that the reader joined it. No test depends on timing.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import itertools
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
@@ -354,12 +356,18 @@ def test_prefetch_error_reaches_the_reader_that_waits_for_the_part(
     assert reader.read(4 * BS, BS) == data[4 * BS : 5 * BS]
 
 
-class MidStreamStore(FakeStore):
-    """Calls ``mid_stream`` inside a multi-block GET, after its first block was handed over."""
+class Tracked(bytearray):
+    """A body buffer that can be watched with a weak reference (a bytearray cannot)."""
 
-    def __init__(self) -> None:
+
+class MidStreamStore(FakeStore):
+    """Calls ``mid_stream`` inside a multi-block GET, after its first block was handed over.
+    Pieces are ``piece_type`` buffers."""
+
+    def __init__(self, piece_type: type[bytearray] = bytearray) -> None:
         super().__init__()
         self.mid_stream: Callable[[], None] | None = None
+        self.piece_type = piece_type
 
     def read_range(
         self,
@@ -375,7 +383,7 @@ class MidStreamStore(FakeStore):
         for n, pos in enumerate(range(0, len(body), piece_bytes)):
             if n == 1 and self.mid_stream is not None:
                 self.mid_stream()
-            on_piece(bytearray(body[pos : pos + piece_bytes]))
+            on_piece(self.piece_type(body[pos : pos + piece_bytes]))
 
 
 def test_prefetch_caches_each_block_of_a_part_as_it_arrives() -> None:
@@ -900,3 +908,43 @@ def test_prefetch_of_a_mount_learns_the_link_from_its_store(
         for _ in range(LATENCY_SAMPLES):
             assert store.get_range("slow/x.bin", 0, len(data)) == data
         assert prefetcher.slow_link
+
+
+def test_prefetch_part_keeps_no_block_once_the_cache_let_it_go() -> None:
+    """A block a part's GET handed to the cache and the cache dropped (drop-behind, eviction) is
+    not kept alive by the GET still running: its memory is free at once, not when the GET ends."""
+    data = pattern(32 * BS)
+    executor = ManualExecutor()
+    store = MidStreamStore(piece_type=Tracked)
+    _, cache, _, reader = make(data, executor, store=store)
+    for offset in range(0, 5 * BS, BS):
+        assert read_waiting(reader, cache, executor, offset, BS) == data[offset : offset + BS]
+    etag = reader.meta.etag
+    alive: list[bool] = []
+
+    def mid_stream() -> None:
+        first = cache.get(("a.bin", etag, 5))
+        assert isinstance(first, Tracked)
+        watch = weakref.ref(first)
+        del first
+        cache.discard([("a.bin", etag, 5)])
+        gc.collect()
+        alive.append(watch() is not None)
+
+    store.mid_stream = mid_stream
+    executor.run_all()
+    assert alive == [False]
+
+
+def test_reader_synchronous_fetch_is_reserved_while_it_runs() -> None:
+    """A read's own fetch counts its blocks in the cache's account until they are cached."""
+    data = pattern(8 * BS)
+    store = MidStreamStore()
+    meta = store.put("a.bin", data)
+    cache = BlockCache(1 << 20, total_bytes=1 << 20)
+    reader = ObjectReader(store, cache, meta, block_size_bytes=BS)
+    seen: list[int] = []
+    store.mid_stream = lambda: seen.append(cache.reserved_bytes)
+    assert reader.read(BS + 3, 2 * BS) == data[BS + 3 : 3 * BS + 3]  # blocks 1..3: one GET
+    assert seen == [3 * BS]
+    assert cache.reserved_bytes == 0 and cache.used_bytes == 3 * BS
