@@ -39,6 +39,9 @@ libfuse's buffers, threads, sockets, malloc's arenas, metadata of listed entries
 resident memory less the block buffers (docs/memory.md): 36 MiB idle, at most 75 MiB under
 sequential, random, small-file and ``verify --through`` reads, about the same with a 32 MiB
 budget as with 1.5 GiB; 96 MiB leaves a margin over that."""
+OWN_PEAK_BYTES: Final = 80 << 20
+"""The most the daemon was measured to use besides block buffers (75 MiB, rounded up): the
+memory-pressure monitor keeps room for it to grow into (`ossfs.read.pressure`)."""
 MIN_BUDGET_BYTES: Final = 32 << 20
 """The smallest default budget a mount starts with (a cache of 24 blocks of 1 MiB and a little
 read-ahead); a limit that leaves less beside `OVERHEAD_BYTES` is refused."""

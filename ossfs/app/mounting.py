@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
 
-from ossfs.app.memory_budget import memory_line, memory_settings
+from ossfs.app.memory_budget import OWN_PEAK_BYTES, memory_line, memory_settings
 from ossfs.app.memory_limit import MemoryLimit, usage_reader
 from ossfs.core.errors import AccessDeniedError, NotFoundError, OssfsError, UsageError
 from ossfs.core.object_store import ObjectStore
@@ -33,7 +33,7 @@ from ossfs.fs.namespace import Namespace
 from ossfs.fuse.fuse_ops import FuseOperations, run_fuse
 from ossfs.net.environ import environ_ca_bundle, environ_proxies
 from ossfs.net.metrics_server import MetricsServer
-from ossfs.obs.stats import MountStats, StoreCounters, format_prometheus
+from ossfs.obs.stats import MountStats, StoreCounters, format_prometheus, rss_bytes
 from ossfs.read.block_cache import BlockCache
 from ossfs.read.buffers import BufferPool
 from ossfs.read.prefetch import PrefetchConfig, Prefetcher
@@ -368,9 +368,12 @@ def build_pressure(
     return PressureMonitor(
         usage_reader(limit),
         block_bytes,
-        PressureConfig(limit.limit_bytes, config.max_memory_bytes),
+        PressureConfig(
+            limit.limit_bytes, config.max_memory_bytes, own_reserve_bytes=OWN_PEAK_BYTES
+        ),
         scale_block_memory,
         on_shrink=trim_malloc,
+        own_bytes=rss_bytes,
     )
 
 

@@ -7,17 +7,20 @@ hold (``block_bytes()``: cached, being fetched, free in the pool), and set one *
 [0, 1] for the block cache, the read-ahead budgets and windows and the free buffers
 (``apply(scale)``, also from the app).
 
-The scale is what lets block memory grow no further than the room left under
-``high_fraction`` of the limit: ``(block_bytes + high_fraction x limit - usage) / budget``.
-Other processes of the group, or the daemon's own overhead, growing towards the limit shrink
-it; a scale below what is held makes the cache evict at once (and its buffers are unmapped as
-they go), and ``on_shrink`` runs (the app returns free heap to the system). Since the cache
-and read-ahead enforce the scale on every insert and reservation, block memory cannot outrun
-the monitor between two polls. It shrinks at once and grows back by at most ``grow_step`` a
-poll, so a mount near its limit does not flap. At 0 memory is *short*: nothing is read ahead,
-the cache keeps only its floor (the blocks readers are in), and each read fetches just its
-own blocks: readers get slower, never an error. Nothing is cancelled: fetches in flight finish,
-and their bytes are already counted (`BlockCache.reserve`).
+The scale is what lets block memory grow no further than the room left under ``high_fraction`` of
+the limit: ``(block_bytes + high_fraction x limit - usage - allowance) / budget``. The allowance
+keeps room for the daemon's own memory besides block buffers to grow into (``own_reserve_bytes``
+less what it already uses, from ``own_bytes()``, its resident memory): under load it grows by tens
+of MiB within a moment (threads, libfuse's buffers, the heap), faster than a poll could shrink the
+cache in answer. Other processes of the group growing towards the limit shrink it too; a scale below
+what is held makes the cache evict at once (and its buffers are unmapped as they go), and
+``on_shrink`` runs (the app returns free heap to the system). Since the cache and read-ahead enforce
+the scale on every insert and reservation, block memory cannot outrun the monitor between two polls.
+It shrinks at once and grows back by at most ``grow_step`` a poll, so a mount near its limit does
+not flap. At 0 memory is *short*: nothing is read ahead, the cache keeps only its floor (the blocks
+readers are in), and each read fetches just its own blocks: readers get slower, never an error.
+Nothing is cancelled: fetches in flight finish, and their bytes are already counted
+(`BlockCache.reserve`).
 
 Deliberately not here: where the usage comes from (``ossfs.app.memory_limit.usage_reader``)
 and what exactly shrinks (the app's ``apply``). A FUSE read never waits for this module.
@@ -40,13 +43,15 @@ class PressureConfig:
     """``limit_bytes``: the memory limit. ``budget_bytes``: what the block memory scaled by
     `PressureMonitor` holds at scale 1. ``high_fraction``: the share of the limit block memory
     may fill up to. ``interval_s``: seconds between polls. ``grow_step``: the most the scale
-    grows in one poll."""
+    grows in one poll. ``own_reserve_bytes``: the most the daemon uses besides block buffers
+    (room for it to grow into is kept free)."""
 
     limit_bytes: int
     budget_bytes: int
     high_fraction: float = 0.9
     interval_s: float = 0.1
     grow_step: float = 0.125
+    own_reserve_bytes: int = 0
 
     def __post_init__(self) -> None:
         if self.limit_bytes <= 0 or self.budget_bytes <= 0:
@@ -55,6 +60,8 @@ class PressureConfig:
             raise ValueError("high_fraction must be within (0, 1]")
         if self.interval_s <= 0 or not 0 < self.grow_step <= 1:
             raise ValueError("interval_s must be > 0 and grow_step within (0, 1]")
+        if self.own_reserve_bytes < 0:
+            raise ValueError("own_reserve_bytes must be >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +91,15 @@ class PressureMonitor:
         apply: Callable[[float], None],
         *,
         on_shrink: Callable[[], object] | None = None,
+        own_bytes: Callable[[], int] | None = None,
     ) -> None:
         """``usage()``: bytes in use of the limit now, None when it cannot be read (no change
         then). ``block_bytes()``: bytes the scaled block memory holds now. ``apply(scale)``:
-        scale it. ``on_shrink()``: after each poll that lowered the scale."""
+        scale it. ``on_shrink()``: after each poll that lowered the scale. ``own_bytes()``:
+        this process's resident memory (None: no room is kept for its growth)."""
         self._usage = usage
         self._block_bytes = block_bytes
+        self._own_bytes = own_bytes
         self._config = config
         self._apply = apply
         self._on_shrink = on_shrink
@@ -111,8 +121,12 @@ class PressureMonitor:
         if usage is None:
             return self._scale
         config = self._config
-        room = config.limit_bytes * config.high_fraction - usage
-        target = (self._block_bytes() + room) / config.budget_bytes
+        blocks = self._block_bytes()
+        allowance = 0
+        if self._own_bytes is not None:
+            allowance = max(0, config.own_reserve_bytes - (self._own_bytes() - blocks))
+        room = config.limit_bytes * config.high_fraction - usage - allowance
+        target = (blocks + room) / config.budget_bytes
         target = min(1.0, max(0.0, target))
         with self._lock:
             self._last_usage = usage
