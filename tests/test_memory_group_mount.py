@@ -9,13 +9,9 @@ asserts the exact bytes (SHA-256 of what every reader read against the object's)
 group saw no OOM kill (``oom_kill`` of ``memory.oom_control``), and that the group's peak usage
 (``memory.max_usage_in_bytes``) stayed below its limit.
 
-Sizes: the issue named 3 readers of 300 MiB objects in 400 MiB, and 8 readers of 100 MiB objects
-plus a random reader in 320 MiB. Writing 1.7 GB of objects into the local server takes longer
-than all the reading (about 15 s here), so CI reads objects of 160 MiB (400 MiB group: still
-larger than its 150 MiB block cache) and of 40 MiB (320 MiB group: 8 x 40 MiB is still well over
-its 120 MiB cache and read-ahead, and each object is still a scan, over a quarter of the cache).
-The group limits, and so the default budgets, are the issue's. ``OSSFS_MEMORY_FULL_SIZES=1``
-runs the issue's sizes.
+Sizes are the issue's: 3 readers of 300 MiB objects in 400 MiB, 8 readers of 100 MiB objects
+plus a random reader in 320 MiB (1.7 GB written once for the module: about 7 s here; each case
+reads for about 5 s).
 """
 
 from __future__ import annotations
@@ -54,9 +50,8 @@ from tests.test_reliability_support import (
 pytestmark = [pytest.mark.mount, needs_fuse]
 
 REPO: Final = Path(__file__).resolve().parent.parent
-FULL: Final = os.environ.get("OSSFS_MEMORY_FULL_SIZES") == "1"
-LARGE_BYTES: Final = (300 if FULL else 160) * MIB
-MEDIUM_BYTES: Final = (100 if FULL else 40) * MIB
+LARGE_BYTES: Final = 300 * MIB
+MEDIUM_BYTES: Final = 100 * MIB
 LARGE_READERS: Final = 3
 MEDIUM_READERS: Final = 8
 RANDOM_READS: Final = 100

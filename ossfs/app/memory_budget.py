@@ -36,7 +36,7 @@ at 168 MiB."""
 OVERHEAD_BYTES: Final = 96 << 20
 """What the default budget leaves under the limit for the daemon itself (the interpreter,
 libfuse's buffers, threads, sockets, malloc's arenas, metadata of listed entries). Measured as
-resident memory less the block buffers (docs/memory.md): 36 MiB idle, at most 75 MiB under
+resident memory less the block buffers (docs/memory.md): 40 MiB idle, at most 75 MiB under
 sequential, random, small-file and ``verify --through`` reads, about the same with a 32 MiB
 budget as with 1.5 GiB; 96 MiB leaves a margin over that."""
 OWN_PEAK_BYTES: Final = 80 << 20
