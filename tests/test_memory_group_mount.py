@@ -24,6 +24,7 @@ import random
 import struct
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,20 +139,22 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The local server with every test object, answering with the remote profile."""
-    config = EmulatorConfig(
-        data_dir=tmp_path_factory.mktemp("memory-group-data"),
-        buckets=(BUCKET,),
-        credentials=(Credential(ACCESS_KEY_ID, ACCESS_KEY_SECRET),),
-        anonymous=False,
-    )
-    plan = [(f"large/{i}", 100 + i, LARGE_BYTES) for i in range(LARGE_READERS)]
-    plan += [(f"medium/{i}", 200 + i, MEDIUM_BYTES) for i in range(MEDIUM_READERS)]
-    with EmulatorServer(config) as emulator:
-        objects = {key: _stored(emulator, key, seed, size) for key, seed, size in plan}
-        emulator.faults.set(FaultSettings(latency_s=0.02, bandwidth_bytes_per_s=100_000_000))
-        yield Server(emulator, objects)
+def server() -> Iterator[Server]:
+    """The local server with every test object, answering with the remote profile. Its 1.7 GB
+    are removed afterwards (pytest keeps its temporary directories of recent runs)."""
+    with tempfile.TemporaryDirectory(prefix="ossfs-memory-group-") as data:
+        config = EmulatorConfig(
+            data_dir=Path(data),
+            buckets=(BUCKET,),
+            credentials=(Credential(ACCESS_KEY_ID, ACCESS_KEY_SECRET),),
+            anonymous=False,
+        )
+        plan = [(f"large/{i}", 100 + i, LARGE_BYTES) for i in range(LARGE_READERS)]
+        plan += [(f"medium/{i}", 200 + i, MEDIUM_BYTES) for i in range(MEDIUM_READERS)]
+        with EmulatorServer(config) as emulator:
+            objects = {key: _stored(emulator, key, seed, size) for key, seed, size in plan}
+            emulator.faults.set(FaultSettings(latency_s=0.02, bandwidth_bytes_per_s=100_000_000))
+            yield Server(emulator, objects)
 
 
 @dataclass(frozen=True)
