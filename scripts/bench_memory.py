@@ -56,7 +56,7 @@ from ossfs.emulator import (
     EmulatorServer,
     FaultSettings,
 )
-from tests.memory_groups import MemoryGroup, hierarchy, python_in, v1_memory_group
+from tests.support.memory_groups import MemoryGroup, hierarchy, python_in, v1_memory_group
 
 MIB: Final = 1 << 20
 AK: Final = "bench-ak"

@@ -36,8 +36,8 @@ ops/s, files/s, ms or s), the requests the server saw (GET/HEAD/LIST/other) and 
 served, and the mount daemon's peak RSS (VmHWM), for ossfs also against its memory budget (a
 table of its own: budget, peak RSS, their ratio and difference). With ``--repeat N`` each case
 runs N times, systems interleaved in a rotating order, and the median is shown. A system that is
-missing or fails to mount is reported as such; the rest still runs. Output: a markdown report on stdout
-and in ``OUT/report.md``, every sample in ``OUT/results.json``, a bar chart in
+missing or fails to mount is reported as such; the rest still runs. Output: a markdown report on
+stdout and in ``OUT/report.md``, every sample in ``OUT/results.json``, a bar chart in
 ``OUT/chart.svg``. Every mount is unmounted and every process reaped, even on failure or Ctrl-C.
 """
 

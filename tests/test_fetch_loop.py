@@ -7,7 +7,6 @@ import queue
 import socket
 import ssl
 import threading
-import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,7 +16,8 @@ import pytest
 from ossfs.core.object_store import Piece
 from ossfs.net.fetch_loop import FetchLoop, FetchLoopClosedError, PreparedGet
 from ossfs.net.http_wire import Endpoint, Headers
-from tests.http_server import Answer, Server, certificate, serve
+from tests.support.http_server import Answer, Server, certificate, serve
+from tests.support.waiting import wait_until
 
 __all__ = ["certificate", "serve"]  # fixtures, used by name
 
@@ -142,9 +142,7 @@ def test_fetch_loop_keeps_at_most_max_idle_connections(
         release.clear()
         for i in range(6):
             loop.submit(f"k{i}", "e", 10, results.done(f"k{i}"))
-        deadline = time.monotonic() + WAIT_S
-        while len(server.heads) < heads and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: len(server.heads) >= heads, WAIT_S, f"{heads} requests in flight")
         release.set()
         assert all(isinstance(body, bytearray) for body in results.wait(6).values())
 
@@ -227,6 +225,25 @@ def test_fetch_loop_failures_reach_done_and_never_become_bodies(
     assert isinstance(got["silent"], TimeoutError)
     assert isinstance(got["unsendable"], ValueError)
     assert bytes(got["fine"]) == body_of("fine", 100)  # type: ignore[arg-type]
+
+
+def test_fetch_loop_refuses_a_chunked_answer_whatever_its_length_says(
+    serve: Callable[..., Server], make_loop: Callable[..., FetchLoop]
+) -> None:
+    """Chunks frame a body whatever Content-Length says: read by the length, the chunk sizes
+    would become body bytes."""
+
+    def chunked(head: bytes) -> Answer:
+        body = answer_for(head).raw.split(b"\r\n\r\n", 1)[1]
+        return Answer(
+            b"HTTP/1.1 206 Partial\r\nContent-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), len(body), body)
+        )
+
+    loop = make_loop(serve(chunked))
+    results = Results()
+    loop.submit("k", "e", 100_000, results.done("k"))  # more than arrives with the head
+    assert isinstance(results.wait(1)["k"], ValueError)
 
 
 def test_fetch_loop_connect_failure_reaches_done(make_loop: Callable[..., FetchLoop]) -> None:
@@ -326,16 +343,26 @@ def test_fetch_loop_survives_a_failing_callback(
     make_loop: Callable[..., FetchLoop],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """A callback that raises is logged, and the loop goes on with the next GET.
+
+    "b" is submitted only once "a"'s callback runs: callbacks run on the loop's one thread, so
+    "b" can only finish after "a"'s failure was logged. (Submitted together, "b" could finish
+    first on its own connection, and the log would be checked too early.)
+    """
     loop = make_loop(serve(answer_for))
     results = Results()
+    called = threading.Event()
 
     def broken(result: Piece | BaseException, seconds: float) -> None:
+        called.set()
         raise RuntimeError("bug in a callback")
 
     loop.submit("a", "e", 10, broken)
+    assert called.wait(WAIT_S)
     loop.submit("b", "e", 10, results.done("b"))
     assert bytes(results.wait(1)["b"]) == body_of("b", 10)  # type: ignore[arg-type]
-    assert "completion of a failed" in caplog.text
+    (record,) = [r for r in caplog.records if "completion of a failed" in r.getMessage()]
+    assert record.exc_info is not None and isinstance(record.exc_info[1], RuntimeError)
 
 
 def test_fetch_loop_rejects_an_empty_get(
@@ -370,9 +397,7 @@ def test_fetch_loop_resolves_an_endpoint_once_for_many_connections(
     results = Results()
     for i in range(5):
         loop.submit(f"k{i}", "e", 10, results.done(f"k{i}"))
-    deadline = time.monotonic() + WAIT_S
-    while server.connections < 5 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: server.connections >= 5, WAIT_S, "5 connections")
     release.set()
     assert len(results.wait(5)) == 5
     assert server.connections == 5

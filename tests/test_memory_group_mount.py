@@ -2,12 +2,12 @@
 group's limit while readers read through it, and is never OOM-killed.
 
 Each case makes a cgroup v1 child group under this process's own memory group with a limit
-(`tests.memory_groups`), starts ``ossfs mount`` inside it (the daemon it forks stays there), and
-runs the readers outside it, each in its own process. The local server answers with the remote
-profile (20 ms to a first byte, 100 MB/s per connection), so read-ahead is active. Each case
-asserts the exact bytes (SHA-256 of what every reader read against the object's), that the
-group saw no OOM kill (``oom_kill`` of ``memory.oom_control``), and that the group's peak usage
-(``memory.max_usage_in_bytes``) stayed below its limit.
+(`tests.support.memory_groups`), starts ``ossfs mount`` inside it (the daemon it forks stays
+there), and runs the readers outside it, each in its own process. The local server answers with
+the remote profile (20 ms to a first byte, 100 MB/s per connection), so read-ahead is active.
+Each case asserts the exact bytes (SHA-256 of what every reader read against the object's), that
+the group saw no OOM kill (``oom_kill`` of ``memory.oom_control``), and that the group's peak
+usage (``memory.max_usage_in_bytes``) stayed below its limit.
 
 Sizes are the issue's: 3 readers of 300 MiB objects in 400 MiB, 8 readers of 100 MiB objects
 plus a random reader in 320 MiB (1.7 GB written once for the module: about 7 s here; each case
@@ -33,22 +33,17 @@ from typing import Final
 import pytest
 
 from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer, FaultSettings
-from tests.memory_groups import (
+from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
+from tests.support.memory_groups import (
     MemoryGroup,
     python_in,
     require_v1,
     v1_memory_group,
 )
-from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
-from tests.test_reliability_support import (
-    MIB,
-    needs_fuse,
-    ossfs_env,
-    run_ossfs,
-    wait_until,
-)
+from tests.support.mounts import MIB, ossfs_env, run_ossfs
+from tests.support.waiting import wait_until
 
-pytestmark = [pytest.mark.mount, needs_fuse]
+pytestmark = pytest.mark.mount
 
 REPO: Final = Path(__file__).resolve().parent.parent
 LARGE_BYTES: Final = 300 * MIB
@@ -229,8 +224,7 @@ def read_through(
         result = run_ossfs("umount", str(mountpoint))
         assert result.returncode == 0, result.stderr
         # The daemon leaves the group when it exits; then the group can be removed.
-        gone = wait_until(lambda: set(group.pids()) <= others, 30)
-        assert gone, f"the daemon is still in {group.directory}"
+        wait_until(lambda: set(group.pids()) <= others, 30, "the daemon to leave its group")
     for key in sequential:
         assert got[key] == server.objects[key].sha256, f"{key}: wrong bytes"
     if random_reader is not None:

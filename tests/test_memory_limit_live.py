@@ -1,6 +1,6 @@
 """`ossfs.app.memory_limit` in real control groups: each test makes a child group with a memory
 limit, runs a Python subprocess in it, and checks what the subprocess finds; the groups are
-removed afterwards, also on failure (`tests.memory_groups` makes and removes them).
+removed afterwards, also on failure (`tests.support.memory_groups` makes and removes them).
 
 A test skips, saying why, where its hierarchy is absent, has no memory controller, or cannot be
 written (not root).
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ossfs.core.sizes import format_size
-from tests.memory_groups import (
+from tests.support.memory_groups import (
     WAIT_THEN_EXEC,
     groups,
     hierarchy,

@@ -16,7 +16,7 @@ import pytest
 
 from ossfs.net.http_wire import Headers, SocketReader, read_answer_head
 from ossfs.net.oss_http import HttpRequest, PooledTransport
-from tests.http_server import Answer, Server, certificate, ok, serve
+from tests.support.http_server import Answer, Server, certificate, ok, serve
 
 __all__ = ["certificate", "serve"]  # fixtures, used by name
 

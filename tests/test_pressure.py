@@ -26,7 +26,7 @@ from ossfs.read.buffers import BufferPool
 from ossfs.read.prefetch import PrefetchConfig, Prefetcher
 from ossfs.read.pressure import PressureConfig, PressureMonitor
 from ossfs.read.reader import ObjectReader
-from tests.fakes import FakeStore
+from tests.support.fakes import FakeStore
 
 MiB = 1 << 20
 WAIT_S = 10.0

@@ -403,8 +403,10 @@ class FetchLoop:
         if 100 <= status < 200:
             del conn.head[:head_end]  # an interim answer (never asked for): skip it
             return
-        if "content-length" not in headers:
-            raise ValueError(f"HTTP {status} without a Content-Length")
+        if "content-length" not in headers or "transfer-encoding" in headers:
+            # Chunks would frame the body whatever Content-Length says (RFC 9112 6.3): read
+            # by the length, their sizes would become body bytes.
+            raise ValueError(f"HTTP {status} without a Content-Length, or with chunks")
         self._accept(job.key, job.etag, job.size, status, headers)  # raises on a wrong answer
         extra = len(conn.head) - head_end
         if extra > job.size:

@@ -41,6 +41,8 @@ _MAX_HEADERS: Final = 200
 _READ_BUFFER: Final = 65536
 # Control characters would let a header value end the line (header injection).
 _BAD_HEADER_TEXT: Final = re.compile(r"[\x00-\x1f\x7f]")
+_OWS_AND_EOL: Final = " \t\r\n"  # what surrounds a header's value on its line
+_HEX_DIGITS: Final = re.compile(rb"[0-9A-Fa-f]+")
 
 
 class Headers(dict[str, str]):
@@ -294,7 +296,7 @@ def read_answer_head(reader: _LineReader) -> tuple[int, bool, Headers]:
         name = name.lower()
         if not colon or not name or name != name.strip() or line[0] in b" \t":
             raise http.client.HTTPException(f"malformed header line {line[:80]!r}")
-        value = value.strip()
+        value = value.strip(_OWS_AND_EOL)  # not str.strip(): NEL and NBSP are field bytes
         previous = headers.get(name)
         dict.__setitem__(headers, name, value if previous is None else f"{previous}, {value}")
     else:
@@ -336,11 +338,11 @@ class _ChunkedBody:
             raise http.client.IncompleteRead(b"", None)
         if len(line) > _MAX_LINE:
             raise http.client.LineTooLong("chunk size")
-        text = line.split(b";", 1)[0].strip()
-        try:
-            return int(text, 16)
-        except ValueError:
-            raise http.client.HTTPException(f"bad chunk size {text[:20]!r}") from None
+        text = line.split(b";", 1)[0].strip(b" \t\r\n")
+        # Hex digits only: int(text, 16) alone also reads "-1", "+5", "0x10" and "1_0".
+        if _HEX_DIGITS.fullmatch(text) is None:
+            raise http.client.HTTPException(f"bad chunk size {text[:20]!r}")
+        return int(text, 16)
 
     def _crlf(self) -> None:
         if self._reader.readline(_MAX_LINE + 1) not in (b"\r\n", b"\n"):
