@@ -33,10 +33,11 @@ and proxies do). Workloads (the ``--quick`` sizes in brackets):
 Each case runs in a worker subprocess (so no client shares the emulator's GIL), on a fresh mount
 (cold caches), with a timeout. It reports the headline figure (MB/s = 10**6 bytes a second,
 ops/s, files/s, ms or s), the requests the server saw (GET/HEAD/LIST/other) and the bytes it
-served, and the mount daemon's peak RSS (VmHWM). With ``--repeat N`` each case runs N times,
-systems interleaved in a rotating order, and the median is shown. A system that is missing or
-fails to mount is reported as such; the rest still runs. Output: a markdown report on stdout
-and in ``OUT/report.md``, every sample in ``OUT/results.json``, a bar chart in
+served, and the mount daemon's peak RSS (VmHWM), for ossfs also against its memory budget (a
+table of its own: budget, peak RSS, their ratio and difference). With ``--repeat N`` each case
+runs N times, systems interleaved in a rotating order, and the median is shown. A system that is
+missing or fails to mount is reported as such; the rest still runs. Output: a markdown report on
+stdout and in ``OUT/report.md``, every sample in ``OUT/results.json``, a bar chart in
 ``OUT/chart.svg``. Every mount is unmounted and every process reaped, even on failure or Ctrl-C.
 """
 
@@ -249,6 +250,7 @@ class Sample:
     requests: dict[str, int] = field(default_factory=dict)
     bytes_served: int = 0
     peak_rss_bytes: int | None = None
+    budget_bytes: int | None = None  # ossfs's memory budget (--max-memory or its default)
     extra: dict[str, float] = field(default_factory=dict)
     counters: dict[str, float] = field(default_factory=dict)  # ossfs's own, during the case
 
@@ -776,7 +778,7 @@ def to_sample(
     extra = {k: float(v) for k, v in answer.items() if k in ("distinct_blocks", "lru_fetches")}
     if "samples" in answer:
         extra.update({f"sample_{i}_s": float(s) for i, s in enumerate(answer["samples"])})
-    return Sample("ok", value, seconds, payload, ops, requests, served, None, extra)
+    return Sample("ok", value, seconds, payload, ops, requests, served, extra=extra)
 
 
 def case_specs(
@@ -859,6 +861,9 @@ def run_case(bench: Bench, system: str, group: str, timeout_s: float) -> dict[st
                 sample.extra["foreign_lists"] = float(requests["LIST"])
             if mount is not None and mount.pid is not None:
                 sample.peak_rss_bytes = peak_rss([mount.pid])
+            if mount is not None and kind(system) == "ossfs":
+                budget = ossfs_counters(mount.mountpoint).get("memory.budget_bytes")
+                sample.budget_bytes = None if budget is None else int(budget)
             out[name] = sample
             if not sample.ok:
                 for rest in names:
@@ -1108,6 +1113,7 @@ def report(
                     f"{sample.bytes_served / 1e6:.1f} | {fmt(amp)} | {fmt(rss)} |"
                 )
         lines.append("")
+    lines += memory_rows(results, profiles, chosen)
     counter_rows = [
         (p, w, results[(p, w.name, "ossfs")])
         for p in profiles
@@ -1140,6 +1146,39 @@ def report(
         note = f" ({t.note})" if t.note else ""
         lines.append(f"| {t.name} | {t.measured} | {verdict}{note} |")
     return "\n".join(lines) + "\n"
+
+
+def memory_rows(
+    results: dict[Key, Sample], profiles: Sequence[str], chosen: Sequence[Workload]
+) -> list[str]:
+    """The table of every ossfs system's peak RSS against its memory budget, per workload."""
+    rows = [
+        (p, w, s, results[(p, w.name, s)])
+        for p in profiles
+        for w in chosen
+        for s in sorted({key[2] for key in results if kind(key[2]) == "ossfs"})
+        if (p, w.name, s) in results and results[(p, w.name, s)].peak_rss_bytes is not None
+    ]
+    if not rows:
+        return []
+    lines = [
+        "### ossfs: peak RSS against the memory budget (the daemon's VmHWM; `warm` shares "
+        "`seq1`'s mount)",
+        "",
+        "| profile | workload | system | budget MiB | peak RSS MiB | RSS / budget | "
+        "RSS - budget MiB |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for p, w, system, sample in rows:
+        rss = (sample.peak_rss_bytes or 0) / MIB
+        budget = None if sample.budget_bytes is None else sample.budget_bytes / MIB
+        share = f"{rss / budget:.2f}" if budget else "-"
+        over = "-" if budget is None else f"{rss - budget:+.0f}"
+        lines.append(
+            f"| {p} | {w.name} | {system} | {fmt(budget)} | {rss:.0f} | {share} | {over} |"
+        )
+    lines.append("")
+    return lines
 
 
 def chart_svg(

@@ -39,7 +39,9 @@ def test_block_cache_miss_fetches_then_hits() -> None:
     assert cache.get_or_fetch(key(0), fetch) == b"abc"
     assert cache.get(key(0)) == b"abc"
     assert fetch.calls == 1
-    assert cache.stats() == CacheStats(hits=2, misses=1, joined=0, evictions=0, used_bytes=3)
+    assert cache.stats() == CacheStats(
+        hits=2, misses=1, joined=0, evictions=0, used_bytes=3, reserved_bytes=0, limit_bytes=100
+    )
 
 
 def test_block_cache_etag_separates_versions() -> None:
@@ -147,7 +149,15 @@ def test_block_cache_concurrent_misses_share_one_fetch() -> None:
         assert first.result(WAIT_S) == b"block"
         assert [f.result(WAIT_S) for f in others] == [b"block"] * waiters
     assert fetch.calls == 1
-    assert cache.stats() == CacheStats(hits=0, misses=1, joined=waiters, evictions=0, used_bytes=5)
+    assert cache.stats() == CacheStats(
+        hits=0,
+        misses=1,
+        joined=waiters,
+        evictions=0,
+        used_bytes=5,
+        reserved_bytes=0,
+        limit_bytes=100,
+    )
 
 
 def test_block_cache_fetch_error_reaches_all_waiters_and_is_not_cached() -> None:
@@ -207,7 +217,9 @@ def test_block_cache_get_many_fetches_adjacent_misses_as_runs() -> None:
     got = cache.get_many_or_fetch([key(i) for i in range(5)], fetch)
     assert got == [bytes([i]) * 2 for i in range(5)]
     assert fetch.runs == [[0, 1], [3, 4]]
-    assert cache.stats() == CacheStats(hits=1, misses=4, joined=0, evictions=0, used_bytes=10)
+    assert cache.stats() == CacheStats(
+        hits=1, misses=4, joined=0, evictions=0, used_bytes=10, reserved_bytes=0, limit_bytes=100
+    )
 
 
 def test_block_cache_get_many_failed_run_releases_later_claims() -> None:
@@ -320,7 +332,9 @@ def test_block_cache_claim_skips_cached_and_inflight_keys_and_fill_settles() -> 
         b"33",
     ]
     assert fetch.calls == 0
-    assert cache.stats() == CacheStats(hits=3, misses=3, joined=0, evictions=0, used_bytes=8)
+    assert cache.stats() == CacheStats(
+        hits=3, misses=3, joined=0, evictions=0, used_bytes=8, reserved_bytes=0, limit_bytes=100
+    )
 
 
 def test_block_cache_fill_rejects_wrong_body_count() -> None:
@@ -371,3 +385,131 @@ def test_block_cache_abandoned_claims_are_fetched_by_their_waiters() -> None:
     # not adjacent, so they never form one run.
     assert runs == [[0], [4], [1], [3]]
     assert cache.inflight_count == 0
+
+
+# -- the account of block memory: reservations and resizing ---------------------------------------
+def test_block_cache_reservations_evict_to_stay_within_the_total() -> None:
+    cache = BlockCache(10, total_bytes=14)
+    for index in range(5):
+        cache.put(key(index), b"xx")  # 10 bytes cached: full
+    assert cache.reserve(4)  # 10 + 4 fits the total
+    assert cache.used_bytes == 10
+    assert cache.reserve(2)  # 10 + 6 does not: the least recently used block goes
+    assert cache.used_bytes == 8 and not cache.contains(key(0))
+    assert cache.reserved_bytes == 6
+    cache.release(2)
+    # A fill settles its reservation and caches the block in one step: nothing more is evicted.
+    claimed = cache.claim([key(9)])
+    cache.fill(claimed, [b"yyyy"], reserved_bytes=4)
+    assert cache.reserved_bytes == 0
+    assert cache.used_bytes == 10
+    assert [cache.contains(key(i)) for i in (1, 2, 3, 4, 9)] == [False, True, True, True, True]
+
+
+def test_block_cache_reserve_refuses_past_the_total_unless_forced() -> None:
+    cache = BlockCache(10, total_bytes=14)
+    cache.put(key(0), b"0123456789")
+    assert not cache.reserve(15)
+    assert cache.reserved_bytes == 0 and cache.contains(key(0))
+    # A read must make progress: forced, it is counted and the cache gives way.
+    assert cache.reserve(15, force=True)
+    assert cache.reserved_bytes == 15 and cache.used_bytes == 0
+    assert not cache.reserve(1)
+    cache.release(15)
+    assert cache.reserve(14)
+
+
+def test_block_cache_without_a_total_only_counts_reservations() -> None:
+    cache = BlockCache(4)
+    cache.put(key(0), b"0000")
+    assert cache.reserve(100)
+    assert cache.used_bytes == 4 and cache.reserved_bytes == 100
+
+
+def test_block_cache_resize_shrinks_at_once_and_restores() -> None:
+    cache = BlockCache(100, total_bytes=120)
+    for index in range(10):
+        cache.put(key(index), b"x" * 10)
+    cache.resize(0.25)
+    assert cache.limit_bytes == 25 and cache.used_bytes == 20
+    assert [cache.contains(key(i)) for i in (7, 8, 9)] == [False, True, True]
+    assert cache.reserve(10) and cache.reserved_bytes == 10  # total 30: 20 + 10 fits
+    assert not cache.reserve(21)  # the total shrank with it
+    cache.release(10)
+    cache.resize(0.0, floor_bytes=10)  # never below the floor
+    assert cache.limit_bytes == 10 and cache.used_bytes == 10
+    assert cache.reserve(30, force=True)  # a read's reservation does not evict below it
+    assert cache.used_bytes == 10
+    cache.release(30)
+    cache.put(key(20), b"y" * 11)  # larger than the cache may hold now: returned, not cached
+    assert not cache.contains(key(20))
+    cache.resize(1.0)
+    assert cache.limit_bytes == 100
+    for index in range(10):
+        cache.put(key(index), b"x" * 10)
+    assert cache.used_bytes == 100
+    with pytest.raises(ValueError, match="scale"):
+        cache.resize(1.5)
+
+
+def test_block_cache_total_below_capacity_rejected() -> None:
+    with pytest.raises(ValueError, match="total_bytes"):
+        BlockCache(10, total_bytes=9)
+
+
+memory_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["put", "reserve", "force", "release", "fill", "resize"]),
+        st.integers(min_value=0, max_value=7),
+        st.integers(min_value=0, max_value=40),
+    ),
+    max_size=60,
+)
+
+
+@given(
+    capacity=st.integers(min_value=0, max_value=64),
+    spare=st.integers(min_value=0, max_value=32),
+    operations=memory_ops,
+)
+def test_block_cache_cached_plus_reserved_stays_within_the_total(
+    capacity: int, spare: int, operations: list[tuple[str, int, int]]
+) -> None:
+    """Whatever is put, reserved, released, filled or resized: what is cached stays within the
+    cache's limit, and cached plus reserved within the total, unless reservations (forced ones)
+    leave no room beside the floor; then nothing above the floor is cached."""
+    total = capacity + spare
+    cache = BlockCache(capacity, total_bytes=total)
+    reserved = 0
+    scale = 1.0
+    floor = 0
+    for op, index, length in operations:
+        if op == "put":
+            cache.put(key(index), bytes(length))
+        elif op in ("reserve", "force"):
+            if cache.reserve(length, force=op == "force"):
+                reserved += length
+        elif op == "release":
+            amount = min(length, reserved)
+            cache.release(amount)
+            reserved -= amount
+        elif op == "fill":
+            amount = min(length, reserved)
+            claimed = cache.claim([key(index, etag="F")])
+            if claimed:
+                cache.fill(claimed, [bytes(amount)], reserved_bytes=amount)
+            else:  # already cached: the fetch would not have been made
+                cache.release(amount)
+            reserved -= amount
+        else:
+            scale = index / 7
+            floor = length // 2
+            cache.resize(scale, floor_bytes=floor)
+        limit = max(min(floor, capacity), int(capacity * scale))
+        assert cache.reserved_bytes == reserved
+        assert cache.used_bytes <= cache.limit_bytes == limit
+        total_now = max(limit, int(total * scale))
+        if reserved <= total_now - min(floor, capacity):
+            assert cache.used_bytes + reserved <= total_now
+        else:
+            assert cache.used_bytes <= min(floor, capacity)

@@ -95,3 +95,24 @@ def test_cache_evicts_demoted_blocks_first() -> None:
     cache.put(("k", "e", 3), bytes(SIZE))
     cached = [i for i in range(4) if cache.contains(("k", "e", i))]
     assert cached == [0, 1, 3]  # the demoted block went first, not the least recently used
+
+
+def test_buffer_pool_limit_lets_free_buffers_go_and_keeps_fewer() -> None:
+    pool = BufferPool(SIZE, 4)
+    held = [pool.take(SIZE) for _ in range(4)]
+    for buffer in held:
+        assert pool.give(buffer, holders=2)  # this loop's variable and the list
+    del buffer
+    held.clear()
+    assert pool.free_bytes == 4 * SIZE
+    pool.limit(1)
+    assert pool.free_bytes == SIZE
+    extra = bytearray(SIZE)
+    assert not pool.give(extra)  # full at its new size
+    pool.limit(0)
+    assert pool.free_bytes == 0
+    pool.limit(10)  # never more than it was built with
+    for _ in range(5):
+        extra = bytearray(SIZE)
+        pool.give(extra)
+    assert pool.free_bytes == 4 * SIZE

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ossfs.app.memory_budget import (
+    OVERHEAD_BYTES,
     budgets_within,
     default_budgets,
     memory_line,
@@ -35,7 +36,10 @@ MiB = 1 << 20
         (2 * GiB, (None, None), (256 * MiB, 192 * MiB)),  # never below 256 MiB
         (400 * MiB, (None, None), (200 * MiB, 150 * MiB)),  # ... unless that is over half
         (320 * MiB, (None, None), (160 * MiB, 120 * MiB)),
-        (128 * MiB, (None, None), (64 * MiB, 48 * MiB)),
+        (192 * MiB, (None, None), (96 * MiB, 72 * MiB)),  # half, and 96 MiB left beside it
+        (160 * MiB, (None, None), (64 * MiB, 48 * MiB)),  # under that: 96 MiB left beside it
+        (128 * MiB, (None, None), (32 * MiB, 24 * MiB)),
+        (64 * MiB, (None, None), (0, 0)),  # nothing left (refused by budgets_within)
         (24 * GiB, (512 * MiB, None), (512 * MiB, 384 * MiB)),  # a given budget is kept
         (24 * GiB, (None, 256 * MiB), (1536 * MiB, 256 * MiB)),  # a given cache is kept
         (4 * GiB, (None, 1 * GiB), (1 * GiB * 4 // 3, 1 * GiB)),  # the budget grows to fit it
@@ -100,7 +104,23 @@ def test_memory_budget_size_at_most_is_a_size_never_above_and_within_a_tenth(n: 
 def test_memory_budget_default_is_at_most_half_the_limit_and_holds_the_cache(usable: int) -> None:
     budget, cache = default_budgets(usable, max_memory=None, cache_size=None)
     assert cache <= budget <= usable // 2
-    assert budget >= min(256 * MiB, usable // 2)
+    assert budget + OVERHEAD_BYTES <= usable or budget == 0
+    assert budget >= min(256 * MiB, usable // 2, usable - OVERHEAD_BYTES)
+
+
+def test_memory_budget_limit_too_small_for_a_default_budget_is_refused() -> None:
+    small = MemoryLimit(100 * MiB, "/sys/fs/cgroup/memory/x/memory.limit_in_bytes", "/x")
+    with pytest.raises(UsageError) as info:
+        budgets_within(small, max_memory=None, cache_size=None)
+    assert str(info.value) == (
+        "this process's memory limit of 100.0 MiB (cgroup /x memory.limit_in_bytes) is too small "
+        "for ossfs: it needs 96.0 MiB for itself and 32.0 MiB or more for file data; raise the "
+        "limit to 128.0 MiB or more, or give a smaller --max-memory"
+    )
+    # What the user gives is theirs to decide (within the limit).
+    assert budgets_within(small, max_memory=16 * MiB, cache_size=None) == (16 * MiB, 12 * MiB)
+    enough = MemoryLimit(128 * MiB, "/sys/fs/cgroup/memory/x/memory.limit_in_bytes", "/x")
+    assert budgets_within(enough, max_memory=None, cache_size=None) == (32 * MiB, 24 * MiB)
 
 
 def test_memory_budget_log_line_and_stats_name_the_limit_and_its_source() -> None:

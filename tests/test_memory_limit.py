@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ossfs.app.memory_limit import RAM, MemoryLimit, find_memory_limit
+from ossfs.app.memory_limit import RAM, MemoryLimit, find_memory_limit, usage_reader
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -289,3 +289,46 @@ def test_memory_limit_is_the_minimum_over_the_path_and_ram(
         ):
             expected = MemoryLimit(value, file, group)
     assert found == expected
+
+
+# -- usage of the limit, for the memory-pressure monitor ------------------------------------------
+def test_memory_limit_usage_v1_is_usage_less_inactive_file_cache(tmp_path: Path) -> None:
+    m = Machine(tmp_path, cgroup="4:memory:/svc", mountinfo=V1_MOUNTS)
+    m.write("/sys/fs/cgroup/memory/svc/memory.limit_in_bytes", str(400 * MiB))
+    m.write("/sys/fs/cgroup/memory/svc/memory.usage_in_bytes", str(300 * MiB))
+    m.write(
+        "/sys/fs/cgroup/memory/svc/memory.stat",
+        f"cache {120 * MiB}\ninactive_file {10 * MiB}\ntotal_inactive_file {100 * MiB}\n",
+    )
+    in_use = usage_reader(m.limit(), tmp_path)
+    assert in_use() == 200 * MiB  # the hierarchical figure, as the limit is hierarchical
+    m.write("/sys/fs/cgroup/memory/svc/memory.usage_in_bytes", str(350 * MiB))
+    assert in_use() == 250 * MiB  # read again at each call
+
+
+def test_memory_limit_usage_v2_is_current_less_inactive_file(tmp_path: Path) -> None:
+    m = _v2(tmp_path, "/system.slice/x.service")
+    m.write("/sys/fs/cgroup/system.slice/memory.max", str(400 * MiB))
+    m.write("/sys/fs/cgroup/system.slice/memory.current", str(300 * MiB))
+    m.write("/sys/fs/cgroup/system.slice/memory.stat", f"anon {250 * MiB}\ninactive_file {MiB}\n")
+    assert usage_reader(m.limit(), tmp_path)() == 299 * MiB
+
+
+def test_memory_limit_usage_of_ram_is_what_is_not_available(tmp_path: Path) -> None:
+    m = _v2(tmp_path, "/")
+    m.write("/proc/meminfo", "MemTotal: 8388608 kB\nMemFree: 1 kB\nMemAvailable: 6291456 kB\n")
+    assert m.limit().source == RAM
+    assert usage_reader(m.limit(), tmp_path)() == 2 * GiB
+
+
+def test_memory_limit_usage_unreadable_is_none(tmp_path: Path) -> None:
+    m = _v2(tmp_path, "/svc")
+    m.write("/sys/fs/cgroup/svc/memory.max", str(400 * MiB))
+    in_use = usage_reader(m.limit(), tmp_path)
+    assert in_use() is None  # no memory.current
+    m.write("/sys/fs/cgroup/svc/memory.current", "garbled")
+    assert in_use() is None
+    m.write("/sys/fs/cgroup/svc/memory.current", str(5 * MiB))
+    assert in_use() == 5 * MiB  # no memory.stat: nothing to take off
+    ram = _v2(tmp_path / "ram", "/")
+    assert usage_reader(ram.limit(), tmp_path / "ram")() is None  # no MemAvailable

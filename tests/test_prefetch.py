@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import gc
 import itertools
 import os
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
@@ -303,12 +305,18 @@ def test_prefetch_error_reaches_the_reader_that_waits_for_the_part(
     assert reader.read(4 * BS, BS) == data[4 * BS : 5 * BS]
 
 
-class MidStreamStore(FakeStore):
-    """Calls ``mid_stream`` inside a multi-block GET, after its first block was handed over."""
+class Tracked(bytearray):
+    """A body buffer that can be watched with a weak reference (a bytearray cannot)."""
 
-    def __init__(self) -> None:
+
+class MidStreamStore(FakeStore):
+    """Calls ``mid_stream`` inside a multi-block GET, after its first block was handed over.
+    Pieces are ``piece_type`` buffers."""
+
+    def __init__(self, piece_type: type[bytearray] = bytearray) -> None:
         super().__init__()
         self.mid_stream: Callable[[], None] | None = None
+        self.piece_type = piece_type
 
     def read_range(
         self,
@@ -324,7 +332,7 @@ class MidStreamStore(FakeStore):
         for n, pos in enumerate(range(0, len(body), piece_bytes)):
             if n == 1 and self.mid_stream is not None:
                 self.mid_stream()
-            on_piece(bytearray(body[pos : pos + piece_bytes]))
+            on_piece(self.piece_type(body[pos : pos + piece_bytes]))
 
 
 def test_prefetch_caches_each_block_of_a_part_as_it_arrives() -> None:
@@ -337,7 +345,7 @@ def test_prefetch_caches_each_block_of_a_part_as_it_arrives() -> None:
     etag = reader.meta.etag
     seen: list[tuple[bytes | None, bool, int]] = []
 
-    inflight: list[int] = []
+    budget: list[tuple[int, int]] = []
 
     def mid_stream() -> None:
         first = cache.get(("a.bin", etag, 5))
@@ -348,7 +356,7 @@ def test_prefetch_caches_each_block_of_a_part_as_it_arrives() -> None:
                 cache.inflight_count,
             )
         )
-        inflight.append(prefetcher.stats().inflight_bytes)
+        budget.append((cache.reserved_bytes, prefetcher.stats().inflight_bytes))
 
     store.mid_stream = mid_stream
     executor.run_all()  # the queued part for blocks 5..8
@@ -356,10 +364,17 @@ def test_prefetch_caches_each_block_of_a_part_as_it_arrives() -> None:
     # would not have waited for the rest) and block 6 was still in flight.
     assert seen and seen[0][0] == data[5 * BS : 6 * BS]
     assert seen[0][1] is False and seen[0][2] >= 1
-    # The cached block left the in-flight budget at once: 3 of the part's 4 blocks were left.
-    assert inflight == [3 * BS]
+    # The cached block's bytes turned from reserved into cached at once (3 of the part's 4
+    # blocks were left in flight), but it is still unread: the read-ahead budget holds all 4.
+    assert budget == [(3 * BS, 4 * BS)]
+    assert cache.reserved_bytes == 0
+    assert prefetcher.stats().inflight_bytes == 4 * BS
+    # Reading them gives their budget back (the reads go on reading ahead: close, then settle).
+    assert reader.read(5 * BS, 4 * BS) == data[5 * BS : 9 * BS]
+    reader.close()
+    executor.run_all()
     assert prefetcher.stats().inflight_bytes == 0
-    assert reader.read(6 * BS, 3 * BS) == data[6 * BS : 9 * BS]
+    assert cache.reserved_bytes == 0
 
 
 def test_prefetch_failed_part_is_refetched_by_a_reader_arriving_later() -> None:
@@ -650,11 +665,18 @@ def test_prefetch_global_budget_is_respected_and_reads_degrade_to_block_gets() -
     assert prefetcher.stats().budget_denials >= 1
     assert [c[1:] for c in store.calls] == [("b.bin", o, o + BS) for o in range(0, 4 * BS, BS)]
 
-    executor.run_all()  # a's part is done: its bytes go back to the budget
-    assert prefetcher.stats().inflight_bytes == 0
+    executor.run_all()  # a's part is done, but a has not read the block: it still counts
+    assert prefetcher.stats().inflight_bytes == BS
+    store.reset_calls()
     assert b.read(4 * BS, BS) == data_b[4 * BS : 5 * BS]
+    assert executor.pending == 0
+    a.close()  # unread read-ahead gives its bytes back when its handle is released
+    assert prefetcher.stats().inflight_bytes == 0
+    assert b.read(5 * BS, BS) == data_b[5 * BS : 6 * BS]
     assert executor.pending == 1  # b may read ahead again
     executor.run_all()
+    assert prefetcher.stats().inflight_bytes == BS
+    b.close()
     assert prefetcher.stats().inflight_bytes == 0
 
 
@@ -769,19 +791,25 @@ read_ops = st.lists(
     blocks=st.floats(min_value=0, max_value=20),
     capacity_blocks=st.integers(min_value=0, max_value=64),
     budget_blocks=st.integers(min_value=0, max_value=16),
+    spare_blocks=st.integers(min_value=0, max_value=8),
+    scale=st.sampled_from([1.0, 0.5, 0.0]),
     ops=read_ops,
 )
 def test_prefetch_any_read_mix_returns_the_objects_bytes(
+    *,
     block_size: int,
     blocks: float,
     capacity_blocks: int,
     budget_blocks: int,
+    spare_blocks: int,
+    scale: float,
     ops: list[tuple[str, int]],
 ) -> None:
     data = pattern(int(block_size * blocks))
     store = FakeStore()
     meta = store.put("a.bin", data)
-    cache = BlockCache(capacity_blocks * block_size)
+    capacity = capacity_blocks * block_size
+    cache = BlockCache(capacity, total_bytes=capacity + spare_blocks * block_size)
     config = PrefetchConfig(
         part_size_bytes=3 * block_size,
         initial_window_bytes=block_size,
@@ -791,6 +819,7 @@ def test_prefetch_any_read_mix_returns_the_objects_bytes(
     )
     with ThreadPoolExecutor(max_workers=3) as executor:
         prefetcher = Prefetcher(executor, config)
+        prefetcher.set_scale(scale)
         reader = ObjectReader(
             store, cache, meta, block_size_bytes=block_size, read_ahead=prefetcher.attach
         )
@@ -805,8 +834,13 @@ def test_prefetch_any_read_mix_returns_the_objects_bytes(
             position += size
         reader.close()
     stats = prefetcher.stats()
+    # Every reservation was settled: the read-ahead budget and the cache's account are empty.
     assert stats.inflight_bytes == 0
+    assert cache.reserved_bytes == 0
     assert cache.inflight_count == 0
+    assert cache.used_bytes <= capacity
+    if scale == 0.0:
+        assert stats.parts_issued == 0
     for start, end in gets(store):
         assert 0 <= start < end <= len(data)
         assert start % block_size == 0
@@ -902,10 +936,50 @@ def test_prefetch_of_a_mount_learns_the_link_from_its_store(
         credentials=Credentials(ACCESS_KEY_ID, ACCESS_KEY_SECRET),
     )
     with mounting.build_store(config) as store:
-        fs, _ = mounting.build_filesystem(config, store)
+        fs, _, _ = mounting.build_filesystem(config, store)
         prefetcher = fs._prefetcher
         assert isinstance(prefetcher, Prefetcher) and not prefetcher.slow_link
         emulator.faults.update(latency_s=SLOW_FIRST_BYTE_S * 2, key_prefix="slow/")
         for _ in range(LATENCY_SAMPLES):
             assert store.get_range("slow/x.bin", 0, len(data)) == data
         assert prefetcher.slow_link
+
+
+def test_prefetch_part_keeps_no_block_once_the_cache_let_it_go() -> None:
+    """A block a part's GET handed to the cache and the cache dropped (drop-behind, eviction) is
+    not kept alive by the GET still running: its memory is free at once, not when the GET ends."""
+    data = pattern(32 * BS)
+    executor = ManualExecutor()
+    store = MidStreamStore(piece_type=Tracked)
+    _, cache, _, reader = make(data, executor, store=store)
+    for offset in range(0, 5 * BS, BS):
+        assert read_waiting(reader, cache, executor, offset, BS) == data[offset : offset + BS]
+    etag = reader.meta.etag
+    alive: list[bool] = []
+
+    def mid_stream() -> None:
+        first = cache.get(("a.bin", etag, 5))
+        assert isinstance(first, Tracked)
+        watch = weakref.ref(first)
+        del first
+        cache.discard([("a.bin", etag, 5)])
+        gc.collect()
+        alive.append(watch() is not None)
+
+    store.mid_stream = mid_stream
+    executor.run_all()
+    assert alive == [False]
+
+
+def test_reader_synchronous_fetch_is_reserved_while_it_runs() -> None:
+    """A read's own fetch counts its blocks in the cache's account until they are cached."""
+    data = pattern(8 * BS)
+    store = MidStreamStore()
+    meta = store.put("a.bin", data)
+    cache = BlockCache(1 << 20, total_bytes=1 << 20)
+    reader = ObjectReader(store, cache, meta, block_size_bytes=BS)
+    seen: list[int] = []
+    store.mid_stream = lambda: seen.append(cache.reserved_bytes)
+    assert reader.read(BS + 3, 2 * BS) == data[BS + 3 : 3 * BS + 3]  # blocks 1..3: one GET
+    assert seen == [3 * BS]
+    assert cache.reserved_bytes == 0 and cache.used_bytes == 3 * BS

@@ -294,7 +294,7 @@ def test_semantics_example_in_process(
     config = in_process_config(emulator, tmp_path, example.mount_options)
     buffers = mounting.block_buffers(config)
     with mounting.build_store(config, buffers) as store:
-        fs, _ = mounting.build_filesystem(config, store, buffers)
+        fs, _, _ = mounting.build_filesystem(config, store, buffers)
         shell = FsShell(fs)
         try:
             for step in steps:

@@ -96,6 +96,7 @@ def make(
     store: FakeStore | None = None,
     *,
     cache_bytes: int = 1024 * BLOCK,
+    total_bytes: int | None = None,
     clock: Callable[[], float] = time.monotonic,
     fetcher: bool = False,
     faulty: bool = False,
@@ -109,7 +110,7 @@ def make(
     wrapper = FaultyStore(store) if faulty else None
     served: ObjectStore = wrapper if wrapper is not None else store
     ns = Namespace(served, metadata_ttl_s=60.0)
-    cache = BlockCache(cache_bytes)
+    cache = BlockCache(cache_bytes, total_bytes=total_bytes)
     executor = ManualExecutor()
     queued = QueuedFetcher(served, executor) if fetcher else None
     siblings = SiblingPrefetcher(
@@ -510,3 +511,42 @@ def test_sibling_prefetch_is_told_last_with_the_handle_open_and_a_failure_leaks_
         m.fs.open("/d/f001", os.O_RDONLY)
     assert seen == [1, 1]
     assert m.fs.open_handles() == 0
+
+
+@pytest.mark.parametrize("fetcher", [False, True], ids=["workers", "fetch-loop"])
+def test_sibling_prefetch_reserves_its_gets_in_the_cache_account(fetcher: bool) -> None:
+    """Each GET's bytes are reserved while it is in flight and turn into cached bytes when it
+    lands: after every open and read, nothing stays reserved."""
+    m = make(fetcher=fetcher, max_files=8)
+    reserved_in_flight = []
+    for i in range(N_FILES):
+        fh = m.fs.open(f"/d/f{i:03d}", os.O_RDONLY)
+        reserved_in_flight.append(m.cache.reserved_bytes == m.executor.pending * FILE)
+        m.executor.run_all()
+        assert m.cache.reserved_bytes == 0
+        assert m.fs.read(fh, 0, FILE) == content(i)
+        m.fs.release(fh)
+    assert all(reserved_in_flight)
+    assert m.siblings.stats().files_prefetched > N_FILES // 2
+
+
+def test_sibling_prefetch_scaled_to_zero_reads_nothing_ahead() -> None:
+    m = make(max_files=8)
+    m.siblings.set_scale(0.0)
+    for i in range(N_FILES):
+        assert m.read_whole(f"/d/f{i:03d}") == content(i)
+    assert m.siblings.stats().files_issued == 0
+    assert m.gets() == Counter({f"d/f{i:03d}": 1 for i in range(N_FILES)})
+    m.siblings.set_scale(1.0)
+    with pytest.raises(ValueError, match="scale"):
+        m.siblings.set_scale(-0.5)
+
+
+def test_sibling_prefetch_refused_reservation_stops_issuing() -> None:
+    m = make(max_files=8, total_bytes=1024 * BLOCK)
+    m.cache.reserve(1024 * BLOCK, force=True)  # the account is full: read-ahead must not add
+    for i in range(6):
+        m.siblings.on_open(m.ns.lookup(f"/d/f{i:03d}"))
+    stats = m.siblings.stats()
+    assert stats.files_issued == 0 and stats.budget_denials > 0
+    assert m.cache.inflight_count == 0  # every claim it took was given up

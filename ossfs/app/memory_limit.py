@@ -22,6 +22,11 @@ limit wins. A group above the top of the mount (a container's cgroup namespace, 
 of the container's own group) cannot be seen and is not read: that is the container's limit, as
 it should be. Missing files and unreadable or garbled values are skipped with a debug log.
 
+`usage_reader` gives a callable that reads how much of that limit is in use now, for the mount's
+memory-pressure monitor (`ossfs.read.pressure`): the group's usage less its inactive file cache
+(the page cache the kernel reclaims first, before any process is OOM-killed), or for RAM what
+``MemAvailable`` says is not available.
+
 Deliberately not here: what to do with the limit (`ossfs.app.memory_budget`), and any write to a
 control group. Every file is read under a root directory parameter, so tests build hierarchies in
 a temporary directory.
@@ -32,6 +37,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Final
@@ -118,6 +124,53 @@ def find_memory_limit(root: Path = Path("/")) -> MemoryLimit:
         ):
             best = candidate
     return best
+
+
+def usage_reader(limit: MemoryLimit, root: Path = Path("/")) -> Callable[[], int | None]:
+    """A callable answering how many bytes of ``limit`` are in use now (None if unreadable).
+
+    A group's limit: its usage less its inactive file cache: cgroup v1 ``memory.usage_in_bytes``
+    less ``total_inactive_file`` of ``memory.stat``, v2 ``memory.current`` less
+    ``inactive_file``. RAM: ``MemTotal`` less ``MemAvailable`` of ``/proc/meminfo``. Each call
+    reads two small files (or one), so call it from a timer, not per request."""
+    if limit.group is None:
+        return lambda: _ram_in_use(root)
+    directory = PurePosixPath(limit.source).parent
+    if PurePosixPath(limit.source).name == V1_LIMIT_FILE:
+        usage_file, inactive = directory / "memory.usage_in_bytes", "total_inactive_file"
+    else:
+        usage_file, inactive = directory / "memory.current", "inactive_file"
+    stat_file = directory / "memory.stat"
+
+    def in_use() -> int | None:
+        usage = _read(root, usage_file)
+        if usage is None or not usage.isdigit():
+            return None
+        return max(0, int(usage) - _stat_value(_read(root, stat_file), inactive))
+
+    return in_use
+
+
+def _stat_value(text: str | None, name: str) -> int:
+    """The value of ``name`` in a ``memory.stat`` text; 0 when absent."""
+    for line in (text or "").splitlines():
+        key, _, value = line.partition(" ")
+        if key == name and value.isdigit():
+            return int(value)
+    return 0
+
+
+def _ram_in_use(root: Path) -> int | None:
+    """``MemTotal - MemAvailable`` in bytes, or None without them."""
+    values: dict[str, int] = {}
+    for line in (_read(root, PurePosixPath("/proc/meminfo")) or "").splitlines():
+        name, _, value = line.partition(":")
+        kib = value.split()
+        if name in ("MemTotal", "MemAvailable") and kib and kib[0].isdigit():
+            values[name] = int(kib[0]) << 10
+    if len(values) != 2:
+        return None
+    return max(0, values["MemTotal"] - values["MemAvailable"])
 
 
 def _walk(root: Path, mount: _Mount, group: PurePosixPath, *, v1: bool) -> list[MemoryLimit]:

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
 
-from ossfs.app.memory_budget import memory_line, memory_settings
-from ossfs.app.memory_limit import MemoryLimit
+from ossfs.app.memory_budget import OWN_PEAK_BYTES, memory_line, memory_settings
+from ossfs.app.memory_limit import MemoryLimit, usage_reader
 from ossfs.core.errors import AccessDeniedError, NotFoundError, OssfsError, UsageError
 from ossfs.core.object_store import ObjectStore
 from ossfs.core.url import OssLocation
@@ -34,10 +34,11 @@ from ossfs.fuse.fuse_ops import FuseOperations, run_fuse
 from ossfs.net.curl_setup import DEFAULT_LOW_SPEED_LIMIT, DEFAULT_LOW_SPEED_TIME_S
 from ossfs.net.environ import environ_ca_bundle, environ_proxies
 from ossfs.net.metrics_server import MetricsServer
-from ossfs.obs.stats import MountStats, StoreCounters, format_prometheus
+from ossfs.obs.stats import MountStats, StoreCounters, format_prometheus, rss_bytes
 from ossfs.read.block_cache import BlockCache
 from ossfs.read.buffers import BufferPool
 from ossfs.read.prefetch import PrefetchConfig, Prefetcher
+from ossfs.read.pressure import PressureConfig, PressureMonitor
 from ossfs.read.sibling_prefetch import SiblingPrefetchConfig, SiblingPrefetcher, WholeFetcher
 from ossfs.store.config import OssConfig
 from ossfs.store.credentials import Credentials
@@ -53,6 +54,9 @@ SYSLOG_SOCKET = "/dev/log"
 """Where a daemon without ``--log-file`` logs (a module variable so tests can point it away)."""
 _PREFETCH_WORKERS: Final = 16
 _POOL_BLOCKS: Final = 32
+# While memory is short the cache still keeps this many blocks: the ones readers are in (a
+# reader served 128 KiB at a time from a 1 MiB block would otherwise fetch it 8 times).
+_FLOOR_BLOCKS: Final = 16
 # Directory read-ahead GETs in flight at most: with 20 ms to a first byte (remote), 16 capped
 # small files at ~630 files/s whatever the readers did; up to 48 gave ~900-1,000 (8 readers).
 # How many are used follows the readers' pace (`sibling_prefetch.ReadAheadPace`): on a fast
@@ -254,9 +258,15 @@ def probe(store: ObjectStore, config: MountConfig) -> None:
 
 def build_filesystem(
     config: MountConfig, store: MountStore, buffers: BufferPool | None = None
-) -> tuple[Filesystem, MountStats]:
-    """The filesystem over ``store``, and the gatherer of its live counters. ``buffers``: the
-    pool the store reads into (the cache gives evicted blocks back to it)."""
+) -> tuple[Filesystem, MountStats, PressureMonitor | None]:
+    """The filesystem over ``store``, the gatherer of its live counters, and the monitor that
+    shrinks its block memory as the memory limit nears (None without a known limit; not
+    started). ``buffers``: the pool the store reads into (the cache gives evicted blocks back
+    to it).
+
+    One account holds every block buffer (`BlockCache`): cached blocks (read-ahead that has
+    arrived and is not read yet included) and blocks being fetched by reads and read-ahead, all
+    within the budget less the free buffers the pool may keep."""
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="lookup")
     namespace = Namespace(
         store,
@@ -268,21 +278,31 @@ def build_filesystem(
     prefetch_executor = concurrent.futures.ThreadPoolExecutor(
         max_workers=min(_PREFETCH_WORKERS, config.workers), thread_name_prefix="prefetch"
     )
-    cache = BlockCache(config.cache_size_bytes, buffers)
-    # Read-ahead in flight gets what the cache and the free buffers leave of the budget; with
-    # nothing left (or with --no-prefetch) reads degrade to one synchronous GET per block. Small
-    # files read ahead in directory order take up to a quarter of it in flight (one block each).
     pooled = buffers.max_bytes if buffers is not None else 0
+    cache = BlockCache(
+        config.cache_size_bytes,
+        buffers,
+        total_bytes=max(config.cache_size_bytes, config.max_memory_bytes - pooled),
+    )
+    # Read-ahead (in flight, or arrived and not yet read) gets what the cache and the free
+    # buffers leave of the budget; with nothing left (or with --no-prefetch) reads degrade to
+    # one synchronous GET of their own blocks. Small files read ahead in directory order take
+    # up to a quarter of it in flight (one block each).
     inflight_bytes = max(0, config.max_memory_bytes - config.cache_size_bytes - pooled)
     sibling_gets = min(
         _SIBLING_WORKERS, config.workers * 3 // 4, inflight_bytes // 4 // config.block_size_bytes
     )
+    # Sequential read-ahead's budget counts its blocks until they are read, and those that
+    # arrived are in the cache: besides what is left for GETs in flight it gets a quarter of
+    # the cache (one handle's largest window). Should more of it be in flight than the cache
+    # leaves room for, the cache's account evicts its least recently used blocks.
+    readahead_bytes = (
+        inflight_bytes - sibling_gets * config.block_size_bytes + config.cache_size_bytes // 4
+    )
     prefetcher = (
         Prefetcher(
             prefetch_executor,
-            PrefetchConfig(
-                max_inflight_bytes=inflight_bytes - sibling_gets * config.block_size_bytes
-            ),
+            PrefetchConfig(max_inflight_bytes=readahead_bytes),
             first_byte_s=store.first_byte_s,
         )
         if config.prefetch
@@ -324,6 +344,7 @@ def build_filesystem(
         prefetcher=prefetcher,
         sibling_prefetcher=siblings,
     )
+    pressure = build_pressure(config, cache, buffers, prefetcher, siblings)
     stats = MountStats(
         mount=str(config.location),
         store=store,
@@ -334,8 +355,49 @@ def build_filesystem(
         sibling_prefetcher=siblings,
         open_handles=fs.open_handles,
         memory=memory_settings(config.memory_limit, config.max_memory_bytes),
+        pressure=pressure,
     )
-    return fs, stats
+    return fs, stats, pressure
+
+
+def build_pressure(
+    config: MountConfig,
+    cache: BlockCache,
+    buffers: BufferPool | None,
+    prefetcher: Prefetcher | None,
+    siblings: SiblingPrefetcher | None,
+) -> PressureMonitor | None:
+    """The monitor of the memory limit's usage that scales the cache, the free buffers and
+    both read-aheads together (None without a known limit)."""
+    limit = config.memory_limit
+    if limit is None:
+        return None
+    pool_buffers = buffers.max_bytes // buffers.buffer_bytes if buffers is not None else 0
+    floor = _FLOOR_BLOCKS * config.block_size_bytes
+
+    def scale_block_memory(scale: float) -> None:
+        if buffers is not None:  # first: what the cache evicts next is unmapped, not kept
+            buffers.limit(int(pool_buffers * scale))
+        cache.resize(scale, floor_bytes=floor)
+        if prefetcher is not None:
+            prefetcher.set_scale(scale)
+        if siblings is not None:
+            siblings.set_scale(scale)
+
+    def block_bytes() -> int:
+        free = buffers.free_bytes if buffers is not None else 0
+        return cache.used_bytes + cache.reserved_bytes + free
+
+    return PressureMonitor(
+        usage_reader(limit),
+        block_bytes,
+        PressureConfig(
+            limit.limit_bytes, config.max_memory_bytes, own_reserve_bytes=OWN_PEAK_BYTES
+        ),
+        scale_block_memory,
+        on_shrink=trim_malloc,
+        own_bytes=rss_bytes,
+    )
 
 
 def fuse_options(config: MountConfig) -> dict[str, str | bool]:
@@ -439,6 +501,18 @@ def tune_malloc() -> bool:
     return all(applied)
 
 
+def trim_malloc() -> bool:
+    """Give the heap's free memory back to the system (glibc ``malloc_trim``); False where
+    there is no glibc."""
+    try:
+        libc = ctypes.CDLL(None)
+        malloc_trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return False
+    malloc_trim(0)
+    return True
+
+
 def serve(
     config: MountConfig,
     *,
@@ -453,7 +527,7 @@ def serve(
     tune_malloc()
     buffers = block_buffers(config)
     store = build_store(config, buffers)
-    fs, stats = build_filesystem(config, store, buffers)
+    fs, stats, pressure = build_filesystem(config, store, buffers)
     ops = FuseOperations(fs, on_init=on_ready, stats=stats)
     fsname = fs_source(config.location, config.source_name)
     log.info("mounting %s read-only on %s", config.location, config.mountpoint)
@@ -464,6 +538,8 @@ def serve(
     try:
         if metrics is not None:
             metrics.start(lambda: format_prometheus(stats.snapshot().to_json()))
+        if pressure is not None:
+            pressure.start()
         run_fuse(
             ops,
             str(config.mountpoint),
@@ -472,6 +548,8 @@ def serve(
             read_ahead_kib=read_ahead_kib(config),
         )
     finally:
+        if pressure is not None:
+            pressure.close()
         fs.close()
         if metrics is not None:
             metrics.close()

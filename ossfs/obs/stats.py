@@ -28,6 +28,7 @@ from ossfs.core.sizes import format_size
 from ossfs.fs.namespace import Namespace, NamespaceStats
 from ossfs.read.block_cache import BlockCache, CacheStats
 from ossfs.read.prefetch import Prefetcher, PrefetchStats
+from ossfs.read.pressure import PressureMonitor, PressureStats
 from ossfs.read.sibling_prefetch import SiblingPrefetcher, SiblingPrefetchStats
 
 STATS_XATTR: Final = "user.ossfs.obs.stats"
@@ -59,6 +60,9 @@ _GAUGES: Final = frozenset(
         "first_byte_us",
         "budget_bytes",
         "limit_bytes",
+        "reserved_bytes",
+        "in_use_bytes",
+        "scale",
     }
 )
 _PAD_TO: Final = 1024
@@ -142,6 +146,7 @@ class Stats:
     rss_bytes: int
     sibling_prefetch: SiblingPrefetchStats | None = None
     memory: MemorySettings | None = None
+    pressure: PressureStats | None = None
 
     def to_json(self) -> dict[str, Json]:
         """The JSON form (sections of numbers, and maps of numbers by label)."""
@@ -180,6 +185,12 @@ class Stats:
             memory["budget_bytes"] = self.memory.budget_bytes
             memory["limit_bytes"] = self.memory.limit_bytes
             memory["limit_source"] = self.memory.limit_source
+        if self.pressure is not None:
+            # How much of the limit is in use, and how far the block memory is shrunk for it.
+            memory["in_use_bytes"] = self.pressure.usage_bytes
+            memory["scale"] = self.pressure.scale
+            memory["shrinks"] = self.pressure.shrinks
+            memory["grows"] = self.pressure.grows
         out["memory"] = memory
         return out
 
@@ -234,6 +245,7 @@ class MountStats:
         clock: Callable[[], float] = time.monotonic,
         sibling_prefetcher: SiblingPrefetcher | None = None,
         memory: MemorySettings | None = None,
+        pressure: PressureMonitor | None = None,
     ) -> None:
         self.served = ServedCounters()
         self._mount = mount
@@ -247,6 +259,7 @@ class MountStats:
         self._clock = clock
         self._started = clock()
         self._memory = memory
+        self._pressure = pressure
 
     def snapshot(self) -> Stats:
         return Stats(
@@ -262,6 +275,7 @@ class MountStats:
             rss_bytes=rss_bytes(),
             sibling_prefetch=self._siblings.stats() if self._siblings is not None else None,
             memory=self._memory,
+            pressure=self._pressure.stats() if self._pressure is not None else None,
         )
 
 

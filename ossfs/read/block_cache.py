@@ -9,6 +9,13 @@ A fetch can also be claimed now and settled later from another thread (`claim`, 
 of `fill`, `fail` or `abandon` per claimed key): read-ahead claims blocks when it decides to fetch
 them, so a reader that reaches them first waits for that fetch instead of sending its own.
 
+The cache is also the mount's one account of block memory. Blocks being fetched are not cached
+yet but their buffers exist: fetchers `reserve` their bytes first (synchronous reads, sequential
+and directory read-ahead) and settle the reservation when the blocks land (`fill` converts it
+into cached bytes) or the fetch ends. Cached blocks are evicted so that cached plus reserved
+bytes stay within ``total_bytes``. `resize` shrinks (or restores) both limits when memory is
+short (`ossfs.read.pressure`).
+
 Deliberately not here: what a block is (offsets, sizes, ranges: `reader`), how blocks are fetched
 (the caller passes a fetch function), read-ahead policy (`prefetch`), and any network access of
 its own. Its lock guards memory only: fetch functions always run outside it.
@@ -55,6 +62,8 @@ class CacheStats:
     claimed by a caller, `claim` included). ``joined``: lookups that waited for another caller's
     in-flight fetch.
     ``evictions``: blocks dropped to stay within the byte budget. ``used_bytes``: bytes held now.
+    ``reserved_bytes``: bytes of blocks being fetched now (`BlockCache.reserve`).
+    ``limit_bytes``: what the cache may hold now (its capacity, less while memory is short).
     A `BlockCache.get` that finds nothing counts nothing (the caller's fetch will count a miss).
     """
 
@@ -63,6 +72,8 @@ class CacheStats:
     joined: int
     evictions: int
     used_bytes: int
+    reserved_bytes: int
+    limit_bytes: int
 
 
 class _BlockLRU:
@@ -85,6 +96,9 @@ class _BlockLRU:
     def __contains__(self, key: BlockKey) -> bool:
         return key in self._blocks
 
+    def __len__(self) -> int:
+        return len(self._blocks)
+
     def __iter__(self) -> Iterator[BlockKey]:
         """The cached keys, least recently used first."""
         return iter(self._blocks)
@@ -104,11 +118,12 @@ class _BlockLRU:
             self.currsize -= len(old)
         size = len(block)
         while self.currsize + size > self._capacity:
-            self._evict()
+            self.evict()
         self._blocks[key] = block
         self.currsize += size
 
-    def _evict(self) -> None:
+    def evict(self) -> None:
+        """Evict the least recently used block (there must be one)."""
         _key, block = self._blocks.popitem(last=False)
         self.currsize -= len(block)
         self.evictions += 1
@@ -142,21 +157,37 @@ class _BlockLRU:
 class BlockCache:
     """Thread-safe, byte-bounded LRU of immutable blocks, single-flight on misses.
 
-    ``used_bytes`` never exceeds ``capacity_bytes``: inserting evicts least recently used blocks
-    first, and a block larger than the whole capacity is handed to its callers but not cached.
-    All methods are safe to call from any thread. The internal lock is held only for dictionary
-    work, never while a fetch function runs.
+    ``used_bytes`` never exceeds ``limit_bytes`` (``capacity_bytes``, or less after `resize`):
+    inserting evicts least recently used blocks first, and a block larger than the limit is
+    handed to its callers but not cached. With ``total_bytes``, cached and reserved bytes
+    together stay within it too (see `reserve`). All methods are safe to call from any thread.
+    The internal lock is held only for dictionary work, never while a fetch function runs.
     """
 
-    def __init__(self, capacity_bytes: int, pool: BufferPool | None = None) -> None:
+    def __init__(
+        self,
+        capacity_bytes: int,
+        pool: BufferPool | None = None,
+        *,
+        total_bytes: int | None = None,
+    ) -> None:
         """``capacity_bytes`` >= 0 (0 caches nothing but still de-duplicates concurrent fetches).
         ``pool``: where the buffers of evicted and dropped blocks go back for reuse.
+        ``total_bytes``: the most that cached blocks and reservations (blocks being fetched) may
+        hold together, at least ``capacity_bytes``; None: reservations are only counted.
 
-        Raises ValueError on a negative capacity.
+        Raises ValueError on a negative capacity or a total below it.
         """
         if capacity_bytes < 0:
             raise ValueError(f"capacity_bytes must be >= 0, got {capacity_bytes}")
+        if total_bytes is not None and total_bytes < capacity_bytes:
+            raise ValueError(f"total_bytes {total_bytes} is below capacity_bytes {capacity_bytes}")
         self._capacity = capacity_bytes
+        self._total = total_bytes
+        self._limit = capacity_bytes  # what may be cached now (`resize`)
+        self._total_limit = total_bytes  # what cached + reserved may be now
+        self._floor = 0  # reservations never evict below this (`resize`)
+        self._reserved = 0
         self._lock = threading.Lock()
         self._lru = _BlockLRU(capacity_bytes, pool)
         self._inflight: dict[BlockKey, Future[Block]] = {}
@@ -305,14 +336,19 @@ class BlockCache:
                 claimed.append(key)
         return claimed
 
-    def fill(self, keys: Sequence[BlockKey], bodies: Sequence[Block]) -> None:
+    def fill(
+        self, keys: Sequence[BlockKey], bodies: Sequence[Block], *, reserved_bytes: int = 0
+    ) -> None:
         """Settle claimed ``keys`` with their ``bodies``: cache them and wake their waiters.
+        ``reserved_bytes`` of the caller's reservation (`reserve`) are released in the same
+        step: the bodies' bytes are now counted as cached instead.
 
         Raises ValueError (settling nothing) unless there is exactly one body per key.
         """
         if len(bodies) != len(keys):
             raise ValueError(f"{len(bodies)} bodies for {len(keys)} keys")
         with self._lock:
+            self._reserved -= reserved_bytes
             futures = [self._inflight.pop(key, None) for key in keys]
             for key, data in zip(keys, bodies, strict=True):
                 self._insert_locked(key, data)
@@ -347,11 +383,70 @@ class BlockCache:
             self._insert_locked(key, data)
 
     def _insert_locked(self, key: BlockKey, data: Block) -> None:
-        if len(data) > self._capacity:
-            log.debug("block %r of %d bytes exceeds the cache capacity; not cached", key, len(data))
+        if len(data) > self._limit:
+            log.debug("block %r of %d bytes exceeds the cache's limit; not cached", key, len(data))
             self._lru.remove(key)
             return
         self._lru.put(key, data)
+        self._evict_locked()
+
+    def _evict_locked(self) -> None:
+        """Evict least recently used blocks until within the limits (`resize`, `reserve`);
+        reservations do not evict below the floor."""
+        lru = self._lru
+        total = self._total_limit
+        while lru and (
+            lru.currsize > self._limit
+            or (
+                total is not None
+                and lru.currsize + self._reserved > total
+                and lru.currsize > self._floor
+            )
+        ):
+            lru.evict()
+
+    # -- block memory -----------------------------------------------------------------------------
+    def reserve(self, nbytes: int, *, force: bool = False) -> bool:
+        """Count ``nbytes`` of blocks about to be fetched (their buffers are not cached yet),
+        evicting cached blocks so that cached plus reserved bytes stay within the total.
+
+        Without ``force``, refused (False, nothing counted) when the reservations alone would be
+        above the total now: read-ahead then waits, and reads fetch for themselves. With it,
+        always counted: a read must make progress, so its block is fetched even when memory is
+        short (the cache gives way). Every reservation is settled once, by `release` or by
+        `fill`'s ``reserved_bytes``.
+        """
+        with self._lock:
+            total = self._total_limit
+            if not force and total is not None and self._reserved + nbytes > total:
+                return False
+            self._reserved += nbytes
+            if total is not None:
+                self._evict_locked()
+            return True
+
+    def release(self, nbytes: int) -> None:
+        """Settle ``nbytes`` of reservations whose blocks did not come (or came and were cached
+        by another call)."""
+        with self._lock:
+            self._reserved -= nbytes
+
+    def resize(self, scale: float, *, floor_bytes: int = 0) -> None:
+        """What may be cached, and the total, become ``scale`` (0..1) of the capacity and total
+        given at construction, the cache's at least ``floor_bytes`` (never above its capacity);
+        blocks are evicted at once to fit. Reservations (forced ones: reads) do not evict
+        below ``floor_bytes``: the blocks readers are in stay while memory is short, and reads
+        of 128 KiB do not fetch their 1 MiB block again and again. ``resize(1.0)`` restores
+        both limits."""
+        if not 0.0 <= scale <= 1.0:
+            raise ValueError(f"scale must be within [0, 1], not {scale}")
+        with self._lock:
+            self._floor = min(floor_bytes, self._capacity)
+            limit = max(self._floor, int(self._capacity * scale))
+            self._limit = limit
+            if self._total is not None:
+                self._total_limit = max(limit, int(self._total * scale))
+            self._evict_locked()
 
     def discard_object(self, object_key: str, etag: str) -> None:
         """Drop every cached block of that object version (O(number of cached blocks))."""
@@ -382,9 +477,21 @@ class BlockCache:
         return self._capacity
 
     @property
+    def limit_bytes(self) -> int:
+        """What may be cached now: ``capacity_bytes``, or less after `resize`."""
+        with self._lock:
+            return self._limit
+
+    @property
     def used_bytes(self) -> int:
         with self._lock:
             return int(self._lru.currsize)
+
+    @property
+    def reserved_bytes(self) -> int:
+        """Bytes of blocks being fetched now (`reserve`)."""
+        with self._lock:
+            return self._reserved
 
     @property
     def inflight_count(self) -> int:
@@ -401,4 +508,6 @@ class BlockCache:
                 joined=self._joined,
                 evictions=self._lru.evictions,
                 used_bytes=int(self._lru.currsize),
+                reserved_bytes=self._reserved,
+                limit_bytes=self._limit,
             )

@@ -40,6 +40,7 @@ class BufferPool:
             raise ValueError(f"bad pool: {max_buffers} buffers of {buffer_bytes} bytes")
         self._size = buffer_bytes
         self._max = max_buffers
+        self._keep = max_buffers  # `limit`: at most this many kept now
         self._free: list[Piece] = []
         self._lock = threading.Lock()
         self.reused = 0
@@ -53,6 +54,14 @@ class BufferPool:
     def max_bytes(self) -> int:
         """The most bytes the free buffers ever hold."""
         return self._max * self._size
+
+    def limit(self, max_buffers: int) -> None:
+        """Keep at most ``max_buffers`` (never more than the pool was built with) from now on;
+        free buffers over it are let go at once (a mapping is unmapped when its last reference
+        goes)."""
+        with self._lock:
+            self._keep = max(0, min(max_buffers, self._max))
+            del self._free[self._keep :]
 
     @property
     def free_bytes(self) -> int:
@@ -99,7 +108,7 @@ class BufferPool:
         if sys.getrefcount(buffer) != holders + 2:
             return False
         with self._lock:
-            if len(self._free) >= self._max:
+            if len(self._free) >= self._keep:
                 return False
             self._free.append(buffer)
             self.kept += 1

@@ -22,11 +22,16 @@ The policy, in blocks of the reader's block size:
   EOF). The window starts at ``initial_window_bytes`` and doubles, up to ``max_window_bytes``
   (and at most a quarter of the cache, so read-ahead cannot evict itself), each time a
   sequential read had to wait (a block it needed was in flight or missing).
-- A part is issued only if the global budget of in-flight read-ahead bytes
-  (``max_inflight_bytes``) has room; otherwise nothing is issued and reads fall back to the
-  reader's synchronous block fetches (they never fail for lack of budget). Each block's bytes
-  go back to the budget as the block reaches the cache (whose own budget holds it from then
-  on); whatever the GET did not deliver goes back when it ends.
+- A part is issued only if the global read-ahead budget (``max_inflight_bytes``) has room:
+  it counts read-ahead in flight *and* read-ahead that arrived and its reader has not read yet,
+  so the windows of all readers together stay within it. Otherwise nothing is issued and reads
+  fall back to the reader's synchronous block fetches (they never fail for lack of budget). A
+  block's bytes go back to that budget when its reader reads it, when the stream resets or the
+  handle closes, or when its fetch fails. Bytes in flight are also reserved in the cache's
+  account of block memory (`BlockCache.reserve`), turned into cached bytes as each block lands.
+- `Prefetcher.set_scale` shrinks the budget and every window cap when memory is short (the
+  mount's `ossfs.read.pressure` monitor); at scale 0 nothing is read ahead and each read fetches
+  only its own blocks.
 - Errors are never swallowed into wrong bytes: a failed part caches nothing and settles its
   claimed blocks with the error, so a reader waiting for them raises that error, and a reader
   arriving later fetches them itself (getting the real error again, or the bytes).
@@ -44,7 +49,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Final
@@ -113,7 +118,7 @@ class PrefetchStats:
     their handle never read before its stream reset or it closed (waste; blocks evicted before
     being read are not counted). ``window_resets``: sequential streams broken by a seek.
     ``budget_denials``: parts not issued because the global budget was spent.
-    ``inflight_bytes``: budget in use now.
+    ``inflight_bytes``: budget in use now: read-ahead in flight, or arrived and not yet read.
     """
 
     parts_issued: int
@@ -159,10 +164,23 @@ class Prefetcher:
         self._window_resets = 0
         self._budget_denials = 0
         self._handles: dict[tuple[str, str], int] = {}  # open handles per object version
+        self._scale = 1.0  # `set_scale`; read without the lock (one float, replaced whole)
 
     @property
     def config(self) -> PrefetchConfig:
         return self._config
+
+    @property
+    def scale(self) -> float:
+        return self._scale
+
+    def set_scale(self, scale: float) -> None:
+        """Shrink (or restore, 1.0) the read-ahead budget and every handle's window cap to
+        ``scale`` (0..1) of their configured sizes. Parts in flight finish; new ones wait until
+        the budget in use is under the new size. At 0 nothing more is read ahead."""
+        if not 0.0 <= scale <= 1.0:
+            raise ValueError(f"scale must be within [0, 1], not {scale}")
+        self._scale = scale
 
     def attach(self, reader: ObjectReader) -> HandlePrefetch:
         """The read-ahead of one open handle reading through ``reader``."""
@@ -195,13 +213,17 @@ class Prefetcher:
 
     # -- used by HandlePrefetch -------------------------------------------------------------------
     def _reserve(self, nbytes: int) -> bool:
-        """Take ``nbytes`` of the global in-flight budget, or count a denial and return False."""
+        """Take ``nbytes`` of the global budget, or count a denial and return False."""
         with self._lock:
-            if self._inflight_bytes + nbytes > self._config.max_inflight_bytes:
+            if self._inflight_bytes + nbytes > self._config.max_inflight_bytes * self._scale:
                 self._budget_denials += 1
                 return False
             self._inflight_bytes += nbytes
             return True
+
+    def _deny(self) -> None:
+        with self._lock:
+            self._budget_denials += 1
 
     def _release(self, nbytes: int) -> None:
         with self._lock:
@@ -276,7 +298,9 @@ class HandlePrefetch:
         self._window = self._initial_window  # blocks
         self._active = False  # this stream has issued read-ahead since its last reset
         self._issued_until = 0  # block index: read-ahead of this stream covers [.., issued_until)
-        self._unread: set[int] = set()  # blocks read-ahead covered that this handle has not read
+        # Blocks read-ahead covered that this handle has not read -> bytes of the global budget
+        # each still holds (0 once given back: another handle's fetch had it, or it failed).
+        self._unread: dict[int, int] = {}
         self._drop_behind = config.drop_behind
         # A long sequential read is a scan: the kernel's page cache keeps it for re-reads, and
         # an LRU could not keep an object larger than itself anyway (the re-read evicts the tail
@@ -295,33 +319,42 @@ class HandlePrefetch:
         with self._lock:
             return self._window * self._block_size
 
+    def _window_cap(self) -> int:
+        """The most blocks the window may have now (its cap, shrunk with the scale)."""
+        return max(1, int(self._max_window * self._prefetcher.scale))
+
     # -- ReadAhead --------------------------------------------------------------------------------
     def on_read(self, offset: int, end: int, first: int, last: int, *, hit: bool) -> None:
         """See `reader.ReadAhead`: update the stream, then issue parts outside the lock."""
         if self._max_window == 0:
             return
+        held = 0
         with self._lock:
             if self._closed:
                 return
             unread = self._unread
             if unread:
                 for index in range(first, last + 1):
-                    unread.discard(index)
+                    held += unread.pop(index, 0)
             furthest = self._furthest_end
             if furthest is None or not (
                 furthest - self._behind <= offset <= furthest + self._slack
                 or furthest <= offset < self._issued_until * self._block_size
             ):
                 if self._active:
-                    self._reset_locked()
+                    held += self._reset_locked()
                 self._furthest_end = end
-                return
-            furthest = max(furthest, end)
-            self._furthest_end = furthest
-            if self._active and not hit:
-                self._window = min(self._window * 2, self._max_window)
-            parts = self._plan_locked(last)
-            done = self._passed_locked((furthest - self._behind) // self._block_size)
+                parts = []
+                done = []
+            else:
+                furthest = max(furthest, end)
+                self._furthest_end = furthest
+                if self._active and not hit:
+                    self._window = min(self._window * 2, self._window_cap())
+                parts = self._plan_locked(last)
+                done = self._passed_locked((furthest - self._behind) // self._block_size)
+        if held:
+            self._prefetcher._release(held)
         if done:
             self._drop(done)
         for part in parts:
@@ -333,6 +366,7 @@ class HandlePrefetch:
             if self._closed:
                 return
             self._closed = True
+            held = sum(self._unread.values())
             unused = self._unused_bytes_locked()
             window = self._window * self._block_size
             furthest = self._furthest_end or 0
@@ -342,17 +376,21 @@ class HandlePrefetch:
         )
         if done:
             self._drop(done)
+        self._prefetcher._release(held)
         self._prefetcher._detach(self._key, self._etag)
         self._prefetcher._count_reset(unused, reset=False)
 
     # -- internals --------------------------------------------------------------------------------
-    def _reset_locked(self) -> None:
+    def _reset_locked(self) -> int:
+        """Reset the stream; returns the budget its unread read-ahead held (to give back)."""
+        held = sum(self._unread.values())
         unused = self._unused_bytes_locked()
         self._window = self._initial_window
         self._active = False
         self._issued_until = 0
         log.debug("prefetch %s: window reset (%d bytes unused)", self._key, unused)
         self._prefetcher._count_reset(unused, reset=True)
+        return held
 
     def _unused_bytes_locked(self) -> int:
         unused = sum(self._block_bytes(index, index + 1) for index in self._unread)
@@ -365,9 +403,10 @@ class HandlePrefetch:
 
     def _plan_locked(self, last: int) -> list[_Part]:
         """Reserve budget for, and record as issued, the parts that keep the window full."""
+        window = min(self._window, self._window_cap())
         start = max(self._issued_until, last + 1)
-        target = min(last + 1 + self._window, self._n_blocks)
-        part_blocks = min(self._part_blocks, self._window)
+        target = min(last + 1 + window, self._n_blocks)
+        part_blocks = min(self._part_blocks, window)
         parts: list[_Part] = []
         while start < target:
             count = min(part_blocks, target - start)
@@ -377,7 +416,8 @@ class HandlePrefetch:
             if not self._prefetcher._reserve(nbytes):
                 break  # budget spent: the reader fetches what it needs synchronously
             parts.append(_Part(self, start, start + count, nbytes))
-            self._unread.update(range(start, start + count))
+            for index in range(start, start + count):
+                self._unread[index] = self._block_bytes(index, index + 1)
             start += count
         if parts:
             self._active = True
@@ -408,18 +448,42 @@ class HandlePrefetch:
                 self._cache.demote(keys)
 
     def _issue(self, part: _Part) -> None:
-        """Claim the part's blocks (those neither cached nor in flight) and submit its GETs."""
+        """Claim the part's blocks (those neither cached nor in flight), reserve their bytes in
+        the cache's account and submit its GETs. Blocks it did not claim give their budget back
+        at once (another fetch has them, or the cache does)."""
         keys = [(self._key, self._etag, index) for index in range(part.first, part.stop)]
-        part.claimed = self._cache.claim(keys)
-        if not part.claimed:
-            self._prefetcher._release(part.reserved_bytes)
+        part.claimed = claimed = self._cache.claim(keys)
+        part.claimed_bytes = sum(self._block_bytes(key[2], key[2] + 1) for key in claimed)
+        if claimed and not self._cache.reserve(part.claimed_bytes):
+            self._cache.abandon(claimed)
+            self._prefetcher._deny()
+            claimed = part.claimed = []
+            part.claimed_bytes = 0
+        mine = {key[2] for key in claimed}
+        self._give_back(index for index in range(part.first, part.stop) if index not in mine)
+        if not claimed:
             return
         if self._drop_behind:
             with self._lock:
-                self._mine.update(key[2] for key in part.claimed)
+                self._mine.update(mine)
         if not self._prefetcher._submit(part):
-            self._cache.abandon(part.claimed)
-            self._prefetcher._release(part.reserved_bytes)
+            self._cache.abandon(claimed)
+            self._cache.release(part.claimed_bytes)
+            self._give_back(mine)
+
+    def _give_back(self, indices: Iterable[int]) -> None:
+        """Return to the global budget what these blocks' read-ahead held (they stay counted as
+        covered for the waste statistics)."""
+        held = 0
+        with self._lock:
+            unread = self._unread
+            for index in indices:
+                nbytes = unread.get(index)
+                if nbytes:
+                    held += nbytes
+                    unread[index] = 0
+        if held:
+            self._prefetcher._release(held)
 
     def _run_part(self, part: _Part) -> None:
         """On a worker thread: one ranged GET per run of claimed blocks, settling every claim."""
@@ -429,13 +493,13 @@ class HandlePrefetch:
 
         def fill(index: int, block: Block) -> None:
             # Blocks arrive in order, and the next one is always pending[0]: each is cached
-            # (and its waiters woken) as soon as it is in, not when the whole GET is. From then
-            # on the cache's budget holds it: its bytes leave the in-flight budget at once.
+            # (and its waiters woken) as soon as it is in, not when the whole GET is. Its bytes
+            # turn from reserved into cached in the cache's account; the read-ahead budget
+            # holds them until the reader has read the block.
             nonlocal received
             key = pending.pop(0)
-            self._cache.fill((key,), (block,))
+            self._cache.fill((key,), (block,), reserved_bytes=len(block))
             received += len(block)
-            self._prefetcher._release(len(block))
 
         try:
             with self._lock:
@@ -463,17 +527,20 @@ class HandlePrefetch:
             if pending:  # something unexpected went wrong: never leave a waiter hanging
                 self._cache.abandon(pending)
                 failed = True
+            self._cache.release(part.claimed_bytes - received)
             if failed or abandoned:
+                held = 0
                 with self._lock:
-                    self._unread.difference_update(key[2] for key in part.claimed)
-            self._prefetcher._release(part.reserved_bytes - received)
+                    for key in part.claimed:
+                        held += self._unread.pop(key[2], 0)
+                self._prefetcher._release(held)
             self._prefetcher._count_part_end(received=received, failed=failed, abandoned=abandoned)
 
 
 class _Part:
     """One read-ahead task: blocks ``[first, stop)`` of a handle, and what it claimed of them."""
 
-    __slots__ = ("claimed", "first", "handle", "reserved_bytes", "stop")
+    __slots__ = ("claimed", "claimed_bytes", "first", "handle", "reserved_bytes", "stop")
 
     def __init__(self, handle: HandlePrefetch, first: int, stop: int, reserved_bytes: int) -> None:
         self.handle = handle
@@ -481,10 +548,7 @@ class _Part:
         self.stop = stop
         self.reserved_bytes = reserved_bytes
         self.claimed: list[BlockKey] = []
-
-    @property
-    def claimed_bytes(self) -> int:
-        return sum(self.handle._block_bytes(key[2], key[2] + 1) for key in self.claimed)
+        self.claimed_bytes = 0
 
     def run(self) -> None:
         self.handle._run_part(self)

@@ -229,11 +229,20 @@ class ObjectReader:
         return self._cache.get_many_or_fetch(keys, self._fetch_run)
 
     def _fetch_run(self, keys: Sequence[BlockKey]) -> list[Block]:
-        """`BlockCache` fetch callback: ``keys`` are consecutive block indices of this version."""
+        """`BlockCache` fetch callback: ``keys`` are consecutive block indices of this version.
+
+        The blocks' bytes are reserved in the cache's account of block memory while they are
+        fetched (forced: a read always makes progress; the cache evicts to make room)."""
         first, last = keys[0][2], keys[-1][2]
         if len(keys) != last - first + 1:  # pragma: no cover - _blocks only asks for runs
             raise ValueError(f"blocks {[k[2] for k in keys]} are not consecutive")
-        return self.fetch_blocks(first, last)
+        block_size = self._block_size
+        nbytes = min((last + 1) * block_size, self._size) - first * block_size
+        self._cache.reserve(nbytes, force=True)
+        try:
+            return self.fetch_blocks(first, last)
+        finally:
+            self._cache.release(nbytes)  # the cache counts them as cached from here on
 
     def fetch_blocks(
         self, first: int, last: int, on_block: Callable[[int, Block], None] | None = None
@@ -241,21 +250,23 @@ class ObjectReader:
         """Fetch blocks ``first..last`` (inclusive) with ONE ranged GET, without the cache.
 
         The seam for read-ahead: any caller (this reader, or a prefetcher on a worker thread)
-        gets exactly one body per block, each of its full length. ``on_block(index, block)``
-        is called for each block as soon as it has arrived, in order (a prefetcher caches it
-        before the rest of the GET is in). Raises `IntegrityError` if the store returns other
-        than exactly the requested bytes, and whatever the store raises (`StaleError` when the
-        pinned etag no longer matches); blocks handed to ``on_block`` before a failure are
-        exact.
+        gets exactly one body per block, each of its full length: returned as a list, or, with
+        ``on_block(index, block)``, handed to it as soon as each has arrived, in order (a
+        prefetcher caches it before the rest of the GET is in) and not kept here (the list
+        returned is empty), so a block the cache lets go while the GET goes on is freed at
+        once. Raises `IntegrityError` if the store returns other than exactly the requested
+        bytes, and whatever the store raises (`StaleError` when the pinned etag no longer
+        matches); blocks handed to ``on_block`` before a failure are exact.
         """
         block_size, object_size = self._block_size, self._size
         start = block_bounds(first, block_size, object_size)[0]
         end = block_bounds(last, block_size, object_size)[1]
         log.debug("fetch %s blocks %d..%d bytes [%d, %d)", self._key, first, last, start, end)
         blocks: list[Block] = []
+        taken = [0, 0]  # blocks, bytes
 
         def take(piece: Piece) -> None:
-            index = first + len(blocks)
+            index = first + taken[0]
             lo = index * block_size
             want = min(lo + block_size, end) - lo
             if index > last or len(piece) != want:
@@ -263,16 +274,18 @@ class ObjectReader:
                     f"{self._key} [{start}, {end}): block {index} came with {len(piece)} "
                     f"bytes, expected {want if index <= last else 0}"
                 )
-            blocks.append(piece)
-            if on_block is not None:
+            taken[0] += 1
+            taken[1] += len(piece)
+            if on_block is None:
+                blocks.append(piece)
+            else:
                 on_block(index, piece)
 
         self._store.read_range(
             self._key, start, end, etag=self._etag, piece_bytes=block_size, on_piece=take
         )
-        if len(blocks) != last - first + 1:
-            got = sum(len(block) for block in blocks)
+        if taken[0] != last - first + 1:
             raise IntegrityError(
-                f"{self._key} [{start}, {end}): got {got} bytes, expected {end - start}"
+                f"{self._key} [{start}, {end}): got {taken[1]} bytes, expected {end - start}"
             )
         return blocks

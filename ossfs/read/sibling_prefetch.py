@@ -32,6 +32,10 @@ The policy, per directory (a *walk*, reset when the directory's cached listing i
   nothing more is issued now (later opens continue where issuing stopped). The listings
   indexed for walks hold at most 200,000 entries together: a larger directory gets no
   read-ahead.
+- Each GET's bytes are reserved in the cache's account of block memory (`BlockCache.reserve`)
+  until its body is cached; a reservation the cache refuses stops issuing, like a limit.
+  `SiblingPrefetcher.set_scale` shrinks both limits when memory is short (the mount's
+  `ossfs.read.pressure` monitor); at 0 nothing is read ahead.
 - The GETs run on a `WholeFetcher` (`ossfs.net.curl_loop`: one thread, libcurl's multi interface)
   when the mount has one, else on the executor's worker threads.
 - Errors never become bytes: a failed GET caches nothing and *abandons* its claim, so a reader
@@ -246,6 +250,7 @@ class SiblingPrefetcher:
         self._fetching: set[BlockKey] = set()  # claimed, GET not yet settled
         self._clock = clock
         self._pace = ReadAheadPace()
+        self._scale = 1.0  # `set_scale`
         self._closed = False
         self._files_issued = 0
         self._files_prefetched = 0
@@ -260,6 +265,14 @@ class SiblingPrefetcher:
     @property
     def config(self) -> SiblingPrefetchConfig:
         return self._config
+
+    def set_scale(self, scale: float) -> None:
+        """Shrink (or restore, 1.0) the limits on unread bytes and GETs in flight to ``scale``
+        (0..1) of their sizes; GETs in flight finish. At 0 nothing more is read ahead."""
+        if not 0.0 <= scale <= 1.0:
+            raise ValueError(f"scale must be within [0, 1], not {scale}")
+        with self._lock:
+            self._scale = scale
 
     def on_open(self, node: Node) -> None:
         """An open of ``node`` (a file): advance its directory's walk and issue read-ahead."""
@@ -376,8 +389,9 @@ class SiblingPrefetcher:
         order = walk.order
         stop = min(len(order), start + want * _SCAN_FACTOR)
         # Once per plan, not per file: the pace does not change while the lock is held.
-        inflight_limit = self._pace.limit(
-            self._config.min_inflight_gets, self._config.max_inflight_gets
+        inflight_limit = int(
+            self._pace.limit(self._config.min_inflight_gets, self._config.max_inflight_gets)
+            * self._scale
         )
         issue: list[tuple[BlockKey, int]] = []
         pos = start
@@ -394,6 +408,10 @@ class SiblingPrefetcher:
                 if not self._admit_locked(meta.size, inflight_limit):
                     break
                 if key not in self._unread and self._cache.claim([key]):
+                    if not self._cache.reserve(meta.size):
+                        self._cache.abandon([key])
+                        self._budget_denials += 1
+                        break
                     self._unread[key] = meta.size
                     self._unread_bytes += meta.size
                     self._fetching.add(key)
@@ -408,9 +426,10 @@ class SiblingPrefetcher:
         if len(self._fetching) >= inflight_limit:
             self._budget_denials += 1
             return False
-        if self._unread_bytes + size > self._max_unread:
+        max_unread = self._max_unread * self._scale
+        if self._unread_bytes + size > max_unread:
             self._sweep_locked()  # evicted unopened files give their bytes back
-            if self._unread_bytes + size > self._max_unread:
+            if self._unread_bytes + size > max_unread:
                 self._budget_denials += 1
                 return False
         return True
@@ -447,6 +466,7 @@ class SiblingPrefetcher:
             self._executor.submit(self._fetch, key, size)
         except RuntimeError:  # the executor is shut down (unmounting)
             self._cache.abandon([key])
+            self._cache.release(size)
             with self._lock:
                 self._fetching.discard(key)
                 if self._unread.pop(key, None) is not None:
@@ -484,6 +504,7 @@ class SiblingPrefetcher:
         if isinstance(result, BaseException):
             # The reader that opens it fetches for itself and meets the real error (or bytes).
             self._cache.abandon([key])
+            self._cache.release(size)
             log.debug("prefetch of %s failed: %s", key[0], result)
             with self._lock:
                 self._fetching.discard(key)
@@ -492,7 +513,7 @@ class SiblingPrefetcher:
                 if nbytes is not None:
                     self._unread_bytes -= nbytes
             return
-        self._cache.fill([key], [result])
+        self._cache.fill([key], [result], reserved_bytes=size)
         with self._lock:
             self._pace.fetched(seconds)
             self._fetching.discard(key)

@@ -366,6 +366,9 @@ class OssStore:
                     self._counters.add("bytes_fetched", got)
                     if filled == len(piece):
                         on_piece(piece)
+                        # Not held here while the next piece fills: a block its taker
+                        # lets go of is freed (or recycled) at once.
+                        piece, filled = bytearray(), 0
             finally:
                 response.close()
 

@@ -11,6 +11,8 @@ waiting for its request log. The rest is in modules of this package:
 - `tests.support.http_server`: a scripted HTTP/1.1 server and a TLS certificate for it.
 - `tests.support.fs_shell`: `FsShell`, SEMANTICS.md's shell commands over the in-process
   `Filesystem` (no mount).
+- `tests.support.memory_groups`: real memory control groups with a limit, a process run in
+  one from its first instruction, and what the kernel says the group used.
 """
 
 from __future__ import annotations
