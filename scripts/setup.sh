@@ -41,13 +41,8 @@ pip_quiet() {  # pip and setuptools are chatty; show their output only when they
 pip_quiet --upgrade pip
 pip_quiet -e '.[dev]'
 .venv/bin/python -c 'import ossfs.fuse.fuse_ops, oss2, cachetools'
-# A fast CRC-64 is required: fastcrc's wheel, or else crcmod's C extension (crcmod ships only a
-# source distribution, built when a compiler and the Python headers are present).
-fast_crc='from ossfs.core.crc64 import require_fast_crc; require_fast_crc()'
-if ! .venv/bin/python -c "$fast_crc" 2>/dev/null; then
-    .venv/bin/python -m pip install -q --force-reinstall --no-cache-dir --no-binary crcmod crcmod
-    .venv/bin/python -c "$fast_crc"
-fi
+# A fast CRC-64 is required: fastcrc (a dependency; it fails loudly if its wheel did not install).
+.venv/bin/python -c 'from ossfs.core.crc64 import require_fast_crc; require_fast_crc()'
 if [ "$(id -u)" = 0 ]; then
     bash scripts/install_mount_helper.sh
 else

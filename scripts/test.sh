@@ -9,4 +9,5 @@ export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 echo "== ruff"; .venv/bin/ruff check .
 echo "== ruff format"; .venv/bin/ruff format --check --quiet . || { echo "run: .venv/bin/ruff format ." >&2; exit 1; }
 echo "== mypy"; .venv/bin/mypy
-echo "== pytest"; .venv/bin/python -m pytest -q "$@"
+# --durations: the slowest tests are listed, so a test that grew slow is seen.
+echo "== pytest"; .venv/bin/python -m pytest -q --durations=15 "$@"

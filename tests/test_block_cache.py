@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from ossfs.core.errors import RemoteIOError
 from ossfs.read.block_cache import BlockCache, BlockKey, CacheStats
+from tests.support.waiting import wait_until
 
 WAIT_S = 10.0  # generous deadline for thread handshakes: a hang fails the test instead of blocking
 
@@ -127,16 +128,10 @@ class BlockingFetch:
 
 
 def wait_for_joined(cache: BlockCache, count: int) -> None:
-    """Block until ``count`` callers have joined an in-flight fetch (no sleeps, no timing)."""
-    done = threading.Event()
-
-    def poll() -> None:
-        while cache.stats().joined < count:
-            threading.Event().wait(0.001)
-        done.set()
-
-    threading.Thread(target=poll, daemon=True).start()
-    assert done.wait(WAIT_S)
+    """Return once ``count`` callers have joined an in-flight fetch (polled, with a deadline)."""
+    wait_until(
+        lambda: cache.stats().joined >= count, WAIT_S, f"{count} joined fetches", step_s=0.001
+    )
 
 
 def test_block_cache_concurrent_misses_share_one_fetch() -> None:

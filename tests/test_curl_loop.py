@@ -14,7 +14,7 @@ from ossfs.core.object_store import Piece
 from ossfs.net.curl_loop import CurlLoop, FetchLoopClosedError
 from ossfs.net.curl_setup import EngineSettings
 from ossfs.net.http_api import Headers, HttpRequest, TransferError
-from tests.http_server import Answer, Server, certificate, serve
+from tests.support.http_server import Answer, Server, certificate, serve
 
 __all__ = ["certificate", "serve"]  # fixtures, used by name
 

@@ -20,7 +20,7 @@ from ossfs.core.deadline import deadline_scope
 from ossfs.net.curl_setup import EngineSettings
 from ossfs.net.curl_transport import CurlTransport
 from ossfs.net.http_api import HttpRequest, TransferError
-from tests.http_server import Answer, Server, certificate, ok, serve
+from tests.support.http_server import Answer, Server, certificate, ok, serve
 
 __all__ = ["certificate", "serve"]  # fixtures, used by name
 

@@ -12,7 +12,7 @@ from ossfs.core.errors import OssfsError
 from ossfs.fs.filesystem import Filesystem, FsConfig
 from ossfs.fs.namespace import Namespace
 from ossfs.read.block_cache import BlockCache
-from tests.fakes import FakeStore
+from tests.support.fakes import FakeStore
 
 BLOCK = 4096
 MOUNT_NS = 1_600_000_000_000_000_000
@@ -198,6 +198,24 @@ def test_fs_xattrs_cost_one_head_per_version_and_foreign_names_none() -> None:
     assert store.count("head") == 1
     assert fs.listxattr("/") == ["user.ossfs.prefix"]
     assert fs.getxattr("/", "user.ossfs.prefix") == b""
+
+
+def test_fs_xattrs_of_a_changed_object_are_stale_not_the_new_versions() -> None:
+    """Within the TTL a file's attributes and an open show the listed version: its xattrs must
+    not describe another one (verify --through compares bytes with user.oss.crc64ecma)."""
+    store = FakeStore()
+    store.put("a.txt", b"one")
+    fs = make_fs(store)
+    fs.readdir("/")
+    new = store.put("a.txt", b"version two")
+    assert fs.getattr("/a.txt").size == 3
+    with pytest.raises(OssfsError) as info:
+        fs.getxattr("/a.txt", "user.oss.crc64ecma")
+    assert errno_of(info) == errno.ESTALE
+    # The path was forgotten: the next lookup sees the new version, and its xattrs match it.
+    assert fs.getattr("/a.txt").size == len(b"version two")
+    assert fs.getxattr("/a.txt", "user.oss.crc64ecma") == str(new.crc64).encode()
+    assert fs.getxattr("/a.txt", "user.oss.etag") == new.etag.encode()
 
 
 def test_fs_symlink_attributes_and_target() -> None:

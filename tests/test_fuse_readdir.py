@@ -1,12 +1,12 @@
 """The FUSE adapter's own parts of the binding: directory reads (one listing per open directory,
 paged answers with complete attributes for READDIRPLUS), in process over a FakeStore with a
-recording filler; and the callback wrapper that keeps libfuse threads' Python thread states."""
+recording filler. (The callback wrapper that keeps libfuse threads' Python thread states is
+tested with the rest of the shim, in test_mfusepy_shim.py.)"""
 
 from __future__ import annotations
 
 import errno
 import stat
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ from ossfs.fs.namespace import Namespace
 from ossfs.fuse import fuse_ops
 from ossfs.fuse.fuse_ops import FuseOperations, FuseOSError
 from ossfs.read.block_cache import BlockCache
-from tests.fakes import FakeStore
+from tests.support.fakes import FakeStore
 
 READDIR_PLUS = 1  # enum fuse_readdir_flags
 FILL_DIR_PLUS = 2  # enum fuse_fill_dir_flags
@@ -193,38 +193,6 @@ def test_fill_dir_root_and_errors(store: FakeStore) -> None:
         assert info.value.errno == code, path
         ops.releasedir(path, fh)
     assert recorder.filled == []
-
-
-def test_fuse_wrapper_pins_each_thread_once_and_answers_as_the_binding(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    pins: list[int] = []
-    marks = threading.local()
-
-    def pin() -> None:
-        pins.append(threading.get_ident())
-        marks.pinned = True
-
-    monkeypatch.setattr(fuse_ops, "_pin_thread_state", pin)
-    monkeypatch.setattr(fuse_ops, "_thread", marks)
-    binding = fuse_ops._Fuse.__new__(fuse_ops._Fuse)  # no mount: only the wrapper is used
-
-    def ok(value: int) -> int:
-        return value
-
-    def missing() -> int:
-        raise FuseOSError(errno.ENOENT)
-
-    def run_twice() -> None:
-        assert binding._wrapper(ok, 7) == 7
-        assert binding._wrapper(missing) == -errno.ENOENT
-
-    run_twice()
-    run_twice()
-    other = threading.Thread(target=run_twice)
-    other.start()
-    other.join()
-    assert pins == [threading.get_ident(), other.ident]  # once per thread
 
 
 def test_init_asks_libfuse_for_no_paths_on_handle_calls(store: FakeStore) -> None:

@@ -20,10 +20,10 @@ from ossfs.app.umount import is_mounted
 from ossfs.core.names import LOG_KEY_CHARS, key_for_log, name_problem
 from ossfs.emulator import EmulatorServer
 from ossfs.fs.namespace import Namespace
-from tests.fakes import FakeStore
 from tests.support import BUCKET
+from tests.support.fakes import FakeStore
+from tests.support.mounts import Mounts, mounts_fixture
 from tests.test_oss_store import Reply, make_store
-from tests.test_reliability_support import Mounts, mounts_fixture, needs_fuse
 
 DEEP_KEY = "/".join(["n"] * 200) + "/leaf.txt"  # 200 levels
 LONG_REPRESENTABLE_KEY = "/".join(["z" * 200] * 50)  # 10,049 characters, every name valid
@@ -200,7 +200,6 @@ def test_hostile_keys_symlink_target_that_is_no_path_is_a_link_to_itself(
 # -- through a mount -----------------------------------------------------------------------------
 
 
-@needs_fuse
 @pytest.mark.mount
 def test_hostile_keys_skipped_with_warning_never_escape_never_crash(
     emulator: EmulatorServer, mounts: Mounts, tmp_path: Path
@@ -257,7 +256,6 @@ def _representable(key_sets: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
     return sorted({parts for parts in key_sets if parts not in dirs})
 
 
-@needs_fuse
 @pytest.mark.mount
 def test_hostile_keys_every_representable_key_is_listed_and_reads_exact_bytes(
     emulator: EmulatorServer, mounts: Mounts

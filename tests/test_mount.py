@@ -1,6 +1,6 @@
 """Real FUSE mounts of buckets served by the local OSS server, driven by standard Unix tools.
 
-These need /dev/fuse and libfuse 2 (installed by scripts/setup.sh); CI runs them as root.
+These need FUSE (installed by scripts/setup.sh; see tests/support/fuse.py); CI runs them as root.
 """
 
 from __future__ import annotations
@@ -28,17 +28,13 @@ from ossfs.app.umount import is_mounted
 from ossfs.emulator import EmulatorServer
 from ossfs.obs.stats import STATS_XATTR
 from tests.support import BUCKET
-from tests.test_reliability_support import data_for as _data
-from tests.test_reliability_support import ossfs_env as _env
-from tests.test_reliability_support import processes_mentioning, wait_until
-from tests.test_reliability_support import run_ossfs as _ossfs
+from tests.support.mounts import data_for as _data
+from tests.support.mounts import ossfs_env as _env
+from tests.support.mounts import run_ossfs as _ossfs
+from tests.support.mounts import settled_counts, wait_daemon_gone
+from tests.support.waiting import poll_until, wait_until
 
-pytestmark = [
-    pytest.mark.mount,
-    pytest.mark.skipif(
-        not os.path.exists("/dev/fuse"), reason="FUSE is not available (/dev/fuse missing)"
-    ),
-]
+pytestmark = pytest.mark.mount
 
 BLOCK = 1 << 20
 MIXED_SIZES = {
@@ -72,11 +68,7 @@ def mount(emulator: EmulatorServer, tmp_path: Path) -> Iterator[Mounter]:
             result = _ossfs("umount", str(mountpoint))
             assert result.returncode == 0, result.stderr
         assert not is_mounted(mountpoint)
-        assert _wait_no_process_mentions(str(mountpoint)), "the daemon outlived its mount"
-
-
-def _wait_no_process_mentions(text: str, timeout_s: float = 15.0) -> bool:
-    return wait_until(lambda: not processes_mentioning(text), timeout_s, step_s=0.1)
+        wait_daemon_gone(mountpoint)
 
 
 def _put_tree(emulator: EmulatorServer, prefix: str = "") -> dict[str, bytes]:
@@ -141,13 +133,13 @@ def test_mount_ls_l_of_5000_entries_costs_5_lists_and_no_head(
         emulator.put_object(BUCKET, f"big/f{i:05d}", b"x" * (i % 7))
     mp = mount()
     os.stat(mp / "big")
-    _settled_counts(emulator)
+    settled_counts(emulator)
     emulator.log.clear()
     listing = subprocess.run(
         ["ls", "-l", str(mp / "big")], capture_output=True, text=True, check=True, timeout=120
     ).stdout
     assert len([ln for ln in listing.splitlines() if ln.startswith("-")]) == 5000
-    counts = _settled_counts(emulator)
+    counts = settled_counts(emulator)
     assert counts.get("ListObjectsV2", 0) == 5
     assert counts.get("HeadObject", 0) == 0
     assert counts.get("GetObject", 0) == 0
@@ -202,24 +194,6 @@ def test_mount_stat_shows_size_mtime_and_modes(emulator: EmulatorServer, mount: 
     assert st.st_mode & 0o7777 == 0o440 and st.st_uid == 123
     assert os.stat(mp / "d").st_mode & 0o7777 == 0o550
     assert os.stat(mp / "d").st_ino != st.st_ino
-
-
-def _settled_counts(emulator: EmulatorServer) -> dict[str, int]:
-    """Counts once the server is quiet: every counted request also has its log entry (entries
-    are written after the answer) and nothing new arrived for half a second."""
-    counts = emulator.log.counts()
-    stable_since = time.monotonic()
-    deadline = stable_since + 30
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-        now = emulator.log.counts()
-        if now != counts:
-            counts, stable_since = now, time.monotonic()
-        elif time.monotonic() - stable_since >= 0.5 and sum(now.values()) == len(
-            emulator.log.entries()
-        ):
-            break
-    return counts
 
 
 def test_mount_random_preads_match_source(emulator: EmulatorServer, mount: Mounter) -> None:
@@ -370,7 +344,7 @@ def test_mount_fusermount_u_unmounts_and_daemon_exits(
     assert tool is not None, "fuse3 (fusermount3) is installed by scripts/setup.sh"
     subprocess.run([tool, "-u", str(mp)], check=True, timeout=30)
     assert not is_mounted(mp)
-    assert _wait_no_process_mentions(str(mp))
+    wait_daemon_gone(mp)
 
 
 def test_mount_foreground_sigterm_unmounts_cleanly(
@@ -395,10 +369,7 @@ def test_mount_foreground_sigterm_unmounts_cleanly(
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 30
-        while not is_mounted(mp) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert is_mounted(mp)
+        wait_until(lambda: is_mounted(mp), 30, "the foreground mount")
         assert (mp / "a.txt").read_bytes() == b"a"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
@@ -435,7 +406,7 @@ def test_mount_foreground_stderr_has_only_ossfs_log_lines(
             stderr=stderr,
         )
     try:
-        assert wait_until(lambda: is_mounted(mp), 30, step_s=0.1)
+        wait_until(lambda: is_mounted(mp), 30, "the foreground mount", step_s=0.1)
         assert (mp / "a.txt").read_bytes() == b"a"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
@@ -537,10 +508,8 @@ def test_demo_mounts_sample_and_cleans_up_on_ctrl_c(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not is_mounted(mp) and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.1)
-        assert is_mounted(mp)
+        poll_until(lambda: is_mounted(mp) or proc.poll() is not None, 60)
+        assert is_mounted(mp), proc.poll()
         assert (mp / "README.txt").read_bytes().startswith(b"Welcome")
         assert (mp / "datasets" / "large.bin").stat().st_size == 3 << 20
         assert os.readlink(mp / "latest.log") == "logs/2025/12/day-10.log"
@@ -585,10 +554,10 @@ def test_mount_small_memory_budget_and_no_prefetch_read_exact_bytes(
     tight = mount(f"oss://{BUCKET}", "--max-memory", "12MiB", "--cache-size", "4MiB")
     assert (tight / "m.bin").read_bytes() == data
     plain = mount(f"oss://{BUCKET}", "--no-prefetch", "--max-memory", "8MiB")
-    _settled_counts(emulator)
+    settled_counts(emulator)
     emulator.log.clear()
     assert (plain / "m.bin").read_bytes() == data
-    _settled_counts(emulator)
+    settled_counts(emulator)
     spans = []
     for entry in emulator.log.entries("GetObject"):
         assert entry.key == "m.bin" and entry.range is not None
@@ -653,11 +622,11 @@ def test_mount_directory_walk_prefetches_small_files_one_get_each_and_no_head(
         emulator.put_object(BUCKET, key, data)
     mp = mount()
     names = sorted(os.listdir(mp / "walk"))
-    _settled_counts(emulator)
+    settled_counts(emulator)
     emulator.log.clear()
     for name in names:  # what cp -r, tar and grep -r do: whole files, in listing order
         assert (mp / "walk" / name).read_bytes() == files[f"walk/{name}"]
-    counts = _settled_counts(emulator)
+    counts = settled_counts(emulator)
     assert counts.get("GetObject", 0) == len(files)
     assert counts.get("HeadObject", 0) == 0
     assert sorted(str(e.key) for e in emulator.log.entries("GetObject")) == sorted(files)

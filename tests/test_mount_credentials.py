@@ -2,7 +2,7 @@
 passwd file, an ossutil 1.x ``[Credentials]`` file and an ossutil 2.0 profile (V4 signing with
 the profile's region, endpoint from the file). The secret must never reach argv or the log.
 
-These need /dev/fuse and libfuse 2 (installed by scripts/setup.sh), like tests/test_mount.py.
+These need FUSE (see tests/support/fuse.py), like tests/test_mount.py.
 """
 
 from __future__ import annotations
@@ -18,12 +18,7 @@ from ossfs.app.umount import is_mounted
 from ossfs.emulator import EmulatorServer
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 
-pytestmark = [
-    pytest.mark.mount,
-    pytest.mark.skipif(
-        not os.path.exists("/dev/fuse"), reason="FUSE is not available (/dev/fuse missing)"
-    ),
-]
+pytestmark = pytest.mark.mount
 
 
 def _ossfs(*args: str, home: Path) -> subprocess.CompletedProcess[str]:

@@ -17,7 +17,7 @@ from ossfs.core.names import inode_for_key
 from ossfs.core.nodes import Node, NodeKind
 from ossfs.core.object_store import ListPage, ObjectMeta
 from ossfs.fs.namespace import Namespace
-from tests.fakes import FakeStore
+from tests.support.fakes import FakeStore
 
 
 class FakeClock:

@@ -8,13 +8,12 @@ that the reader joined it. No test depends on timing.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import itertools
 import os
-import threading
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
-from typing import ParamSpec, TypeVar
 
 import pytest
 from hypothesis import given, settings
@@ -47,11 +46,11 @@ from ossfs.store.config import OssConfig
 from ossfs.store.credentials import Credentials
 from ossfs.store.latency import SAMPLES as LATENCY_SAMPLES
 from ossfs.store.oss_store import OssStore
-from tests.fakes import FakeStore
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
-
-P = ParamSpec("P")
-T = TypeVar("T")
+from tests.support.executors import InlineExecutor, ManualExecutor
+from tests.support.fakes import FakeStore
+from tests.support.faulty_store import FaultyStore
+from tests.support.waiting import wait_until
 
 BS = 16  # block size
 WAIT_S = 10.0  # a hang fails the test instead of blocking it
@@ -67,59 +66,6 @@ CONFIG = PrefetchConfig(
 
 def pattern(size: int, salt: int = 0) -> bytes:
     return bytes((i * 7 + i // 251 + salt) % 256 for i in range(size))
-
-
-class ManualExecutor(Executor):
-    """Queues submitted calls; the test runs them (oldest first) with `run_one`/`run_all`."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queue: list[Callable[[], None]] = []
-        self._shut = False
-        self.submitted = 0
-
-    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        future: Future[T] = Future()
-
-        def call() -> None:
-            try:
-                future.set_result(fn(*args, **kwargs))
-            except BaseException as exc:
-                future.set_exception(exc)
-
-        with self._lock:
-            if self._shut:
-                raise RuntimeError("cannot schedule new futures after shutdown")
-            self._queue.append(call)
-            self.submitted += 1
-        return future
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        with self._lock:
-            self._shut = True
-
-    @property
-    def pending(self) -> int:
-        with self._lock:
-            return len(self._queue)
-
-    def run_one(self) -> None:
-        with self._lock:
-            call = self._queue.pop(0)
-        call()
-
-    def run_all(self) -> None:
-        while self.pending:
-            self.run_one()
-
-
-class InlineExecutor(Executor):
-    """Runs every submitted call at once, on the submitting thread."""
-
-    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        future: Future[T] = Future()
-        future.set_result(fn(*args, **kwargs))
-        return future
 
 
 class FailingStore(FakeStore):
@@ -184,13 +130,16 @@ def read_waiting(
     with ThreadPoolExecutor(max_workers=1) as pool:
         joined = cache.stats().joined
         result = pool.submit(reader.read, offset, size)
-        waited = threading.Event()
-        while not result.done():
+
+        def finished() -> bool:
+            nonlocal joined
             now = cache.stats().joined
             if now > joined:
                 joined = now
                 executor.run_one()
-            waited.wait(0.001)
+            return result.done()
+
+        wait_until(finished, WAIT_S, f"a read at {offset} that waits for read-ahead", step_s=0.001)
         return bytes(result.result(WAIT_S))
 
 
@@ -446,6 +395,93 @@ def test_prefetch_replaced_object_raises_stale_never_mixes_versions() -> None:
     assert reader.read(0, 4 * BS) == old[: 4 * BS]
 
 
+# -- failures injected by FaultyStore -------------------------------------------------------------
+def make_faulty(
+    data: bytes, executor: Executor
+) -> tuple[FakeStore, FaultyStore, BlockCache, Prefetcher, ObjectReader]:
+    """Like `make`, reading through a `FaultyStore` over a FakeStore (whose ``calls`` show
+    the GETs that reached it)."""
+    inner = FakeStore()
+    meta = inner.put("a.bin", data)
+    store = FaultyStore(inner)
+    cache = BlockCache(1 << 20)
+    prefetcher = Prefetcher(executor, CONFIG)
+    reader = ObjectReader(store, cache, meta, block_size_bytes=BS, read_ahead=prefetcher.attach)
+    return inner, store, cache, prefetcher, reader
+
+
+def starts_at(block: int) -> Callable[[tuple[object, ...]], bool]:
+    """Selects the read_range calls (GETs) that begin at ``block``."""
+    return lambda call: call[2] == block * BS
+
+
+def test_prefetch_part_broken_mid_body_keeps_what_arrived_and_the_reader_fetches_the_rest() -> None:
+    data = pattern(32 * BS)
+    executor = ManualExecutor()
+    inner, store, cache, prefetcher, reader = make_faulty(data, executor)
+    # The part for blocks 5..8 (see the growth test) delivers block 5, then its connection resets.
+    cut = store.cut("read_range", piece=2, error=RemoteIOError("reset"), match=starts_at(5))
+    for offset in range(0, 5 * BS, BS):
+        assert read_waiting(reader, cache, executor, offset, BS) == data[offset : offset + BS]
+    executor.run_all()  # the part runs (and breaks) before the reader gets there
+    assert cut.fired == 1 and prefetcher.stats().parts_failed == 1
+    assert cache.inflight_count == 0
+    inner.reset_calls()
+    # A reader arriving later: block 5 arrived before the reset and is served from the cache;
+    # blocks 6..8 are fetched again, synchronously, in one GET; every byte is exact.
+    assert reader.read(5 * BS, 4 * BS) == data[5 * BS : 9 * BS]
+    assert gets(inner) == [(6 * BS, 9 * BS)]
+    executor.run_all()
+
+
+def test_prefetch_corrupted_read_ahead_piece_fails_the_whole_read_with_eio() -> None:
+    data = pattern(16 * BS)
+    _, store, cache, prefetcher, reader = make_faulty(data, InlineExecutor())
+    # Parts run at once here, one block each: the part for block 6 is corrupted in transit.
+    corrupted = store.corrupt("read_range", piece=1, offset=3, match=starts_at(6))
+    with pytest.raises(IntegrityError, match="CRC-64") as raised:
+        for offset in range(0, len(data), BS):  # a sequential reader, like cat
+            reader.read(offset, BS)
+    # Read-ahead fetched every block but the reader's first two (block 6 among them), and its
+    # blocks are checked too: the read that completed the object failed, and nothing of that
+    # version stays cached.
+    assert corrupted.fired == 1 and prefetcher.stats().bytes_prefetched == 14 * BS
+    assert offset == len(data) - BS and raised.value.errno == errno.EIO
+    assert not any(cache.contains(("a.bin", reader.meta.etag, i)) for i in range(16))
+    reader.close()
+    # A new open reads the object again, through read-ahead, to exact bytes.
+    again = ObjectReader(
+        store, cache, reader.meta, block_size_bytes=BS, read_ahead=prefetcher.attach
+    )
+    assert b"".join(bytes(again.read(o, BS)) for o in range(0, len(data), BS)) == data
+    again.close()
+
+
+def test_prefetch_stalled_part_holds_up_only_the_readers_of_its_blocks() -> None:
+    data = pattern(64 * BS)
+    with ThreadPoolExecutor(max_workers=2) as workers, ThreadPoolExecutor(max_workers=2) as app:
+        inner, store, cache, _, reader = make_faulty(data, workers)
+        stall = store.stall("read_range", match=starts_at(2))  # the first part: block 2
+        other = ObjectReader(store, cache, reader.meta, block_size_bytes=BS)
+        try:
+            assert bytes(reader.read(0, BS)) + bytes(reader.read(BS, BS)) == data[: 2 * BS]
+            stall.wait_reached(WAIT_S)  # a worker is now held inside the part's GET
+            # Other blocks, through the same handle (a seek) or another one, are not held up.
+            far = app.submit(reader.read, 40 * BS, BS)
+            assert far.result(WAIT_S) == data[40 * BS : 41 * BS]
+            assert app.submit(other.read, 3 * BS, 5).result(WAIT_S) == data[3 * BS : 3 * BS + 5]
+            # A reader of block 2 joins the held GET instead of sending its own.
+            joined = cache.stats().joined
+            waiting = app.submit(other.read, 2 * BS, BS)
+            wait_until(lambda: cache.stats().joined > joined, WAIT_S, "a reader to join the part")
+            assert not waiting.done()
+        finally:
+            stall.release()
+        assert waiting.result(WAIT_S) == data[2 * BS : 3 * BS]
+        reader.close()
+    assert gets(inner).count((2 * BS, 3 * BS)) == 1
+
+
 # -- drop-behind ---------------------------------------------------------------------------------
 def cached_blocks(cache: BlockCache, reader: ObjectReader, count: int) -> list[int]:
     return [i for i in range(count) if cache.contains(("a.bin", reader.meta.etag, i))]
@@ -632,8 +668,7 @@ def test_prefetch_close_abandons_queued_parts_and_issues_no_more() -> None:
     store.reset_calls()
     with ThreadPoolExecutor(max_workers=1) as pool:
         waiting = pool.submit(other.read, 2 * BS, BS)
-        while cache.stats().joined < 1:
-            threading.Event().wait(0.001)
+        wait_until(lambda: cache.stats().joined >= 1, WAIT_S, "the reader to join the part")
         reader.close()
         executor.run_all()
         # The part was dropped unsent; the handle that waited for it fetched the block itself.

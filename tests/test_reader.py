@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -8,11 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ossfs.core.errors import IntegrityError, StaleError
+from ossfs.core.errors import IntegrityError, OssfsError, RemoteIOError, StaleError
 from ossfs.core.object_store import ObjectMeta
 from ossfs.read.block_cache import BlockCache
 from ossfs.read.reader import ObjectReader, block_bounds, block_range
-from tests.fakes import FakeStore
+from tests.support.fakes import FakeStore
+from tests.support.faulty_store import FaultyStore
+from tests.support.waiting import wait_until
 
 BS = 16  # block size of the example-based tests
 WAIT_S = 10.0
@@ -249,8 +252,7 @@ def test_reader_concurrent_reads_of_one_block_share_one_get() -> None:
         first = pool.submit(readers[0].read, 0, 8)
         assert store.started.wait(WAIT_S)
         others = [pool.submit(r.read, 4, 8) for r in readers[1:]]
-        while cache.stats().joined < 2:
-            threading.Event().wait(0.001)
+        wait_until(lambda: cache.stats().joined >= 2, WAIT_S, "2 readers to join the GET")
         store.release.set()
         assert first.result(WAIT_S) == data[:8]
         assert [f.result(WAIT_S) for f in others] == [data[4:12]] * 2
@@ -430,3 +432,49 @@ def test_reader_verify_crc_off_serves_without_checking() -> None:
     meta = store.put("a.bin", pattern(BS))
     reader = ObjectReader(store, BlockCache(1 << 20), meta, block_size_bytes=BS, verify_crc=False)
     assert len(reader.read(0, BS)) == BS
+
+
+# -- reader: failures injected by FaultyStore -----------------------------------------------------
+def faulty_reader(data: bytes) -> tuple[FaultyStore, BlockCache, ObjectReader]:
+    inner = FakeStore()
+    meta = inner.put("a.bin", data)
+    store = FaultyStore(inner)
+    cache = BlockCache(1 << 20)
+    return store, cache, ObjectReader(store, cache, meta, block_size_bytes=BS)
+
+
+def test_reader_corrupted_piece_fails_a_whole_read_and_a_new_open_reads_exact_bytes() -> None:
+    data = pattern(5 * BS + 3)
+    store, cache, reader = faulty_reader(data)
+    corrupted = store.corrupt("read_range", piece=3, offset=5)  # block 2 of the one GET
+    with pytest.raises(IntegrityError, match="CRC-64") as raised:
+        reader.read(0, len(data))  # the whole object in one read: an error, never the bytes
+    assert corrupted.fired == 1 and raised.value.errno == errno.EIO
+    assert cache.used_bytes == 0  # the version's blocks are dropped, the bad one with them
+    with pytest.raises(IntegrityError):
+        reader.read(3 * BS, 4)  # the handle stays failed, even for a good block
+    # The corruption was in transit: the next open fetches again and gets the object's bytes.
+    fresh = ObjectReader(store, cache, reader.meta, block_size_bytes=BS)
+    assert fresh.read(0, len(data)) == data
+    assert store.count("read_range") == 2
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [(RemoteIOError("connection reset"), RemoteIOError), (None, IntegrityError)],
+    ids=["reset", "quietly-short"],
+)
+def test_reader_body_that_ends_early_fails_the_read_caches_nothing_and_the_next_read_is_exact(
+    error: RemoteIOError | None, expected: type[OssfsError]
+) -> None:
+    """A GET of blocks 0..4 that ends after two whole blocks: with a reset (as the protocol
+    allows) or quietly (a store that lies about its body). Neither becomes bytes."""
+    data = pattern(5 * BS)
+    store, cache, reader = faulty_reader(data)
+    cut = store.cut("read_range", piece=3, error=error)
+    with pytest.raises(expected):
+        reader.read(0, len(data))
+    assert cut.fired == 1
+    assert cache.used_bytes == 0 and cache.inflight_count == 0
+    assert reader.read(0, len(data)) == data  # not a failure cached: a new GET, exact bytes
+    assert store.calls == [("read_range", "a.bin", 0, 5 * BS)] * 2

@@ -19,16 +19,15 @@ import pytest
 from ossfs.emulator import EmulatorServer
 from ossfs.obs.stats import STATS_XATTR
 from tests.support import BUCKET
-from tests.test_reliability_support import (
+from tests.support.mounts import (
     MIB,
     Mounts,
     data_for,
     files_under,
     mounts_fixture,
-    needs_fuse,
 )
 
-pytestmark = [pytest.mark.mount, needs_fuse]
+pytestmark = pytest.mark.mount
 
 # A mixed tree of about 48 MiB: empty files, tiny ones, block edges, several-MiB ones.
 TREE_SIZES: tuple[int, ...] = (
@@ -96,6 +95,8 @@ class LatencySpikes:
         self._emulator.faults.update(latency_s=0.0)
 
     def _run(self) -> None:
+        # The spikes' timing is the fault under test (not synchronisation): 100 ms of latency
+        # every 500 ms, until the test stops them.
         while True:
             self._emulator.faults.update(latency_s=self._spike_s)
             if self._stop.wait(0.1):

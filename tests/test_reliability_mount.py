@@ -16,7 +16,7 @@ import pytest
 from ossfs.app.umount import is_mounted
 from ossfs.emulator import EmulatorServer
 from tests.support import BUCKET
-from tests.test_reliability_support import (
+from tests.support.mounts import (
     MIB,
     Mounts,
     daemon_pid,
@@ -24,12 +24,11 @@ from tests.test_reliability_support import (
     emulator_config,
     free_port,
     mounts_fixture,
-    needs_fuse,
     run_ossfs,
-    wait_until,
 )
+from tests.support.waiting import wait_until
 
-pytestmark = [pytest.mark.mount, needs_fuse]
+pytestmark = pytest.mark.mount
 
 # Generous: the default retry policy gives up on a refused connection within a few seconds.
 EIO_WITHIN_S = 30.0
@@ -136,7 +135,7 @@ def test_reliability_new_version_visible_after_ttl_page_cache_not_stale(
     assert (mp / "t.bin").read_bytes() == old  # now in the kernel's page cache
     assert (mp / "t.bin").read_bytes() == old
     emulator.put_object(BUCKET, "t.bin", new)  # same second: same mtime, maybe same size
-    time.sleep(1.6)
+    time.sleep(1.6)  # the thing under test: once the 1 s TTL has passed, the new version shows
     assert (mp / "t.bin").stat().st_size == len(new)
     assert (mp / "t.bin").read_bytes() == new
 
@@ -148,7 +147,7 @@ def test_reliability_deleted_object_disappears_after_ttl(
     mp = mounts.mount(emulator.endpoint, "--metadata-ttl", "1")
     assert (mp / "gone.txt").read_bytes() == b"here"
     emulator.delete_object(BUCKET, "gone.txt")
-    time.sleep(1.6)
+    time.sleep(1.6)  # the thing under test: once the 1 s TTL has passed, the deletion shows
     assert not (mp / "gone.txt").exists()
     assert "gone.txt" not in os.listdir(mp)
 
@@ -164,7 +163,7 @@ def test_reliability_umount_clears_mount_of_killed_daemon_and_remount_works(
     assert (mp / "a.txt").read_bytes() == b"alive"
     pid = daemon_pid(mp)
     os.kill(pid, signal.SIGKILL)
-    assert wait_until(lambda: not Path(f"/proc/{pid}").exists(), 15)
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), 15, "the killed daemon to be gone")
     with pytest.raises(OSError) as info:
         os.listdir(mp)
     assert info.value.errno == errno.ENOTCONN  # "Transport endpoint is not connected"
@@ -188,6 +187,6 @@ def test_reliability_daemon_signal_unmounts_cleanly(
     assert (mp / "a.txt").read_bytes() == b"a"
     pid = daemon_pid(mp)
     os.kill(pid, sig)
-    assert wait_until(lambda: not is_mounted(mp), 15)
-    assert wait_until(lambda: not Path(f"/proc/{pid}").exists(), 15)
+    wait_until(lambda: not is_mounted(mp), 15, f"the daemon to unmount on {sig.name}")
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), 15, f"the daemon to exit on {sig.name}")
     assert os.listdir(mp) == []

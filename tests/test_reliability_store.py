@@ -16,7 +16,7 @@ from ossfs.store.config import OssConfig
 from ossfs.store.oss_store import OssStore
 from ossfs.store.retry import RetryPolicy
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
-from tests.test_reliability_support import MIB, data_for, emulator_config, free_port
+from tests.support.mounts import MIB, data_for, emulator_config, free_port
 
 
 def _store(endpoint: str, *, low_speed_time_s: int = 10, budget_s: float = 30.0) -> OssStore:

@@ -17,17 +17,16 @@ import pytest
 
 from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
-from tests.test_reliability_support import (
+from tests.support.mounts import (
     Mounts,
     daemon_pid,
     data_for,
     mounts_fixture,
-    needs_fuse,
     ossfs_env,
     settled_counts,
 )
 
-pytestmark = [pytest.mark.mount, needs_fuse]
+pytestmark = pytest.mark.mount
 
 STS_KEY_ID = "STS.TestTemporaryKeyId"
 STS_SECRET = "StsSecretValue0123456789abcdef"

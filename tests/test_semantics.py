@@ -1,4 +1,6 @@
-"""SEMANTICS.md's examples, run: every ```` ```console test ```` block against a real mount.
+"""SEMANTICS.md's examples, run: every ```` ```console test ```` block against a real mount, and
+against the in-process filesystem unless it needs a kernel (`tests.support.fs_shell.MOUNT_ONLY`
+says why).
 
 A block is a shell session in the mount root. ``# mount: OPTIONS`` (first line, optional) gives
 ``ossfs mount`` options; ``# oss: ACTION ...`` changes the bucket on the local OSS server at that
@@ -19,7 +21,6 @@ import os
 import re
 import shlex
 import subprocess
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,18 +28,22 @@ from typing import Final
 
 import pytest
 
+from ossfs.app import mounting
+from ossfs.app.mounting import MountConfig
 from ossfs.app.umount import is_mounted
+from ossfs.core.sizes import parse_ttl
+from ossfs.core.url import OssLocation
 from ossfs.emulator import EmulatorServer
-from tests.support import BUCKET
-from tests.test_reliability_support import run_ossfs
+from ossfs.store.credentials import Credentials
+from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
+from tests.support.fs_shell import MOUNT_ONLY, SUPPORTED, FsShell
+from tests.support.mounts import run_ossfs
+from tests.support.waiting import wait_until
 
 DOC: Final = Path(__file__).resolve().parent.parent / "SEMANTICS.md"
 _BLOCK_RE: Final = re.compile(r"^```console test\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 
 README: Final = DOC.parent / "README.md"
-needs_fuse = pytest.mark.skipif(
-    not os.path.exists("/dev/fuse"), reason="FUSE is not available (/dev/fuse missing)"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,19 @@ def parse_examples(text: str) -> list[Example]:
 
 
 EXAMPLES: Final = parse_examples(DOC.read_text())
+
+
+def mount_only_reason(example: Example) -> str | None:
+    """Why ``example`` runs only through a real mount (None: it also runs in process)."""
+    for step in example.steps:
+        if step.command:
+            reason = MOUNT_ONLY.get(shlex.split(step.command)[0])
+            if reason is not None:
+                return f"$ {step.command}: {reason}"
+    return None
+
+
+IN_PROCESS: Final = [e for e in EXAMPLES if mount_only_reason(e) is None]
 
 
 def test_semantics_doc_has_examples_of_every_errno_in_its_table() -> None:
@@ -203,7 +221,6 @@ def _strip_blank_tail(lines: list[str] | tuple[str, ...]) -> list[str]:
 
 
 @pytest.mark.mount
-@needs_fuse
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.name for e in EXAMPLES])
 def test_semantics_example(emulator: EmulatorServer, tmp_path: Path, example: Example) -> None:
     steps = list(example.steps)
@@ -225,8 +242,68 @@ def test_semantics_example(emulator: EmulatorServer, tmp_path: Path, example: Ex
             assert got == _strip_blank_tail(step.expected), f"$ {step.command}"
     finally:
         shell.close()
-        deadline = time.monotonic() + 30
-        while is_mounted(mp) and time.monotonic() < deadline:
-            if run_ossfs("umount", str(mp)).returncode != 0:
-                time.sleep(0.2)
+        # The shell may still be leaving the mount: umount is tried until it is not busy.
+        wait_until(
+            lambda: not is_mounted(mp) or run_ossfs("umount", str(mp)).returncode == 0,
+            30,
+            "the unmount",
+            step_s=0.2,
+        )
         assert not is_mounted(mp)
+
+
+def test_semantics_examples_run_in_process_unless_they_need_a_kernel() -> None:
+    """Every command of an example runs in process, or its example says why it cannot."""
+    for example in EXAMPLES:
+        if mount_only_reason(example) is not None:
+            continue
+        for step in example.steps:
+            if step.command:
+                assert shlex.split(step.command)[0] in SUPPORTED, (
+                    f"{example.name}: $ {step.command}"
+                )
+    assert len(IN_PROCESS) >= len(EXAMPLES) // 2, "most examples run without a kernel"
+
+
+def in_process_config(
+    emulator: EmulatorServer, mountpoint: Path, options: tuple[str, ...]
+) -> MountConfig:
+    """The mount configuration an example's ``# mount:`` options give (only those the
+    in-process runner knows; others fail the test). Nothing is mounted on ``mountpoint``."""
+    parser = argparse.ArgumentParser(prog="mount", exit_on_error=False)
+    parser.add_argument("--metadata-ttl", default="60")
+    opts = parser.parse_args(options)
+    return MountConfig(
+        location=OssLocation(BUCKET, ""),
+        mountpoint=mountpoint,
+        endpoint=emulator.endpoint,
+        credentials=Credentials(ACCESS_KEY_ID, ACCESS_KEY_SECRET),
+        metadata_ttl_s=parse_ttl(opts.metadata_ttl, what="--metadata-ttl"),
+    )
+
+
+@pytest.mark.parametrize("example", IN_PROCESS, ids=[e.name for e in IN_PROCESS])
+def test_semantics_example_in_process(
+    emulator: EmulatorServer, tmp_path: Path, example: Example
+) -> None:
+    """The example's commands against the filesystem a mount would serve, built as the daemon
+    builds it (store, buffers, cache, read-ahead), with no kernel in between."""
+    steps = list(example.steps)
+    while steps and not steps[0].command:
+        _apply(emulator, steps.pop(0).action)
+    config = in_process_config(emulator, tmp_path, example.mount_options)
+    buffers = mounting.block_buffers(config)
+    with mounting.build_store(config, buffers) as store:
+        fs, _ = mounting.build_filesystem(config, store, buffers)
+        shell = FsShell(fs)
+        try:
+            for step in steps:
+                if not step.command:
+                    _apply(emulator, step.action)
+                    continue
+                got = _strip_blank_tail(shell.run(step.command))
+                assert got == _strip_blank_tail(step.expected), f"$ {step.command}"
+        finally:
+            shell.close()
+            fs.close()
+        assert fs.open_handles() == 0

@@ -8,24 +8,28 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
 
-from ossfs.core.errors import OssfsError, RemoteIOError, StaleError
-from ossfs.core.object_store import Piece
+from ossfs.core.errors import IntegrityError, OssfsError, RemoteIOError, StaleError
+from ossfs.core.object_store import ObjectStore, Piece
 from ossfs.fs.filesystem import Filesystem, FsConfig
 from ossfs.fs.namespace import Namespace
 from ossfs.obs.stats import MountStats, format_prometheus
 from ossfs.read import sibling_prefetch
 from ossfs.read.block_cache import BlockCache
 from ossfs.read.sibling_prefetch import ReadAheadPace, SiblingPrefetchConfig, SiblingPrefetcher
-from tests.fakes import FakeStore
-from tests.test_prefetch import ManualExecutor
+from tests.support.executors import ManualExecutor
+from tests.support.fakes import FakeStore
+from tests.support.faulty_store import FaultyStore
+from tests.support.waiting import wait_until
 
 BLOCK = 4096
 FILE = 1000
 N_FILES = 40
+WAIT_S = 10.0  # a hang fails the test instead of blocking it
 
 
 def content(i: int) -> bytes:
@@ -34,7 +38,8 @@ def content(i: int) -> bytes:
 
 @dataclass
 class Mount:
-    store: FakeStore
+    store: FakeStore  # the objects; ``faulty`` (if any) wraps it for everything else
+    faulty: FaultyStore | None
     fs: Filesystem
     ns: Namespace
     cache: BlockCache
@@ -59,7 +64,7 @@ class QueuedFetcher:
     """A `WholeFetcher` whose GETs wait on the test's executor like the worker path's do (so
     a test drives both the same way), each read through the store and handed to ``done``."""
 
-    def __init__(self, store: FakeStore, executor: ManualExecutor) -> None:
+    def __init__(self, store: ObjectStore, executor: ManualExecutor) -> None:
         self._store = store
         self._executor = executor
         self.submitted = 0
@@ -93,18 +98,22 @@ def make(
     cache_bytes: int = 1024 * BLOCK,
     clock: Callable[[], float] = time.monotonic,
     fetcher: bool = False,
+    faulty: bool = False,
     **config: int,
 ) -> Mount:
+    """``faulty``: everything reads through a `FaultyStore` over ``store`` (``Mount.faulty``)."""
     if store is None:
         store = FakeStore()
         for i in range(N_FILES):
             store.put(f"d/f{i:03d}", content(i))
-    ns = Namespace(store, metadata_ttl_s=60.0)
+    wrapper = FaultyStore(store) if faulty else None
+    served: ObjectStore = wrapper if wrapper is not None else store
+    ns = Namespace(served, metadata_ttl_s=60.0)
     cache = BlockCache(cache_bytes)
     executor = ManualExecutor()
-    queued = QueuedFetcher(store, executor) if fetcher else None
+    queued = QueuedFetcher(served, executor) if fetcher else None
     siblings = SiblingPrefetcher(
-        store,
+        served,
         cache,
         ns.listed_children,
         executor,
@@ -115,7 +124,7 @@ def make(
     )
     fs = Filesystem(
         ns,
-        store,
+        served,
         cache,
         FsConfig(uid=0, gid=0, block_size_bytes=BLOCK),
         mount_time_ns=0,
@@ -123,7 +132,7 @@ def make(
     )
     fs.readdir("/d")
     store.reset_calls()
-    return Mount(store, fs, ns, cache, executor, siblings, queued)
+    return Mount(store, wrapper, fs, ns, cache, executor, siblings, queued)
 
 
 @pytest.mark.parametrize("fetcher", [False, True], ids=["workers", "fetch-loop"])
@@ -295,6 +304,78 @@ def test_sibling_prefetch_of_a_replaced_object_caches_nothing_and_the_read_fails
     with pytest.raises(StaleError):  # the listed version is gone: an error, never other bytes
         m.fs.read(fh, 0, FILE)
     m.fs.release(fh)
+
+
+@pytest.mark.parametrize("fetcher", [False, True], ids=["workers", "fetch-loop"])
+def test_sibling_prefetch_corrupted_body_is_an_integrity_error_never_the_bytes(
+    fetcher: bool,
+) -> None:
+    m = make(fetcher=fetcher, faulty=True, max_files=4)
+    assert m.faulty is not None
+    corrupted = m.faulty.corrupt("read_range", piece=1, offset=10, key="d/f003")
+    m.read_whole("/d/f000")
+    m.read_whole("/d/f001")  # f002..f005 read ahead, f003 corrupted in transit
+    assert corrupted.fired == 1 and m.gets()["d/f003"] == 1
+    fh = m.fs.open("/d/f003", os.O_RDONLY)
+    m.executor.run_all()
+    # The reader checks the prefetched body against the listed CRC-64 before serving it.
+    with pytest.raises(IntegrityError) as raised:
+        m.fs.read(fh, 0, FILE)
+    assert raised.value.errno == errno.EIO
+    m.fs.release(fh)
+    assert m.read_whole("/d/f003") == content(3)  # the next open fetches it again
+    assert m.gets()["d/f003"] == 2
+
+
+def test_sibling_prefetch_a_stalled_get_holds_up_only_the_reader_of_its_file() -> None:
+    store = FakeStore()
+    for i in range(N_FILES):
+        store.put(f"d/f{i:03d}", content(i))
+    faulty = FaultyStore(store)
+    stall = faulty.stall("read_range", key="d/f003")
+    ns = Namespace(faulty, metadata_ttl_s=60.0)
+    cache = BlockCache(1024 * BLOCK)
+    with ThreadPoolExecutor(max_workers=4) as workers, ThreadPoolExecutor(max_workers=1) as app:
+        siblings = SiblingPrefetcher(
+            faulty,
+            cache,
+            ns.listed_children,
+            workers,
+            block_size_bytes=BLOCK,
+            config=SiblingPrefetchConfig(max_files=4),
+        )
+        fs = Filesystem(
+            ns,
+            faulty,
+            cache,
+            FsConfig(uid=0, gid=0, block_size_bytes=BLOCK),
+            mount_time_ns=0,
+            sibling_prefetcher=siblings,
+        )
+        fs.readdir("/d")
+
+        def read_whole(i: int) -> bytes:
+            fh = fs.open(f"/d/f{i:03d}", os.O_RDONLY)
+            try:
+                return bytes(fs.read(fh, 0, FILE))
+            finally:
+                fs.release(fh)
+
+        try:
+            assert app.submit(read_whole, 0).result(WAIT_S) == content(0)
+            assert app.submit(read_whole, 1).result(WAIT_S) == content(1)  # f002.. issued
+            stall.wait_reached(WAIT_S)  # a worker is held inside f003's GET
+            for i in (2, 4, 5, 6):  # opens and reads of the other files go on
+                assert app.submit(read_whole, i).result(WAIT_S) == content(i)
+            joined = cache.stats().joined
+            waiting = app.submit(read_whole, 3)
+            wait_until(lambda: cache.stats().joined > joined, WAIT_S, "f003's reader to join")
+            assert not waiting.done()
+        finally:
+            stall.release()
+        assert waiting.result(WAIT_S) == content(3)
+        siblings.close()
+    assert Counter(str(c[1]) for c in store.calls if c[0] == "get_range")["d/f003"] == 1
 
 
 def test_sibling_prefetch_changed_object_is_never_served_from_an_old_prefetch() -> None:

@@ -12,7 +12,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,13 +42,11 @@ from ossfs.obs.stats import (
     parse_stats,
 )
 from ossfs.read.block_cache import BlockCache
-from tests.fakes import FakeStore
-from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
+from tests.support import ACCESS_KEY_SECRET, BUCKET
+from tests.support.fakes import FakeStore
+from tests.support.mounts import free_port, run_ossfs
 
 BLOCK = 4096
-needs_fuse = pytest.mark.skipif(
-    not os.path.exists("/dev/fuse"), reason="FUSE is not available (/dev/fuse missing)"
-)
 
 
 class CountingStore(FakeStore):
@@ -373,32 +370,6 @@ def test_setup_logging_daemon_without_log_file_logs_to_syslog(
 # -- through real mounts --------------------------------------------------------------------------
 
 
-def _env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "OSS_ACCESS_KEY_ID": ACCESS_KEY_ID,
-        "OSS_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET,
-        "NO_PROXY": "127.0.0.1,localhost",
-    }
-
-
-def _ossfs(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ossfs", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=_env(),
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def mounted(emulator: EmulatorServer, tmp_path: Path) -> Iterator[list[Path]]:
     """Mountpoints a test mounted; unmounted afterwards."""
@@ -406,18 +377,18 @@ def mounted(emulator: EmulatorServer, tmp_path: Path) -> Iterator[list[Path]]:
     yield mountpoints
     for mp in mountpoints:
         if is_mounted(mp):
-            assert _ossfs("umount", str(mp)).returncode == 0
+            assert run_ossfs("umount", str(mp)).returncode == 0
 
 
 def _mount(emulator: EmulatorServer, mp: Path, mounted: list[Path], *extra: str) -> None:
     mp.mkdir()
-    result = _ossfs("mount", f"oss://{BUCKET}", str(mp), "--endpoint", emulator.endpoint, *extra)
+    result = run_ossfs("mount", f"oss://{BUCKET}", str(mp), "--endpoint", emulator.endpoint, *extra)
     assert result.returncode == 0, result.stderr
     mounted.append(mp)
 
 
 def _stats_json(mp: Path) -> dict[str, dict[str, object]]:
-    result = _ossfs("stats", "--json", str(mp))
+    result = run_ossfs("stats", "--json", str(mp))
     assert result.returncode == 0, result.stderr
     doc: dict[str, dict[str, object]] = {
         k: v for k, v in json.loads(result.stdout).items() if isinstance(v, dict)
@@ -426,13 +397,12 @@ def _stats_json(mp: Path) -> dict[str, dict[str, object]]:
 
 
 @pytest.mark.mount
-@needs_fuse
 def test_mount_stats_and_metrics_move_when_a_file_is_read(
     emulator: EmulatorServer, tmp_path: Path, mounted: list[Path]
 ) -> None:
     data = os.urandom(3 << 20)
     emulator.put_object(BUCKET, "d/big.bin", data)
-    port = _free_port()
+    port = free_port()
     mp = tmp_path / "m"
     _mount(emulator, mp, mounted, "--metrics-address", f"127.0.0.1:{port}")
 
@@ -461,7 +431,7 @@ def test_mount_stats_and_metrics_move_when_a_file_is_read(
     budget, _ = default_budgets(limit.limit_bytes, max_memory=None, cache_size=None)
     assert number(after, "memory", "budget_bytes") == budget
 
-    human = _ossfs("stats", str(mp))
+    human = run_ossfs("stats", str(mp))
     assert human.returncode == 0, human.stderr
     assert human.stdout.startswith(f"oss://{BUCKET}/  (ossfs ")
     assert "served:" in human.stdout and "hit_rate" in human.stdout
@@ -483,7 +453,6 @@ def test_mount_stats_and_metrics_move_when_a_file_is_read(
 
 
 @pytest.mark.mount
-@needs_fuse
 @pytest.mark.parametrize("level", ["info", "warning"])
 def test_mount_log_file_has_the_mount_info_and_a_warning_for_a_failed_read(
     emulator: EmulatorServer, tmp_path: Path, mounted: list[Path], level: str
@@ -515,14 +484,13 @@ def test_mount_log_file_has_the_mount_info_and_a_warning_for_a_failed_read(
 
 
 @pytest.mark.mount
-@needs_fuse
 def test_stats_cli_on_a_subdirectory_of_a_mount_says_not_an_ossfs_mount(
     emulator: EmulatorServer, tmp_path: Path, mounted: list[Path]
 ) -> None:
     emulator.put_object(BUCKET, "d/a.txt", b"a")
     mp = tmp_path / "m"
     _mount(emulator, mp, mounted)
-    result = _ossfs("stats", str(mp / "d"))
+    result = run_ossfs("stats", str(mp / "d"))
     assert result.returncode == 2
     assert result.stderr.strip() == (
         f"ossfs stats: error: {mp / 'd'} is not an ossfs mount: "
@@ -531,7 +499,6 @@ def test_stats_cli_on_a_subdirectory_of_a_mount_says_not_an_ossfs_mount(
 
 
 @pytest.mark.mount
-@needs_fuse
 def test_mount_metrics_address_taken_is_one_line_before_mounting(
     emulator: EmulatorServer, tmp_path: Path
 ) -> None:
@@ -541,7 +508,7 @@ def test_mount_metrics_address_taken_is_one_line_before_mounting(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = _ossfs(
+        result = run_ossfs(
             *("mount", f"oss://{BUCKET}", str(mp), "--endpoint", emulator.endpoint),
             *("--metrics-address", f"127.0.0.1:{port}"),
         )

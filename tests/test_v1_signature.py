@@ -1,5 +1,6 @@
-"""Tests of `ossfs.store.v1_signature`: the fetch loop's GETs, signed without oss2, are the bytes
-oss2 would send (compared in the same second), and a known signature vector holds."""
+"""Tests of `ossfs.store.v1_signature`: the store's GETs and the fetch loop's, signed without
+oss2, are the bytes oss2 would send (compared in the same second), and a known signature vector
+holds."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from ossfs.net.curl_transport import CurlTransport
 from ossfs.store.config import OssConfig
 from ossfs.store.credentials import Credentials
 from ossfs.store.oss_store import OssStore
+from ossfs.store.ranges import read_headers
+from ossfs.store.sessions import signed_request
 from ossfs.store.v1_signature import V1Signer
+from tests.test_oss_store import Reply, ScriptedTransport
 
 # 2026-11-25 12:00:00 UTC, the date of the vectors in the protocol notes.
 VECTOR_TIME = calendar.timegm((2026, 11, 25, 12, 0, 0))
@@ -149,3 +153,32 @@ def test_v1_signature_not_used_for_v4() -> None:
         assert store._whole_gets is not None
         headers = store._whole_gets.prepare("k", "E", 10).headers
     assert headers["authorization"].startswith("OSS4-HMAC-SHA256")
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:9", "https://oss-cn-hangzhou.aliyuncs.com"])
+@pytest.mark.parametrize("auth", ["v1", "sts", "anonymous"])
+def test_v1_signature_store_get_is_what_oss2_sends(
+    monkeypatch: pytest.MonkeyPatch, endpoint: str, auth: str
+) -> None:
+    """The store's own GETs (`V1Signer` for V1, STS and anonymous access) are, header for
+    header and in order, the ones oss2's public get_object builds at the same time."""
+    monkeypatch.setattr(time, "time", lambda: VECTOR_TIME + 0.5)
+    config = OssConfig(
+        endpoint=endpoint,
+        bucket="my-bucket",
+        access_key_id=None if auth == "anonymous" else "LTAI-key",
+        access_key_secret=None if auth == "anonymous" else "s3cr3t/+=",
+        security_token="tok/en+=" if auth == "sts" else None,
+    )
+    transport = ScriptedTransport(lambda request: Reply(200))
+    variants = [read_headers("0123ABCD", 5, 100), read_headers(None, 0), read_headers(None, 7)]
+    with OssStore(config, transport=transport) as store:
+        for key in KEYS:
+            for headers in variants:
+                store._get_object(key, dict(headers))
+                sent = transport.requests[-1]
+                oss2s = signed_request(store._signing_bucket, key, dict(headers))
+                assert sent == oss2s, key
+                assert list(sent.headers.items()) == list(oss2s.headers.items()), key
+    if auth != "anonymous":
+        assert sent.headers["authorization"].startswith("OSS LTAI-key:")

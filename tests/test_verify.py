@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,23 +13,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ossfs.core.crc64 import crc64
-from ossfs.core.errors import NotFoundError, RemoteIOError
-from ossfs.core.object_store import ObjectMeta
-from ossfs.verify.verifier import (
-    MountView,
-    ObjectResult,
-    Status,
-    Summary,
-    Target,
-    Verifier,
-    VerifyConfig,
-)
-from tests.fakes import FakeStore
+from ossfs.core.errors import AccessDeniedError, NotFoundError, RemoteIOError
+from ossfs.core.object_store import ObjectMeta, ObjectStore
+from ossfs.verify.model import MountView, ObjectResult, Status, Summary, Target, VerifyConfig
+from ossfs.verify.verifier import Verifier
+from tests.support.fakes import FakeStore
+from tests.support.faulty_store import FaultyStore
+from tests.support.waiting import wait_until
 
 CHUNK = 16
+WAIT_S = 10.0  # a hang fails the test instead of blocking it
 
 
-def _verifier(store: FakeStore, **config: int) -> Verifier:
+def _verifier(store: ObjectStore, **config: int) -> Verifier:
     cfg = VerifyConfig(**{"chunk_bytes": CHUNK, "jobs": 2, **config})
     return Verifier(store, cfg, sleep=lambda s: None, rand=lambda: 0.5)
 
@@ -317,6 +314,79 @@ def test_verify_resumed_crc_equals_whole_object_crc(
     assert result.status is Status.OK
     assert result.computed_crc64 == crc64(data)
     assert result.bytes_read == len(data)
+
+
+# -- failures injected by FaultyStore -----------------------------------------------------------
+
+
+def _objects(count: int) -> tuple[FakeStore, FaultyStore, dict[str, bytes]]:
+    inner = FakeStore()
+    data = {f"o{i}": bytes([i]) * 50 for i in range(count)}
+    for key, body in data.items():
+        inner.put(key, body)
+    return inner, FaultyStore(inner), data
+
+
+def test_verify_reports_objects_that_fail_and_goes_on_with_the_others() -> None:
+    _, store, data = _objects(6)
+    denied = store.fail("stream", AccessDeniedError("o2: forbidden"), key="o2", times=None)
+    reset = store.fail("stream", RemoteIOError("o4: connection reset"), key="o4", times=None)
+    verifier = _verifier(store, max_attempts=3)
+    report = verifier.run(verifier.collect(""))
+    results = {r.key: r for r in report.results}
+    assert results.pop("o2").error == "AccessDeniedError: o2: forbidden"  # not retried
+    failed = results.pop("o4")
+    assert failed.status is Status.ERROR and failed.error is not None
+    assert failed.error.startswith("gave up after 3 failed attempt(s) in a row")
+    assert "o4: connection reset" in failed.error
+    for key, result in results.items():
+        assert result.status is Status.OK and result.computed_crc64 == crc64(data[key])
+    assert (report.summary.ok, report.summary.error) == (4, 2)
+    assert (denied.fired, reset.fired) == (1, 3)
+
+
+def test_verify_corruption_after_a_resume_is_still_a_mismatch() -> None:
+    """The stream breaks after two chunks, and the resumed one is corrupted: the running CRC
+    carries on from the resume point, so the object is a MISMATCH, not OK or a fresh start."""
+    _, store, data = _objects(3)
+    store.cut("stream", piece=3, error=RemoteIOError("reset"), key="o1")
+    store.corrupt("stream", piece=1, offset=2, key="o1", call=2)
+    verifier = _verifier(store)
+    report = verifier.run(verifier.collect(""))
+    results = {r.key: r for r in report.results}
+    bad = results.pop("o1")
+    assert bad.status is Status.MISMATCH and bad.error == "CRC-64 differs"
+    assert bad.resumes == 1 and bad.bytes_read == 50
+    assert bad.expected_crc64 == crc64(data["o1"]) != bad.computed_crc64
+    assert [c for c in store.calls if c[0] == "stream" and c[1] == "o1"] == [
+        ("stream", "o1", 0),
+        ("stream", "o1", 2 * CHUNK),
+    ]
+    assert all(r.status is Status.OK for r in results.values())
+
+
+def test_verify_an_object_held_up_in_the_store_does_not_hold_up_the_others() -> None:
+    _, store, _ = _objects(6)
+    stall = store.stall("stream", key="o0")
+    verifier = _verifier(store, jobs=2)
+    targets = verifier.collect("")
+    finished: list[str] = []
+    lock = threading.Lock()
+
+    def on_result(result: ObjectResult) -> None:
+        with lock:
+            finished.append(result.key)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(verifier.run, targets, on_result=on_result)
+        try:
+            stall.wait_reached(WAIT_S)
+            wait_until(lambda: len(finished) == 5, WAIT_S, "the 5 objects not held up")
+            assert "o0" not in finished and not running.done()
+        finally:
+            stall.release()
+        report = running.result(WAIT_S)
+    assert report.summary.all_ok and finished[-1] == "o0"
 
 
 # -- concurrency, memory, callbacks -------------------------------------------------------------

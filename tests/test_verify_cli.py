@@ -18,13 +18,13 @@ from ossfs.app.progress import Progress, format_duration
 from ossfs.app.verify_cli import configure_parser, format_result, run
 from ossfs.core.crc64 import crc64
 from ossfs.core.errors import NotFoundError, UsageError
-from ossfs.core.object_store import ListPage
+from ossfs.core.object_store import ListPage, ObjectStore
 from ossfs.emulator import EmulatorServer
 from ossfs.store.config import OssConfig
-from ossfs.verify.verifier import ObjectResult, Status
-from tests.fakes import FakeStore
+from ossfs.verify.model import ObjectResult, Status
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
-from tests.test_verify import CorruptStore
+from tests.support.fakes import FakeStore
+from tests.support.faulty_store import FaultyStore
 
 ENV = {
     "OSS_ACCESS_KEY_ID": ACCESS_KEY_ID,
@@ -45,11 +45,11 @@ class _Tty(io.StringIO):
         return True
 
 
-def _run(store: FakeStore, *argv: str, stderr: io.StringIO | None = None) -> tuple[int, str, str]:
+def _run(store: ObjectStore, *argv: str, stderr: io.StringIO | None = None) -> tuple[int, str, str]:
     out, err = io.StringIO(), stderr if stderr is not None else io.StringIO()
     configs: list[OssConfig] = []
 
-    def factory(config: OssConfig) -> FakeStore:
+    def factory(config: OssConfig) -> ObjectStore:
         configs.append(config)
         return store
 
@@ -79,24 +79,29 @@ def test_run_all_ok_prints_one_line_per_object_and_summary() -> None:
     assert err == ""
 
 
+def corrupting(inner: FakeStore, key: str) -> FaultyStore:
+    """``inner`` with the first byte of every stream of ``key`` flipped (metadata intact)."""
+    store = FaultyStore(inner)
+    store.corrupt("stream", piece=1, offset=0, key=key, times=None)
+    return store
+
+
 def test_run_mismatch_exits_1_and_shows_both_crcs() -> None:
-    store = CorruptStore()
-    store.put("p/good", b"g" * 10)
-    store.put("p/bad", b"b" * 10)
-    store.corrupt.add("p/bad")
-    code, out, _ = _run(store, "oss://bkt/p/", "--jobs", "1")
+    inner = FakeStore()
+    inner.put("p/good", b"g" * 10)
+    inner.put("p/bad", b"b" * 10)
+    code, out, _ = _run(corrupting(inner, "p/bad"), "oss://bkt/p/", "--jobs", "1")
     assert code == 1
-    expected, computed = crc64(b"b" * 10), crc64(b"c" + b"b" * 9)
+    expected, computed = crc64(b"b" * 10), crc64(bytes([ord("b") ^ 0xFF]) + b"b" * 9)
     assert f"MISMATCH            10 p/bad  expected crc64 {expected}  computed {computed}" in out
     assert "OK                  10 p/good" in out
 
 
 def test_run_json_prints_only_the_document() -> None:
-    store = CorruptStore()
-    store.put("good", b"g" * 10)
-    store.put("bad", b"b" * 10)
-    store.corrupt.add("bad")
-    code, out, _ = _run(store, "--json", "oss://bkt", "good", "bad", "missing")
+    inner = FakeStore()
+    inner.put("good", b"g" * 10)
+    inner.put("bad", b"b" * 10)
+    code, out, _ = _run(corrupting(inner, "bad"), "--json", "oss://bkt", "good", "bad", "missing")
     doc = json.loads(out)
     assert code == 1
     assert doc["location"] == "oss://bkt/"
@@ -363,8 +368,6 @@ def test_cli_configuration_errors_exit_2_with_one_line(
 @pytest.fixture
 def mounted(emulator: EmulatorServer, tmp_path: Path) -> Iterator[Path]:
     """``oss://BUCKET/m/`` mounted (daemonized) by ``ossfs mount``; unmounted afterwards."""
-    if not os.path.exists("/dev/fuse"):
-        pytest.skip("FUSE is not available (/dev/fuse missing)")
     from ossfs.app.umount import is_mounted
 
     mountpoint = tmp_path / "mnt"
@@ -430,8 +433,6 @@ def test_cli_through_mount_checks_the_mount_data_path(
 def test_cli_through_a_bucket_root_mount_verifies_a_sub_prefix(
     emulator: EmulatorServer, tmp_path: Path
 ) -> None:
-    if not os.path.exists("/dev/fuse"):
-        pytest.skip("FUSE is not available (/dev/fuse missing)")
     from ossfs.app.umount import is_mounted
 
     emulator.put_object(BUCKET, "sub/a.bin", os.urandom(70_000))

@@ -1,9 +1,10 @@
 """CRC-64/XZ (ECMA-182, the value OSS sends in ``x-oss-hash-crc64ecma``) and CRC combination.
 
 The CRC runs on every byte that `verify` (and the mount's integrity check) reads, so it must not
-be the bottleneck. fastcrc (SIMD, releases the GIL: ~10 GiB/s here) is used when installed;
-crcmod's C extension (~400 MiB/s, holds the GIL) is the fallback. crcmod's pure-Python code is
-about 100x slower still: `require_fast_crc` fails loudly when neither fast path is present.
+be the bottleneck. fastcrc (SIMD, releases the GIL: ~10 GiB/s here) is a declared dependency and
+does the work. Without it crcmod (oss2's dependency) computes the same values, but whether that is
+its C extension (~400 MiB/s, holds the GIL) or its pure-Python code (about 100x slower still)
+cannot be told through its public API, so `require_fast_crc` fails loudly without fastcrc.
 """
 
 from __future__ import annotations
@@ -37,26 +38,19 @@ except ImportError:  # pragma: no cover - fastcrc is a declared dependency
 
 
 class MissingCrcExtensionError(RuntimeError):
-    """crcmod was installed without its C extension."""
+    """fastcrc is not installed: no CRC-64 known to be fast."""
 
 
 def has_fast_crc() -> bool:
-    if _HAS_FASTCRC:
-        return True
-    try:
-        import crcmod._crcfunext  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """True when CRCs run on fastcrc."""
+    return _HAS_FASTCRC
 
 
 def require_fast_crc() -> None:
-    """Raise `MissingCrcExtensionError` unless crcmod's C extension is importable."""
+    """Raise `MissingCrcExtensionError` unless fastcrc is importable."""
     if not has_fast_crc():
         raise MissingCrcExtensionError(
-            "no fast CRC-64: install fastcrc (pip install fastcrc), or crcmod with its C "
-            "extension (pip install --force-reinstall --no-binary crcmod crcmod, with a compiler "
-            "and the Python headers present)"
+            "no fast CRC-64: install fastcrc (pip install fastcrc, a dependency of ossfs)"
         )
 
 

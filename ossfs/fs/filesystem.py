@@ -25,6 +25,7 @@ from ossfs.core.errors import (
     NoAttributeError,
     OssfsError,
     ReadOnlyError,
+    StaleError,
     UnsupportedAttributeError,
 )
 from ossfs.core.nodes import Node, NodeKind
@@ -349,7 +350,11 @@ class Filesystem:
         return {XATTR_PREFIX + k: v.encode() for k, v in attrs.items() if v is not None}
 
     def _full_meta(self, node: Node) -> ObjectMeta:
-        """Listings lack CRC, content type and user metadata: HEAD once per object version."""
+        """Listings lack CRC, content type and user metadata: HEAD once per object version.
+
+        Raises StaleError when the HEAD finds another version of a file than the one its
+        attributes (and an open) show: its xattrs must not describe bytes it does not serve.
+        The path is forgotten, so the next lookup sees the new version."""
         listed = node.meta
         assert listed is not None
         cache_key = (listed.key, listed.etag)
@@ -358,6 +363,9 @@ class Filesystem:
         if cached is not None:
             return cached
         meta = self._store.head(listed.key)
+        if node.kind is NodeKind.FILE and meta.etag != listed.etag:
+            self._ns.invalidate(node.path)
+            raise StaleError(f"{node.path}: the object changed since it was listed")
         if node.kind is NodeKind.SYMLINK:
             # HEAD of a symlink describes its target; keep the link's own identity.
             meta = ObjectMeta(
@@ -373,7 +381,6 @@ class Filesystem:
                 user_meta=meta.user_meta,
             )
         with self._lock:
-            self._heads[(meta.key, meta.etag)] = meta
             self._heads[cache_key] = meta
         return meta
 

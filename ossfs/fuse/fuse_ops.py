@@ -1,4 +1,5 @@
-"""The FUSE adapter: the only module that imports the binding (mfusepy, fusepy's maintained fork).
+"""The FUSE adapter: libfuse's callbacks into the `Filesystem`, through the binding (mfusepy,
+fusepy's maintained fork; what it lacks is added in `ossfs.fuse.mfusepy_shim`).
 
 mfusepy binds libfuse 3 when it is installed (``fuse3``), else libfuse 2. libfuse 3 lets the kernel
 send reads of up to 1 MiB (libfuse 2: 128 KiB), so a sequential reader costs fewer callbacks.
@@ -10,10 +11,9 @@ answered EIO (the binding alone would answer EINVAL). Every modifying operation 
 Directories are listed once per open (``opendir``) and, on libfuse 3, read page by page with each
 entry's complete attributes (READDIRPLUS with ``FUSE_FILL_DIR_PLUS``): the kernel caches them like
 a LOOKUP's answer, so ``ls -l`` of N entries costs a few callbacks, not N LOOKUPs. The binding's
-own readdir passes only mode and inode, so `_Fuse` replaces it.
-
-libfuse's worker threads keep their Python thread state from one callback to the next
-(`_pin_thread_state`).
+own readdir passes only mode and inode, so the binding's is replaced (`ossfs.fuse.mfusepy_shim`,
+the one place that reaches past mfusepy's public API, also keeps libfuse's worker threads' Python
+thread state from one callback to the next).
 
 Opens set FUSE ``keep_cache`` when `Filesystem.keep_kernel_cache` says the object is the version the
 path's previous open saw, so warm re-reads are served from the kernel page cache, not by Python.
@@ -26,7 +26,6 @@ as JSON.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import functools
 import logging
@@ -34,28 +33,23 @@ import os
 import re
 import threading
 from collections.abc import Callable, Mapping
-from ctypes.util import find_library
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, TypeVar, cast
 
+import mfusepy
+from mfusepy import FuseOSError, Operations
 
-def _prefer_libfuse3() -> None:
-    """mfusepy loads libfuse 2 when both are installed: ask for libfuse 3 unless told otherwise."""
-    if "FUSE_LIBRARY_PATH" in os.environ or "FUSE_LIBRARY_NAME" in os.environ:
-        return
-    if find_library("fuse3"):
-        os.environ["FUSE_LIBRARY_NAME"] = "fuse3"
-
-
-_prefer_libfuse3()
-
-import mfusepy  # noqa: E402
-from mfusepy import FUSE, FuseOSError, Operations  # noqa: E402
-
-from ossfs.core.errors import OssfsError  # noqa: E402
-from ossfs.fs.filesystem import Filesystem, Stat  # noqa: E402
-from ossfs.obs.stats import STATS_XATTR, MountStats  # noqa: E402
-from ossfs.read.reader import ReadData  # noqa: E402
+from ossfs.core.errors import OssfsError, UsageError
+from ossfs.fs.filesystem import Filesystem, Stat
+from ossfs.fuse.mfusepy_shim import (
+    CHECKED_VERSIONS,
+    BindingFUSE,
+    Filler,
+    binding_problems,
+    installed_version,
+)
+from ossfs.obs.stats import STATS_XATTR, MountStats
+from ossfs.read.reader import ReadData
 
 __all__ = ["LIBFUSE_MAJOR", "FuseOSError", "FuseOperations", "run_fuse", "set_read_ahead"]
 
@@ -66,9 +60,6 @@ LIBFUSE_MAJOR: int = int(mfusepy.fuse_version_major)
 
 StatDict = dict[str, int | float]
 _F = TypeVar("_F", bound=Callable[..., Any])
-_Filler = Callable[[Any, bytes, Any, int, int], int]
-"""libfuse 3's ``fuse_fill_dir_t``: (buffer, name, ``struct stat *``, next offset, flags); nonzero:
-the buffer is full."""
 
 _READDIR_PLUS: Final = 1 << 0  # enum fuse_readdir_flags: the kernel asked READDIRPLUS
 _FILL_DIR_PLUS: Final = 1 << 1  # enum fuse_fill_dir_flags: the stat is complete (an entry's attrs)
@@ -278,7 +269,7 @@ class FuseOperations(Operations):  # type: ignore[misc]
         return 0
 
     @_answer
-    def fill_dir(self, fh: int, offset: int, flags: int, filler: _Filler, buf: Any) -> int:
+    def fill_dir(self, fh: int, offset: int, flags: int, filler: Filler, buf: Any) -> int:
         """Answer one READDIR(PLUS) of the open directory ``fh`` from entry ``offset`` on, until
         libfuse's buffer is full.
 
@@ -371,63 +362,6 @@ class FuseOperations(Operations):  # type: ignore[misc]
         return self._fs.getxattr(path, name)
 
 
-_thread = threading.local()
-
-
-def _pin_thread_state() -> None:
-    """Keep this (libfuse worker) thread's Python thread state after the callback returns.
-
-    ctypes gives a thread Python has not seen a new thread state for each callback and deletes
-    it when the callback returns, with its frame stack (an mmap/munmap pair, TLB flushes on every
-    CPU): about 10 us of each callback's 50-80 us round trip on loopback. One more
-    PyGILState_Ensure, never released, keeps it for the life of the thread (libfuse 3 keeps its
-    at most 10 workers until unmount).
-    """
-    ctypes.pythonapi.PyGILState_Ensure()
-    _thread.pinned = True
-
-
-class _Fuse(FUSE):  # type: ignore[misc]
-    """mfusepy's FUSE with its own callback wrapper and two callbacks of its own.
-
-    - every callback first keeps the calling thread's Python thread state (`_pin_thread_state`).
-    - read also takes a bytearray or memoryview reply: mfusepy's own passes the reply to
-      ``ctypes.memmove``, which only takes bytes, so a cached block (a bytearray) or a view into
-      one would need one more copy of every byte served.
-    - libfuse 3 directory reads are answered page by page with complete attributes
-      (`FuseOperations.fill_dir`); mfusepy's own passes only mode and inode.
-    """
-
-    operations: FuseOperations
-
-    def _wrapper(self, func: Callable[..., int], *args: Any, **kwargs: Any) -> int:
-        if not getattr(_thread, "pinned", False):
-            _pin_thread_state()
-        result: int = super()._wrapper(func, *args, **kwargs)
-        return result
-
-    def read(self, path: bytes | None, buf: int, size: int, offset: int, fip: Any) -> int:
-        # Our read never looks at the path: no need to decode it (mfusepy's does).
-        data = self.operations.read(None, size, offset, fip.contents)
-        count = len(data)
-        if count == 0:
-            return 0
-        if count > size:  # pragma: no cover - ObjectReader never returns more than asked
-            raise FuseOSError(errno.EIO)
-        if isinstance(data, memoryview) and data.readonly:
-            data = data.tobytes()  # a view of bytes: ctypes can only address it as bytes
-        if isinstance(data, bytes):
-            ctypes.memmove(buf, data, count)
-        else:
-            ctypes.memmove(buf, (ctypes.c_char * count).from_buffer(data), count)
-        return count
-
-    def readdir_fuse_3(  # noqa: PLR0917 (the binding's callback signature)
-        self, path: bytes | None, buf: Any, filler: _Filler, offset: int, fip: Any, flags: int
-    ) -> int:
-        return self.operations.fill_dir(int(fip.contents.fh), offset, flags, filler, buf)
-
-
 def _read_only(name: str) -> Callable[..., int]:
     def refuse(self: FuseOperations, *args: object) -> int:
         raise FuseOSError(errno.EROFS)
@@ -480,8 +414,8 @@ def _max_idle_threads(options: Mapping[str, str | bool]) -> int:
     Its default, -1 (keep every idle worker), makes libfuse 3.14.0 print "Ignoring invalid max
     threads value 4294967295" on every mount (fixed in 3.14.1). Saying the worker limit itself
     keeps the same behaviour: no more workers than that are ever idle, so none is ever ended
-    (`_pin_thread_state` relies on it). Before 3.12 there is no ``max_threads`` and 10 was the
-    default of this option.
+    (the shim's thread-state pinning relies on it). Before 3.12 there is no ``max_threads``
+    and 10 was the default of this option.
     """
     value = options.get("max_threads")
     if isinstance(value, str) and value.isdigit():
@@ -498,7 +432,17 @@ def run_fuse(
     read_ahead_kib: int | None = None,
 ) -> None:
     """Mount and serve until unmounted (blocks). ``options`` become ``-o`` mount options;
-    ``read_ahead_kib``: the kernel readahead window to ask for (root only; else the default)."""
+    ``read_ahead_kib``: the kernel readahead window to ask for (root only; else the default).
+
+    Raises `UsageError`, before mounting, when the installed mfusepy changed what the binding
+    relies on (`ossfs.fuse.mfusepy_shim`)."""
+    problems = binding_problems()
+    if problems:
+        raise UsageError(
+            f"the installed mfusepy {installed_version()} is not one ossfs works with "
+            f"({problems[0]}): install a release it supports (pip install 'mfusepy=="
+            f"{CHECKED_VERSIONS[-1]}')"
+        )
     kwargs = cast(dict[str, object], dict(options))
     max_read = options.get("max_read")
     operations._max_read = int(max_read) if isinstance(max_read, str) else None
@@ -509,7 +453,7 @@ def run_fuse(
         mount_options["max_idle_threads"] = _max_idle_threads(options)
     mount_options.update(kwargs)  # a passed-through -o fsname=... wins (no duplicate keyword)
     try:
-        _Fuse(
+        BindingFUSE(
             operations, mountpoint, raw_fi=True, foreground=True, nothreads=False, **mount_options
         )
     except RuntimeError as exc:

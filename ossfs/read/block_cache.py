@@ -19,11 +19,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-
-from cachetools import LRUCache
 
 from ossfs.core.object_store import Piece
 from ossfs.read.buffers import BufferPool
@@ -67,37 +65,75 @@ class CacheStats:
     used_bytes: int
 
 
-class _CountingLRU(LRUCache[BlockKey, Block]):
-    """`LRUCache` sized by ``len`` that counts evictions (cachetools evicts through popitem)
-    and offers every evicted block to the buffer pool."""
+class _BlockLRU:
+    """Blocks in recency order, least recently used first, within a byte budget; counts
+    evictions and offers every evicted or dropped block to the buffer pool. Not thread-safe
+    (`BlockCache` holds its lock around every call).
+
+    An ``OrderedDict`` of its own rather than cachetools' LRUCache: read-ahead needs to move a
+    block to the eviction end (`demote`), which LRUCache offers no public way to do, and a hit
+    here is one dictionary lookup and one ``move_to_end``, both in C.
+    """
 
     def __init__(self, capacity_bytes: int, pool: BufferPool | None) -> None:
-        super().__init__(maxsize=capacity_bytes, getsizeof=len)
+        self._blocks: OrderedDict[BlockKey, Block] = OrderedDict()
+        self._capacity = capacity_bytes
+        self.currsize = 0
         self.evictions = 0
         self.pool = pool
 
-    def popitem(self) -> tuple[BlockKey, Block]:
-        key, block = super().popitem()
+    def __contains__(self, key: BlockKey) -> bool:
+        return key in self._blocks
+
+    def __iter__(self) -> Iterator[BlockKey]:
+        """The cached keys, least recently used first."""
+        return iter(self._blocks)
+
+    def get(self, key: BlockKey) -> Block | None:
+        """The block (marking it most recently used), or None."""
+        block = self._blocks.get(key)
+        if block is not None:
+            self._blocks.move_to_end(key)
+        return block
+
+    def put(self, key: BlockKey, block: Block) -> None:
+        """Cache ``block`` (at most the capacity: the caller checks) as the most recently
+        used, replacing any block of ``key``, evicting least recently used blocks first."""
+        old = self._blocks.pop(key, None)
+        if old is not None:
+            self.currsize -= len(old)
+        size = len(block)
+        while self.currsize + size > self._capacity:
+            self._evict()
+        self._blocks[key] = block
+        self.currsize += size
+
+    def _evict(self) -> None:
+        _key, block = self._blocks.popitem(last=False)
+        self.currsize -= len(block)
         self.evictions += 1
-        if self.pool is not None and self.pool.give(block):
-            return key, b""  # the buffer may be refilled at once: hand out no reference to it
-        return key, block
+        if self.pool is not None:
+            self.pool.give(block)
+
+    def remove(self, key: BlockKey) -> None:
+        """Forget ``key``'s block if cached (not offered to the pool)."""
+        old = self._blocks.pop(key, None)
+        if old is not None:
+            self.currsize -= len(old)
 
     def demote(self, key: BlockKey) -> bool:
         """Make ``key`` the next to be evicted; False if it was not cached."""
-        if key not in self:
+        if key not in self._blocks:
             return False
-        order = getattr(self, "_LRUCache__order", None)  # cachetools' recency order
-        if isinstance(order, OrderedDict):
-            order.move_to_end(key, last=False)
-            return True
-        return self.drop(key)  # a cachetools without it: free the block now instead
+        self._blocks.move_to_end(key, last=False)
+        return True
 
     def drop(self, key: BlockKey) -> bool:
         """Remove ``key`` (offering its block to the pool); False if it was not cached."""
-        block = self.pop(key, None)
+        block = self._blocks.pop(key, None)
         if block is None:
             return False
+        self.currsize -= len(block)
         if self.pool is not None:
             self.pool.give(block)
         return True
@@ -122,7 +158,7 @@ class BlockCache:
             raise ValueError(f"capacity_bytes must be >= 0, got {capacity_bytes}")
         self._capacity = capacity_bytes
         self._lock = threading.Lock()
-        self._lru = _CountingLRU(capacity_bytes, pool)
+        self._lru = _BlockLRU(capacity_bytes, pool)
         self._inflight: dict[BlockKey, Future[Block]] = {}
         self._hits = 0
         self._misses = 0
@@ -313,9 +349,9 @@ class BlockCache:
     def _insert_locked(self, key: BlockKey, data: Block) -> None:
         if len(data) > self._capacity:
             log.debug("block %r of %d bytes exceeds the cache capacity; not cached", key, len(data))
-            self._lru.pop(key, None)
+            self._lru.remove(key)
             return
-        self._lru[key] = data
+        self._lru.put(key, data)
 
     def discard_object(self, object_key: str, etag: str) -> None:
         """Drop every cached block of that object version (O(number of cached blocks))."""

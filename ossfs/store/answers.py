@@ -1,8 +1,8 @@
-"""OSS's answers as ossfs's values: response headers and oss2's listing results to
-`ObjectMeta` and `ListPage`.
+"""OSS's answers as ossfs's values: response headers to `ObjectMeta`, and ListObjectsV2's XML
+to `ListPage` (read here, not by oss2's parser, which decodes the names of keys that are not
+UTF-8 into U+FFFD: `_unquote_listed_key`).
 
-Importing it makes oss2's listing parser keep keys that are not UTF-8 distinct
-(`_unquote_listed_key`). It deliberately sends nothing and checks no range (`ossfs.store.ranges`).
+It deliberately sends nothing and checks no range (`ossfs.store.ranges`).
 """
 
 from __future__ import annotations
@@ -11,14 +11,15 @@ import email.utils
 import urllib.parse
 from collections.abc import Mapping
 from typing import Final
+from xml.etree import ElementTree
 
-import oss2.xml_utils
+import oss2.utils
 
 from ossfs.core.errors import IntegrityError
 from ossfs.core.object_store import ListPage, ObjectMeta
 from ossfs.store.failures import MalformedResponseError
 
-__all__ = ["USER_META_PREFIX", "list_page_from_result", "meta_from_headers"]
+__all__ = ["USER_META_PREFIX", "list_page_from_xml", "meta_from_headers"]
 
 USER_META_PREFIX: Final = "x-oss-meta-"
 
@@ -27,17 +28,13 @@ def _unquote_listed_key(text: str) -> str:
     """Decode one URL-encoded name of a listing, keeping bytes that are not UTF-8.
 
     ListObjectsV2 sends keys URL-encoded (``encoding-type=url``) because XML cannot carry every
-    key. oss2 decodes them with urllib's default ``errors="replace"``, which turns bytes that
-    are not UTF-8 into U+FFFD: such a key would be shown under a name that is not its key (its
-    reads would fail ENOENT) and two of them could show as one name. ``surrogateescape`` keeps
-    each one distinct and recognisable (lone surrogates), so the namespace skips it with a
-    warning. Valid UTF-8 decodes exactly as before.
+    key. oss2's parser decodes them with urllib's default ``errors="replace"``, which turns
+    bytes that are not UTF-8 into U+FFFD: such a key would be shown under a name that is not its
+    key (its reads would fail ENOENT) and two of them could show as one name.
+    ``surrogateescape`` keeps each one distinct and recognisable (lone surrogates), so the
+    namespace skips it with a warning. Valid UTF-8 decodes exactly as oss2 decodes it.
     """
     return urllib.parse.unquote(text, errors="surrogateescape")
-
-
-# oss2's listing parsers call ``xml_utils.urlunquote`` on every key, prefix and marker.
-oss2.xml_utils.urlunquote = _unquote_listed_key
 
 
 def _parse_http_date_ns(value: str) -> int:
@@ -89,29 +86,63 @@ def meta_from_headers(
     )
 
 
-def list_page_from_result(prefix: str, result: object) -> ListPage:
-    """`ListPage` from oss2's ListObjectsV2 result (its ``object_list``, ``prefix_list``,
-    ``is_truncated``, ``next_continuation_token``); mtimes are whole seconds, as listed.
+def list_page_from_xml(prefix: str, body: bytes) -> ListPage:
+    """`ListPage` from a ListObjectsV2 answer's XML, read as oss2's parser reads it (the same
+    elements required, dates and sizes parsed alike) but for names (`_unquote_listed_key`);
+    mtimes are whole seconds, as listed.
 
-    Raises `MalformedResponseError` for a truncated page without a next token.
+    Raises `MalformedResponseError` for a body that is not such a listing, or a truncated page
+    without a next token.
     """
-    objects = tuple(
-        ObjectMeta(
-            key=str(info.key),
-            size=int(info.size),
-            etag=str(info.etag).strip('"'),
-            mtime_ns=int(info.last_modified) * 1_000_000_000,
-            crc64=None,
-            storage_class=str(info.storage_class or "Standard"),
-            object_type=str(info.type or "Normal"),
-            restore=None if info.restore_info is None else str(info.restore_info),
+    try:
+        return _list_page(prefix, ElementTree.fromstring(body))
+    except (ElementTree.ParseError, _MissingElementError, ValueError) as exc:
+        raise MalformedResponseError(f"list {prefix!r}: {type(exc).__name__}: {exc}") from exc
+
+
+class _MissingElementError(Exception):
+    """A listing lacks an element every listing has."""
+
+
+def _text(parent: ElementTree.Element, path: str) -> str:
+    """The text of ``path`` under ``parent`` ("" when empty); raises if it is missing."""
+    child = parent.find(path)
+    if child is None:
+        raise _MissingElementError(f"no {path} under {parent.tag}")
+    return child.text or ""
+
+
+def _list_page(prefix: str, root: ElementTree.Element) -> ListPage:
+    encoding = root.find("EncodingType")
+    encoded = encoding is not None and encoding.text == "url"
+
+    def name(parent: ElementTree.Element, path: str) -> str:
+        text = _text(parent, path)
+        return _unquote_listed_key(text) if encoded else text
+
+    truncated = _text(root, "IsTruncated")
+    if truncated not in ("true", "false"):
+        raise ValueError(f"IsTruncated is {truncated!r}")
+    objects = []
+    for node in root.findall("Contents"):
+        restore = node.find("RestoreInfo")
+        objects.append(
+            ObjectMeta(
+                key=name(node, "Key"),
+                size=int(_text(node, "Size")),
+                etag=_text(node, "ETag").strip('"'),
+                mtime_ns=oss2.utils.iso8601_to_unixtime(_text(node, "LastModified"))
+                * 1_000_000_000,
+                crc64=None,
+                storage_class=_text(node, "StorageClass") or "Standard",
+                object_type=_text(node, "Type") or "Normal",
+                restore=None if restore is None else restore.text or "",
+            )
         )
-        for info in result.object_list  # type: ignore[attr-defined]
-    )
-    prefixes = tuple(str(p) for p in result.prefix_list)  # type: ignore[attr-defined]
+    prefixes = tuple(name(node, "Prefix") for node in root.findall("CommonPrefixes"))
     next_token: str | None = None
-    if result.is_truncated:  # type: ignore[attr-defined]
-        next_token = str(result.next_continuation_token or "")  # type: ignore[attr-defined]
+    if truncated == "true":
+        next_token = name(root, "NextContinuationToken")
         if not next_token:
             raise MalformedResponseError(f"list {prefix!r}: truncated page without a next token")
-    return ListPage(objects=objects, prefixes=prefixes, next_token=next_token)
+    return ListPage(objects=tuple(objects), prefixes=prefixes, next_token=next_token)

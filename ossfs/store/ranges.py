@@ -27,7 +27,9 @@ __all__ = [
 
 RANGE_BEHAVIOR_HEADER: Final = "x-oss-range-behavior"
 _ANNOUNCED_CRCS: Final = 4096
-_CONTENT_RANGE_RE: Final = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$")
+# ASCII: Unicode's \d and \s would read other scripts' digits and spaces.
+_CONTENT_RANGE_RE: Final = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.ASCII)
+_NUMBER_RE: Final = re.compile(r"[0-9]+")  # not str.isdigit(): it takes "²", which int() refuses
 
 
 def read_headers(etag: str | None, start: int = 0, end: int | None = None) -> dict[str, str]:
@@ -122,11 +124,13 @@ class RangedAnswers:
         elif got_etag and got_etag != pinned[0]:
             raise StaleError(f"GET {key!r}: ETag {got_etag} does not match pinned {pinned[0]}")
         crc_text = headers.get("x-oss-hash-crc64ecma", "")
-        if got_etag and crc_text.isdigit():
+        if got_etag and _NUMBER_RE.fullmatch(crc_text):
             with self._lock:
                 self._announced[(key, got_etag)] = int(crc_text)
         length = headers.get("content-length")
-        if length is not None and int(length) != end - start:
+        if length is not None and (
+            _NUMBER_RE.fullmatch(length) is None or int(length) != end - start
+        ):
             raise IntegrityError(
                 f"GET {key!r} bytes {start}-{end - 1}: Content-Length {length}, "
                 f"expected {end - start}"

@@ -28,11 +28,9 @@ from ossfs.net.curl_setup import EngineSettings
 from ossfs.net.http_api import Headers, HttpRequest
 from ossfs.store.config import OssConfig
 from ossfs.store.counters import Counters
-from ossfs.store.credentials import Credentials
 from ossfs.store.failures import check_sendable
 from ossfs.store.ranges import RangedAnswers, read_headers
-from ossfs.store.sessions import signed_request
-from ossfs.store.v1_signature import V1Signer
+from ossfs.store.sessions import signed_request, v1_signer
 
 __all__ = ["WholeGets"]
 
@@ -63,7 +61,7 @@ class WholeGets:
         parts = urllib.parse.urlsplit(bucket_url)
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._signing_bucket = signing_bucket
-        self._signer = _v1_signer(config, bucket_url)
+        self._signer = v1_signer(config, bucket_url)
         self._counters = counters
         self._answers = answers
         self._take_buffer = take_buffer
@@ -108,19 +106,3 @@ class WholeGets:
             code = headers.get("x-oss-ec", "") or "no error code"
             raise RemoteIOError(f"GET {key!r}: HTTP {status} ({code})")
         self._answers.check(key, status=status, headers=headers, start=0, end=size, pinned=[etag])
-
-
-def _v1_signer(config: OssConfig, bucket_url: str) -> V1Signer | None:
-    """The signer of the GETs, or None for V4 (oss2 signs those)."""
-    if config.region:
-        return None
-    credentials = None
-    if config.access_key_id is not None and config.access_key_secret is not None:
-        credentials = Credentials(
-            config.access_key_id, config.access_key_secret, config.security_token
-        )
-    return V1Signer(
-        bucket=config.bucket,
-        root_target=urllib.parse.urlsplit(bucket_url).path or "/",
-        credentials=credentials,
-    )

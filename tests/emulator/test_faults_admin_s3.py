@@ -8,7 +8,7 @@ import socket
 import struct
 import subprocess
 import sys
-import time
+import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +24,7 @@ from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer, Faults, F
 from ossfs.emulator.faults import NO_FAULTS, FaultPlan
 from ossfs.emulator.httpbase import stream_piece_bytes
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET, settled_entries
+from tests.support.waiting import wait_until
 
 DATA = os.urandom(300_000)
 
@@ -361,6 +362,7 @@ def test_client_resetting_its_connection_prints_no_traceback(
 ) -> None:
     host, port = urlsplit(emulator.endpoint).hostname, urlsplit(emulator.endpoint).port
     assert host is not None and port is not None
+    before = set(threading.enumerate())
     for _ in range(5):
         with socket.create_connection((host, port)) as sock:
             # Close with RST while the server waits for the request line.
@@ -368,6 +370,9 @@ def test_client_resetting_its_connection_prints_no_traceback(
             sock.sendall(b"GET / HTTP/1.1\r\n")
     # The server still answers, and said nothing about the resets.
     assert requests.get(emulator.endpoint, timeout=10).status_code in (200, 403)
-    time.sleep(0.5)  # the handler threads finish after the resets
+    # The server accepted (and started a handler thread for) every reset connection before
+    # the GET's. Whatever a handler prints, it prints before its thread ends.
+    handlers = [t for t in threading.enumerate() if t not in before and "process_request" in t.name]
+    wait_until(lambda: not any(t.is_alive() for t in handlers), 10, "the handler threads to end")
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err and "ConnectionResetError" not in captured.err

@@ -14,6 +14,7 @@ import pytest
 from ossfs.core.crc64 import crc64
 from ossfs.emulator import EmulatorServer
 from tests.support import BUCKET
+from tests.support.waiting import wait_until
 
 DATA = bytes(range(256)) * 4  # 1024 bytes
 STANDARD = {"x-oss-range-behavior": "standard"}
@@ -285,10 +286,14 @@ def test_archive_needs_restore(oss_bucket: oss2.Bucket) -> None:
     assert oss_bucket.head_object("cold").headers["x-oss-restore"] == 'ongoing-request="true"'
     listed = next(iter(oss2.ObjectIteratorV2(oss_bucket)))
     assert listed.restore_info == 'ongoing-request="true"'
-    deadline = time.monotonic() + 10
-    while 'ongoing-request="false"' not in oss_bucket.head_object("cold").headers["x-oss-restore"]:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(
+        lambda: (
+            'ongoing-request="false"' in oss_bucket.head_object("cold").headers["x-oss-restore"]
+        ),
+        10,
+        "the restore to finish",
+        step_s=0.05,
+    )
     assert oss_bucket.get_object("cold").read() == b"frozen"
     assert oss_bucket.restore_object("cold").status == 200
     with pytest.raises(oss2.exceptions.ServerError) as info:

@@ -15,7 +15,6 @@ import os
 import random
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -24,6 +23,8 @@ import pytest
 
 from ossfs.emulator import EmulatorConfig, EmulatorServer
 from tests.support import settled_entries
+from tests.support.fuse import require_mount_marker
+from tests.support.waiting import poll_until
 
 BUCKET = "bench"
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -210,8 +211,6 @@ def _need(binary: str) -> str:
     path = shutil.which(binary)
     if path is None:
         pytest.skip(f"{binary} is not installed (Debian package {binary!r})")
-    if not os.path.exists("/dev/fuse"):
-        pytest.skip("FUSE is not available (/dev/fuse missing)")
     return path
 
 
@@ -261,16 +260,15 @@ def peer_mount(tmp_path: Path) -> Iterator[Mounter]:
     started: list[tuple[subprocess.Popen[bytes], Path]] = []
 
     def mount(argv: list[str], mountpoint: Path, env: dict[str, str]) -> Path:
+        require_mount_marker(argv[0])
         mountpoint.mkdir()
         log_path = tmp_path / f"{mountpoint.name}.log"
         with open(log_path, "wb") as log_file:
             proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env)
         started.append((proc, mountpoint))
-        deadline = time.monotonic() + 30
-        while not os.path.ismount(mountpoint):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"{argv[0]} did not mount:\n{log_path.read_text(errors='replace')}")
-            time.sleep(0.05)
+        poll_until(lambda: os.path.ismount(mountpoint) or proc.poll() is not None, 30)
+        if not os.path.ismount(mountpoint):
+            pytest.fail(f"{argv[0]} did not mount:\n{log_path.read_text(errors='replace')}")
         return mountpoint
 
     yield mount
@@ -344,6 +342,7 @@ def test_rclone_lists_and_cats(
     assert len(s3_emulator.log.entries(op)) > 3
 
 
+@pytest.mark.mount
 def test_rclone_mount_reads_bytes(
     s3_emulator: EmulatorServer, tmp_path: Path, peer_mount: Mounter
 ) -> None:
@@ -358,6 +357,7 @@ def test_rclone_mount_reads_bytes(
     assert any(e.range for e in s3_emulator.log.entries("S3:GetObject"))
 
 
+@pytest.mark.mount
 @pytest.mark.parametrize("listing", ["v1", "listobjectsv2"])
 def test_s3fs_mount_reads_bytes(
     s3_emulator: EmulatorServer, tmp_path: Path, peer_mount: Mounter, listing: str

@@ -90,7 +90,9 @@ class Server:
                 conn = self.tunnel_tls.wrap_socket(conn, server_side=True)
                 continue
             answer = self.script(head)
-            if answer is None:  # never answer: the client's read timeout must fire
+            if answer is None:
+                # A silent server (the thing under test): hold the connection and answer
+                # nothing, so that the client's read timeout fires.
                 time.sleep(5)
                 return
             if answer.pace_s:

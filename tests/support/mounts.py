@@ -1,7 +1,10 @@
-"""Helpers shared by the reliability, security and hostile-key mount tests (no tests here).
+"""Real mounts in tests: run ``ossfs`` as a subprocess, mount and unmount, watch its daemon.
 
 Every mount is a real daemonized ``ossfs mount`` of a bucket on the local server (127.0.0.1),
-torn down by `Mounts.close`, which also checks that the daemon went away with its mount.
+torn down by `Mounts.close`, which also checks that the daemon went away with its mount. A
+test using these is marked ``mount`` (`tests.support.fuse`): `run_ossfs` fails an unmarked
+test that mounted (and unmounts). Deliberately not here: when FUSE is available
+(`tests.support.fuse`).
 """
 
 from __future__ import annotations
@@ -15,15 +18,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-
 from ossfs.app.umount import is_mounted
 from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
-
-needs_fuse = pytest.mark.skipif(
-    not os.path.exists("/dev/fuse"), reason="FUSE is not available (/dev/fuse missing)"
-)
+from tests.support.fuse import require_mount_marker
+from tests.support.waiting import poll_until, wait_until
 
 MIB = 1 << 20
 
@@ -38,7 +37,11 @@ def ossfs_env() -> dict[str, str]:
 
 
 def run_ossfs(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    """``python -m ossfs ARGS`` with the test credentials; its exit status is not checked.
+
+    A command that mounted (``ossfs mount`` that succeeded) fails a test not marked ``mount``.
+    """
+    result = subprocess.run(
         [sys.executable, "-m", "ossfs", *args],
         check=False,
         capture_output=True,
@@ -46,6 +49,13 @@ def run_ossfs(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[st
         timeout=timeout,
         env=ossfs_env(),
     )
+    if args and args[0] == "mount" and result.returncode == 0:
+        try:
+            require_mount_marker(f"ossfs mount {' '.join(args[1:3])}")
+        except AssertionError:
+            run_ossfs("umount", args[2])  # ossfs mount LOCATION MOUNTPOINT: leave nothing behind
+            raise
+    return result
 
 
 def data_for(seed: int, size: int) -> bytes:
@@ -84,15 +94,6 @@ def processes_mentioning(text: str) -> list[int]:
     return pids
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float, step_s: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(step_s)
-    return True
-
-
 def daemon_pid(mountpoint: Path) -> int:
     """The pid of the ossfs daemon serving ``mountpoint`` (the only process naming it)."""
     pids = processes_mentioning(str(mountpoint))
@@ -100,17 +101,35 @@ def daemon_pid(mountpoint: Path) -> int:
     return pids[0]
 
 
-def settled_counts(emulator: EmulatorServer) -> dict[str, int]:
-    """The server's request counts once they stopped moving for half a second."""
+QUIET_S = 0.5
+"""How long a daemon's request counts must stay the same to count as settled."""
+
+
+def settled_counts(emulator: EmulatorServer, timeout_s: float = 30.0) -> dict[str, int]:
+    """The server's request counts once the daemon is quiet: every counted request also has
+    its log entry (entries are written after the answer) and nothing new arrived for `QUIET_S`.
+
+    A live daemon may still send read-ahead when a test's own reads are done, and nothing
+    announces that it has stopped, so this waits for a quiet period: it can only make a count
+    assertion fail (a request after the window), never pass wrongly. Raises AssertionError if
+    the counts keep moving for ``timeout_s``.
+    """
     counts = emulator.log.counts()
     stable_since = time.monotonic()
-    deadline = stable_since + 30
-    while time.monotonic() - stable_since < 0.5 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    deadline = stable_since + timeout_s
+    while True:
         now = emulator.log.counts()
         if now != counts:
             counts, stable_since = now, time.monotonic()
-    return counts
+        elif time.monotonic() - stable_since >= QUIET_S and len(emulator.log.entries()) >= sum(
+            now.values()
+        ):
+            # ">=": a request answered just before the test cleared the log may write its entry
+            # after the clear (its count went with the clear), so entries can only be ahead.
+            return counts
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the request counts did not settle in {timeout_s:g} s: {now}")
+        time.sleep(0.05)
 
 
 def files_under(root: Path) -> dict[str, bytes]:
@@ -121,6 +140,12 @@ def files_under(root: Path) -> dict[str, bytes]:
 
 def _no_process_mentions(mountpoint: Path) -> Callable[[], bool]:
     return lambda: not processes_mentioning(str(mountpoint))
+
+
+def wait_daemon_gone(mountpoint: Path, timeout_s: float = 15.0) -> None:
+    """Wait until no process (the daemon of ``mountpoint``) names the mount point; raise
+    AssertionError if one still does after ``timeout_s``."""
+    wait_until(_no_process_mentions(mountpoint), timeout_s, f"the daemon of {mountpoint} to exit")
 
 
 class Mounts:
@@ -155,7 +180,7 @@ class Mounts:
                 if result.returncode != 0:
                     problems.append(result.stderr)
                     subprocess.run(["umount", "-l", str(mountpoint)], check=False)
-            if not wait_until(_no_process_mentions(mountpoint), 15):
+            if not poll_until(_no_process_mentions(mountpoint), 15):
                 problems.append(f"the daemon of {mountpoint} outlived its mount")
                 for pid in processes_mentioning(str(mountpoint)):
                     os.kill(pid, 9)
