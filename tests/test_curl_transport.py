@@ -157,12 +157,30 @@ def test_curl_transport_interim_answers_are_skipped(serve: Callable[..., Server]
     assert response.read() == b"abc"
 
 
+FAKE_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Fake: 1\r\n\r\nEVIL!"
+
+
+def test_curl_transport_never_reads_an_answer_sent_past_a_long_body(
+    serve: Callable[..., Server],
+) -> None:
+    """A second answer right behind a long body: libcurl reads no further than the body's
+    length and keeps the connection; the bytes waiting on it must never become the next
+    request's answer (libcurl itself checks only connections idle for a second)."""
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(BODY)}\r\n\r\n".encode()
+    answers = iter([Answer(head + BODY + FAKE_ANSWER), ok(b"right")])
+    server = serve(lambda h: next(answers))
+    transport = make()
+    assert get(transport, f"{server.url}/first") == BODY
+    response = transport.send(HttpRequest("GET", f"{server.url}/second"))
+    assert "x-fake" not in response.headers and response.read() == b"right"
+    assert server.connections == 2
+
+
 @pytest.mark.parametrize(
     "surprise",
     [
         # Bytes past the body: a second answer smuggled behind the first.
-        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
-        b"\r\nEVIL!",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc" + FAKE_ANSWER,
         # Chunked and a Content-Length: the chunks frame the body; nothing is left behind.
         b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"3\r\nabc\r\n0\r\n\r\n",

@@ -18,7 +18,10 @@ from its start. Deliberately simple, because a failure costs little: read-ahead 
 guess, and a file whose GET failed is fetched by its reader, with retries and the real error.
 So there are no retries here (libcurl itself sends a request again, once, when a kept
 connection turns out closed before it answered), and an answer must say its length
-(``Content-Length``, no ``Transfer-Encoding``), which must be the object's size.
+(``Content-Length``, no ``Transfer-Encoding``), which must be the object's size. Bytes a server
+sends past an answer are found by libcurl on a connection idle for a second; one taken sooner
+carries them as the next GET's answer, which its checks refuse (status, range, ETag, length),
+and the refused transfer's connection is closed.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ retrier does), follow redirects, or decode content encodings (identity only).
 
 from __future__ import annotations
 
+import select
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -48,14 +49,26 @@ def deadline_error() -> TransferError:
 
 
 class _Channel:
-    """An easy handle in a multi handle of its own: one transfer at a time."""
+    """An easy handle in a multi handle of its own: one transfer at a time. ``fd``: the
+    socket of the connection it keeps (-1: none known)."""
 
-    __slots__ = ("easy", "multi")
+    __slots__ = ("easy", "fd", "multi")
 
     def __init__(self, settings: EngineSettings) -> None:
         self.easy = new_handle(settings)
         self.multi = pycurl.CurlMulti()
         self.multi.setopt(pycurl.M_MAXCONNECTS, 1)
+        self.fd = -1
+
+    def has_input(self) -> bool:
+        """True if its kept connection has bytes (or an end) nobody asked for: the server
+        sent more than its answer, or closed. Such a connection is never used again: libcurl
+        itself looks only at connections idle for a second or more."""
+        if self.fd < 0:
+            return False
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        return bool(poller.poll(0))
 
     def close(self) -> None:
         self.multi.close()
@@ -81,6 +94,9 @@ class CurlTransport:
         that cannot be sent)."""
         with self._lock:
             channel = self._idle.pop() if self._idle else None
+        if channel is not None and channel.has_input():
+            channel.close()  # an answer nobody asked for waits on it: never read it
+            channel = None
         if channel is None:
             channel = _Channel(self.settings)
         response = CurlResponse(channel, self._give_back)
@@ -287,13 +303,17 @@ class CurlResponse:
         if channel is None:
             return
         self._ended = True
+        channel.fd = -1
+        if keep:
+            channel.fd = int(channel.easy.getinfo(pycurl.ACTIVESOCKET))
         try:
             channel.multi.remove_handle(channel.easy)  # an unfinished transfer: closed
         except pycurl.error:
             channel.close()
             return
-        if not keep:
-            # Whatever the transfer left (a half-read answer) is never reused.
+        if not keep or channel.has_input():
+            # Whatever the transfer left (a half-read answer, bytes past the body) is never
+            # read as the next request's answer.
             channel.close()
             return
         self._release(channel)
