@@ -99,15 +99,7 @@ CASES: Final = [
     _case(Mode.ENDLESS_CONTINUE, Outcome.EIO),
     _case(Mode.TRICKLE, Outcome.EIO),
     # The answer itself is right; the bytes after it must not become the next request's answer.
-    _case(
-        Mode.EXTRA_ANSWER,
-        Outcome.BYTES,
-        pytest.mark.xfail(
-            strict=True,
-            reason="libcurl keeps a connection whose answer was followed by a second one; the "
-            "next request on it gets that answer (issue 14, open)",
-        ),
-    ),
+    _case(Mode.EXTRA_ANSWER, Outcome.BYTES),
     _case(Mode.CL_AND_CHUNKED, Outcome.EITHER),
     _case(Mode.DUPLICATE_CL, Outcome.EITHER),
     _case(Mode.NEGATIVE_CL, Outcome.EITHER),
