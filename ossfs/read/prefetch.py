@@ -376,7 +376,8 @@ class HandlePrefetch:
         )
         if done:
             self._drop(done)
-        self._prefetcher._release(held)
+        if held:
+            self._prefetcher._release(held)
         self._prefetcher._detach(self._key, self._etag)
         self._prefetcher._count_reset(unused, reset=False)
 
