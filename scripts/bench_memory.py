@@ -57,32 +57,13 @@ from ossfs.emulator import (
     FaultSettings,
 )
 from tests.support.memory_groups import MemoryGroup, hierarchy, python_in, v1_memory_group
+from tests.support.reader_programs import HOG, RANDOM, SEQUENTIAL
 
 MIB: Final = 1 << 20
 AK: Final = "bench-ak"
 SK: Final = "bench-secret-0123456789"
 BUCKET: Final = "bench-bucket"
 WORKLOADS: Final = ("seq3x300", "seq8x100", "rand8", "rand16", "small", "verify", "idle")
-_SEQUENTIAL = """
-import hashlib, sys
-digest = hashlib.sha256()
-with open(sys.argv[1], "rb", buffering=0) as f:
-    while chunk := f.read(1 << 20):
-        digest.update(chunk)
-print(digest.hexdigest())
-"""
-_RANDOM = """
-import hashlib, os, random, sys
-path, count, size, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-fd = os.open(path, os.O_RDONLY)
-os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
-total = os.fstat(fd).st_size
-rng = random.Random(seed)
-digest = hashlib.sha256()
-for _ in range(count):
-    digest.update(os.pread(fd, size, rng.randrange(0, total - size)))
-print(digest.hexdigest())
-"""
 _SMALL = """
 import hashlib, os, sys
 digest = hashlib.sha256()
@@ -90,13 +71,6 @@ for name in sorted(os.listdir(sys.argv[1])):
     with open(os.path.join(sys.argv[1], name), "rb") as f:
         digest.update(f.read())
 print(digest.hexdigest())
-"""
-_HOG = """
-import sys
-sys.stdin.readline()
-held = b"\\x01" * int(sys.argv[1])
-print("ready", flush=True)
-sys.stdin.readline()
 """
 
 
@@ -125,7 +99,7 @@ def chunks(seed: int, size: int) -> Iterator[bytes]:
 
 
 def expected_random(stored: Stored, count: int, io: int, seed: int) -> str:
-    """The SHA-256 `_RANDOM` prints for ``stored`` when every byte is right."""
+    """The SHA-256 `RANDOM` prints for ``stored`` when every byte is right."""
     rng = random.Random(seed)
     digest = hashlib.sha256()
     for _ in range(count):
@@ -219,14 +193,14 @@ def readers(
 
     def randoms(count: int, io: int, seed: int) -> Reader:
         argv = (str(mountpoint / "big/0"), str(count), str(io), str(seed))
-        return run(python, "-c", _RANDOM, *argv), expected_random(objects["big/0"], count, io, seed)
+        return run(python, "-c", RANDOM, *argv), expected_random(objects["big/0"], count, io, seed)
 
     out: list[Reader] = []
     if workload in ("seq3x300", "seq8x100"):
         keys = [f"big/{i}" for i in range(3)] if workload == "seq3x300" else []
         keys += [f"mid/{i}" for i in range(8)] if workload == "seq8x100" else []
         for key in keys:
-            out.append((run(python, "-c", _SEQUENTIAL, str(mountpoint / key)), objects[key].sha256))
+            out.append((run(python, "-c", SEQUENTIAL, str(mountpoint / key)), objects[key].sha256))
         if workload == "seq8x100":
             out.append(randoms(200, 128 << 10, 1))
     elif workload in ("rand8", "rand16"):
@@ -283,7 +257,7 @@ def measure(
 
 def start_hog(group: MemoryGroup, mib: int) -> subprocess.Popen[str]:
     hog = subprocess.Popen(
-        [sys.executable, "-c", _HOG, str(mib * MIB)],
+        [sys.executable, "-c", HOG, str(mib * MIB)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

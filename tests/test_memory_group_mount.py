@@ -41,6 +41,7 @@ from tests.support.memory_groups import (
     v1_memory_group,
 )
 from tests.support.mounts import MIB, ossfs_env, run_ossfs
+from tests.support.reader_programs import HOG, RANDOM, SEQUENTIAL
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.mount
@@ -55,29 +56,6 @@ RANDOM_IO: Final = 128 << 10
 CHUNK: Final = MIB
 _BASES: Final = 8
 _READ_TIMEOUT_S: Final = 300.0
-
-# Reads a file from start to end in 1 MiB reads; prints the SHA-256 of what it read.
-_SEQUENTIAL = """
-import hashlib, sys
-digest = hashlib.sha256()
-with open(sys.argv[1], "rb", buffering=0) as f:
-    while chunk := f.read(1 << 20):
-        digest.update(chunk)
-print(digest.hexdigest())
-"""
-# Reads at seeded random offsets (as fio does: POSIX_FADV_RANDOM); prints the SHA-256 of all.
-_RANDOM = """
-import hashlib, os, random, sys
-path, count, size, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-fd = os.open(path, os.O_RDONLY)
-os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
-total = os.fstat(fd).st_size
-rng = random.Random(seed)
-digest = hashlib.sha256()
-for _ in range(count):
-    digest.update(os.pread(fd, size, rng.randrange(0, total - size)))
-print(digest.hexdigest())
-"""
 
 
 @functools.cache
@@ -197,7 +175,7 @@ def read_through(
             (
                 key,
                 subprocess.Popen(
-                    [sys.executable, "-c", _SEQUENTIAL, str(mountpoint / key)],
+                    [sys.executable, "-c", SEQUENTIAL, str(mountpoint / key)],
                     stdout=subprocess.PIPE,
                     text=True,
                 ),
@@ -210,7 +188,7 @@ def read_through(
                 (
                     "random",
                     subprocess.Popen(
-                        [sys.executable, "-c", _RANDOM, *argv], stdout=subprocess.PIPE, text=True
+                        [sys.executable, "-c", RANDOM, *argv], stdout=subprocess.PIPE, text=True
                     ),
                 )
             )
@@ -338,17 +316,6 @@ def test_memory_group_too_small_for_ossfs_refuses_to_start(server: Server, tmp_p
     assert not os.path.ismount(mountpoint)
 
 
-# Holds N bytes (every page written, so the group is charged for them) once told to, says
-# "ready", and lets them go when told again.
-_HOG = """
-import sys
-sys.stdin.readline()
-held = b"\\x01" * int(sys.argv[1])
-print("ready", flush=True)
-sys.stdin.readline()
-"""
-
-
 def test_memory_group_shared_with_a_hungry_process_shrinks_instead_of_dying(
     server: Server, tmp_path: Path
 ) -> None:
@@ -360,7 +327,7 @@ def test_memory_group_shared_with_a_hungry_process_shrinks_instead_of_dying(
     limit = 320 * MIB
     with v1_memory_group(found, "shared", limit) as group:
         hog = subprocess.Popen(
-            [sys.executable, "-c", _HOG, str(140 * MIB)],
+            [sys.executable, "-c", HOG, str(140 * MIB)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
