@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from ossfs.app.mount_config import MountConfig
 from ossfs.app.mounting import (
-    MountConfig,
     _credentials_words,
     _endpoint_words,
-    build_store,
     check_mountpoint,
     fuse_options,
     read_ahead_kib,
 )
+from ossfs.app.wiring import build_store
 from ossfs.core.errors import UsageError
 from ossfs.core.url import OssLocation
 from ossfs.emulator import EmulatorServer
@@ -248,7 +248,7 @@ def test_cli_mount_missing_mountpoint_is_exit_2(tmp_path: Path) -> None:
 def test_tune_malloc_takes_effect_on_glibc() -> None:
     import platform
 
-    from ossfs.app.mounting import tune_malloc
+    from ossfs.app.malloc import tune_malloc
 
     assert tune_malloc() is (platform.libc_ver()[0] == "glibc")
 

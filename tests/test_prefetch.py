@@ -21,8 +21,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ossfs.app import mounting
-from ossfs.app.mounting import MountConfig
+from ossfs.app import wiring
+from ossfs.app.mount_config import MountConfig
 from ossfs.core.errors import (
     AccessDeniedError,
     IntegrityError,
@@ -935,8 +935,8 @@ def test_prefetch_of_a_mount_learns_the_link_from_its_store(
         endpoint=emulator.endpoint,
         credentials=Credentials(ACCESS_KEY_ID, ACCESS_KEY_SECRET),
     )
-    with mounting.build_store(config) as store:
-        fs, _, _ = mounting.build_filesystem(config, store)
+    with wiring.build_store(config) as store:
+        fs, _, _ = wiring.build_filesystem(config, store)
         prefetcher = fs._prefetcher
         assert isinstance(prefetcher, Prefetcher) and not prefetcher.slow_link
         emulator.faults.update(latency_s=SLOW_FIRST_BYTE_S * 2, key_prefix="slow/")

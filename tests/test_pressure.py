@@ -17,9 +17,9 @@ from typing import ParamSpec, TypeVar
 
 import pytest
 
-from ossfs.app import mounting
+from ossfs.app import wiring
 from ossfs.app.memory_limit import MemoryLimit
-from ossfs.app.mounting import MountConfig
+from ossfs.app.mount_config import MountConfig
 from ossfs.core.url import OssLocation
 from ossfs.read.block_cache import BlockCache
 from ossfs.read.buffers import BufferPool
@@ -217,7 +217,7 @@ def test_pressure_as_wired_shrinks_cache_pool_and_read_ahead_together(tmp_path: 
     pool = BufferPool(BS, 8)
     cache = BlockCache(config.cache_size_bytes, pool, total_bytes=32 * MiB - pool.max_bytes)
     prefetcher = Prefetcher(_Refuse(), PrefetchConfig(max_inflight_bytes=4 * MiB))
-    monitor = mounting.build_pressure(config, cache, pool, prefetcher, None)
+    monitor = wiring.build_pressure(config, cache, pool, prefetcher, None)
     assert monitor is not None
     for index in range(24 * MiB // BS):
         cache.put(("k", "e", index), bytearray(BS))
@@ -239,7 +239,7 @@ def test_pressure_as_wired_shrinks_cache_pool_and_read_ahead_together(tmp_path: 
     (tmp_path / "memory.current").write_text(f"{100 * MiB}\n")
     assert monitor.poll() == 0.0
     assert pool.free_bytes == 0
-    assert cache.used_bytes == cache.limit_bytes == mounting._FLOOR_BLOCKS * BS
+    assert cache.used_bytes == cache.limit_bytes == wiring._FLOOR_BLOCKS * BS
     assert prefetcher.scale == 0.0
     (tmp_path / "memory.current").write_text(f"{MiB}\n")
     for _ in range(8):
@@ -252,7 +252,7 @@ def test_pressure_no_limit_no_monitor(tmp_path: Path) -> None:
     config = dataclasses.replace(
         mount_config(tmp_path, 64 * MiB, 32 * MiB, 24 * MiB), memory_limit=None
     )
-    assert mounting.build_pressure(config, BlockCache(MiB), None, None, None) is None
+    assert wiring.build_pressure(config, BlockCache(MiB), None, None, None) is None
 
 
 def test_pressure_reads_at_scale_zero_fetch_only_their_blocks() -> None:

@@ -28,8 +28,8 @@ from typing import Final
 
 import pytest
 
-from ossfs.app import mounting
-from ossfs.app.mounting import MountConfig
+from ossfs.app import wiring
+from ossfs.app.mount_config import MountConfig
 from ossfs.app.umount import is_mounted
 from ossfs.core.sizes import parse_ttl
 from ossfs.core.url import OssLocation
@@ -292,9 +292,9 @@ def test_semantics_example_in_process(
     while steps and not steps[0].command:
         _apply(emulator, steps.pop(0).action)
     config = in_process_config(emulator, tmp_path, example.mount_options)
-    buffers = mounting.block_buffers(config)
-    with mounting.build_store(config, buffers) as store:
-        fs, _, _ = mounting.build_filesystem(config, store, buffers)
+    buffers = wiring.block_buffers(config)
+    with wiring.build_store(config, buffers) as store:
+        fs, _, _ = wiring.build_filesystem(config, store, buffers)
         shell = FsShell(fs)
         try:
             for step in steps:

@@ -22,7 +22,7 @@ from ossfs.app import mounting
 from ossfs.app.cli import main
 from ossfs.app.memory_budget import default_budgets
 from ossfs.app.memory_limit import find_memory_limit
-from ossfs.app.mounting import MountConfig
+from ossfs.app.mount_config import MountConfig
 from ossfs.app.umount import is_mounted
 from ossfs.core.errors import UsageError
 from ossfs.core.sizes import format_size

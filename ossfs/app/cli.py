@@ -144,7 +144,8 @@ def _add_mount(sub: argparse._SubParsersAction[_Parser]) -> None:
 def _run_mount(args: argparse.Namespace) -> int:
     from ossfs.app.memory_budget import budgets_within
     from ossfs.app.memory_limit import find_memory_limit
-    from ossfs.app.mounting import MountConfig, run_mount
+    from ossfs.app.mount_config import MountConfig
+    from ossfs.app.mounting import run_mount
     from ossfs.core.sizes import parse_size, parse_ttl
     from ossfs.core.url import parse_oss_url
     from ossfs.net.metrics_server import parse_address
