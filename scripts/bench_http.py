@@ -3,10 +3,10 @@
 Usage: python scripts/bench_http.py [--quick] [--engines today,curl-multi,...] [--repeat N]
                                     [--scenarios get-t1,parts-p4,...] [--json-out OUT]
 
-Engines (``scripts/http_engines.py``): ``today`` (ossfs.net's PooledTransport), ``today-loop``
-(its FetchLoop), ``urllib3``, ``curl-easy`` and ``curl-multi`` (pycurl), ``httptools`` and ``h11``
-over our own sockets. The optional libraries are not project dependencies; to compare them,
-``.venv/bin/pip install pycurl urllib3 httptools h11``. A missing one is reported, not fatal.
+Engines (``scripts/http_engines.py``): ``today`` (ossfs.net's CurlTransport), ``today-loop``
+(its CurlLoop), ``urllib3``, ``curl-easy`` and ``curl-multi`` (pycurl), ``httptools`` and ``h11``
+over our own sockets. urllib3, httptools and h11 are not project dependencies; to compare them,
+``.venv/bin/pip install urllib3 httptools h11``. A missing one is reported, not fatal.
 
 The server (``ossfs emulator``) runs in its own process, seeded with 400 objects of 100 KiB, 400
 of 8 KiB and a large object (256 MiB; --quick 64 MiB), so this process's CPU time (getrusage:
@@ -60,7 +60,7 @@ BUCKET: Final = "bench-bucket"
 OBJECTS: Final = 400  # of each small size
 SIZES: Final = {"get": 100 * 1024, "files": 8 * 1024, "parts": 8 << 20}
 BIG_KEY: Final = "big.bin"
-INSTALL: Final = "`.venv/bin/pip install pycurl urllib3 httptools h11`"
+INSTALL: Final = "`.venv/bin/pip install urllib3 httptools h11`"
 FIGURES: Final = ("cpu_us_per_get", "gets_per_s", "mb_per_s", "cpu_s_per_gib", "sys_share")
 Job = tuple[str, int, int]  # key, first, last (inclusive)
 

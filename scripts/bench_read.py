@@ -14,8 +14,9 @@ profile, measures side by side in one run:
 
 Profiles: ``loopback`` (no faults) and ``remote`` (every GET's answer waits ``latency_s=0.02`` first
 and is sent at 100 MB/s per connection). For each path it prints MB/s (1 MB = 10**6 bytes), the
-ratio to ``oss2``, the GetObject requests and bytes the emulator served, and the daemon's peak
-RSS, as a markdown table; ``--json-out`` writes the same rows as JSON. With ``--repeat N`` each
+ratio to ``oss2``, the GetObject requests and bytes the emulator served, the daemon's CPU
+seconds per GiB read (user + system, all threads, median of the runs) and its peak RSS, as a
+markdown table; ``--json-out`` writes the same rows as JSON. With ``--repeat N`` each
 path is measured N times (interleaved, a fresh mount each time) and the median run is shown
 (the JSON keeps every sample). Every mount is unmounted (and temporary files removed) even when
 a measurement fails.
@@ -28,6 +29,7 @@ import contextlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -37,7 +39,7 @@ from pathlib import Path
 
 import mount_helpers
 import oss2
-from mount_helpers import baseline_tree, client_env, daemon_pids, peak_rss
+from mount_helpers import baseline_tree, client_env, cpu_seconds, daemon_pids, peak_rss
 
 from ossfs.core.sizes import parse_size
 from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer
@@ -62,6 +64,7 @@ class Row:
     bytes_served: int | None
     peak_rss_bytes: int | None
     samples_s: tuple[float, ...]
+    daemon_cpu_s_per_gib: float | None = None
 
 
 def make_file(path: Path, size: int) -> None:
@@ -110,15 +113,19 @@ def timed_cat(path: Path) -> float:
 
 def bench_mount(
     server: EmulatorServer, tmp: Path, name: str, pythonpath: Path | None
-) -> tuple[float, int, int, int | None]:
+) -> tuple[float, int, int, int | None, float]:
+    """seconds, GETs, bytes served, peak RSS and CPU seconds of the daemon for one cold read."""
     with mounted(server.endpoint, tmp / f"mnt-{name}", pythonpath) as mp:
         os.stat(mp / KEY)  # the LIST/HEAD of the lookup is not part of the read
         settled(server)
         server.log.clear()
+        pids = daemon_pids(mp)
+        cpu_before = cpu_seconds(pids)
         seconds = timed_cat(mp / KEY)
-        rss = peak_rss(daemon_pids(mp))
+        cpu = cpu_seconds(pids) - cpu_before
+        rss = peak_rss(pids)
         gets, served = settled(server)
-    return seconds, gets, served, rss
+    return seconds, gets, served, rss, cpu
 
 
 def bench_oss2(server: EmulatorServer) -> tuple[float, int, int]:
@@ -161,15 +168,20 @@ def run(args: argparse.Namespace) -> list[Row]:
             for profile in args.profiles.split(","):
                 server.faults.set(PROFILES[profile])
                 samples: dict[str, list[Sample]] = {}
+                cpus: dict[str, list[float]] = {}
                 for _ in range(args.repeat):
                     oss2_s, gets, served = bench_oss2(server)
                     samples.setdefault("oss2", []).append((oss2_s, gets, served, None))
-                    s, gets, served, rss = bench_mount(server, tmp, profile, None)
+                    s, gets, served, rss, cpu = bench_mount(server, tmp, profile, None)
                     samples.setdefault("ossfs", []).append((s, gets, served, rss))
+                    cpus.setdefault("ossfs", []).append(cpu)
                     if baseline is not None:
                         name = f"ossfs@{args.baseline_rev}"
-                        s, gets, served, rss = bench_mount(server, tmp, f"{profile}-b", baseline)
+                        s, gets, served, rss, cpu = bench_mount(
+                            server, tmp, f"{profile}-b", baseline
+                        )
                         samples.setdefault(name, []).append((s, gets, served, rss))
+                        cpus.setdefault(name, []).append(cpu)
                 samples["local"] = [(local_s, None, None, None)]
                 oss2_median = median(samples["oss2"])[0]
                 for path, runs in samples.items():
@@ -185,6 +197,11 @@ def run(args: argparse.Namespace) -> list[Row]:
                             bytes_served=served_n,
                             peak_rss_bytes=rss_n,
                             samples_s=tuple(run[0] for run in runs),
+                            daemon_cpu_s_per_gib=(
+                                statistics.median(cpus[path]) / (size / (1 << 30))
+                                if path in cpus
+                                else None
+                            ),
                         )
                     )
                 server.faults.clear()
@@ -196,8 +213,9 @@ def table(rows: list[Row], size: int) -> str:
         f"Sequential read of one {size / 1e6:.0f} MB object (MB/s: 10**6 bytes a second;"
         f" median of {len(rows[0].samples_s) if rows else 0} run(s))",
         "",
-        "| profile | path | seconds | MB/s | x oss2 | GETs | MB served | peak RSS MiB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| profile | path | seconds | MB/s | x oss2 | GETs | MB served | daemon CPU-s/GiB |"
+        " peak RSS MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def opt(value: int | None, scale: float) -> str:
@@ -205,9 +223,10 @@ def table(rows: list[Row], size: int) -> str:
 
     for r in rows:
         ratio = "" if r.ratio_to_oss2 is None else f"{r.ratio_to_oss2:.2f}"
+        cpu = "" if r.daemon_cpu_s_per_gib is None else f"{r.daemon_cpu_s_per_gib:.2f}"
         lines.append(
             f"| {r.profile} | {r.path} | {r.seconds:.2f} | {r.mb_per_s:.0f} | {ratio} | "
-            f"{opt(r.get_requests, 1)} | {opt(r.bytes_served, 1e6)} | "
+            f"{opt(r.get_requests, 1)} | {opt(r.bytes_served, 1e6)} | {cpu} | "
             f"{opt(r.peak_rss_bytes, 1 << 20)} |"
         )
     return "\n".join(lines)

@@ -28,7 +28,8 @@ from ossfs.core.crc64 import crc64, require_fast_crc
 from ossfs.core.sizes import format_size, parse_size
 from ossfs.store.config import OssConfig
 from ossfs.store.oss_store import OssStore
-from ossfs.verify.verifier import Status, Verifier, VerifyConfig
+from ossfs.verify.model import Status, VerifyConfig
+from ossfs.verify.verifier import Verifier
 
 BUCKET = "bench-bucket"
 KEY_ID = "BenchAccessKeyId"

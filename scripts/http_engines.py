@@ -7,9 +7,10 @@ length (`BodyError`). Constructors take ``(target, bounds, pool, curl_buffer)``;
 first, last, buf) -> bytes received`` blocks (thread-safe); loop engines also have ``submit(...,
 done)``, which calls ``done(bytes received or the exception)`` on the loop's thread.
 
-Not here: retries, proxies, TLS, HEAD and LIST; these engines measure, none is fit for ``ossfs/``
-as it stands. pycurl, urllib3, httptools and h11 are optional, not project dependencies
-(``.venv/bin/pip install pycurl urllib3 httptools h11``); `missing` names the absent.
+Not here: retries, proxies, TLS, HEAD and LIST; besides ossfs's own (``today``,
+``today-loop``) these engines only measure. urllib3, httptools and h11 are optional, not
+project dependencies (``.venv/bin/pip install urllib3 httptools h11``); `missing` names the
+absent.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ossfs.core.object_store import Piece
-from ossfs.net.fetch_loop import FetchLoop, PreparedGet
-from ossfs.net.http_wire import Headers, request_head
-from ossfs.net.oss_http import HttpRequest, PooledTransport
+from ossfs.net.curl_loop import CurlLoop
+from ossfs.net.curl_setup import EngineSettings
+from ossfs.net.curl_transport import CurlTransport
+from ossfs.net.http_api import Headers, HttpRequest
 from ossfs.store.credentials import Credentials
 from ossfs.store.v1_signature import V1Signer
 
@@ -47,8 +49,8 @@ class Bounds:
     """The limits each engine is given (each enforces what it can)."""
 
     connect_s: float = 10.0
-    read_s: float = 30.0  # per socket read: today, FetchLoop, urllib3, httptools, h11
-    stall_bytes_per_s: int = 16 * 1024  # pycurl: less than this on average ...
+    read_s: float = 30.0  # per socket read: urllib3, httptools, h11
+    stall_bytes_per_s: int = 16 * 1024  # pycurl (today's too): less than this on average ...
     stall_window_s: int = 10  # ... over this many seconds aborts the transfer (error 28)
     deadline_s: float = 120.0  # pycurl: the whole transfer
 
@@ -101,18 +103,26 @@ def _blocking(engine: Any, key: str, first: int, last: int, buf: Piece) -> int:
     return result
 
 
+def _settings(bounds: Bounds) -> EngineSettings:
+    """ossfs's engine settings with ``bounds`` (its own receive buffer: ``curl_buffer`` is the
+    other pycurl engines')."""
+    return EngineSettings(
+        connect_timeout_s=bounds.connect_s,
+        low_speed_limit_bytes=bounds.stall_bytes_per_s,
+        low_speed_time_s=bounds.stall_window_s,
+    )
+
+
 class Today:
-    """``ossfs.net.oss_http.PooledTransport``: send, then readinto on the caller's thread."""
+    """``ossfs.net.curl_transport.CurlTransport``: send, then readinto on the caller's thread."""
 
     def __init__(self, target: Target, bounds: Bounds, pool: int, curl_buffer: int) -> None:
-        self._target, self._timeouts = target, (bounds.connect_s, bounds.read_s)
-        self._transport = PooledTransport(pool_size=pool)
+        self._target = target
+        self._transport = CurlTransport(_settings(bounds), max_idle=pool)
 
     def get(self, key: str, first: int, last: int, buf: Piece) -> int:
         headers = dict(self._target.headers(key, first, last))
-        answer = self._transport.send(
-            HttpRequest("GET", self._target.url(key), headers), self._timeouts
-        )
+        answer = self._transport.send(HttpRequest("GET", self._target.url(key), headers))
         try:
             return _receive(answer.status, answer.readinto, buf, last - first + 1)
         finally:
@@ -123,33 +133,28 @@ class Today:
 
 
 class TodayLoop:
-    """``ossfs.net.fetch_loop.FetchLoop``, directory read-ahead's one-thread loop; it GETs whole
+    """``ossfs.net.curl_loop.CurlLoop``, directory read-ahead's one-thread loop; it GETs whole
     objects only (``first`` 0, ``last + 1`` the object's size)."""
 
     whole_objects_only = True
 
     def __init__(self, target: Target, bounds: Bounds, pool: int, curl_buffer: int) -> None:
-        transport = PooledTransport(pool_size=pool)
-        endpoint = transport.endpoint(target.url(""))
         self._buffers: deque[Piece] = deque()  # one per GET submitted, all of one size
 
-        def prepare(key: str, etag: str, size: int) -> PreparedGet:
+        def prepare(key: str, etag: str, size: int) -> HttpRequest:
             head = target.headers(key, 0, size - 1)
-            return PreparedGet(
-                endpoint, request_head("GET", target.signer.target(key), endpoint, head, 0), size
-            )
+            return HttpRequest("GET", target.url(key), dict(head))
 
         def accept(key: str, etag: str, size: int, status: int, headers: Headers) -> None:
             _check(status, size, size)
 
-        self._loop = FetchLoop(
+        self._loop = CurlLoop(
             prepare,
             accept,
+            settings=_settings(bounds),
             take_buffer=lambda size: self._buffers.popleft(),
-            ssl_context=transport.ssl_context,
-            connect_timeout_s=bounds.connect_s,
-            read_timeout_s=bounds.read_s,
-            max_idle=pool,
+            deadline_s=bounds.deadline_s,
+            max_connections=pool,
         )
 
     def submit(self, key: str, first: int, last: int, buf: Piece, done: Done) -> None:

@@ -1,9 +1,10 @@
 """What the benchmark and soak scripts share about an ossfs mount run as a subprocess.
 
 A daemonized mount of the local server's bucket (``mounted``), unmounting whatever is left of
-one (``unmount``), finding its daemon's processes (``daemon_pids``) and their peak RSS
-(``peak_rss``), the environment that points a client at the local server (``client_env``), and
-the package of another git revision to compare with (``baseline_tree``).
+one (``unmount``), finding its daemon's processes (``daemon_pids``), their peak RSS
+(``peak_rss``) and CPU time (``cpu_seconds``), the environment that points a client at the
+local server (``client_env``), and the package of another git revision to compare with
+(``baseline_tree``).
 Scripts import it as a sibling module (``python scripts/NAME.py`` puts this folder first on
 ``sys.path``).
 """
@@ -57,6 +58,16 @@ def daemon_pids(mountpoint: Path) -> list[int]:
             if str(mountpoint).encode() in argv and b"mount" in argv:
                 pids.append(int(entry.name))
     return pids
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User plus system CPU seconds ``pids`` have used so far (all their threads; /proc)."""
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss(pids: Sequence[int]) -> int | None:

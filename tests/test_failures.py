@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
-import ssl
-
 import oss2.exceptions
 import pytest
 
@@ -16,6 +13,7 @@ from ossfs.core.errors import (
     RemoteIOError,
     StaleError,
 )
+from ossfs.net.http_api import TransferError
 from ossfs.store.failures import is_transient, translate_error
 from ossfs.store.retry import RetriesExhaustedError
 from tests.test_oss_store import BUCKET, ENDPOINT
@@ -86,11 +84,13 @@ def test_translate_error_unwraps_exhausted_retries() -> None:
         (server_error(oss2.exceptions.ServerError, 500, "InternalError"), True),
         (server_error(oss2.exceptions.ServerError, 503, "SlowDown"), True),
         (server_error(oss2.exceptions.ServerError, 429, "TooManyRequests"), True),
-        (oss2.exceptions.RequestError(TimeoutError("t")), True),
-        (http.client.IncompleteRead(b"", 5), True),
-        (ConnectionResetError("reset"), True),
-        (TimeoutError("slow"), True),
-        (ssl.SSLError("bad record mac"), True),
+        (oss2.exceptions.RequestError(TransferError(7, "refused")), True),
+        (oss2.exceptions.RequestError(TransferError(28, "too slow")), True),
+        # Only the user can fix an untrusted certificate: no retries for it.
+        (oss2.exceptions.RequestError(TransferError(60, "cert", transient=False)), False),
+        (TransferError(18, "transfer closed with outstanding read data remaining"), True),
+        (TransferError(56, "Recv failure: Connection reset by peer"), True),
+        (ConnectionResetError("reset"), False),  # only the engine's failures are the link's
         (server_error(oss2.exceptions.NoSuchKey, 404, "NoSuchKey"), False),
         (server_error(oss2.exceptions.PreconditionFailed, 412, "PreconditionFailed"), False),
         (server_error(oss2.exceptions.AccessDenied, 403, "AccessDenied"), False),

@@ -571,7 +571,7 @@ def test_mount_silent_server_fails_eio_within_the_retry_budget(
     emulator: EmulatorServer, mount: Mounter
 ) -> None:
     emulator.put_object(BUCKET, "slow.bin", _data(31, 3 * BLOCK))
-    mp = mount(f"oss://{BUCKET}", "--read-timeout", "1", "--retry-budget", "2", "--retries", "3")
+    mp = mount(f"oss://{BUCKET}", "--low-speed-time", "1", "--retry-budget", "2", "--retries", "3")
     os.stat(mp / "slow.bin")
     emulator.faults.update(latency_s=20.0)  # the server goes silent before each body
     started = time.monotonic()
@@ -580,7 +580,7 @@ def test_mount_silent_server_fails_eio_within_the_retry_budget(
     waited = time.monotonic() - started
     emulator.faults.update(latency_s=0.0)
     assert info.value.errno == errno.EIO
-    # Never a hang: the budget (2 s) plus one read timeout (1 s) per kernel attempt, with slack.
+    # Never a hang: the budget (2 s) per kernel attempt, with slack.
     assert waited < 15, waited
     assert (mp / "slow.bin").read_bytes() == _data(31, 3 * BLOCK)  # and the mount still works
 
@@ -606,7 +606,7 @@ def test_mount_endpoint_that_never_answers_is_exit_2_not_a_hang(tmp_path: Path) 
         port = silent.getsockname()[1]
         result = _ossfs(
             "mount", f"oss://{BUCKET}", str(mp), "--endpoint", f"http://127.0.0.1:{port}",
-            "--read-timeout", "1", "--retry-budget", "2", "--retries", "2",
+            "--low-speed-time", "1", "--retry-budget", "2", "--retries", "2",
         )  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert "cannot reach" in result.stderr and "Traceback" not in result.stderr

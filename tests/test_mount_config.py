@@ -60,6 +60,20 @@ def test_mount_config_validates_sizes_and_modes() -> None:
         _config(cache_size_bytes=2 << 30, max_memory_bytes=1 << 30)
 
 
+def test_mount_config_stall_rule_is_bounded_by_the_retry_budget() -> None:
+    with pytest.raises(UsageError, match="--low-speed-limit"):
+        _config(low_speed_limit_bytes=0)
+    with pytest.raises(UsageError, match=r"--low-speed-time 30: .* less than --retry-budget"):
+        _config(low_speed_time_s=30, retry_budget_s=30.0)
+    with pytest.raises(UsageError, match="--low-speed-time"):
+        _config(low_speed_time_s=0)
+    assert _config(low_speed_time_s=5).stall_window_s == 5
+    # Unset: 10 s, or a third of a shorter budget (a stall is retried within it).
+    assert _config().stall_window_s == 10
+    assert _config(retry_budget_s=6.0).stall_window_s == 2
+    assert _config(retry_budget_s=2.0).stall_window_s == 1
+
+
 def test_build_store_reaches_oss_as_the_environment_says(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, emulator: EmulatorServer
 ) -> None:
@@ -121,6 +135,9 @@ def _ossfs(
     )
 
 
+_ANON_MOUNT = ["mount", "oss://bucket", "MP", "--anonymous", "--endpoint", "h"]
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -165,6 +182,18 @@ def _ossfs(
             ],
             "metadata-ttl",
         ),
+        (
+            [*_ANON_MOUNT, "--low-speed-limit", "fast"],
+            "invalid --low-speed-limit 'fast'",
+        ),
+        (
+            [*_ANON_MOUNT, "--low-speed-time", "40"],
+            "invalid --low-speed-time 40",
+        ),
+        (
+            ["oss://bucket", "MP", "-o", "anonymous,endpoint=h,low_speed_time=30,retry_budget=9"],
+            "invalid --low-speed-time 30",
+        ),
         (["mount", "oss://bucket", "MP", "--file-mode", "rw"], "invalid mode"),
         (["mount", "oss://bucket", "MP", "--no-such-option"], "unrecognized"),
         (["umount", "/proc/definitely/not/mounted"], "not mounted"),
@@ -180,6 +209,26 @@ def test_cli_bad_input_is_one_line_exit_2(args: list[str], needle: str, tmp_path
     assert needle in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_cli_mount_read_timeout_is_accepted_with_a_warning(tmp_path: Path) -> None:
+    """Old command lines and fstab lines still parse; the flag says it no longer does anything
+    (here the mount then stops at the missing mountpoint)."""
+    result = _ossfs(
+        "mount",
+        "oss://bucket",
+        str(tmp_path / "nope"),
+        "--anonymous",
+        "--endpoint",
+        "http://127.0.0.1:9",
+        "--read-timeout",
+        "5",
+        home=tmp_path,
+    )
+    assert result.returncode == 2
+    warning, error = result.stderr.strip().splitlines()
+    assert "--read-timeout is no longer used" in warning and "--low-speed-time" in warning
+    assert "does not exist" in error
 
 
 def test_cli_mount_missing_mountpoint_is_exit_2(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ is checked, retried and translated. Integration tests against the local emulator
 
 from __future__ import annotations
 
-import io
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ossfs.core.crc64 import crc64
+from ossfs.core.deadline import seconds_left
 from ossfs.core.errors import (
     AccessDeniedError,
     ArchivedError,
@@ -29,8 +29,7 @@ from ossfs.core.errors import (
 from ossfs.core.object_store import Piece
 from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer
 from ossfs.net.environ import environ_proxies
-from ossfs.net.http_wire import Headers
-from ossfs.net.oss_http import HttpRequest, HttpResponse, Timeouts
+from ossfs.net.http_api import Headers, HttpRequest, TransferError
 from ossfs.store.config import OssConfig
 from ossfs.store.latency import SAMPLES as LATENCY_SAMPLES
 from ossfs.store.oss_store import OssStore
@@ -62,32 +61,81 @@ class Reply:
 Handler = Callable[[HttpRequest], "Reply | Exception"]
 
 
+class ScriptedResponse:
+    """An answer from a `Reply`: a body cut short (``body_sent``) raises `TransferError` (18)
+    where it ends, as the engine does. ``release(True)`` once the body was read to its end,
+    ``release(False)`` on a close before that."""
+
+    def __init__(self, reply: Reply, head: bool, release: Callable[[bool], None]) -> None:
+        headers = {"x-oss-request-id": "REQ123", **reply.headers}
+        headers.setdefault("Content-Length", str(len(reply.body)))
+        self.status = reply.status
+        self.headers = Headers((k.lower(), v) for k, v in headers.items())
+        self.request_id = "REQ123"
+        self._body = b"" if head else reply.body
+        self._sent = len(self._body) if reply.body_sent is None else reply.body_sent
+        self._pos = 0
+        self._release: Callable[[bool], None] | None = release
+        if not self._body:
+            self._done(True)
+
+    @property
+    def response(self) -> ScriptedResponse:
+        return self
+
+    def readinto(self, buffer: memoryview, /) -> int:
+        if self._pos >= len(self._body):
+            self._done(True)
+            return 0
+        if self._pos >= self._sent:
+            self._done(False)
+            raise TransferError(18, "transfer closed with outstanding read data remaining")
+        got = min(len(buffer), self._sent - self._pos)
+        buffer[:got] = self._body[self._pos : self._pos + got]
+        self._pos += got
+        if self._pos == len(self._body):
+            self._done(True)
+        return got
+
+    def read(self, amt: int | None = None, /) -> bytes:
+        buffer = bytearray(len(self._body) if amt is None else amt)
+        view, got = memoryview(buffer), 0
+        while got < len(buffer) and (n := self.readinto(view[got:])):
+            got += n
+        return bytes(buffer[:got])
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.read(8192):
+            yield chunk
+
+    def close(self) -> None:
+        self._done(False)
+
+    def _done(self, whole: bool) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release(whole)
+
+
 class ScriptedTransport:
-    """A transport that answers from a handler and records requests and timeouts."""
+    """A transport that answers from a handler and records requests, and the seconds left of
+    the caller's deadline when each was sent."""
 
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.requests: list[HttpRequest] = []
-        self.timeouts: list[Timeouts] = []
+        self.seconds_left: list[float | None] = []
         self.released: list[bool] = []
         self._lock = threading.Lock()
 
-    def send(self, request: HttpRequest, timeouts: Timeouts) -> HttpResponse:
+    def send(self, request: HttpRequest) -> ScriptedResponse:
         with self._lock:
             self.requests.append(request)
-            self.timeouts.append(timeouts)
+            self.seconds_left.append(seconds_left())
         reply = self.handler(request)
         if isinstance(reply, Exception):
             raise reply
-        headers = {"x-oss-request-id": "REQ123", **reply.headers}
-        headers.setdefault("Content-Length", str(len(reply.body)))
-        sent = reply.body if reply.body_sent is None else reply.body[: reply.body_sent]
-        return HttpResponse(
-            reply.status,
-            Headers((k.lower(), v) for k, v in headers.items()),
-            io.BytesIO(sent) if request.method != "HEAD" else None,
-            release=self.released.append,
-        )
+        return ScriptedResponse(reply, request.method == "HEAD", self.released.append)
 
     def close(self) -> None:
         pass
@@ -154,7 +202,6 @@ def make_store(
     region: str | None = None,
     security_token: str | None = None,
     connect_timeout_s: float = 10.0,
-    read_timeout_s: float = 30.0,
 ) -> tuple[OssStore, ScriptedTransport]:
     adapter = ScriptedTransport(handler)
     fake = fake or FakeTime()
@@ -167,7 +214,6 @@ def make_store(
         region=region,
         security_token=security_token,
         connect_timeout_s=connect_timeout_s,
-        read_timeout_s=read_timeout_s,
     )
     retrier = Retrier(policy, sleep=fake.sleep, clock=fake.clock, rand=lambda: 0.5)
     return OssStore(cfg, retrier=retrier, transport=adapter), adapter
@@ -179,7 +225,9 @@ def test_oss_config_validates_and_hides_secrets() -> None:
     with pytest.raises(UsageError):
         OssConfig(endpoint=ENDPOINT, bucket=BUCKET, security_token="T")
     with pytest.raises(UsageError):
-        OssConfig(endpoint=ENDPOINT, bucket=BUCKET, read_timeout_s=0)
+        OssConfig(endpoint=ENDPOINT, bucket=BUCKET, low_speed_time_s=0)
+    with pytest.raises(UsageError):
+        OssConfig(endpoint=ENDPOINT, bucket=BUCKET, low_speed_limit_bytes=0)
     with pytest.raises(UsageError):
         OssConfig(endpoint="", bucket=BUCKET)
     cfg = OssConfig(
@@ -204,12 +252,16 @@ def test_oss_store_rejects_invalid_endpoint() -> None:
 # -- wire behaviour through the scripted transport ------------------------------------------------
 
 
-def test_oss_store_sends_separate_connect_and_read_timeouts() -> None:
-    store, adapter = make_store(
-        lambda r: range_reply(DATA, r), connect_timeout_s=3.0, read_timeout_s=7.0
-    )
+def test_oss_store_sends_every_request_within_the_retry_budget() -> None:
+    """Each request is sent inside a deadline of the operation's retry budget (the engine
+    ends every wait by then); outside an operation there is none."""
+    policy = RetryPolicy(max_attempts=2, base_delay_s=0.0, max_delay_s=0.0, total_budget_s=7.0)
+    store, adapter = make_store(lambda r: range_reply(DATA, r), policy=policy)
     store.get_range("k", 0, 10)
-    assert adapter.timeouts == [(3.0, 7.0)]
+    store.head("k")
+    assert len(adapter.seconds_left) == 2
+    assert all(left is not None and 0 < left <= 7.0 for left in adapter.seconds_left)
+    assert seconds_left() is None
 
 
 def test_oss_store_sends_oss2s_headers_and_nothing_of_its_own() -> None:
@@ -220,7 +272,7 @@ def test_oss_store_sends_oss2s_headers_and_nothing_of_its_own() -> None:
     assert header(sent, "If-Match") == '"6F5902AC237024BDD0C176CB93063DC4"'
     assert header(sent, "Range") == "bytes=0-9"
     assert str(header(sent, "User-Agent")).startswith("aliyun-sdk-python")
-    # oss2's None means "do not send"; http.client then asks for identity encoding itself.
+    # oss2's None means "do not send"; the engine asks for no encoding either (identity).
     assert header(sent, "Accept-Encoding") is None
     assert header(sent, "Cookie") is None and sent.body == b""
     assert set(adapter.released) == {True}  # the body was read to its end: connection kept
@@ -264,8 +316,30 @@ def test_oss_store_reads_proxies_once_through_the_environment(
         direct.get_range("p.txt", 0, 7)  # no proxy: the name does not resolve
 
 
+def test_oss_store_no_proxy_exempts_the_endpoint(
+    monkeypatch: pytest.MonkeyPatch, emulator: EmulatorServer
+) -> None:
+    """NO_PROXY names the endpoint's host: requests go straight there, past a proxy that
+    does not exist."""
+    emulator.put_object(SUPPORT_BUCKET, "np.txt", b"straight there")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.delenv("no_proxy", raising=False)
+    config = OssConfig(
+        endpoint=emulator.endpoint,
+        bucket=SUPPORT_BUCKET,
+        access_key_id=ACCESS_KEY_ID,
+        access_key_secret=ACCESS_KEY_SECRET,
+    )
+    with OssStore(config, proxies=environ_proxies) as store:
+        assert store.get_range("np.txt", 0, 8) == b"straight"
+    monkeypatch.setenv("NO_PROXY", "example.invalid")
+    with OssStore(config, proxies=environ_proxies) as store, pytest.raises(RemoteIOError):
+        store.get_range("np.txt", 0, 8)  # not exempt: the missing proxy is tried
+
+
 def test_oss_store_rejects_unusable_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HTTPS_PROXY", "socks5://user:pw@proxy.invalid:1080")
+    monkeypatch.setenv("HTTPS_PROXY", "ftp://user:pw@proxy.invalid:21")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     with pytest.raises(UsageError) as info:
@@ -273,7 +347,7 @@ def test_oss_store_rejects_unusable_proxy(monkeypatch: pytest.MonkeyPatch) -> No
             OssConfig(endpoint="https://oss-cn-hangzhou.aliyuncs.com", bucket=BUCKET),
             proxies=environ_proxies,
         )
-    assert "http://host:port" in str(info.value) and "pw" not in str(info.value)
+    assert "socks5h://" in str(info.value) and "pw" not in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -307,7 +381,7 @@ def test_get_range_sends_inclusive_range_standard_behaviour_and_if_match() -> No
     assert store.get_range("dir/a b+c.txt", 100, 200, etag=ETAG) == DATA[100:200]
     sent = adapter.requests[0]
     assert sent.method == "GET"
-    assert sent.path_url == f"/{BUCKET}/dir%2Fa%20b%2Bc.txt"
+    assert sent.url == f"{ENDPOINT}/{BUCKET}/dir%2Fa%20b%2Bc.txt"
     assert header(sent, "range") == "bytes=100-199"
     assert header(sent, "x-oss-range-behavior") == "standard"
     assert header(sent, "If-Match") == f'"{ETAG}"'
@@ -379,7 +453,9 @@ def test_get_range_retries_server_errors_then_succeeds() -> None:
 def test_get_range_connection_refused_gives_remote_io_error_within_budget() -> None:
     fake = FakeTime()
     policy = RetryPolicy(max_attempts=100, base_delay_s=0.5, max_delay_s=1.0, total_budget_s=3.0)
-    store, _ = make_store(lambda r: ConnectionRefusedError("refused"), policy=policy, fake=fake)
+    store, _ = make_store(
+        lambda r: TransferError(7, "Failed to connect: refused"), policy=policy, fake=fake
+    )
     with pytest.raises(RemoteIOError) as info:
         store.get_range("k", 0, 10)
     assert type(info.value) is RemoteIOError
@@ -514,7 +590,7 @@ def test_probe_no_such_bucket_is_not_found_naming_bucket() -> None:
 
 def test_probe_unreachable_endpoint_is_remote_io_error() -> None:
     policy = RetryPolicy(max_attempts=2, base_delay_s=0.01, max_delay_s=0.01)
-    store, _ = make_store(lambda r: ConnectionRefusedError("refused"), policy=policy)
+    store, _ = make_store(lambda r: TransferError(7, "refused"), policy=policy)
     with pytest.raises(RemoteIOError, match=r"127\.0\.0\.1:9"):
         store.probe()
 
@@ -623,7 +699,7 @@ def emu_store(
     region: str | None = None,
     sts: bool = False,
     endpoint: str | None = None,
-    read_timeout_s: float = 5.0,
+    low_speed_time_s: int = 5,
 ) -> OssStore:
     config = OssConfig(
         endpoint=endpoint or server.endpoint,
@@ -633,7 +709,7 @@ def emu_store(
         security_token=STS_TOKEN if sts else None,
         region=region,
         connect_timeout_s=2.0,
-        read_timeout_s=read_timeout_s,
+        low_speed_time_s=low_speed_time_s,
         pool_size=4,
         retry=policy or RetryPolicy(max_attempts=8, base_delay_s=0.001, max_delay_s=0.01),
     )
@@ -798,13 +874,13 @@ def test_emulator_anonymous_access_to_private_bucket_is_denied(server: EmulatorS
         store.probe()
 
 
-def test_emulator_slow_server_hits_read_timeout_then_remote_io_error(
+def test_emulator_silent_server_hits_the_stall_rule_then_remote_io_error(
     server: EmulatorServer,
 ) -> None:
     server.put_object(EMU_BUCKET, "slow/x.bin", b"x" * 100)
-    server.faults.update(latency_s=1.0, key_prefix="slow/")
-    policy = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.01, total_budget_s=5.0)
-    with emu_store(server, policy=policy, read_timeout_s=0.2) as store:
+    server.faults.update(latency_s=3.0, key_prefix="slow/")
+    policy = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.01, total_budget_s=30.0)
+    with emu_store(server, policy=policy, low_speed_time_s=1) as store:
         with pytest.raises(RemoteIOError, match="3 attempt"):
             store.get_range("slow/x.bin", 0, 10)
         assert store.stats()["retries.get"] == 2
@@ -878,21 +954,23 @@ def test_emulator_whole_fetcher_rejects_a_wrong_length(server: EmulatorServer) -
         assert isinstance(got["w/short"], IntegrityError)
 
 
-def test_oss_store_whole_fetcher_only_without_a_proxy(emulator: EmulatorServer) -> None:
+def test_oss_store_whole_fetcher_goes_through_the_proxy(emulator: EmulatorServer) -> None:
+    """Directory read-ahead's GETs take the store's proxy too: the endpoint's name does not
+    resolve, only the proxy (the emulator, which takes absolute-URI requests) can answer."""
+    etag = emulator.put_object(SUPPORT_BUCKET, "wp.txt", b"proxied")
+    port = emulator.endpoint.rsplit(":", 1)[1]
     config = OssConfig(
-        endpoint=emulator.endpoint,
+        endpoint=f"http://oss-test.invalid:{port}",
         bucket=SUPPORT_BUCKET,
         access_key_id=ACCESS_KEY_ID,
         access_key_secret=ACCESS_KEY_SECRET,
     )
-    with OssStore(config, proxies=lambda url: {"http": "http://127.0.0.1:9"}) as proxied:
-        assert proxied.whole_fetcher(max_idle=1) is None
+    with OssStore(config, proxies=lambda url: {"http": emulator.endpoint}) as proxied:
+        assert bytes(fetch_whole(proxied, [("wp.txt", etag, 7)])["wp.txt"]) == b"proxied"  # type: ignore[arg-type]
+    with OssStore(config) as direct:
+        assert isinstance(fetch_whole(direct, [("wp.txt", etag, 7)])["wp.txt"], TransferError)
     scripted, _ = make_store(lambda request: Reply(200, {}))
     assert scripted.whole_fetcher(max_idle=1) is None
-    with OssStore(config) as direct:
-        loop = direct.whole_fetcher(max_idle=1)
-        assert loop is not None
-        loop.close()
 
 
 def test_emulator_first_byte_time_is_the_best_of_the_last_gets(server: EmulatorServer) -> None:

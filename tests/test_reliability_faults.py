@@ -170,7 +170,7 @@ def test_reliability_broken_bodies_are_resumed_through_the_mount(
 def test_reliability_directory_read_ahead_under_faults_never_serves_wrong_bytes(
     emulator: EmulatorServer, mounts: Mounts, tmp_path: Path
 ) -> None:
-    """Small files read in listing order: their read-ahead GETs (on the fetch loop) meet 5xx
+    """Small files read in listing order: their read-ahead GETs (on the curl loop) meet 5xx
     answers, resets and cut-short bodies; each failed one is fetched again by its reader."""
     files = {
         f"walk/f{i:03d}.dat": data_for(3000 + i, 2000 + (i * 997) % 60_000) for i in range(200)
@@ -180,7 +180,7 @@ def test_reliability_directory_read_ahead_under_faults_never_serves_wrong_bytes(
     log_file = tmp_path / "mount.log"
     mp = mounts.mount(emulator.endpoint, "--log-file", str(log_file), "--log-level", "debug")
     assert "directory read-ahead: up to" in log_file.read_text()
-    assert "on one thread (non-blocking sockets)" in log_file.read_text()
+    assert "on one thread (libcurl's multi interface)" in log_file.read_text()
     os.listdir(mp / "walk")
     emulator.log.clear()
     emulator.faults.update(error_rate=0.1, reset_rate=0.1, truncate_rate=0.1, key_prefix="walk/")

@@ -19,7 +19,7 @@ from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 from tests.support.mounts import MIB, data_for, emulator_config, free_port
 
 
-def _store(endpoint: str, *, read_timeout_s: float = 30.0, budget_s: float = 30.0) -> OssStore:
+def _store(endpoint: str, *, low_speed_time_s: int = 10, budget_s: float = 30.0) -> OssStore:
     return OssStore(
         OssConfig(
             endpoint=endpoint,
@@ -27,7 +27,7 @@ def _store(endpoint: str, *, read_timeout_s: float = 30.0, budget_s: float = 30.
             access_key_id=ACCESS_KEY_ID,
             access_key_secret=ACCESS_KEY_SECRET,
             connect_timeout_s=1.0,
-            read_timeout_s=read_timeout_s,
+            low_speed_time_s=low_speed_time_s,
             retry=RetryPolicy(
                 max_attempts=50, base_delay_s=0.01, max_delay_s=0.2, total_budget_s=budget_s
             ),
@@ -40,13 +40,13 @@ def test_reliability_store_never_answering_server_fails_within_budget_plus_timeo
 ) -> None:
     emulator.put_object(BUCKET, "slow.bin", b"x" * 1000)
     emulator.faults.update(latency_s=60.0)
-    with _store(emulator.endpoint, read_timeout_s=0.5, budget_s=1.5) as store:
+    with _store(emulator.endpoint, low_speed_time_s=1, budget_s=1.5) as store:
         started = time.monotonic()
         with pytest.raises(RemoteIOError, match="gave up after"):
             store.get_range("slow.bin", 0, 1000)
         elapsed = time.monotonic() - started
         emulator.faults.clear()
-    assert elapsed < 1.5 + 0.5 + 3.0, elapsed  # budget + one read timeout + slack
+    assert elapsed < 1.5 + 3.0, elapsed  # the budget ends every wait (+ slack for a busy machine)
     assert store.stats()["gave_up"] == 1
 
 

@@ -15,15 +15,8 @@ from hypothesis import strategies as st
 from ossfs.core.crc64 import crc64
 from ossfs.core.errors import AccessDeniedError, NotFoundError, RemoteIOError
 from ossfs.core.object_store import ObjectMeta, ObjectStore
-from ossfs.verify.verifier import (
-    MountView,
-    ObjectResult,
-    Status,
-    Summary,
-    Target,
-    Verifier,
-    VerifyConfig,
-)
+from ossfs.verify.model import MountView, ObjectResult, Status, Summary, Target, VerifyConfig
+from ossfs.verify.verifier import Verifier
 from tests.support.fakes import FakeStore
 from tests.support.faulty_store import FaultyStore
 from tests.support.waiting import wait_until

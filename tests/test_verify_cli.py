@@ -21,7 +21,7 @@ from ossfs.core.errors import NotFoundError, UsageError
 from ossfs.core.object_store import ListPage, ObjectStore
 from ossfs.emulator import EmulatorServer
 from ossfs.store.config import OssConfig
-from ossfs.verify.verifier import ObjectResult, Status
+from ossfs.verify.model import ObjectResult, Status
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
 from tests.support.fakes import FakeStore
 from tests.support.faulty_store import FaultyStore

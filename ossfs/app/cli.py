@@ -88,8 +88,19 @@ def _add_mount(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     p.add_argument("--connect-timeout", default="10", metavar="S", help="seconds (default 10)")
     p.add_argument(
-        "--read-timeout", default="30", metavar="S", help="seconds of silence (default 30)"
+        "--low-speed-limit",
+        default="1KiB",
+        metavar="BYTES",
+        help="a transfer slower than this per second over --low-speed-time is abandoned and "
+        "retried (default 1KiB)",
     )
+    p.add_argument(
+        "--low-speed-time",
+        type=int,
+        metavar="S",
+        help="the window of --low-speed-limit, less than --retry-budget (default 10)",
+    )
+    p.add_argument("--read-timeout", help=argparse.SUPPRESS)  # gone: see _run_mount
     p.add_argument(
         "--retry-budget",
         default="30",
@@ -139,6 +150,12 @@ def _run_mount(args: argparse.Namespace) -> int:
     from ossfs.net.metrics_server import parse_address
 
     location = parse_oss_url(args.location)
+    if args.read_timeout is not None:  # accepted so that old fstab lines still mount
+        print(
+            "ossfs mount: warning: --read-timeout is no longer used: a silent or slow transfer "
+            "is abandoned by --low-speed-limit/--low-speed-time; drop it",
+            file=sys.stderr,
+        )
     access = access_from_args(args, os.environ, bucket=location.bucket)
     memory_limit = find_memory_limit()
     max_memory, cache_size = budgets_within(
@@ -160,7 +177,8 @@ def _run_mount(args: argparse.Namespace) -> int:
         memory_limit=memory_limit,
         prefetch=not args.no_prefetch,
         connect_timeout_s=parse_ttl(args.connect_timeout, what="--connect-timeout"),
-        read_timeout_s=parse_ttl(args.read_timeout, what="--read-timeout"),
+        low_speed_limit_bytes=parse_size(args.low_speed_limit, what="--low-speed-limit"),
+        low_speed_time_s=args.low_speed_time,
         retry_budget_s=parse_ttl(args.retry_budget, what="--retry-budget"),
         retry_attempts=args.retries,
         block_size_bytes=parse_size(args.block_size, what="--block-size"),
@@ -292,6 +310,8 @@ _OSSFS_OPTIONS: Final = {
     "max_memory": ("--max-memory", True),
     "no_prefetch": ("--no-prefetch", False),
     "connect_timeout": ("--connect-timeout", True),
+    "low_speed_limit": ("--low-speed-limit", True),
+    "low_speed_time": ("--low-speed-time", True),
     "read_timeout": ("--read-timeout", True),
     "retry_budget": ("--retry-budget", True),
     "retries": ("--retries", True),

@@ -31,6 +31,7 @@ from ossfs.core.url import OssLocation
 from ossfs.fs.filesystem import Filesystem, FsConfig
 from ossfs.fs.namespace import Namespace
 from ossfs.fuse.fuse_ops import FuseOperations, run_fuse
+from ossfs.net.curl_setup import DEFAULT_LOW_SPEED_LIMIT, DEFAULT_LOW_SPEED_TIME_S
 from ossfs.net.environ import environ_ca_bundle, environ_proxies
 from ossfs.net.metrics_server import MetricsServer
 from ossfs.obs.stats import MountStats, StoreCounters, format_prometheus, rss_bytes
@@ -98,9 +99,13 @@ class MountConfig:
     """The memory this process may use and where that came from (logged, and in the stats)."""
     prefetch: bool = True
     connect_timeout_s: float = 10.0
-    read_timeout_s: float = 30.0
+    low_speed_limit_bytes: int = DEFAULT_LOW_SPEED_LIMIT
+    low_speed_time_s: int | None = None
+    """The stall rule: a transfer averaging fewer than ``low_speed_limit_bytes`` per second
+    over this many seconds is abandoned and retried on a fresh connection. None: 10, or a
+    third of a shorter ``retry_budget_s`` (`stall_window_s`)."""
     retry_budget_s: float = 30.0
-    """How long one read may keep retrying before it fails EIO (never hangs forever)."""
+    """How long one read may take, retries included, before it fails EIO (never hangs)."""
     retry_attempts: int = 6
     block_size_bytes: int = 1 << 20
     uid: int = 0
@@ -125,11 +130,20 @@ class MountConfig:
             raise UsageError("invalid --cache-size: it must hold at least two blocks")
         for flag, value in (
             ("--connect-timeout", self.connect_timeout_s),
-            ("--read-timeout", self.read_timeout_s),
             ("--retry-budget", self.retry_budget_s),
         ):
             if not 0 < value < math.inf:
                 raise UsageError(f"invalid {flag} {value:g}: use a positive number of seconds")
+        if self.low_speed_limit_bytes < 1:
+            raise UsageError(
+                f"invalid --low-speed-limit {self.low_speed_limit_bytes}: use 1 byte/s or more"
+            )
+        window = self.low_speed_time_s
+        if window is not None and not 1 <= window < self.retry_budget_s:
+            raise UsageError(
+                f"invalid --low-speed-time {window}: use whole seconds, at least "
+                f"1 and less than --retry-budget ({self.retry_budget_s:g})"
+            )
         if self.retry_attempts < 1:
             raise UsageError("invalid --retries: use 1 or more (1 = no retry)")
         if self.cache_size_bytes > self.max_memory_bytes:
@@ -141,6 +155,14 @@ class MountConfig:
         for name, mode in (("--file-mode", self.file_mode), ("--dir-mode", self.dir_mode)):
             if not 0 <= mode <= 0o777:
                 raise UsageError(f"invalid {name} {mode:o}: use an octal mode such as 444")
+
+    @property
+    def stall_window_s(self) -> int:
+        """The stall rule's window in seconds: ``low_speed_time_s``, or its default, shorter
+        than the retry budget so that a stalled transfer is retried within it."""
+        if self.low_speed_time_s is not None:
+            return self.low_speed_time_s
+        return min(DEFAULT_LOW_SPEED_TIME_S, max(1, int(self.retry_budget_s // 3)))
 
     @property
     def kernel_ttl_s(self) -> float:
@@ -201,7 +223,8 @@ def build_store(config: MountConfig, buffers: BufferPool | None = None) -> OssSt
             region=config.region,
             pool_size=config.workers,
             connect_timeout_s=config.connect_timeout_s,
-            read_timeout_s=config.read_timeout_s,
+            low_speed_limit_bytes=config.low_speed_limit_bytes,
+            low_speed_time_s=config.stall_window_s,
             retry=RetryPolicy(
                 max_attempts=config.retry_attempts,
                 total_budget_s=config.retry_budget_s,
@@ -287,13 +310,13 @@ def build_filesystem(
     )
     siblings = None
     if config.prefetch and sibling_gets > 0:
-        # Its GETs run on one thread with non-blocking sockets where the endpoint allows (no
-        # proxy), else on worker threads.
+        # Its GETs run on one thread (the HTTP engine's loop); a store without one (a scripted
+        # transport) runs them on worker threads.
         fetcher = store.whole_fetcher(max_idle=sibling_gets)
         log.debug(
             "directory read-ahead: up to %d GETs in flight, %s",
             sibling_gets,
-            "on one thread (non-blocking sockets)" if fetcher else "on worker threads (proxy)",
+            "on one thread (libcurl's multi interface)" if fetcher else "on worker threads",
         )
         siblings = SiblingPrefetcher(
             store,

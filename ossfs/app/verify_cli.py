@@ -34,7 +34,8 @@ from ossfs.fs.filesystem import MOUNT_PREFIX_XATTR
 from ossfs.net.environ import environ_ca_bundle, environ_proxies
 from ossfs.store.config import OssConfig
 from ossfs.store.oss_store import OssStore
-from ossfs.verify.verifier import MountView, ObjectResult, Status, Summary, Verifier, VerifyConfig
+from ossfs.verify.model import MountView, ObjectResult, Status, Summary, VerifyConfig
+from ossfs.verify.verifier import Verifier
 
 __all__ = [
     "EXIT_FAILED",

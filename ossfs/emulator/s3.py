@@ -8,6 +8,9 @@ without any configuration: ``?acl`` (public-read), ``?versioning`` (never enable
 (policy, cors, ...) and 501 NotImplemented for the rest. Everything that writes is 403
 AccessDenied. No signature checks; no faults except those on GET bodies. Every request is
 logged under an ``S3:<Operation>`` name, errors included.
+
+This module is the handler; the operation names, sub-resources, error type and XML helpers it
+shares are in `ossfs.emulator.s3_protocol`.
 """
 
 from __future__ import annotations
@@ -37,9 +40,17 @@ from ossfs.emulator.listing import (
 )
 from ossfs.emulator.ranges import RangeNotSatisfiableError, resolve_standard
 from ossfs.emulator.requestlog import LogEntry
+from ossfs.emulator.s3_protocol import (
+    NotModified,
+    S3Error,
+    classify,
+    not_implemented,
+    s3_xml,
+    subresource,
+    text_child,
+)
 from ossfs.emulator.storage import ARCHIVE_CLASSES, ObjectRecord
 
-S3_NS: Final = "http://s3.amazonaws.com/doc/2006-03-01/"
 _XSI_NS: Final = "http://www.w3.org/2001/XMLSchema-instance"
 _ALL_USERS: Final = "http://acs.amazonaws.com/groups/global/AllUsers"
 _OWNER_ID: Final = "emulator"
@@ -50,44 +61,6 @@ _S3_CLASS: Final = {
     "ColdArchive": "GLACIER",
     "DeepColdArchive": "DEEP_ARCHIVE",
 }
-# Query names that make a GET/HEAD mean something other than "read the object / list the bucket".
-_SUBRESOURCES: Final = frozenset(
-    {
-        "accelerate",
-        "acl",
-        "analytics",
-        "attributes",
-        "cors",
-        "delete",
-        "encryption",
-        "intelligent-tiering",
-        "inventory",
-        "legal-hold",
-        "lifecycle",
-        "location",
-        "logging",
-        "metrics",
-        "notification",
-        "object-lock",
-        "ownershipControls",
-        "partNumber",
-        "policy",
-        "policyStatus",
-        "publicAccessBlock",
-        "replication",
-        "requestPayment",
-        "restore",
-        "retention",
-        "select",
-        "tagging",
-        "torrent",
-        "uploadId",
-        "uploads",
-        "versioning",
-        "versions",
-        "website",
-    }
-)
 # Bucket configurations that this server never has: S3 answers 404 with these codes.
 _NO_BUCKET_CONFIG: Final = {
     "policy": ("NoSuchBucketPolicy", "The bucket policy does not exist"),
@@ -119,88 +92,12 @@ _NO_BUCKET_CONFIG: Final = {
         "The bucket ownership controls were not found",
     ),
 }
-_WRITE_OPS: Final = {
-    "PUT": "S3:Put",
-    "POST": "S3:Post",
-    "DELETE": "S3:Delete",
-    "OPTIONS": "S3:Options",
-}
 _PRECONDITION_MSG: Final = "At least one of the pre-conditions you specified did not hold"
-
-
-class S3Error(Exception):
-    def __init__(self, status: int, code: str, message: str, **extra: str) -> None:
-        super().__init__(f"{status} {code}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.extra = extra
-
-
-class _NotModified(Exception):
-    """304: the conditional GET/HEAD matched; carries the validators to send."""
-
-    def __init__(self, headers: list[tuple[str, str]]) -> None:
-        super().__init__("304")
-        self.headers = headers
-
-
-def _s3_xml(tag: str) -> ET.Element:
-    return ET.Element(tag, xmlns=S3_NS)
-
-
-def _sub(parent: ET.Element, tag: str, text: str) -> None:
-    ET.SubElement(parent, tag).text = text
 
 
 def _etag_matches(header: str, etag: str) -> bool:
     wanted = {t.strip().removeprefix("W/").strip('"').lower() for t in header.split(",")}
     return "*" in wanted or etag.lower() in wanted
-
-
-def _subresource(req: Request) -> str | None:
-    """The first S3 sub-resource named in the query (``versionId`` is handled apart)."""
-    for name, _ in req.query:
-        if name in _SUBRESOURCES:
-            return name
-    return None
-
-
-def _camel(name: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in name.split("-"))
-
-
-def _not_implemented() -> S3Error:
-    return S3Error(
-        501, "NotImplemented", "A header you provided implies functionality that is not implemented"
-    )
-
-
-def classify(req: Request) -> str:
-    """The ``S3:<Operation>`` name a request is logged under (whether or not it succeeds)."""
-    if req.method not in ("GET", "HEAD"):
-        return _WRITE_OPS.get(req.method, "S3:Unknown")
-    if req.bucket is None:
-        return "S3:ListBuckets"
-    sub = _subresource(req)
-    head = req.method == "HEAD"
-    if req.key is None:
-        if head:
-            return "S3:HeadBucket"
-        if sub == "location":
-            return "S3:GetBucketLocation"
-        if sub == "uploads":
-            return "S3:ListMultipartUploads"
-        if sub == "versions":
-            return "S3:ListObjectVersions"
-        if sub is not None:
-            return "S3:GetBucket" + _camel(sub)
-        return "S3:ListObjectsV2" if req.param("list-type") == "2" else "S3:ListObjects"
-    if sub == "uploadId":
-        return "S3:ListParts"
-    if sub is not None:
-        return "S3:GetObject" + _camel(sub)
-    return "S3:HeadObject" if head else "S3:GetObject"
 
 
 class S3Handler(BaseHandler):
@@ -225,7 +122,7 @@ class S3Handler(BaseHandler):
             status, sent = self._route(req, op)
         except S3Error as err:
             status, sent = self._send_error(req, err)
-        except _NotModified as nm:
+        except NotModified as nm:
             status, sent = 304, 0
             self.start_response(304, [*self._base(), *nm.headers])
         except ClientGoneError:
@@ -246,7 +143,7 @@ class S3Handler(BaseHandler):
             raise S3Error(
                 404, "NoSuchBucket", "The specified bucket does not exist", BucketName=req.bucket
             )
-        sub = _subresource(req)
+        sub = subresource(req)
         if req.key is None:
             if op == "S3:HeadBucket":
                 return self._empty(200, [("x-amz-bucket-region", self._region)])
@@ -260,31 +157,31 @@ class S3Handler(BaseHandler):
     def _bucket_subresource(self, req: Request, sub: str) -> tuple[int, int]:
         assert req.bucket is not None
         if sub == "location":
-            root = _s3_xml("LocationConstraint")
+            root = s3_xml("LocationConstraint")
             root.text = self._region
             return self._xml(root)
         if sub == "acl":
             return self._xml(self._acl())
         if sub == "versioning":
-            return self._xml(_s3_xml("VersioningConfiguration"))
+            return self._xml(s3_xml("VersioningConfiguration"))
         if sub == "uploads":
-            root = _s3_xml("ListMultipartUploadsResult")
-            _sub(root, "Bucket", req.bucket)
-            _sub(root, "KeyMarker", req.param("key-marker") or "")
-            _sub(root, "UploadIdMarker", req.param("upload-id-marker") or "")
-            _sub(root, "NextKeyMarker", "")
-            _sub(root, "NextUploadIdMarker", "")
+            root = s3_xml("ListMultipartUploadsResult")
+            text_child(root, "Bucket", req.bucket)
+            text_child(root, "KeyMarker", req.param("key-marker") or "")
+            text_child(root, "UploadIdMarker", req.param("upload-id-marker") or "")
+            text_child(root, "NextKeyMarker", "")
+            text_child(root, "NextUploadIdMarker", "")
             if req.param("prefix"):
-                _sub(root, "Prefix", req.param("prefix") or "")
+                text_child(root, "Prefix", req.param("prefix") or "")
             if req.param("delimiter"):
-                _sub(root, "Delimiter", req.param("delimiter") or "")
-            _sub(root, "MaxUploads", req.param("max-uploads") or "1000")
-            _sub(root, "IsTruncated", "false")
+                text_child(root, "Delimiter", req.param("delimiter") or "")
+            text_child(root, "MaxUploads", req.param("max-uploads") or "1000")
+            text_child(root, "IsTruncated", "false")
             return self._xml(root)
         if sub in _NO_BUCKET_CONFIG:
             code, message = _NO_BUCKET_CONFIG[sub]
             raise S3Error(404, code, message, BucketName=req.bucket)
-        raise _not_implemented()
+        raise not_implemented()
 
     def _object_subresource(self, req: Request, sub: str) -> tuple[int, int]:
         assert req.bucket is not None and req.key is not None
@@ -297,23 +194,23 @@ class S3Handler(BaseHandler):
                 UploadId=req.param("uploadId") or "",
             )
         if sub not in ("acl", "tagging"):
-            raise _not_implemented()
+            raise not_implemented()
         _, _, file = self._open(req.bucket, req.key)
         if file is not None:
             file.close()
         if sub == "acl":
             return self._xml(self._acl())
-        root = _s3_xml("Tagging")
+        root = s3_xml("Tagging")
         ET.SubElement(root, "TagSet")
         return self._xml(root)
 
     @staticmethod
     def _acl() -> ET.Element:
         """A public-read ACL: the owner has FULL_CONTROL, everyone READ."""
-        root = _s3_xml("AccessControlPolicy")
+        root = s3_xml("AccessControlPolicy")
         owner = ET.SubElement(root, "Owner")
-        _sub(owner, "ID", _OWNER_ID)
-        _sub(owner, "DisplayName", _OWNER_ID)
+        text_child(owner, "ID", _OWNER_ID)
+        text_child(owner, "DisplayName", _OWNER_ID)
         acl = ET.SubElement(root, "AccessControlList")
         for kind, ident, permission in (
             ("CanonicalUser", _OWNER_ID, "FULL_CONTROL"),
@@ -322,11 +219,11 @@ class S3Handler(BaseHandler):
             grant = ET.SubElement(acl, "Grant")
             grantee = ET.SubElement(grant, "Grantee", {"xmlns:xsi": _XSI_NS, "xsi:type": kind})
             if kind == "Group":
-                _sub(grantee, "URI", ident)
+                text_child(grantee, "URI", ident)
             else:
-                _sub(grantee, "ID", ident)
-                _sub(grantee, "DisplayName", ident)
-            _sub(grant, "Permission", permission)
+                text_child(grantee, "ID", ident)
+                text_child(grantee, "DisplayName", ident)
+            text_child(grant, "Permission", permission)
         return root
 
     @property
@@ -346,12 +243,12 @@ class S3Handler(BaseHandler):
 
     def _send_error(self, req: Request, err: S3Error) -> tuple[int, int]:
         root = ET.Element("Error")
-        _sub(root, "Code", err.code)
-        _sub(root, "Message", err.message)
+        text_child(root, "Code", err.code)
+        text_child(root, "Message", err.message)
         for tag, text in err.extra.items():
-            _sub(root, tag, text)
-        _sub(root, "RequestId", self.request_id)
-        _sub(root, "HostId", self.request_id)
+            text_child(root, tag, text)
+        text_child(root, "RequestId", self.request_id)
+        text_child(root, "HostId", self.request_id)
         body = xml_document(root)
         headers = [*self._base(), ("Content-Type", "application/xml")]
         if req.method == "HEAD":
@@ -457,25 +354,25 @@ class S3Handler(BaseHandler):
         if_none = h.get("if-none-match")
         if if_none is not None:
             if _etag_matches(if_none, data.etag):
-                raise _NotModified(validators)
+                raise NotModified(validators)
         else:
             since = parse_http_date(h.get("if-modified-since"))
             if since is not None and mtime_s <= since:
-                raise _NotModified(validators)
+                raise NotModified(validators)
 
     def _frozen(self, rec: ObjectRecord) -> bool:
         return rec.restore_ready_ns is None or time.time_ns() < rec.restore_ready_ns
 
     def _list_buckets(self) -> tuple[int, int]:
-        root = _s3_xml("ListAllMyBucketsResult")
+        root = s3_xml("ListAllMyBucketsResult")
         owner = ET.SubElement(root, "Owner")
-        _sub(owner, "ID", "emulator")
-        _sub(owner, "DisplayName", "emulator")
+        text_child(owner, "ID", "emulator")
+        text_child(owner, "DisplayName", "emulator")
         buckets = ET.SubElement(root, "Buckets")
         for rec in self.ctx.storage.buckets():
             b = ET.SubElement(buckets, "Bucket")
-            _sub(b, "Name", rec.name)
-            _sub(b, "CreationDate", iso8601(rec.created_ns))
+            text_child(b, "Name", rec.name)
+            text_child(b, "CreationDate", iso8601(rec.created_ns))
         return self._xml(root)
 
     def _list(self, req: Request, *, v2: bool) -> tuple[int, int]:
@@ -543,39 +440,39 @@ class S3Handler(BaseHandler):
         def enc(s: str) -> str:
             return url_encode(s) if url else s
 
-        root = _s3_xml("ListBucketResult")
-        _sub(root, "Name", bucket)
-        _sub(root, "Prefix", enc(prefix))
+        root = s3_xml("ListBucketResult")
+        text_child(root, "Name", bucket)
+        text_child(root, "Prefix", enc(prefix))
         if v2:
             if token:
-                _sub(root, "ContinuationToken", token)
+                text_child(root, "ContinuationToken", token)
             if start_after:
-                _sub(root, "StartAfter", enc(start_after))
-            _sub(root, "KeyCount", str(len(res.objects) + len(res.prefixes)))
+                text_child(root, "StartAfter", enc(start_after))
+            text_child(root, "KeyCount", str(len(res.objects) + len(res.prefixes)))
         else:
-            _sub(root, "Marker", enc(marker))
-        _sub(root, "MaxKeys", str(max_keys))
+            text_child(root, "Marker", enc(marker))
+        text_child(root, "MaxKeys", str(max_keys))
         if delimiter:
-            _sub(root, "Delimiter", enc(delimiter))
+            text_child(root, "Delimiter", enc(delimiter))
         if url:
-            _sub(root, "EncodingType", "url")
-        _sub(root, "IsTruncated", "true" if res.truncated else "false")
+            text_child(root, "EncodingType", "url")
+        text_child(root, "IsTruncated", "true" if res.truncated else "false")
         if res.truncated and res.next_marker is not None:
             if v2:
-                _sub(root, "NextContinuationToken", encode_token(res.next_marker))
+                text_child(root, "NextContinuationToken", encode_token(res.next_marker))
             else:
-                _sub(root, "NextMarker", enc(res.next_marker))
+                text_child(root, "NextMarker", enc(res.next_marker))
         for rec in res.objects:
             c = ET.SubElement(root, "Contents")
-            _sub(c, "Key", enc(rec.key))
-            _sub(c, "LastModified", iso8601(rec.mtime_ns))
-            _sub(c, "ETag", f'"{rec.etag.lower()}"')
-            _sub(c, "Size", str(rec.size))
-            _sub(c, "StorageClass", _S3_CLASS.get(rec.storage_class, "STANDARD"))
+            text_child(c, "Key", enc(rec.key))
+            text_child(c, "LastModified", iso8601(rec.mtime_ns))
+            text_child(c, "ETag", f'"{rec.etag.lower()}"')
+            text_child(c, "Size", str(rec.size))
+            text_child(c, "StorageClass", _S3_CLASS.get(rec.storage_class, "STANDARD"))
             if not v2 or fetch_owner:
                 owner = ET.SubElement(c, "Owner")
-                _sub(owner, "ID", "emulator")
-                _sub(owner, "DisplayName", "emulator")
+                text_child(owner, "ID", "emulator")
+                text_child(owner, "DisplayName", "emulator")
         for p in res.prefixes:
-            _sub(ET.SubElement(root, "CommonPrefixes"), "Prefix", enc(p))
+            text_child(ET.SubElement(root, "CommonPrefixes"), "Prefix", enc(p))
         return root

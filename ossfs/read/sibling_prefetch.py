@@ -36,7 +36,7 @@ The policy, per directory (a *walk*, reset when the directory's cached listing i
   until its body is cached; a reservation the cache refuses stops issuing, like a limit.
   `SiblingPrefetcher.set_scale` shrinks both limits when memory is short (the mount's
   `ossfs.read.pressure` monitor); at 0 nothing is read ahead.
-- The GETs run on a `WholeFetcher` (`ossfs.net.fetch_loop`: one thread, non-blocking sockets)
+- The GETs run on a `WholeFetcher` (`ossfs.net.curl_loop`: one thread, libcurl's multi interface)
   when the mount has one, else on the executor's worker threads.
 - Errors never become bytes: a failed GET caches nothing and *abandons* its claim, so a reader
   waiting for it fetches the block itself (and gets the real error, or the bytes). A changed
@@ -192,7 +192,7 @@ class ReadAheadPace:
 
 
 class WholeFetcher(Protocol):
-    """Runs GETs of whole objects in the background (`ossfs.net.fetch_loop.FetchLoop`)."""
+    """Runs GETs of whole objects in the background (`ossfs.net.curl_loop.CurlLoop`)."""
 
     def submit(
         self, key: str, etag: str, size: int, done: Callable[[Piece | BaseException, float], None]
@@ -227,7 +227,7 @@ class SiblingPrefetcher:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Raises ValueError if ``block_size_bytes <= 0``. ``fetcher``: runs the GETs instead
-        of the executor (`ossfs.net.fetch_loop`); it is closed by `close`. ``clock``: seconds
+        of the executor (`ossfs.net.curl_loop`); it is closed by `close`. ``clock``: seconds
         (tests)."""
         if block_size_bytes <= 0:
             raise ValueError(f"block_size_bytes must be > 0, got {block_size_bytes}")

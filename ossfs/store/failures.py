@@ -25,7 +25,7 @@ from ossfs.core.errors import (
     RemoteIOError,
     StaleError,
 )
-from ossfs.net.oss_http import CONNECTION_ERRORS
+from ossfs.net.http_api import TransferError
 from ossfs.store.retry import RetriesExhaustedError
 
 __all__ = [
@@ -67,13 +67,16 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, ShortBodyError):
         return True
     if isinstance(exc, oss2.exceptions.RequestError):
-        return True
+        # No answer: worth another try unless the engine says only the user can fix it (an
+        # untrusted certificate, an unreadable CA bundle).
+        cause = exc.exception
+        return not isinstance(cause, TransferError) or cause.transient
     if isinstance(exc, oss2.exceptions.ServerError):
         status, code = _status_and_code(exc)
         return status >= 500 or status == 429 or code in _TRANSIENT_CODES
     # Raised while a body is read (before a response arrives, the session wraps them in
     # oss2's RequestError).
-    return isinstance(exc, CONNECTION_ERRORS)
+    return isinstance(exc, TransferError) and exc.transient
 
 
 def describe(exc: BaseException) -> str:

@@ -13,7 +13,7 @@ The jobs around it have their own modules in `ossfs.store`: `config` (`OssConfig
 the one conversion of a half-open range, and the checks of a ranged answer), `answers` (headers
 and listings to `ObjectMeta` and `ListPage`), `streams` (the answer to `stream`), `failures`
 (transient or not, and the `ossfs.core.errors` class of each), `counters`, and `whole_fetch`
-(directory read-ahead's GETs, run by `ossfs.net.fetch_loop`).
+(directory read-ahead's GETs, run by `ossfs.net.curl_loop`).
 
 It deliberately does not cache, prefetch, verify CRCs of bodies (the layers above combine block
 CRCs), restore archived objects, write anything, or read the environment (the app passes in
@@ -41,8 +41,9 @@ from ossfs.core.errors import (
     UsageError,
 )
 from ossfs.core.object_store import ListPage, ObjectMeta, Piece
-from ossfs.net.fetch_loop import FetchLoop
-from ossfs.net.oss_http import HttpResponse, PooledTransport, Transport
+from ossfs.net.curl_loop import CurlLoop
+from ossfs.net.curl_transport import CurlTransport
+from ossfs.net.http_api import HttpResponse, Transport
 from ossfs.store.answers import list_page_from_xml, meta_from_headers
 from ossfs.store.config import OssConfig
 from ossfs.store.counters import Counters
@@ -61,10 +62,10 @@ from ossfs.store.sessions import (
     SigningSession,
     TransportSession,
     bucket_url,
+    curl_transport,
+    engine_settings,
     make_auth,
     make_bucket,
-    pooled_transport,
-    session_timeout,
     signed_get,
     signed_list,
     v1_signer,
@@ -101,10 +102,10 @@ class OssStore:
         """Build the auth, transport and bucket; no request is sent (see `probe`).
 
         ``retrier`` overrides the one built from ``config.retry`` (tests inject fake time);
-        ``proxies(url)``: the proxies (URL scheme -> ``http://`` proxy) that reach a URL, asked
-        once, here, for the bucket's (the app passes `ossfs.net.environ.environ_proxies`); None:
+        ``proxies(url)``: the proxies (URL scheme -> proxy URL) that reach a URL, asked once,
+        here, for the bucket's (the app passes `ossfs.net.environ.environ_proxies`); None:
         none, requests go straight to the endpoint;
-        ``transport`` replaces the pooled HTTP transport (tests script responses with it);
+        ``transport`` replaces the HTTP engine's transport (tests script responses with it);
         ``take_buffer(size)``: a writable buffer of ``size`` bytes for a body to be read into
         (the mount's `ossfs.read.buffers.BufferPool`); None: a new bytearray each time.
         Raises `UsageError` for an endpoint, bucket name or proxy that cannot be used.
@@ -118,7 +119,6 @@ class OssStore:
         )
         self._answers = RangedAnswers()
         session = self._session = TransportSession()
-        self._timeout = session_timeout(config)
         try:
             auth = make_auth(config)
             self._bucket = make_bucket(config, auth, session)
@@ -132,21 +132,22 @@ class OssStore:
             ) from exc
         self._root_url = root_url
         self._v1 = v1_signer(config, root_url)
+        settings = engine_settings(config, root_url, proxies)
         if transport is None:
-            transport = pooled_transport(config, root_url, proxies)
+            transport = curl_transport(config, settings)
         self._transport = session.transport = transport
-        # Only the pooled transport can tell where `whole_fetcher`'s GETs go (and encode them).
+        # A scripted transport has no engine for `whole_fetcher`'s GETs to run on.
         self._whole_gets = (
             WholeGets(
                 config,
                 root_url,
-                transport,
+                settings,
                 signing_bucket,
                 counters=self._counters,
                 answers=self._answers,
                 take_buffer=self._take_buffer,
             )
-            if isinstance(transport, PooledTransport)
+            if isinstance(transport, CurlTransport)
             else None
         )
 
@@ -431,10 +432,10 @@ class OssStore:
             fail=lambda exc: self._fail(exc, "stream", key),
         )
 
-    def whole_fetcher(self, *, max_idle: int) -> FetchLoop | None:
-        """A `FetchLoop` for GETs of whole objects with this store's endpoint and credentials
-        (directory read-ahead), or None where it cannot go: an endpoint reached through a
-        proxy, or a transport other than the pooled one. The caller closes it.
+    def whole_fetcher(self, *, max_idle: int) -> CurlLoop | None:
+        """A `CurlLoop` for GETs of whole objects with this store's endpoint and credentials
+        (directory read-ahead), or None with a transport other than the HTTP engine's (a
+        scripted one). The caller closes it.
 
         Its GETs are signed (by `V1Signer`, or by oss2 for V4), pinned with If-Match, counted
         and checked like `read_range`'s (status, Content-Range, ETag, Content-Length; the
@@ -508,7 +509,7 @@ class OssStore:
     def _send(self, request: oss2.http.Request) -> HttpResponse:
         """Send a request oss2 built and signed through the store's session; an answer that is
         not a success is raised as oss2's exception for it, as oss2's own requests are."""
-        response = self._session.do_request(request, self._timeout)
+        response = self._session.do_request(request, None)  # the engine bounds every request
         if response.status // 100 != 2:
             raise oss2.exceptions.make_exception(response)
         return response

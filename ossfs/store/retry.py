@@ -4,6 +4,8 @@ Responsibility: decide *whether* and *when* to run an attempt again, and count t
 It deliberately knows nothing about OSS, oss2, HTTP or FUSE: the caller supplies the attempt and
 a classifier that says which exceptions are transient, and translates the final failure itself.
 Sleep, clock and random source are injectable so tests run without real time passing.
+Each retried call runs in a `ossfs.core.deadline` scope of the time budget, so whatever waits
+inside an attempt (the HTTP engine) ends by the time the budget is spent.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, TypeVar
+
+from ossfs.core.deadline import deadline_scope
 
 __all__ = [
     "DEFAULT_RETRY_POLICY",
@@ -154,7 +158,19 @@ class Retrier:
         a counter that grows when an attempt got somewhere (e.g. bytes received so far); a
         failed attempt that made progress does not use up one of ``max_attempts`` (a body that
         keeps breaking but keeps advancing is resumed), though the time budget still applies.
+        The attempts run in a deadline scope of the time budget (`ossfs.core.deadline`, in
+        real time whatever ``clock`` is).
         """
+        with deadline_scope(self.policy.total_budget_s):
+            return self._call(op, attempt, is_transient, progress)
+
+    def _call(
+        self,
+        op: str,
+        attempt: Callable[[], T],
+        is_transient: Callable[[BaseException], bool],
+        progress: Callable[[], int] | None,
+    ) -> T:
         policy = self.policy
         started = self._clock()
         attempts = 0

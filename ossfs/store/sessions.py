@@ -1,16 +1,16 @@
 """oss2 set up to build and sign requests that `ossfs.net` carries, through oss2's public API.
 
-Responsibility: oss2's session interface over an `ossfs.net.oss_http.Transport`
+Responsibility: oss2's session interface over an `ossfs.net.http_api.Transport`
 (`TransportSession`); a session that sends nothing and answers every request with an empty
 success that carries the request as oss2 built and signed it (`SigningSession`), so that
 oss2's public ``Bucket`` methods sign requests another sender carries (`signed_get`,
 `signed_list`, `signed_request`, `bucket_url`); the oss2 ``Bucket`` of an `OssConfig` (its
-auth: anonymous, V1, V4 with a region, STS; its timeouts; no CRC of bodies), and the
-`V1Signer` that signs its GETs without oss2 where the auth allows (`v1_signer`). oss2 passes its
-``connect_timeout`` argument unchanged to the session as ``timeout=``, so a
-``(connect_s, read_s)`` tuple (`session_timeout`) gives separate connect and read timeouts.
+auth: anonymous, V1, V4 with a region, STS; no CRC of bodies), and the `V1Signer` that signs
+its GETs without oss2 where the auth allows (`v1_signer`). The bounds of each request (connect
+timeout, stall rule, the retry budget's deadline) are the HTTP engine's (`engine_settings`,
+`ossfs.core.deadline`), not oss2's timeout argument.
 
-`pooled_transport` builds the transport that carries them. It deliberately does not interpret
+`curl_transport` builds the transport that carries them. It deliberately does not interpret
 answers, retry or count (the store does).
 """
 
@@ -25,15 +25,10 @@ import oss2.exceptions
 import oss2.http
 
 from ossfs.core.errors import UsageError
+from ossfs.net.curl_setup import EngineSettings
+from ossfs.net.curl_transport import CurlTransport
 from ossfs.net.environ import default_ca_bundle
-from ossfs.net.oss_http import (
-    NO_ANSWER_ERRORS,
-    HttpRequest,
-    HttpResponse,
-    PooledTransport,
-    Timeouts,
-    Transport,
-)
+from ossfs.net.http_api import HttpRequest, HttpResponse, TransferError, Transport
 from ossfs.store.config import OssConfig
 from ossfs.store.credentials import Credentials
 from ossfs.store.v1_signature import V1Signer
@@ -42,10 +37,10 @@ __all__ = [
     "SigningSession",
     "TransportSession",
     "bucket_url",
+    "curl_transport",
+    "engine_settings",
     "make_auth",
     "make_bucket",
-    "pooled_transport",
-    "session_timeout",
     "signed_get",
     "signed_list",
     "signed_request",
@@ -54,10 +49,11 @@ __all__ = [
 
 
 class TransportSession(oss2.Session):  # type: ignore[misc]
-    """oss2's session interface over an `ossfs.net.oss_http.Transport`.
+    """oss2's session interface over an `ossfs.net.http_api.Transport`.
 
     oss2 builds and signs the request (`_http_request`); a request that got no answer raises
-    oss2's RequestError, as oss2's own session does.
+    oss2's RequestError (carrying the engine's `TransferError`), as oss2's own session does.
+    oss2's ``timeout`` argument is not used: the engine bounds every request.
     """
 
     transport: Transport  # set by the store once it is built (it needs the bucket's URL)
@@ -69,8 +65,8 @@ class TransportSession(oss2.Session):  # type: ignore[misc]
     def do_request(self, req: oss2.http.Request, timeout: object) -> HttpResponse:
         request = _http_request(req)
         try:
-            return self.transport.send(request, _timeouts(timeout))
-        except NO_ANSWER_ERRORS as exc:
+            return self.transport.send(request)
+        except TransferError as exc:
             raise oss2.exceptions.RequestError(exc) from exc
 
 
@@ -158,33 +154,21 @@ def _http_request(req: oss2.http.Request) -> HttpRequest:
     return HttpRequest(req.method, url, headers, body)
 
 
-def _timeouts(timeout: object) -> Timeouts:
-    if isinstance(timeout, tuple):
-        return float(timeout[0]), float(timeout[1])
-    return float(timeout), float(timeout)  # type: ignore[arg-type]
-
-
 def signed_request(bucket: oss2.Bucket, key: str, headers: dict[str, str]) -> HttpRequest:
     """A GET of ``key`` with ``headers`` as oss2 builds and signs it, as it goes on the wire;
     ``bucket`` must be one made over a `SigningSession`."""
     return _http_request(signed_get(bucket, key, headers))
 
 
-def session_timeout(config: OssConfig) -> tuple[float, float]:
-    """The ``timeout`` oss2 hands the session for ``config``: (connect, read) seconds."""
-    return (config.connect_timeout_s, config.read_timeout_s)
-
-
 def make_bucket(config: OssConfig, auth: object, session: oss2.Session | None) -> oss2.Bucket:
-    """oss2's bucket of ``config`` over ``session``: separate connect and read timeouts, no
-    CRC of bodies. Raises oss2's ClientError for an endpoint or bucket name it refuses."""
+    """oss2's bucket of ``config`` over ``session``, no CRC of bodies. Raises oss2's
+    ClientError for an endpoint or bucket name it refuses."""
     return oss2.Bucket(
         auth,
         config.endpoint,
         config.bucket,
         session=session,
-        # A tuple reaches the session unchanged: separate connect and read timeouts.
-        connect_timeout=session_timeout(config),
+        connect_timeout=config.connect_timeout_s,  # unused: the engine bounds each request
         # oss2 would CRC every ranged body for nothing; the layers above check CRCs.
         enable_crc=False,
         region=config.region,
@@ -226,17 +210,29 @@ def v1_signer(config: OssConfig, bucket_url: str) -> V1Signer | None:
     )
 
 
-def pooled_transport(
+def engine_settings(
     config: OssConfig, bucket_url: str, proxies: Callable[[str], Mapping[str, str]] | None
-) -> PooledTransport:
-    """The pooled transport of ``config`` (its pool size and CA bundle, certifi's if None), with
-    the proxies ``proxies(bucket_url)`` names (none if None). Raises `UsageError` for a proxy
-    that cannot be used."""
+) -> EngineSettings:
+    """The HTTP engine's settings of ``config`` (its connect timeout, stall rule and CA bundle,
+    certifi's if None), with the proxy ``proxies(bucket_url)`` names for the bucket's URL
+    scheme (none if None). Raises `UsageError` for a proxy that cannot be used."""
+    proxy = ""
+    if proxies is not None:
+        named = proxies(bucket_url)
+        scheme = urllib.parse.urlsplit(bucket_url).scheme
+        proxy = named.get(scheme) or named.get("all") or ""
     try:
-        return PooledTransport(
-            pool_size=config.pool_size,
-            proxies=proxies(bucket_url) if proxies is not None else None,
+        return EngineSettings(
+            connect_timeout_s=config.connect_timeout_s,
+            low_speed_limit_bytes=config.low_speed_limit_bytes,
+            low_speed_time_s=config.low_speed_time_s,
             ca_bundle=config.ca_bundle or default_ca_bundle(),
+            proxy=proxy,
         )
     except ValueError as exc:
-        raise UsageError(f"{exc} (from HTTP_PROXY/HTTPS_PROXY, or unset them)") from exc
+        raise UsageError(f"{exc} (from HTTP_PROXY/HTTPS_PROXY/ALL_PROXY, or unset them)") from exc
+
+
+def curl_transport(config: OssConfig, settings: EngineSettings) -> CurlTransport:
+    """The transport of ``config`` (its pool size) with ``settings``."""
+    return CurlTransport(settings, max_idle=config.pool_size)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 from ossfs.core.errors import IntegrityError, OssfsError, RemoteIOError, StaleError
 from ossfs.core.object_store import ObjectMeta
-from ossfs.net.oss_http import HttpResponse
+from ossfs.net.http_api import HttpResponse
 from ossfs.store.answers import meta_from_headers
 from ossfs.store.counters import Counters
 from ossfs.store.failures import describe

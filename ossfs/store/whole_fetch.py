@@ -1,19 +1,21 @@
-"""Directory read-ahead's GETs of whole objects: this store's requests, run by a `FetchLoop`.
+"""Directory read-ahead's GETs of whole objects: this store's requests, run by a `CurlLoop`.
 
 Responsibility: build each GET of a whole object (bytes ``[0, size)`` pinned with If-Match)
 with the store's endpoint and credentials, count it as sent, and check the head of its answer
 as `OssStore.read_range` checks its own (status, Content-Range, ETag, Content-Length; the
 announced CRC is remembered). V1 and anonymous GETs are signed by `V1Signer`, the same bytes
-as oss2's at a fraction of the cost; V4 GETs by oss2.
+as oss2's at a fraction of the cost; V4 GETs by oss2. Each GET may take at most the retry
+budget (a reader waiting for it then fetches the file itself).
 
 It deliberately does not retry (a failure is left to the reader, which fetches the file itself,
-with retries and the real error), go through proxies (no loop is offered for an endpoint behind
-one), or move bytes (`ossfs.net.fetch_loop` does).
+with retries and the real error) or move bytes (`ossfs.net.curl_loop` does, through the same
+engine settings as every other request: proxy, TLS, stall rule).
 """
 
 from __future__ import annotations
 
 import logging
+import urllib.parse
 from collections.abc import Callable
 
 import oss2
@@ -21,9 +23,9 @@ import oss2.http
 
 from ossfs.core.errors import RemoteIOError
 from ossfs.core.object_store import Piece
-from ossfs.net.fetch_loop import FetchLoop, PreparedGet
-from ossfs.net.http_wire import Headers, request_head
-from ossfs.net.oss_http import HttpRequest, PooledTransport
+from ossfs.net.curl_loop import CurlLoop
+from ossfs.net.curl_setup import EngineSettings
+from ossfs.net.http_api import Headers, HttpRequest
 from ossfs.store.config import OssConfig
 from ossfs.store.counters import Counters
 from ossfs.store.failures import check_sendable
@@ -36,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 class WholeGets:
-    """Prepares and accepts the GETs a `FetchLoop` runs for one store. Thread-safe.
+    """Prepares and accepts the GETs a `CurlLoop` runs for one store. Thread-safe.
 
     ``signing_bucket``: the store's oss2 bucket over a `SigningSession` (it signs V4 GETs);
     ``answers``: the store's checker of ranged answers; ``take_buffer(size)``: where bodies
@@ -47,7 +49,7 @@ class WholeGets:
         self,
         config: OssConfig,
         bucket_url: str,
-        pooled: PooledTransport,
+        settings: EngineSettings,
         signing_bucket: oss2.Bucket,
         *,
         counters: Counters,
@@ -55,46 +57,43 @@ class WholeGets:
         take_buffer: Callable[[int], Piece],
     ) -> None:
         self._config = config
-        self._pooled = pooled
-        self._endpoint = pooled.endpoint(bucket_url)
+        self._settings = settings
+        parts = urllib.parse.urlsplit(bucket_url)
+        self._origin = f"{parts.scheme}://{parts.netloc}"
         self._signing_bucket = signing_bucket
         self._signer = v1_signer(config, bucket_url)
         self._counters = counters
         self._answers = answers
         self._take_buffer = take_buffer
 
-    def fetcher(self, *, max_idle: int) -> FetchLoop | None:
-        """A new `FetchLoop` for these GETs (the caller closes it), or None for an endpoint
-        reached through a proxy. At most ``max_idle`` idle connections are kept."""
-        if self._endpoint.proxy is not None:
-            return None
+    def fetcher(self, *, max_idle: int) -> CurlLoop:
+        """A new `CurlLoop` for these GETs (the caller closes it), on at most ``max_idle``
+        connections."""
         counters = self._counters
-        return FetchLoop(
+        return CurlLoop(
             self.prepare,
             self.accept,
+            settings=self._settings,
             take_buffer=self._take_buffer,
             received=lambda nbytes: counters.add("bytes_fetched", nbytes),
-            ssl_context=self._pooled.ssl_context,
-            connect_timeout_s=self._config.connect_timeout_s,
-            read_timeout_s=self._config.read_timeout_s,
-            max_idle=max_idle,
+            deadline_s=self._config.retry.total_budget_s,
+            max_connections=max_idle,
         )
 
-    def prepare(self, key: str, etag: str, size: int) -> PreparedGet:
+    def prepare(self, key: str, etag: str, size: int) -> HttpRequest:
         """The signed GET of bytes ``[0, size)`` of ``key`` at ``etag`` (counted as sent):
         signed by `V1Signer` for V1 and anonymous access, else by oss2."""
         check_sendable(key)
         headers = read_headers(etag, 0, size)
         signer = self._signer
         if signer is None:
-            endpoint, data = self._pooled.encode(self.oss2_request(key, headers))
+            request = self.oss2_request(key, headers)
         else:
             headers["User-Agent"] = oss2.http.USER_AGENT  # as oss2's Request adds it
             signed = signer.sign_get(key, list(headers.items()))
-            endpoint = self._endpoint
-            data = request_head("GET", signer.target(key), endpoint, signed, 0)
+            request = HttpRequest("GET", self._origin + signer.target(key), dict(signed))
         self._counters.request("get")
-        return PreparedGet(endpoint, data, size)
+        return request
 
     def oss2_request(self, key: str, headers: dict[str, str]) -> HttpRequest:
         """A GET of ``key`` with ``headers`` as oss2 builds and signs it."""

@@ -1,4 +1,5 @@
-"""Tests of `ossfs.emulator.auth`: requests signed by oss2 itself are accepted, others refused.
+"""Tests of the emulator's signature checks (`ossfs.emulator.signatures`, `signatures_v4`,
+`auth`): requests signed by oss2 itself are accepted, others refused.
 
 Most tests let oss2 send a real request to a tiny capturing HTTP server on 127.0.0.1, parse the
 captured request line and headers the way the emulator does (path ``unquote``, query
@@ -26,13 +27,8 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ossfs.emulator.auth import (
-    MAX_CLOCK_SKEW_S,
-    AuthError,
-    Credential,
-    SignedRequest,
-    authenticate,
-)
+from ossfs.emulator.auth import MAX_CLOCK_SKEW_S, AuthError, Credential, SignedRequest
+from ossfs.emulator.signatures import authenticate
 
 AK = "AKID"
 SECRET = "SECRET"

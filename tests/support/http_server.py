@@ -16,10 +16,14 @@ import pytest
 
 @dataclass
 class Answer:
-    """What the server writes for one request; ``close`` hangs up right after it."""
+    """What the server writes for one request; ``close`` hangs up right after it. With
+    ``pace_s``, the bytes after the first ``paced_from`` are written one at a time, ``pace_s``
+    apart (a trickle)."""
 
     raw: bytes
     close: bool = False
+    pace_s: float = 0.0
+    paced_from: int = 0
 
 
 def ok(body: bytes = b"hello") -> Answer:
@@ -66,7 +70,7 @@ class Server:
             if self.tls is not None:
                 conn = self.tls.wrap_socket(conn, server_side=True)
             self._answer(conn)
-        except (ConnectionResetError, ssl.SSLError):  # the client hung up or refused TLS
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError):  # the client hung up
             pass
         finally:
             conn.close()
@@ -91,7 +95,13 @@ class Server:
                 # nothing, so that the client's read timeout fires.
                 time.sleep(5)
                 return
-            conn.sendall(answer.raw)
+            if answer.pace_s:
+                conn.sendall(answer.raw[: answer.paced_from])
+                for at in range(answer.paced_from, len(answer.raw)):
+                    time.sleep(answer.pace_s)
+                    conn.sendall(answer.raw[at : at + 1])
+            else:
+                conn.sendall(answer.raw)
             if answer.close:
                 return
 
