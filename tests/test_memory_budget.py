@@ -36,9 +36,9 @@ MiB = 1 << 20
         (2 * GiB, (None, None), (256 * MiB, 192 * MiB)),  # never below 256 MiB
         (400 * MiB, (None, None), (200 * MiB, 150 * MiB)),  # ... unless that is over half
         (320 * MiB, (None, None), (160 * MiB, 120 * MiB)),
-        (192 * MiB, (None, None), (96 * MiB, 72 * MiB)),  # half, and 96 MiB left beside it
-        (160 * MiB, (None, None), (64 * MiB, 48 * MiB)),  # under that: 96 MiB left beside it
-        (128 * MiB, (None, None), (32 * MiB, 24 * MiB)),
+        (224 * MiB, (None, None), (112 * MiB, 84 * MiB)),  # half, and 112 MiB left beside it
+        (192 * MiB, (None, None), (80 * MiB, 60 * MiB)),  # under that: 112 MiB left beside it
+        (144 * MiB, (None, None), (32 * MiB, 24 * MiB)),
         (64 * MiB, (None, None), (0, 0)),  # nothing left (refused by budgets_within)
         (24 * GiB, (512 * MiB, None), (512 * MiB, 384 * MiB)),  # a given budget is kept
         (24 * GiB, (None, 256 * MiB), (1536 * MiB, 256 * MiB)),  # a given cache is kept
@@ -114,12 +114,12 @@ def test_memory_budget_limit_too_small_for_a_default_budget_is_refused() -> None
         budgets_within(small, max_memory=None, cache_size=None)
     assert str(info.value) == (
         "this process's memory limit of 100.0 MiB (cgroup /x memory.limit_in_bytes) is too small "
-        "for ossfs: it needs 96.0 MiB for itself and 32.0 MiB or more for file data; raise the "
-        "limit to 128.0 MiB or more, or give a smaller --max-memory"
+        "for ossfs: it needs 112.0 MiB for itself and 32.0 MiB or more for file data; raise the "
+        "limit to 144.0 MiB or more, or give a smaller --max-memory"
     )
     # What the user gives is theirs to decide (within the limit).
     assert budgets_within(small, max_memory=16 * MiB, cache_size=None) == (16 * MiB, 12 * MiB)
-    enough = MemoryLimit(128 * MiB, "/sys/fs/cgroup/memory/x/memory.limit_in_bytes", "/x")
+    enough = MemoryLimit(144 * MiB, "/sys/fs/cgroup/memory/x/memory.limit_in_bytes", "/x")
     assert budgets_within(enough, max_memory=None, cache_size=None) == (32 * MiB, 24 * MiB)
 
 

@@ -1,13 +1,14 @@
 """Real mounts in real memory control groups, with DEFAULT options: the daemon stays inside its
 group's limit while readers read through it, and is never OOM-killed.
 
-Each case makes a cgroup v1 child group under this process's own memory group with a limit
-(`tests.support.memory_groups`), starts ``ossfs mount`` inside it (the daemon it forks stays
-there), and runs the readers outside it, each in its own process. The local server answers with
-the remote profile (20 ms to a first byte, 100 MB/s per connection), so read-ahead is active.
-Each case asserts the exact bytes (SHA-256 of what every reader read against the object's), that
-the group saw no OOM kill (``oom_kill`` of ``memory.oom_control``), and that the group's peak
-usage (``memory.max_usage_in_bytes``) stayed below its limit.
+Each case makes a memory control group with a limit (`tests.support.memory_groups`: cgroup v1
+under this process's own memory group, or v2 where memory is accounted there), starts ``ossfs
+mount`` inside it (the daemon it forks stays there), and runs the readers outside it, each in
+its own process. The local server answers with the remote profile (20 ms to a first byte, 100
+MB/s per connection), so read-ahead is active. Each case asserts the exact bytes (SHA-256 of
+what every reader read against the object's), that the group saw no OOM kill (``oom_kill`` of v1
+``memory.oom_control``, v2 ``memory.events``), and that the group's peak usage (v1
+``memory.max_usage_in_bytes``, v2 ``memory.peak``) stayed below its limit.
 
 Sizes are the issue's: 3 readers of 300 MiB objects in 400 MiB, 8 readers of 100 MiB objects
 plus a random reader in 320 MiB (1.7 GB written once for the module: about 7 s here; each case
@@ -34,12 +35,7 @@ import pytest
 
 from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer, FaultSettings
 from tests.support import ACCESS_KEY_ID, ACCESS_KEY_SECRET, BUCKET
-from tests.support.memory_groups import (
-    MemoryGroup,
-    python_in,
-    require_v1,
-    v1_memory_group,
-)
+from tests.support.memory_groups import MemoryGroup, memory_group, python_in
 from tests.support.mounts import MIB, ossfs_env, run_ossfs
 from tests.support.reader_programs import HOG, RANDOM, SEQUENTIAL
 from tests.support.waiting import wait_until
@@ -243,9 +239,8 @@ def check(limit_bytes: int, outcome: Outcome) -> None:
 def test_memory_group_400mib_three_readers_of_objects_larger_than_the_cache(
     server: Server, tmp_path: Path
 ) -> None:
-    found = require_v1()
     limit = 400 * MIB
-    with v1_memory_group(found, "three", limit) as group:
+    with memory_group("three", limit) as group:
         outcome = read_through(
             server, group, tmp_path / "mnt", [f"large/{i}" for i in range(LARGE_READERS)]
         )
@@ -257,9 +252,8 @@ def test_memory_group_400mib_three_readers_of_objects_larger_than_the_cache(
 def test_memory_group_320mib_eight_readers_and_a_random_reader(
     server: Server, tmp_path: Path
 ) -> None:
-    found = require_v1()
     limit = 320 * MIB
-    with v1_memory_group(found, "eight", limit) as group:
+    with memory_group("eight", limit) as group:
         outcome = read_through(
             server,
             group,
@@ -275,24 +269,22 @@ def test_memory_group_320mib_eight_readers_and_a_random_reader(
 def test_memory_group_192mib_below_the_minimum_default_budget_fits(
     server: Server, tmp_path: Path
 ) -> None:
-    """Under the 256 MiB a default budget is at least elsewhere: half the limit, which leaves
-    96 MiB beside it for the daemon itself."""
-    found = require_v1()
+    """Under the 256 MiB a default budget is at least elsewhere: the limit less the 112 MiB
+    the daemon itself needs beside it, 80 MiB."""
     limit = 192 * MIB
-    with v1_memory_group(found, "small", limit) as group:
+    with memory_group("small", limit) as group:
         outcome = read_through(
             server, group, tmp_path / "mnt", ["medium/0", "medium/1"], random_reader="large/1"
         )
     report("192 MiB, 2 sequential readers and a random reader", limit, outcome)
     check(limit, outcome)
-    assert outcome.budget_bytes == 96 * MIB
+    assert outcome.budget_bytes == 80 * MIB
 
 
 def test_memory_group_too_small_for_ossfs_refuses_to_start(server: Server, tmp_path: Path) -> None:
-    found = require_v1()
     limit = 100 * MIB
     mountpoint = tmp_path / "mnt"
-    with v1_memory_group(found, "tiny", limit) as group:
+    with memory_group("tiny", limit) as group:
         mountpoint.mkdir()
         result = python_in(
             group.directory,
@@ -307,10 +299,11 @@ def test_memory_group_too_small_for_ossfs_refuses_to_start(server: Server, tmp_p
         )
         assert group.oom_kills == 0
     assert result.returncode == 2
+    limit_file = "memory.limit_in_bytes" if group.v1 else "memory.max"
     assert result.stderr == (
         f"ossfs mount: error: this process's memory limit of 100.0 MiB (cgroup {group.name} "
-        "memory.limit_in_bytes) is too small for ossfs: it needs 96.0 MiB for itself and "
-        "32.0 MiB or more for file data; raise the limit to 128.0 MiB or more, or give a "
+        f"{limit_file}) is too small for ossfs: it needs 112.0 MiB for itself and "
+        "32.0 MiB or more for file data; raise the limit to 144.0 MiB or more, or give a "
         "smaller --max-memory\n"
     )
     assert not os.path.ismount(mountpoint)
@@ -323,9 +316,8 @@ def test_memory_group_shared_with_a_hungry_process_shrinks_instead_of_dying(
     160 MiB and its own needs no longer fit. Its memory monitor shrinks the block cache and
     read-ahead to the room left (``shrinks`` in its stats), and every reader still gets every
     byte, without an OOM kill."""
-    found = require_v1()
     limit = 320 * MIB
-    with v1_memory_group(found, "shared", limit) as group:
+    with memory_group("shared", limit) as group:
         hog = subprocess.Popen(
             [sys.executable, "-c", HOG, str(140 * MIB)],
             stdin=subprocess.PIPE,

@@ -33,14 +33,14 @@ budget. Measured under random, sequential and small-file reads at once: in a 320
 group, 36 MiB resident idle and 274 MiB at peak with a 256 MiB budget (191 MiB of it cached
 blocks); in a 256 MiB group a 256 MiB budget was OOM-killed, and half of it (128 MiB) peaked
 at 168 MiB."""
-OVERHEAD_BYTES: Final = 96 << 20
+OVERHEAD_BYTES: Final = 112 << 20
 """What the default budget leaves under the limit for the daemon itself (the interpreter,
-libfuse's buffers, threads, sockets, malloc's arenas, metadata of listed entries). Measured as
-resident memory less the block buffers (docs/memory.md): 40 MiB idle, at most 75 MiB under
-sequential, random, small-file and ``verify --through`` reads, about the same with a 32 MiB
-budget as with 1.5 GiB; 96 MiB leaves a margin over that."""
-OWN_PEAK_BYTES: Final = 80 << 20
-"""The most the daemon was measured to use besides block buffers (75 MiB, rounded up): the
+libfuse's buffers, libcurl's, threads, sockets, malloc's arenas, metadata of listed entries).
+Measured as resident memory less the block buffers (docs/memory.md): 46 MiB idle, at most 86
+MiB under sequential, random, small-file and ``verify --through`` reads, about the same with a
+32 MiB budget as with 1.5 GiB; 112 MiB leaves a margin over that."""
+OWN_PEAK_BYTES: Final = 96 << 20
+"""The most the daemon was measured to use besides block buffers (86 MiB, rounded up): the
 memory-pressure monitor keeps room for it to grow into (`ossfs.read.pressure`)."""
 MIN_BUDGET_BYTES: Final = 32 << 20
 """The smallest default budget a mount starts with (a cache of 24 blocks of 1 MiB and a little

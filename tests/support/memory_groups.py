@@ -228,3 +228,36 @@ def v1_memory_group(found: Hierarchy, tag: str, limit_bytes: int) -> Iterator[Me
         group = MemoryGroup(directory, name, v1=True)
         group.set_limit(limit_bytes)
         yield group
+
+
+@contextlib.contextmanager
+def memory_group(tag: str, limit_bytes: int) -> Iterator[MemoryGroup]:
+    """A new memory group with ``limit_bytes`` as its limit, removed on the way out (its
+    processes must be gone by then): cgroup v1 where this process's memory is accounted on v1
+    (under its own group), else v2 (under the hierarchy's top, where it has the memory
+    controller). Skips, saying why, where neither can be made or it is not run as root."""
+    require_root()
+    found = hierarchy(v1=True)
+    if found is not None:
+        with v1_memory_group(found, tag, limit_bytes) as group:
+            yield group
+        return
+    found = hierarchy(v1=False)
+    if found is None:
+        pytest.skip("no cgroup hierarchy with a memory controller is mounted for this process")
+    top = found.mount_point
+    if "memory" not in (top / "cgroup.controllers").read_text().split():
+        pytest.skip(f"the cgroup v2 hierarchy at {top} has no memory controller")
+    try:
+        if "memory" not in (top / "cgroup.subtree_control").read_text().split():
+            (top / "cgroup.subtree_control").write_text("+memory\n")
+    except OSError as exc:
+        pytest.skip(f"cannot give the memory controller to groups under {top}: {exc}")
+    name = found.root / f"ossfs-test-{tag}-{os.getpid()}"
+    directory = found.directory(name)
+    with groups(directory):
+        group = MemoryGroup(directory, name, v1=False)
+        group.set_limit(limit_bytes)
+        with contextlib.suppress(OSError):  # no swap: over the limit is an OOM kill, as on v1
+            (directory / "memory.swap.max").write_text("0\n")
+        yield group
