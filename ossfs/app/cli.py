@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import errno
 import json
 import logging
 import os
@@ -206,31 +205,12 @@ def _add_stats(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _run_stats(args: argparse.Namespace) -> int:
-    from ossfs.obs.stats import STATS_XATTR, format_human, parse_stats
+    from ossfs.app.mount_info import read_stats
+    from ossfs.obs.stats import format_human
 
     path = Path(args.mountpoint)
     not_ossfs = f"{path} is not an ossfs mount: give the directory an ossfs mount is mounted on"
-    try:
-        raw = os.getxattr(path, STATS_XATTR)
-    except FileNotFoundError:
-        raise UsageError(f"{path} does not exist: give the directory ossfs is mounted on") from None
-    except OSError as exc:
-        if exc.errno == errno.ENOTCONN:
-            raise UsageError(
-                f"{path} is a dead mount (its daemon is gone): run 'ossfs umount {path}'"
-            ) from None
-        if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOTDIR):
-            raise UsageError(not_ossfs) from None
-        if exc.errno in (errno.EACCES, errno.EPERM):
-            raise UsageError(
-                f"cannot read the counters of {path}: permission denied; run as the user who "
-                "mounted it, or mount with --allow-other"
-            ) from None
-        raise UsageError(f"cannot read the counters of {path}: {exc.strerror}") from None
-    try:
-        doc = parse_stats(raw)
-    except ValueError:
-        raise UsageError(not_ossfs) from None
+    doc = read_stats(path, not_ossfs=not_ossfs)
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
@@ -256,6 +236,16 @@ def _add_verify(sub: argparse._SubParsersAction[_Parser]) -> None:
     p = sub.add_parser("verify", help="check objects' CRC-64 against the server's")
     verify_cli.configure_parser(p)
     p.set_defaults(handler=verify_cli.run)
+
+
+def _add_preload(sub: argparse._SubParsersAction[_Parser]) -> None:
+    from ossfs.app import preload_cli
+
+    p = sub.add_parser(
+        "preload", help="read files of a mount now, so that later reads are served from its cache"
+    )
+    preload_cli.configure_parser(p)
+    p.set_defaults(handler=preload_cli.run)
 
 
 def _add_emulator(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -288,14 +278,22 @@ def build_parser() -> _Parser:
     parser.add_argument("--version", action="version", version=f"ossfs {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for add in (_add_mount, _add_umount, _add_stats, _add_verify, _add_emulator, _add_demo):
+    for add in (
+        _add_mount,
+        _add_umount,
+        _add_stats,
+        _add_verify,
+        _add_preload,
+        _add_emulator,
+        _add_demo,
+    ):
         add(sub)
     return parser
 
 
 # -- the mount helper's form: ossfs SOURCE MOUNTPOINT -o OPTIONS ---------------------------------
 
-COMMANDS: Final = ("mount", "umount", "stats", "verify", "emulator", "demo")
+COMMANDS: Final = ("mount", "umount", "stats", "verify", "preload", "emulator", "demo")
 # -o NAME[=VALUE] that are `ossfs mount` options: NAME -> (flag, takes a value).
 _OSSFS_OPTIONS: Final = {
     "endpoint": ("--endpoint", True),

@@ -1,4 +1,4 @@
-"""A one-line progress display for a terminal: bytes done, rate, ETA and objects done.
+"""A one-line progress display for a terminal: bytes done, rate, ETA and objects or files done.
 
 Responsibility: count bytes and finished objects from any thread and redraw one status line,
 at most every ``interval_s`` seconds, with ``\\r`` and erase-to-end-of-line; and let other
@@ -37,8 +37,9 @@ def format_duration(seconds: float) -> str:
 class Progress:
     """Thread-safe counters plus a throttled status line on ``out``.
 
-    ``total_bytes``/``total_objects`` are what is expected (the ETA uses bytes). ``clock`` is
-    monotonic seconds, injectable for tests. Call `close` at the end to erase the line.
+    ``total_bytes``/``total_objects`` are what is expected (the ETA uses bytes); ``unit`` names
+    what is counted (``"objects"``, ``"files"``). ``clock`` is monotonic seconds, injectable for
+    tests. Call `close` at the end to erase the line.
     """
 
     def __init__(
@@ -48,12 +49,14 @@ class Progress:
         total_bytes: int,
         total_objects: int,
         interval_s: float = 0.2,
+        unit: str = "objects",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._out = out
         self._total_bytes = total_bytes
         self._total_objects = total_objects
         self._interval_s = interval_s
+        self._unit = unit
         self._clock = clock
         self._lock = threading.Lock()
         self._started = clock()
@@ -101,7 +104,7 @@ class Progress:
         return (
             f"{format_size(self._bytes)} / {format_size(self._total_bytes)} ({pct:.0f}%)  "
             f"{format_size(rate)}/s  ETA {format_duration(eta)}  "
-            f"{self._objects}/{self._total_objects} objects"
+            f"{self._objects}/{self._total_objects} {self._unit}"
         )
 
     def _maybe_draw(self) -> None:
