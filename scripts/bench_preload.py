@@ -88,7 +88,7 @@ def settled(server: Any, limit_s: float = 60.0) -> dict[str, int]:
 
 
 def run_case(
-    server: Any, data: str, method: str, nbytes: int, files: int, tmp: Path, env: dict[str, str]
+    server: Any, data: str, method: str, *, nbytes: int, files: int, tmp: Path, env: dict[str, str]
 ) -> Sample:
     mountpoint = tmp / "mnt"
     with mounted(f"oss://{BUCKET}", mountpoint, env=env, args=["--endpoint", server.endpoint]):
@@ -185,7 +185,13 @@ def main(argv: list[str] | None = None) -> int:
                 for data in datas:
                     for method in order:
                         sample = run_case(
-                            server, data, method, sizes[data], counts[data], tmp, env
+                            server,
+                            data,
+                            method,
+                            nbytes=sizes[data],
+                            files=counts[data],
+                            tmp=tmp,
+                            env=env,
                         )
                         samples.append(sample)
                         print(
