@@ -5,6 +5,7 @@ codes, progress only on a terminal, one fetch per block when a reader overlaps, 
 from __future__ import annotations
 
 import argparse
+import errno
 import io
 import json
 import os
@@ -27,6 +28,7 @@ from tests.support import BUCKET
 from tests.support.mounts import (
     MIB,
     Mounts,
+    daemon_pid,
     data_for,
     files_under,
     mounts_fixture,
@@ -354,6 +356,87 @@ def test_preload_bad_inputs_exit_2_with_one_line(
     assert doc["symlinks_skipped"] == 2  # "out" and "link"
     assert all(not path.startswith(str(tmp_path / "elsewhere")) for path in doc["paths"])
     assert doc["files"] == 31
+
+
+@pytest.mark.mount
+def test_preload_warns_when_the_files_outgrow_the_memory_cache(
+    emulator: EmulatorServer, oss_bucket: oss2.Bucket, mounts: Mounts
+) -> None:
+    _put_tree(oss_bucket)  # 3 MiB and some
+    mp = mounts.mount(emulator.endpoint, "--cache-size", "2MiB")
+    result = _preload(str(mp / "data"))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith(
+        f"ossfs preload: warning: 3.0 MiB to preload on {mp} is more than its memory cache "
+        "(2.0 MiB) and it has no disk cache"
+    )
+    doc = json.loads(_preload("--json", str(mp / "data")).stdout)
+    assert len(doc["warnings"]) == 1
+    assert "--cache-dir" in doc["warnings"][0]
+    assert _preload(str(mp / "data" / "part0")).stderr == ""  # a part that fits: no warning
+
+
+@pytest.mark.mount
+def test_preload_ctrl_c_exits_130_with_the_summary_so_far(
+    emulator: EmulatorServer, oss_bucket: oss2.Bucket, mounts: Mounts
+) -> None:
+    oss_bucket.put_object("slow.bin", data_for(3, 16 * MIB))
+    mp = mounts.mount(emulator.endpoint)
+    os.listdir(mp)
+    settled_counts(emulator)
+    emulator.log.clear()
+    emulator.faults.set(FaultSettings(bandwidth_bytes_per_s=MIB))  # 16 s for the file
+    for argv in ((), ("--json",)):
+        emulator.log.clear()
+        preload = subprocess.Popen(
+            [sys.executable, "-m", "ossfs", "preload", *argv, str(mp / "slow.bin")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ossfs_env(),
+        )
+        try:
+            wait_until(
+                lambda: bool(emulator.log.counts().get("GetObject")), 60, "preload's first GET"
+            )
+            preload.send_signal(signal.SIGINT)
+            out, err = preload.communicate(timeout=60)
+        finally:
+            if preload.poll() is None:
+                preload.kill()
+                preload.wait()
+        assert preload.returncode == 130, err
+        assert "Traceback" not in err
+        if argv:
+            doc = json.loads(out)
+            assert doc["interrupted"] is True
+            assert (doc["files"], doc["files_read"], doc["failed"]) == (1, 0, 0)
+            assert 0 <= doc["bytes_read"] < 16 * MIB
+        else:
+            assert out.startswith("interrupted: 0 of 1 file read, "), out
+        # A file stopped half way may have been cached in part; the mount still serves it whole.
+    emulator.faults.clear()
+    assert (mp / "slow.bin").read_bytes() == data_for(3, 16 * MIB)
+
+
+@pytest.mark.mount
+def test_preload_on_a_dead_mount_exits_2_with_one_line(
+    emulator: EmulatorServer, oss_bucket: oss2.Bucket, mounts: Mounts
+) -> None:
+    _put_tree(oss_bucket)
+    mp = mounts.mount(emulator.endpoint)
+    pid = daemon_pid(mp)
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), 15, "the killed daemon to be gone")
+    with pytest.raises(OSError) as info:
+        os.listdir(mp)
+    assert info.value.errno == errno.ENOTCONN
+    result = _preload(str(mp / "data"))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"ossfs preload: error: {mp} is a dead mount (its daemon is gone): "
+        f"run 'ossfs umount {mp}'\n"
+    )
 
 
 def test_run_refuses_a_path_outside_any_ossfs_mount(tmp_path: Path) -> None:
