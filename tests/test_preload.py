@@ -267,6 +267,26 @@ def test_preload_a_file_deleted_since_listing_fails_with_its_reason_exit_1(
 
 
 @pytest.mark.mount
+def test_preload_names_the_storage_class_of_an_archived_object(
+    emulator: EmulatorServer, mounts: Mounts
+) -> None:
+    emulator.put_object(BUCKET, "cold/a.bin", b"frozen", storage_class="Archive")
+    emulator.put_object(BUCKET, "cold/b.bin", b"warm")
+    mp = mounts.mount(emulator.endpoint)
+    result = _preload("--json", str(mp / "cold"))
+    assert result.returncode == 1
+    doc = json.loads(result.stdout)
+    assert doc["files_read"] == 1
+    assert doc["failures"] == [
+        {
+            "path": str(mp / "cold" / "a.bin"),
+            "error": "EACCES: Permission denied "
+            "(storage class Archive: restore the object in OSS first)",
+        }
+    ]
+
+
+@pytest.mark.mount
 def test_preload_progress_only_on_a_terminal(
     emulator: EmulatorServer, oss_bucket: oss2.Bucket, mounts: Mounts
 ) -> None:

@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 CHUNK_BYTES: Final = 1 << 20
+_STORAGE_CLASS_XATTR: Final = "user.oss.storage_class"
 _NO_SENDFILE: Final = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP})
 _CANCEL_GRACE_S: Final = 5.0
 """After Ctrl-C, how long the readers may take to finish their current read. A reader still in
@@ -111,6 +112,20 @@ def error_text(exc: OSError) -> str:
         return str(exc) or type(exc).__name__
     name = errno.errorcode.get(exc.errno, f"errno {exc.errno}")
     return f"{name}: {exc.strerror or os.strerror(exc.errno)}"
+
+
+def _reason(path: Path, exc: OSError) -> str:
+    """`error_text`, and for EACCES on an object in an archive storage class, what to do."""
+    text = error_text(exc)
+    if exc.errno != errno.EACCES:
+        return text
+    try:
+        storage_class = os.getxattr(path, _STORAGE_CLASS_XATTR, follow_symlinks=False).decode()
+    except (OSError, UnicodeDecodeError):
+        return text
+    if "Archive" not in storage_class:
+        return text
+    return f"{text} (storage class {storage_class}: restore the object in OSS first)"
 
 
 # -- the walk -------------------------------------------------------------------------------------
@@ -306,7 +321,7 @@ class Preloader:
                         except _CancelledError:
                             return
                         except OSError as exc:
-                            failure = Failure(str(entry.path), error_text(exc))
+                            failure = Failure(str(entry.path), _reason(entry.path, exc))
                         with lock:
                             if failure is None:
                                 read_files += 1

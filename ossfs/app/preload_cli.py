@@ -17,14 +17,13 @@ import argparse
 import json
 import os
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TextIO
 
 from ossfs.app.mount_info import mount_point_of, read_stats
 from ossfs.app.preload import Failure, FileEntry, Plan, Preloader, PreloadReport, walk
-from ossfs.app.progress import Progress
+from ossfs.app.progress import Progress, show_line
 from ossfs.core.errors import UsageError
 from ossfs.core.sizes import format_size
 from ossfs.obs.stats import Json
@@ -36,6 +35,9 @@ EXIT_FAILED: Final = 1
 EXIT_INTERRUPTED: Final = 130
 DEFAULT_JOBS: Final = 8
 MAX_JOBS: Final = 256
+# A mount with a disk cache (--cache-dir) reports it in a stats section named after it: then
+# what is preloaded stays on disk, whatever the memory cache holds.
+_DISK_CACHE_SECTION: Final = "disk"
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -94,26 +96,16 @@ def run(
         progress = Progress(
             err, total_bytes=plan.total_bytes, total_objects=len(plan.files), unit="files"
         )
-    lock = threading.Lock()
-
-    def show(line: str) -> None:
-        if progress is not None:
-            progress.print_above(line, out)
-        else:
-            with lock:
-                out.write(line + "\n")
-                out.flush()
-
     if not args.json:
         for failure in plan.failures:
-            show(format_failure(failure))
+            show_line(format_failure(failure), out, progress)
 
     def on_file(entry: FileEntry, failure: Failure | None) -> None:
         del entry
         if progress is not None:
             progress.object_done()
         if failure is not None and not args.json:
-            show(format_failure(failure))
+            show_line(format_failure(failure), out, progress)
 
     try:
         report = preloader.run(
@@ -175,7 +167,7 @@ def _capacity_warnings(plan: Plan, mounts: dict[Path, _Mount]) -> list[str]:
     warnings = []
     for root, nbytes in planned.items():
         doc = mounts[root].stats
-        if any(name.startswith("disk") for name in doc):
+        if any(name.startswith(_DISK_CACHE_SECTION) for name in doc):
             continue
         cache = doc.get("cache")
         capacity = cache.get("capacity_bytes") if isinstance(cache, dict) else None

@@ -2,9 +2,9 @@
 
 Responsibility: count bytes and finished objects from any thread and redraw one status line,
 at most every ``interval_s`` seconds, with ``\\r`` and erase-to-end-of-line; and let other
-output appear above it without being garbled (`Progress.print_above`). It deliberately decides
-nothing about *whether* to show progress (the CLI shows it only when stderr is a TTY) and
-knows nothing about what is being counted.
+output appear above it without being garbled (`Progress.print_above`, `show_line`). It
+deliberately decides nothing about *whether* to show progress (the CLI shows it only when stderr
+is a TTY) and knows nothing about what is being counted.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Final, TextIO
 from ossfs.core.sizes import format_size
 
 _ERASE_LINE: Final = "\r\x1b[K"
+_PLAIN_LOCK: Final = threading.Lock()
 
 
 def format_duration(seconds: float) -> str:
@@ -122,3 +123,14 @@ class Progress:
             self._out.write(_ERASE_LINE)
             self._out.flush()
             self._shown = False
+
+
+def show_line(text: str, dest: TextIO, progress: Progress | None) -> None:
+    """Write ``text`` and a newline to ``dest``, above ``progress``'s status line if there is
+    one; callable from any thread (lines never interleave)."""
+    if progress is not None:
+        progress.print_above(text, dest)
+        return
+    with _PLAIN_LOCK:
+        dest.write(text + "\n")
+        dest.flush()
