@@ -19,13 +19,12 @@ import json
 import logging
 import os
 import sys
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Final, TextIO
 
 from ossfs.app.access_args import access_from_args, add_access_arguments
-from ossfs.app.progress import Progress
+from ossfs.app.progress import Progress, show_line
 from ossfs.core.errors import OssfsError, UsageError
 from ossfs.core.object_store import ObjectStore
 from ossfs.core.sizes import format_size
@@ -202,20 +201,12 @@ def _verify(
             total_bytes=sum(t.size_hint for t in targets),
             total_objects=len(targets),
         )
-    lock = threading.Lock()
 
     def on_result(result: ObjectResult) -> None:
         if progress is not None:
             progress.object_done()
-        if as_json:
-            return
-        line = format_result(result)
-        if progress is not None:
-            progress.print_above(line, out)
-        else:
-            with lock:
-                out.write(line + "\n")
-                out.flush()
+        if not as_json:
+            show_line(format_result(result), out, progress)
 
     try:
         report = verifier.run(
