@@ -333,11 +333,15 @@ def _logging_to(stream: TextIO, level: int) -> Iterator[None]:
     handler = logging.StreamHandler(stream)
     handler.setLevel(level)
     handler.setFormatter(logging.Formatter("ossfs verify: %(levelname)s %(name)s: %(message)s"))
-    old_level = logger.level
+    old_level, old_propagate = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(min(level, old_level) if old_level else level)
+    # The records go to ``stream`` only: the root logger's handler (the CLI's) would print each
+    # one a second time.
+    logger.propagate = False
     try:
         yield
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
+        logger.propagate = old_propagate
