@@ -24,6 +24,7 @@ its peak RSS (reset before each run). Prints tables and ratios, writes JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -42,7 +43,7 @@ from ossfs.core.crc64 import crc64, require_fast_crc
 from ossfs.core.sizes import format_size, parse_size
 from ossfs.store.config import OssConfig
 from ossfs.store.oss_store import OssStore
-from ossfs.verify.model import Status, VerifyConfig
+from ossfs.verify.model import MountView, Status, VerifyConfig
 from ossfs.verify.verifier import Verifier
 
 BUCKET = "bench-bucket"
@@ -215,6 +216,17 @@ def _emulator(data: Path, seed: Path | None, profile: str) -> Iterator[str]:
         proc.wait(30)
 
 
+@contextmanager
+def _mounted(endpoint: str, mountpoint: Path) -> Iterator[Path]:
+    """The bucket mounted (daemonized, default options) at ``mountpoint``."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from mount_helpers import client_env, mounted
+
+    env = client_env(KEY_ID, SECRET)
+    with mounted(f"oss://{BUCKET}", mountpoint, env=env, args=("--endpoint", endpoint)) as path:
+        yield path
+
+
 def _reset_peak_rss() -> None:
     with suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
@@ -227,8 +239,10 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _run_way(store: OssStore, prefix: str, way: Way) -> dict[str, float]:
-    verifier = Verifier(store, way.config)
+def _run_way(
+    store: OssStore, prefix: str, way: Way, mount: MountView | None = None
+) -> dict[str, float]:
+    verifier = Verifier(store, way.config, mount=mount)
     targets = verifier.collect(prefix)
     before = store.stats()
     _reset_peak_rss()
@@ -274,6 +288,11 @@ def bench_parallel(args: argparse.Namespace) -> dict[str, object]:
         "big": ("big/", (Way("one stream", single), Way(f"{args.streams} streams", parallel))),
         "small": ("small/", (Way("streams=1", single), Way(f"streams={args.streams}", parallel))),
     }
+    if args.through:
+        cases["through"] = (
+            "big/",
+            (Way("one stream", single), Way(f"{args.streams} streams", parallel)),
+        )
     results: dict[str, dict[str, dict[str, list[dict[str, float]]]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp_name:
         tmp = Path(tmp_name)
@@ -297,7 +316,13 @@ def bench_parallel(args: argparse.Namespace) -> dict[str, object]:
                         rows = results.setdefault(profile, {}).setdefault(case, {})
                         for r in range(args.repeat):
                             for way in ways if r % 2 == 0 else tuple(reversed(ways)):
-                                row = _run_way(store, prefix, way)
+                                with contextlib.ExitStack() as stack:
+                                    mount: MountView | None = None
+                                    if case == "through":  # a fresh mount: a cold cache
+                                        mount = MountView(
+                                            stack.enter_context(_mounted(endpoint, tmp / "mnt"))
+                                        )
+                                    row = _run_way(store, prefix, way, mount)
                                 rows.setdefault(way.name, []).append(row)
                                 print(
                                     f"{profile:<15} {case:<5} {way.name:<11} run {r + 1}: "
@@ -370,6 +395,11 @@ def main() -> int:
         "--profiles", default="remote,remote-chunked", help="remote, remote-chunked, loopback"
     )
     parser.add_argument("--repeat", type=int, default=2, help="runs of each (even; 2)")
+    parser.add_argument(
+        "--through",
+        action="store_true",
+        help="also verify the big object through an ossfs mount (default options) of the emulator",
+    )
     parser.add_argument("--json-out", type=Path, help="also write the results here as JSON")
     args = parser.parse_args()
     require_fast_crc()

@@ -9,6 +9,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
+from typing import IO, Any
 
 import pytest
 from hypothesis import given
@@ -17,7 +19,8 @@ from hypothesis import strategies as st
 from ossfs.core.crc64 import crc64
 from ossfs.core.errors import RemoteIOError
 from ossfs.core.object_store import ObjectMeta, ObjectStore
-from ossfs.verify.model import ObjectResult, Status, Target, VerifyConfig
+from ossfs.verify import file_reads
+from ossfs.verify.model import MountView, ObjectResult, Status, Target, VerifyConfig
 from ossfs.verify.parts import Part, plan_parts
 from ossfs.verify.verifier import Verifier
 from tests.support.fakes import FakeStore
@@ -362,3 +365,45 @@ def test_an_overwrite_seen_by_one_part_wins_over_another_part_giving_up() -> Non
         (result,) = running.result(WAIT_S).results
     assert (result.status, result.restarts) == (Status.OK, 1)
     assert result.computed_crc64 == crc64(new)
+
+
+# -- through a mount: a large file read as parallel segments ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shown", "status", "error"),
+    [
+        (DATA, Status.OK, None),
+        (DATA[:200] + b"X" + DATA[201:], Status.MISMATCH, "CRC-64 differs"),
+        (DATA[:-7], Status.MISMATCH, f"read {len(DATA) - 7} bytes, but the object has {len(DATA)}"),
+        (DATA[:130], Status.MISMATCH, f"read 130 bytes, but the object has {len(DATA)}"),
+        (DATA + b"more", Status.MISMATCH, "the object has"),
+    ],
+)
+def test_through_a_large_file_is_read_in_parallel_segments(
+    tmp_path: Path, shown: bytes, status: Status, error: str | None
+) -> None:
+    store = FakeStore()
+    store.put("big", DATA)
+    (tmp_path / "big").write_bytes(shown)
+    opened: list[int] = []
+    real_open = open
+
+    def counting_open(file: Path, mode: str, buffering: int = -1) -> IO[Any]:
+        opened.append(1)
+        return real_open(file, mode, buffering=buffering)
+
+    verifier = Verifier(
+        store,
+        VerifyConfig(chunk_bytes=CHUNK, part_bytes=PART, streams=3),
+        mount=MountView(tmp_path),
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(file_reads, "open", counting_open, raising=False)
+        (result,) = verifier.run(verifier.collect("")).results
+    assert (result.status, result.expected_crc64) == (status, crc64(DATA))
+    assert result.error is not None and error in result.error if error else result.error is None
+    if len(shown) <= len(DATA):
+        assert result.bytes_read == len(shown)
+        assert result.computed_crc64 == crc64(shown)
+    assert len(opened) == 3  # 6 parts in 3 segments of 2, one handle each

@@ -43,6 +43,7 @@ from ossfs.core.crc64 import crc64
 from ossfs.core.errors import NotFoundError, OssfsError, RemoteIOError, StaleError
 from ossfs.core.object_store import ObjectMeta, ObjectStore
 from ossfs.store.retry import RetryPolicy
+from ossfs.verify.file_reads import read_file_crc
 from ossfs.verify.model import (
     ETAG_XATTR,
     MountView,
@@ -412,7 +413,15 @@ class Verifier:
                     restarts=tries.restarts,
                 )
             try:
-                crc, done = self._read_file(path, meta.size, on_bytes)
+                crc, done = read_file_crc(
+                    path,
+                    meta.size,
+                    chunk_bytes=self.config.chunk_bytes,
+                    streams=self.config.streams,
+                    part_bytes=self.config.part_bytes,
+                    cancelled=self._cancelled,
+                    on_bytes=on_bytes,
+                )
             except OSError as exc:
                 return ObjectResult(
                     key,
@@ -439,24 +448,6 @@ class Verifier:
                     status=Status.ERROR,
                     error=f"the object changed {tries.restarts} times while it was read",
                 )
-
-    def _read_file(self, path: Path, size: int, on_bytes: Callable[[int], None]) -> tuple[int, int]:
-        """CRC and length of the file at ``path``, read in chunks (stops past ``size``)."""
-        buf = bytearray(self.config.chunk_bytes)
-        view = memoryview(buf)
-        crc = 0
-        done = 0
-        with open(path, "rb", buffering=0) as f:
-            while done <= size:
-                if self._cancelled.is_set():
-                    raise CancelledError
-                n = f.readinto(view)
-                if not n:
-                    break
-                crc = crc64(view[:n], crc)
-                done += n
-                on_bytes(n)
-        return crc, done
 
 
 def _classify(
