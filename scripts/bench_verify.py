@@ -46,6 +46,9 @@ from ossfs.store.oss_store import OssStore
 from ossfs.verify.model import MountView, Status, VerifyConfig
 from ossfs.verify.verifier import Verifier
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mount_helpers import client_env, cpu_seconds, daemon_pids, mounted, peak_rss
+
 BUCKET = "bench-bucket"
 KEY_ID = "BenchAccessKeyId"
 SECRET = "BenchAccessKeySecret"
@@ -219,12 +222,13 @@ def _emulator(data: Path, seed: Path | None, profile: str) -> Iterator[str]:
 @contextmanager
 def _mounted(endpoint: str, mountpoint: Path) -> Iterator[Path]:
     """The bucket mounted (daemonized, default options) at ``mountpoint``."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from mount_helpers import client_env, mounted
-
     env = client_env(KEY_ID, SECRET)
     with mounted(f"oss://{BUCKET}", mountpoint, env=env, args=("--endpoint", endpoint)) as path:
         yield path
+
+
+def _daemon(mount: MountView | None) -> list[int]:
+    return [] if mount is None else daemon_pids(mount.mountpoint)
 
 
 def _reset_peak_rss() -> None:
@@ -322,7 +326,13 @@ def bench_parallel(args: argparse.Namespace) -> dict[str, object]:
                                         mount = MountView(
                                             stack.enter_context(_mounted(endpoint, tmp / "mnt"))
                                         )
+                                    daemon = _daemon(mount)
+                                    cpu0 = cpu_seconds(daemon)
                                     row = _run_way(store, prefix, way, mount)
+                                    if mount is not None:
+                                        row["daemon_cpu_s"] = cpu_seconds(daemon) - cpu0
+                                        rss = peak_rss(daemon)
+                                        row["daemon_rss_mib"] = (rss or 0) / MIB
                                 rows.setdefault(way.name, []).append(row)
                                 print(
                                     f"{profile:<15} {case:<5} {way.name:<11} run {r + 1}: "
@@ -374,6 +384,11 @@ def _print_parallel(
                     f"{profile:<15} {case:<5} {name:<11} {m['seconds']:7.2f} "
                     f"{m['mb_per_s']:7.1f} {m['gets']:6.0f} {m['heads']:5.0f} "
                     f"{m['bytes_fetched'] / 1e6:10.1f} {m['cpu_s']:6.2f} {m['peak_rss_mib']:7.0f}"
+                    + (
+                        f"  daemon {m['daemon_cpu_s']:.2f} CPU-s, {m['daemon_rss_mib']:.0f} MiB"
+                        if "daemon_cpu_s" in m
+                        else ""
+                    )
                 )
             first, second = list(medians)
             ratio = medians[second] / medians[first]
