@@ -83,39 +83,24 @@ def test_plan_parts_are_contiguous_half_open_and_bounded(size: int, part: int) -
 
 
 class PinRecordingStore(FakeStore):
-    """Records the ETag each ranged read was pinned to, and how many were in flight at most."""
+    """Records the ETag each ranged read was pinned to, and how many were in flight at most
+    (FakeStore's ``read_range`` reads through ``get_range``)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.pins: list[str | None] = []
         self.in_flight = 0
         self.max_in_flight = 0
-        self.pieces: list[int] = []
+        self.while_in_flight: Callable[[int], None] = lambda start: None
 
-    def read_range(
-        self,
-        key: str,
-        start: int,
-        end: int,
-        *,
-        etag: str | None,
-        piece_bytes: int,
-        on_piece: Callable[[bytearray], None],
-    ) -> None:
+    def get_range(self, key: str, start: int, end: int, *, etag: str | None = None) -> bytes:
         with self._lock:
             self.pins.append(etag)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-
-            def counted(piece: bytearray) -> None:
-                with self._lock:
-                    self.pieces.append(len(piece))
-                on_piece(piece)
-
-            super().read_range(
-                key, start, end, etag=etag, piece_bytes=piece_bytes, on_piece=counted
-            )
+            self.while_in_flight(start)
+            return super().get_range(key, start, end, etag=etag)
         finally:
             with self._lock:
                 self.in_flight -= 1
@@ -138,20 +123,19 @@ def test_large_object_is_headed_then_read_in_pinned_parts() -> None:
     ]
     assert store.count("stream") == 0
     assert store.pins == [meta.etag] * 6  # every range pinned to the HEADed version
-    assert max(store.pieces) == CHUNK and sum(seen) == len(DATA)
+    assert max(seen) == CHUNK and sum(seen) == len(DATA)
 
 
 def test_parts_in_flight_never_exceed_streams_and_reach_it() -> None:
     streams = 3
     barrier = threading.Barrier(streams, timeout=30)
 
-    class MeetingStore(PinRecordingStore):
-        def get_range(self, key: str, start: int, end: int, *, etag: str | None = None) -> bytes:
-            if start < streams * PART:
-                barrier.wait()  # breaks (and the test fails) unless `streams` parts run at once
-            return super().get_range(key, start, end, etag=etag)
+    def meet(start: int) -> None:
+        if start < streams * PART:
+            barrier.wait()  # breaks (and the test fails) unless `streams` parts run at once
 
-    store = MeetingStore()
+    store = PinRecordingStore()
+    store.while_in_flight = meet
     store.put("big", DATA)
     assert _verify(store, streams=streams).status is Status.OK
     assert store.max_in_flight == streams
@@ -285,22 +269,13 @@ class OverwritingStore(FakeStore):
         self.versions = list(versions)
         self.at = at
 
-    def read_range(
-        self,
-        key: str,
-        start: int,
-        end: int,
-        *,
-        etag: str | None,
-        piece_bytes: int,
-        on_piece: Callable[[bytearray], None],
-    ) -> None:
+    def get_range(self, key: str, start: int, end: int, *, etag: str | None = None) -> bytes:
         if start == self.at:
             with self._lock:
                 nxt = self.versions.pop(0) if self.versions else None
             if nxt is not None:
                 self.put(key, nxt)
-        super().read_range(key, start, end, etag=etag, piece_bytes=piece_bytes, on_piece=on_piece)
+        return super().get_range(key, start, end, etag=etag)
 
 
 def test_an_overwrite_mid_object_restarts_with_the_new_version_never_mixes() -> None:
