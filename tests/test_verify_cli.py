@@ -442,8 +442,13 @@ def mounted(emulator: EmulatorServer, tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.mark.mount
+@pytest.mark.parametrize(
+    "extra",
+    [(), ("--part-size", "1MiB", "--streams", "3")],
+    ids=["one-pass", "segments"],
+)
 def test_cli_through_mount_checks_the_mount_data_path(
-    emulator: EmulatorServer, mounted: Path
+    emulator: EmulatorServer, mounted: Path, extra: tuple[str, ...]
 ) -> None:
     objects = {
         "m/empty": b"",
@@ -458,7 +463,7 @@ def test_cli_through_mount_checks_the_mount_data_path(
     # Corrupted bytes on the wire (before the mount ever read them) must not come out as OK.
     bad = "m/dir/corrupt.bin"
     emulator.faults.update(corrupt_keys=[bad])
-    result = _cli(emulator, "--json", "--through", str(mounted), f"oss://{BUCKET}/m")
+    result = _cli(emulator, "--json", *extra, "--through", str(mounted), f"oss://{BUCKET}/m")
     _no_traceback(result)
     doc = json.loads(result.stdout)
     by_key = {o["key"]: o for o in doc["objects"]}

@@ -54,7 +54,8 @@ class VerifyConfig:
     object is one stream), so at most ``jobs * streams`` GETs and as many chunks are in flight
     in all. ``max_attempts``: failed attempts in a row that made no
     progress before an object is given up as ERROR (an attempt that advanced resets the count,
-    so a long object whose body keeps breaking but advancing is still read to its end).
+    so a long object whose body keeps breaking but advancing is still read to its end; counted
+    per part for an object read in parts).
     ``max_restarts``: how often an object that changed while it was read is restarted from its
     first byte before it is given up. Backoff between failed attempts is full-jitter
     exponential from ``retry_base_delay_s`` up to ``retry_max_delay_s`` seconds.
