@@ -11,8 +11,9 @@ From the store, an object of at most ``part_bytes`` is one stream (`ObjectStore.
 CRC expected is the one in the very response that carries the bytes). A larger one is HEADed for
 the version to pin, then read as parts with up to ``streams`` ranged GETs in flight, each pinned
 to that ETag (`ossfs.verify.parts`); the part CRCs are folded in order and compared with the CRC
-the GETs announced (the HEAD's when they announced none). Through a mount,
-the CRC expected comes from a HEAD of the object: an end-to-end check of the mount's data path.
+the GETs announced (the HEAD's when they announced none). Through a mount (a large file as
+parallel segments: `ossfs.verify.file_reads`), the CRC expected comes from a HEAD of the object:
+an end-to-end check of the mount's data path.
 
 Transient failures never turn into a MISMATCH. A stream (or part) that breaks is resumed at the
 byte it reached, pinned to the same version (If-Match on the ETag) and continuing its running
