@@ -207,6 +207,8 @@ def test_disk_cache_evicts_least_recently_used_within_capacity(tmp_path: Path) -
     for index in range(3):
         cache.offer("k", "e", index, bytearray(BLOCK), object_crc=None)
     cache.close()
+    for index in range(3):  # used in this order (the writers may have written in any)
+        os.utime(_file(tmp_path, "k", "e", index), (1000 + index, 1000 + index))
     cache = _cache(tmp_path, capacity=4 * per_file + 4 * 4096)
     assert cache.lookup("k", "e", 0, BLOCK) is not None  # block 0 is now the most recent
     for index in range(3, 6):

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import logging
 import os
 import threading
@@ -78,6 +79,10 @@ MIN_RESCAN_S: Final = 60.0
 """Rescans of the directory at most this often, and never more than 1/30 of the time."""
 FREE_CHECK_S: Final = 2.0
 """How long the filesystem's free space, once asked, is trusted."""
+WRITERS: Final = 2
+"""Writer threads: a write is mostly the kernel copying into its page cache and the CRC-64,
+both with the GIL released, so a second writer overlaps them with the first one's. Sustained
+writes are bounded by the device anyway (the kernel throttles writers of dirty pages)."""
 _PROBE_BYTES: Final = 4096  # the first read of a file: its header, unless the key is long
 _BAD_FILE_LINES: Final = 20  # warnings about bad block files per mount, then counted only
 _ALLOCATION: Final = 4096
@@ -189,8 +194,9 @@ class DiskCache:
         self._free: tuple[float, int, int] | None = None  # (when, free bytes, reserve bytes)
         self._next_scan = 0.0
         self._scanned = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._temp_serial = 0
+        self._threads: list[threading.Thread] = []
+        self._temp_serial = itertools.count(1)
+        self._pending = 0  # bytes of files being written (room already made for them)
         self._bad_lines = 0
         self._hits = self._misses = self._bytes_read = self._bytes_written = 0
         self._dropped = self._evictions = self._crc_failures = self._errors = 0
@@ -210,8 +216,12 @@ class DiskCache:
 
     def start(self) -> None:
         """Start the writer thread: it scans the directory first, then writes."""
-        self._thread = threading.Thread(target=self._run, name="disk-cache", daemon=True)
-        self._thread.start()
+        for number in range(WRITERS):
+            thread = threading.Thread(
+                target=self._run, args=(number == 0,), name=f"disk-cache-{number}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
 
     def wait_scanned(self, timeout_s: float) -> bool:
         """True once the first scan is done (tests, and the capacity's log line)."""
@@ -221,9 +231,10 @@ class DiskCache:
         """Write what is queued, then stop the writer (waits at most ``timeout_s``)."""
         with self._wake:
             self._closing = True
-            self._wake.notify()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+            self._wake.notify_all()
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def lookup(self, key: str, etag: str, index: int, length: int) -> Piece | None:
         """The intact block ``index`` (``length`` bytes) of that object version, or None.
@@ -380,16 +391,20 @@ class DiskCache:
         self._unlink(rel)
 
     # -- the writer thread ------------------------------------------------------------------------
-    def _run(self) -> None:
-        try:
-            self._scan()
-        finally:
-            self._scanned.set()
+    def _run(self, scanner: bool) -> None:
+        """A writer thread; the ``scanner`` also scans the directory, first and now and then."""
+        if scanner:
+            try:
+                self._scan()
+            finally:
+                self._scanned.set()
+        else:
+            self._scanned.wait()
         while True:
             with self._wake:
                 while not self._queue and not self._closing:
-                    wait = self._next_scan - time.monotonic()
-                    if wait <= 0:
+                    wait = self._next_scan - time.monotonic() if scanner else None
+                    if wait is not None and wait <= 0:
                         break
                     self._wake.wait(wait)
                 item = self._queue.popleft() if self._queue else None
@@ -400,7 +415,7 @@ class DiskCache:
             try:
                 if item is not None:
                     self._write(*item)
-                if time.monotonic() >= self._next_scan and not self._closing:
+                if scanner and time.monotonic() >= self._next_scan and not self._closing:
                     self._scan()
             except Exception:  # a bug, not the disk: say so once and stop using the disk
                 log.exception("disk cache %s: the writer failed; turned off", self._root)
@@ -418,8 +433,7 @@ class DiskCache:
             return
         rel = block.relpath
         directory = f"{self._root}/{rel.rpartition('/')[0]}"
-        self._temp_serial += 1
-        temp = f"{directory}/{TEMP_PREFIX}{os.getpid()}-{self._temp_serial}"
+        temp = f"{directory}/{TEMP_PREFIX}{os.getpid()}-{next(self._temp_serial)}"
         try:
             try:
                 fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
@@ -429,28 +443,32 @@ class DiskCache:
                     self._dir_bytes += _ALLOCATION
                 fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
             try:
-                _write_all(fd, header)
-                _write_all(fd, data)
+                _write_all(fd, header, data)
             finally:
                 os.close(fd)
             os.rename(temp, f"{self._root}/{rel}")
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
+            with self._lock:
+                self._pending -= disk_bytes
             self._failed("writing", exc)
             return
         with self._lock:
+            self._pending -= disk_bytes
             self._index.add(rel, disk_bytes, self._clock_ns())
             self._bytes_written += len(data)
             self._full = False
 
     def _make_room(self, nbytes: int) -> bool:
-        """Evict least recently used files until ``nbytes`` more fit; False if they cannot."""
+        """Evict least recently used files until ``nbytes`` more fit, and count them as
+        pending (the caller settles them); False if they cannot fit."""
         limit = self._limit()
         tries = 0
         while True:
             with self._lock:
-                if self._index.used_bytes + self._dir_bytes + nbytes <= limit:
+                if self._index.used_bytes + self._dir_bytes + self._pending + nbytes <= limit:
+                    self._pending += nbytes
                     return True
                 oldest = self._index.oldest()
                 if oldest is None:
@@ -595,8 +613,15 @@ class DiskCache:
         self._next_scan = time.monotonic() + max(MIN_RESCAN_S, 30 * took)
 
 
-def _write_all(fd: int, data: Block | bytes) -> None:
-    view = memoryview(data)
+def _write_all(fd: int, header: bytes, data: Block) -> None:
+    """Write ``header`` then ``data`` (one system call, unless the kernel takes less)."""
+    written = os.writev(fd, [header, data])
+    if written < len(header):
+        _write_rest(fd, memoryview(header)[written:])
+        written = len(header)
+    _write_rest(fd, memoryview(data)[written - len(header) :])
+
+
+def _write_rest(fd: int, view: memoryview) -> None:
     while view:
-        written = os.write(fd, view)
-        view = view[written:]
+        view = view[os.write(fd, view) :]
