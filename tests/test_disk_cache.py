@@ -12,6 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ossfs.app.cli import legacy_mount_argv
+from ossfs.fs.namespace import Namespace
+from ossfs.obs.stats import MountStats, format_prometheus
+from ossfs.read.block_cache import BlockCache
 from ossfs.read.disk.block_file import (
     LAYOUT,
     TEMP_PREFIX,
@@ -21,14 +25,12 @@ from ossfs.read.disk.block_file import (
     encode_header,
     header_length,
 )
-from ossfs.read.disk.disk_cache import (
-    DiskCache,
-    default_capacity,
-    prepare_directory,
-)
+from ossfs.read.disk.cache_dir import default_capacity, prepare_directory
+from ossfs.read.disk.disk_cache import DiskCache
 from ossfs.read.disk.disk_index import DiskIndex
 from ossfs.read.disk.tiered_store import TieredStore
 from tests.support.fakes import FakeStore
+from tests.test_stats import CountingStore
 
 BUCKET = "bkt"
 BLOCK = 4096
@@ -119,13 +121,15 @@ def test_disk_index_accounts_bytes_and_orders_by_use() -> None:
 def test_disk_index_scan_keeps_this_mounts_later_use() -> None:
     index = DiskIndex()
     index.add("a", 10, 100)
-    index.replace([("a", 12, 50), ("b", 20, 60), ("c", 30, 10)])
-    assert index.used_bytes == 62
+    index.add("old", 5, 20)  # gone: evicted by another mount
+    index.add("new", 7, 70)  # written while the scan ran
+    index.replace([("a", 12, 50), ("b", 20, 60), ("c", 30, 10)], kept_since_ns=65)
+    assert index.used_bytes == 69
     order = []
     while (oldest := index.oldest()) is not None:
         order.append(oldest[0])
         index.remove(oldest[0])
-    assert order == ["c", "b", "a"]
+    assert order == ["c", "b", "new", "a"]
 
 
 @given(st.lists(st.tuples(st.sampled_from("abcdef"), st.integers(0, 1000)), max_size=50))
@@ -329,3 +333,63 @@ def test_tiered_store_passes_unaligned_and_unpinned_reads_through(tmp_path: Path
     disk.close()
     assert disk.stats().bytes_written == 0
     assert disk.stats().misses == 0
+
+
+# -- options and counters -------------------------------------------------------------------------
+
+
+def test_fstab_options_cache_dir_and_size_become_mount_flags() -> None:
+    argv = ["oss://b-1", "/mnt/x", "-o", "cache_dir=/nvme/c,cache_dir_size=10GiB,allow_other"]
+    assert legacy_mount_argv(argv) == [
+        "mount",
+        "oss://b-1",
+        "/mnt/x",
+        "--cache-dir",
+        "/nvme/c",
+        "--cache-dir-size",
+        "10GiB",
+        "--allow-other",
+    ]
+
+
+def test_stats_disk_cache_section_and_prometheus_families(tmp_path: Path) -> None:
+    fake = FakeStore()
+    disk = _cache(tmp_path, capacity=1 << 20)
+    disk.offer("k", "e", 0, bytearray(BLOCK), object_crc=None)
+    disk.close()
+    assert disk.lookup("k", "e", 0, BLOCK) is not None
+    assert disk.lookup("k", "e", 1, BLOCK) is None
+    cache = BlockCache(16 * BLOCK)
+    stats = MountStats(
+        mount=f"oss://{BUCKET}/",
+        store=CountingStore(),
+        cache=cache,
+        cache_capacity_bytes=16 * BLOCK,
+        namespace=Namespace(fake, metadata_ttl_s=60.0),
+        prefetcher=None,
+        open_handles=lambda: 0,
+        disk_cache=disk,
+    )
+    doc = stats.snapshot().to_json()
+    section = doc["disk_cache"]
+    assert isinstance(section, dict)
+    assert {k: section[k] for k in ("hits", "misses", "bytes_read", "capacity_bytes")} == {
+        "hits": 1,
+        "misses": 1,
+        "bytes_read": BLOCK,
+        "capacity_bytes": 1 << 20,
+    }
+    assert section["bytes_written"] == BLOCK
+    text = format_prometheus(doc)
+    for family in (
+        "ossfs_disk_cache_hits_total",
+        "ossfs_disk_cache_misses_total",
+        "ossfs_disk_cache_bytes_written_total",
+        "ossfs_disk_cache_bytes_read_total",
+        "ossfs_disk_cache_evictions_total",
+        "ossfs_disk_cache_crc_failures_total",
+        "ossfs_disk_cache_errors_total",
+    ):
+        assert f"# TYPE {family} counter" in text
+    for gauge in ("used_bytes", "capacity_bytes", "blocks"):
+        assert f"# TYPE ossfs_disk_cache_{gauge} gauge" in text

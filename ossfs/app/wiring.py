@@ -26,7 +26,8 @@ from ossfs.net.environ import environ_ca_bundle, environ_proxies
 from ossfs.obs.stats import MountStats, StoreCounters, rss_bytes
 from ossfs.read.block_cache import BlockCache
 from ossfs.read.buffers import BufferPool
-from ossfs.read.disk.disk_cache import CacheDirError, DiskCache, prepare_directory
+from ossfs.read.disk.cache_dir import CacheDirError, prepare_directory
+from ossfs.read.disk.disk_cache import DiskCache
 from ossfs.read.disk.tiered_store import TieredStore
 from ossfs.read.prefetch import PrefetchConfig, Prefetcher
 from ossfs.read.pressure import PressureConfig, PressureMonitor

@@ -26,8 +26,8 @@ Responsibility:
   one line and turns the disk cache off: the mount goes on memory-only.
 
 Deliberately not here: the file format (`block_file`), which reads consult the disk
-(`tiered_store`), checking a directory given at mount time (`prepare_directory`, called by the
-app before the daemon starts), and memory caching (`ossfs.read.block_cache`).
+(`tiered_store`), the directory as a whole (`cache_dir`: checked at mount, scanned, its default
+size), and memory caching (`ossfs.read.block_cache`).
 """
 
 from __future__ import annotations
@@ -50,7 +50,6 @@ from ossfs.core.object_store import Piece
 from ossfs.core.sizes import format_size
 from ossfs.read.block_cache import Block
 from ossfs.read.disk.block_file import (
-    LAYOUT,
     TEMP_PREFIX,
     BadBlockFileError,
     BlockId,
@@ -59,22 +58,23 @@ from ossfs.read.disk.block_file import (
     header_length,
     version_prefix,
 )
+from ossfs.read.disk.cache_dir import (
+    DIR_MODE,
+    FILE_MODE,
+    Scan,
+    allocated,
+    default_capacity,
+    scan,
+)
 from ossfs.read.disk.disk_index import DiskIndex
 
 log = logging.getLogger(__name__)
 
-DIR_MODE: Final = 0o700
-"""The cache holds bucket data: its directories are the owner's alone."""
-FILE_MODE: Final = 0o600
 RESERVE_FRACTION: Final = 0.05
 """The disk cache never fills its filesystem beyond 95%: it evicts to leave this much free."""
-DEFAULT_SHARE: Final = 0.75
-"""Without ``--cache-dir-size``: 3/4 of what is free at mount plus what the cache holds."""
 TOUCH_AFTER_NS: Final = 60 * 10**9
 """A hit sets its file's mtime when that is older than a minute (at most one metadata write
 per file a minute, yet other mounts' eviction sees the use)."""
-TEMP_MAX_AGE_NS: Final = 3600 * 10**9
-"""A temporary file older than an hour is a crashed writer's leftover: a scan removes it."""
 MIN_RESCAN_S: Final = 60.0
 """Rescans of the directory at most this often, and never more than 1/30 of the time."""
 FREE_CHECK_S: Final = 2.0
@@ -85,44 +85,6 @@ both with the GIL released, so a second writer overlaps them with the first one'
 writes are bounded by the device anyway (the kernel throttles writers of dirty pages)."""
 _PROBE_BYTES: Final = 4096  # the first read of a file: its header, unless the key is long
 _BAD_FILE_LINES: Final = 20  # warnings about bad block files per mount, then counted only
-_ALLOCATION: Final = 4096
-
-
-class CacheDirError(Exception):
-    """``--cache-dir`` cannot be used (the message says why and what to do)."""
-
-
-def prepare_directory(path: Path) -> None:
-    """Create ``path`` (mode 700) if missing and check that block files can be written there.
-
-    Raises `CacheDirError` if it is not a directory, cannot be created or is not writable.
-    """
-    if path.exists() and not path.is_dir():
-        raise CacheDirError(f"--cache-dir {path} is not a directory: give a directory")
-    try:
-        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        probe = path / f"{TEMP_PREFIX}probe-{os.getpid()}"
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
-        try:
-            os.write(fd, b"ossfs")
-        finally:
-            os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise CacheDirError(
-            f"--cache-dir {path} is not usable ({exc.strerror}): give a writable directory"
-        ) from None
-
-
-def default_capacity(free_bytes: int, held_bytes: int) -> int:
-    """The size limit without ``--cache-dir-size``: `DEFAULT_SHARE` of the free space plus what
-    the cache holds already (a remount keeps what it has)."""
-    return int((free_bytes + held_bytes) * DEFAULT_SHARE)
-
-
-def _allocated(nbytes: int) -> int:
-    """Bytes a file of ``nbytes`` takes on disk (whole 4 KiB blocks)."""
-    return -(-nbytes // _ALLOCATION) * _ALLOCATION
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,7 +388,7 @@ class DiskCache:
         if not self._on:
             return
         header = encode_header(block, crc64(data), len(data), object_crc)
-        disk_bytes = _allocated(len(header) + len(data))
+        disk_bytes = allocated(len(header) + len(data))
         if not self._make_room(disk_bytes):
             with self._lock:
                 self._dropped += 1
@@ -440,7 +402,7 @@ class DiskCache:
             except FileNotFoundError:  # first block of this directory (or the cache was wiped)
                 os.makedirs(directory, mode=DIR_MODE, exist_ok=True)
                 with self._lock:
-                    self._dir_bytes += _ALLOCATION
+                    self._dir_bytes += allocated(1)
                 fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
             try:
                 _write_all(fd, header, data)
@@ -556,39 +518,15 @@ class DiskCache:
         """Take the directory's files as they are now (other mounts write and evict too),
         remove crashed writers' leftovers, and decide the default capacity once."""
         began = time.monotonic()
-        files: list[tuple[str, int, int]] = []
-        dir_bytes = 0
-        now = self._clock_ns()
-        top = f"{self._root}/{LAYOUT}"
+        since = self._clock_ns()
         try:
-            subdirs = [e for e in os.scandir(top) if e.is_dir(follow_symlinks=False)]
-            dir_bytes += os.stat(top).st_blocks * 512
-        except FileNotFoundError:
-            subdirs = []
+            found = scan(self._root, since)
         except OSError as exc:
             self._failed("scanning", exc)
-            subdirs = []
-        for sub in subdirs:
-            try:
-                dir_bytes += sub.stat(follow_symlinks=False).st_blocks * 512
-                entries = list(os.scandir(sub.path))
-            except OSError:
-                continue
-            for entry in entries:
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                if entry.name.startswith(TEMP_PREFIX):
-                    if now - st.st_mtime_ns > TEMP_MAX_AGE_NS:
-                        with contextlib.suppress(OSError):
-                            os.unlink(entry.path)
-                    continue
-                files.append(
-                    (f"{LAYOUT}/{sub.name}/{entry.name}", st.st_blocks * 512, st.st_mtime_ns)
-                )
+            found = Scan([], 0)
+        files, dir_bytes = found.files, found.dir_bytes
         with self._lock:
-            self._index.replace(files)
+            self._index.replace(files, kept_since_ns=since)
             self._dir_bytes = dir_bytes
             held = self._index.used_bytes + dir_bytes
         first = not self._scanned.is_set()

@@ -77,17 +77,23 @@ class DiskIndex:
         start = f"{directory}/{prefix}"
         return [path for path in self._entries if path.startswith(start)]
 
-    def replace(self, scanned: Iterable[tuple[str, int, int]]) -> None:
+    def replace(self, scanned: Iterable[tuple[str, int, int]], *, kept_since_ns: int) -> None:
         """Take a scan's ``(path, disk_bytes, mtime_ns)`` as the new picture, ordered by use.
 
         A file this mount used more recently than its scanned mtime says (hits touch a file's
-        mtime at most once a minute) keeps its later time.
+        mtime at most once a minute) keeps its later time. Files the scan did not see but this
+        mount wrote or used at or after ``kept_since_ns`` (when the scan began) stay.
         """
         merged: list[tuple[int, str, int]] = []
+        seen: set[str] = set()
         for path, disk_bytes, mtime_ns in scanned:
+            seen.add(path)
             old = self._entries.get(path)
             used = max(mtime_ns, old.used_ns) if old is not None else mtime_ns
             merged.append((used, path, disk_bytes))
+        for path, entry in self._entries.items():
+            if path not in seen and entry.used_ns >= kept_since_ns:
+                merged.append((entry.used_ns, path, entry.disk_bytes))
         merged.sort()
         self._entries = OrderedDict((path, Entry(size, used)) for used, path, size in merged)
         self.used_bytes = sum(size for _, _, size in merged)
