@@ -285,10 +285,26 @@ def test_prepare_directory_creates_mode_700_and_refuses_a_file(tmp_path: Path) -
     target = tmp_path / "a" / "b"
     prepare_directory(target)
     assert (target.stat().st_mode & 0o777) == 0o700
-    assert list(target.iterdir()) == []
+    assert [p.name for p in target.iterdir()] == [LAYOUT]
+    assert ((target / LAYOUT).stat().st_mode & 0o777) == 0o700
+    cache = _cache(target)
+    cache.offer("k", "e", 0, bytearray(BLOCK), object_crc=None)
+    cache.close()
+    block_dir = _file(target, "k", "e", 0).parent
+    assert (block_dir.stat().st_mode & 0o777) == 0o700
+    assert (_file(target, "k", "e", 0).stat().st_mode & 0o777) == 0o600
     (tmp_path / "f").write_bytes(b"")
     with pytest.raises(Exception, match="not a directory"):
         prepare_directory(tmp_path / "f")
+
+
+def test_block_cache_discarding_a_version_drops_its_disk_files(tmp_path: Path) -> None:
+    disk = _cache(tmp_path)
+    disk.offer("k", "e", 0, bytearray(BLOCK), object_crc=None)
+    disk.close()
+    cache = BlockCache(16 * BLOCK, on_discard_object=disk.discard_version)
+    cache.discard_object("k", "e")  # what the reader does when the whole-object CRC fails
+    assert not _file(tmp_path, "k", "e", 0).exists()
 
 
 # -- the tiered store -----------------------------------------------------------------------------

@@ -38,6 +38,7 @@ def prepare_directory(path: Path) -> None:
         raise CacheDirError(f"--cache-dir {path} is not a directory: give a directory")
     try:
         path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        make_dirs(str(path), LAYOUT)
         probe = path / f"{TEMP_PREFIX}probe-{os.getpid()}"
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
         try:
@@ -49,6 +50,21 @@ def prepare_directory(path: Path) -> None:
         raise CacheDirError(
             f"--cache-dir {path} is not usable ({exc.strerror}): give a writable directory"
         ) from None
+
+
+def make_dirs(root: str, rel: str) -> int:
+    """Create the directories of ``rel`` under ``root`` that are missing, each with mode 700
+    (``os.makedirs`` gives the ones above the last its default mode); how many it created."""
+    made = 0
+    path = root
+    for part in rel.split("/"):
+        path = f"{path}/{part}"
+        try:
+            os.mkdir(path, DIR_MODE)
+            made += 1
+        except FileExistsError:
+            pass
+    return made
 
 
 def default_capacity(free_bytes: int, held_bytes: int) -> int:

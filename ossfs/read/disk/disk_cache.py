@@ -59,11 +59,11 @@ from ossfs.read.disk.block_file import (
     version_prefix,
 )
 from ossfs.read.disk.cache_dir import (
-    DIR_MODE,
     FILE_MODE,
     Scan,
     allocated,
     default_capacity,
+    make_dirs,
     scan,
 )
 from ossfs.read.disk.disk_index import DiskIndex
@@ -209,12 +209,8 @@ class DiskCache:
         rel = block.relpath
         try:
             fd = os.open(f"{self._root}/{rel}", os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            with self._lock:
-                self._misses += 1
-            return None
         except OSError as exc:
-            self._failed("reading", exc)
+            self._read_failed(exc)
             return None
         try:
             data, disk_bytes = self._read(fd, block, length)
@@ -222,7 +218,7 @@ class DiskCache:
             self._bad_file(rel, block, exc)
             return None
         except OSError as exc:
-            self._failed("reading", exc)
+            self._read_failed(exc)
             return None
         finally:
             os.close(fd)
@@ -325,6 +321,14 @@ class DiskCache:
                 os.utime(fd)  # other mounts' eviction sees the use
         return data, st.st_blocks * 512
 
+    def _read_failed(self, exc: OSError) -> None:
+        """A miss: the file is not there, or went while it was read (evicted by another
+        mount: over NFS that is ESTALE); any other error is the disk's (`_failed`)."""
+        if exc.errno not in (errno.ENOENT, errno.ESTALE):
+            self._failed("reading", exc)
+        with self._lock:
+            self._misses += 1
+
     def _remember_crc(self, block: BlockId, crc: int) -> None:
         with self._lock:
             self._object_crcs[(block.key, block.etag)] = crc
@@ -400,9 +404,9 @@ class DiskCache:
             try:
                 fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
             except FileNotFoundError:  # first block of this directory (or the cache was wiped)
-                os.makedirs(directory, mode=DIR_MODE, exist_ok=True)
+                made = make_dirs(self._root, rel.rpartition("/")[0])
                 with self._lock:
-                    self._dir_bytes += allocated(1)
+                    self._dir_bytes += made * allocated(1)
                 fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
             try:
                 _write_all(fd, header, data)
