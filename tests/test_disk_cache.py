@@ -16,6 +16,7 @@ from ossfs.app.cli import legacy_mount_argv
 from ossfs.fs.namespace import Namespace
 from ossfs.obs.stats import MountStats, format_prometheus
 from ossfs.read.block_cache import BlockCache
+from ossfs.read.buffers import BufferPool
 from ossfs.read.disk.block_file import (
     LAYOUT,
     TEMP_PREFIX,
@@ -225,6 +226,25 @@ def test_disk_cache_evicts_least_recently_used_within_capacity(tmp_path: Path) -
     stats = cache.stats()
     assert stats.evictions >= 1
     assert stats.used_bytes <= 4 * per_file + 4 * 4096
+
+
+def test_disk_cache_written_block_buffer_goes_back_to_the_pool(tmp_path: Path) -> None:
+    pool = BufferPool(BLOCK, 4)
+    cache = DiskCache(
+        tmp_path,
+        bucket=BUCKET,
+        block_size=BLOCK,
+        capacity_bytes=None,
+        queue_bytes=1 << 20,
+        give_buffer=pool.give,
+    )
+    cache.start()
+    kept = pool.take(BLOCK)
+    cache.offer("k", "e", 0, pool.take(BLOCK), object_crc=None)  # nobody else holds this one
+    cache.offer("k", "e", 1, kept, object_crc=None)  # still held here: not reused
+    cache.close()
+    assert pool.free_bytes == BLOCK
+    assert pool.take(BLOCK) is not kept
 
 
 def test_disk_cache_full_queue_drops_instead_of_waiting(tmp_path: Path) -> None:

@@ -151,6 +151,7 @@ def build_disk_cache(config: MountConfig, buffers: BufferPool | None) -> DiskCac
         capacity_bytes=config.cache_dir_size_bytes,
         queue_bytes=disk_queue_bytes(config),
         take_buffer=buffers.take if buffers is not None else None,
+        give_buffer=buffers.give if buffers is not None else None,
     )
 
 

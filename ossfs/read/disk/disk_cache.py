@@ -131,17 +131,22 @@ class DiskCache:
         capacity_bytes: int | None,
         queue_bytes: int,
         take_buffer: Callable[[int], Piece] | None = None,
+        give_buffer: Callable[[object, int], bool] | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         """``capacity_bytes``: the size limit; None: `default_capacity`, decided after the
         first scan. ``queue_bytes``: blocks waiting to be written, at most. ``take_buffer``:
-        where read-back blocks are read into (the mount's `BufferPool.take`)."""
+        where read-back blocks are read into (the mount's `BufferPool.take`). ``give_buffer``:
+        offered each written block with the writer's count of references to it
+        (`BufferPool.give`): once the block cache has let it go too, its buffer is reused
+        instead of a new one being mapped for the next GET."""
         self._root = str(directory)
         self._bucket = bucket
         self._block_size = block_size
         self._capacity = capacity_bytes
         self._queue_bytes = queue_bytes
         self._take: Callable[[int], Piece] = take_buffer or bytearray
+        self._give = give_buffer
         self._clock_ns = clock_ns
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -373,14 +378,18 @@ class DiskCache:
                     if wait is not None and wait <= 0:
                         break
                     self._wake.wait(wait)
-                item = self._queue.popleft() if self._queue else None
-                if item is None and self._closing:
+                if not self._queue and self._closing:
                     return
-                if item is not None:
-                    self._queued -= len(item[1])
+                block = data = crc = None
+                if self._queue:
+                    block, data, crc = self._queue.popleft()
+                    self._queued -= len(data)
             try:
-                if item is not None:
-                    self._write(*item)
+                if block is not None and data is not None:
+                    self._write(block, data, crc)
+                    if self._give is not None:
+                        self._give(data, 1)  # ``data``: this frame's one reference
+                    data = None
                 if scanner and time.monotonic() >= self._next_scan and not self._closing:
                     self._scan()
             except Exception:  # a bug, not the disk: say so once and stop using the disk
