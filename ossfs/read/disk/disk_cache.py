@@ -8,9 +8,9 @@ Responsibility:
   CRC-64 of its bytes. A file that fails a check is counted, logged, unlinked and reported as a
   miss: the caller fetches the block again. Any error is a miss; a read never fails because of
   the disk.
-- **Writes** (`offer`, from whichever thread fetched the block): queued for one background
-  writer thread, at most ``queue_bytes`` of blocks; a block that finds the queue full is
-  dropped, never waited for. The writer writes a temporary file and renames it into place, so
+- **Writes** (`offer`, from whichever thread fetched the block): queued for `WRITERS`
+  background threads, at most ``queue_bytes`` of blocks; a block that finds the queue full is
+  dropped, never waited for. A writer writes a temporary file and renames it into place, so
   a crash (``kill -9``, power loss) never leaves a partial file under a block's name; a file
   torn by power loss fails its CRC-64 check instead.
 - **Bounds**: the files (as allocated: what ``du`` counts) stay within ``capacity_bytes``, and
@@ -118,8 +118,8 @@ class DiskCacheStats:
 class DiskCache:
     """Blocks of one mount's bucket and block size in ``directory``. Thread-safe.
 
-    `start` the writer thread (in the process that serves: threads do not survive a fork) and
-    `close` it at unmount (it writes what is queued first).
+    `start` the writer threads (in the process that serves: threads do not survive a fork) and
+    `close` them at unmount (they write what is queued first).
     """
 
     def __init__(
@@ -182,7 +182,7 @@ class DiskCache:
         return self._root
 
     def start(self) -> None:
-        """Start the writer thread: it scans the directory first, then writes."""
+        """Start the writer threads: the directory is scanned before anything is written."""
         for number in range(WRITERS):
             thread = threading.Thread(
                 target=self._run, args=(number == 0,), name=f"disk-cache-{number}", daemon=True
