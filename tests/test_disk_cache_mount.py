@@ -86,6 +86,17 @@ def _seed(emulator: EmulatorServer) -> dict[str, bytes]:
     return files
 
 
+def _put_and_mount(
+    emulator: EmulatorServer, mounts: Mounts, cache: Path, files: dict[str, bytes], *extra: str
+) -> tuple[Path, tuple[str, ...]]:
+    """Put ``files`` in the bucket and mount it with ``--cache-dir cache``; the mount point and
+    the options (to mount again with)."""
+    for key, data in files.items():
+        emulator.put_object(BUCKET, key, data)
+    args = ("--cache-dir", str(cache), "--block-size", BLOCK, *extra)
+    return mounts.mount(emulator.endpoint, *args), args
+
+
 def _read_all(mp: Path, files: dict[str, bytes]) -> None:
     for key, data in sorted(files.items()):
         assert (mp / key).read_bytes() == data, key
@@ -116,10 +127,8 @@ def test_disk_cache_kill_9_while_filling_then_remount_exact(
     emulator: EmulatorServer, mounts: Mounts, tmp_path: Path
 ) -> None:
     data = data_for(7, 12 * MIB + 5)
-    emulator.put_object(BUCKET, "big.bin", data)
     cache = tmp_path / "cache"
-    args = ("--cache-dir", str(cache), "--block-size", BLOCK)
-    mp = mounts.mount(emulator.endpoint, *args)
+    mp, args = _put_and_mount(emulator, mounts, cache, {"big.bin": data})
     pid = daemon_pid(mp)
 
     def read() -> None:
@@ -149,10 +158,8 @@ def test_disk_cache_flipped_byte_is_refetched_and_counted(
     emulator: EmulatorServer, mounts: Mounts, tmp_path: Path
 ) -> None:
     data = data_for(8, 3 * BLOCK_BYTES + 11)
-    emulator.put_object(BUCKET, "f.bin", data)
     cache = tmp_path / "cache"
-    args = ("--cache-dir", str(cache), "--block-size", BLOCK)
-    mp = mounts.mount(emulator.endpoint, *args)
+    mp, args = _put_and_mount(emulator, mounts, cache, {"f.bin": data})
     assert (mp / "f.bin").read_bytes() == data
     _unmount(mounts, mp)
     victim = _block_files(cache)[("f.bin", 1)]
@@ -175,10 +182,8 @@ def test_disk_cache_overwritten_object_new_bytes_after_ttl(
 ) -> None:
     old = data_for(9, 2 * BLOCK_BYTES + 3)
     new = data_for(10, len(old))
-    emulator.put_object(BUCKET, "v.bin", old)
-    cache = tmp_path / "cache"
-    args = ("--cache-dir", str(cache), "--block-size", BLOCK, "--metadata-ttl", "1")
-    mp = mounts.mount(emulator.endpoint, *args)
+    files = {"v.bin": old}
+    mp, args = _put_and_mount(emulator, mounts, tmp_path / "c", files, "--metadata-ttl", "1")
     assert (mp / "v.bin").read_bytes() == old
     wait_until(lambda: _stats(mp)["bytes_written"] == len(old), 30, "the old version on disk")
     emulator.put_object(BUCKET, "v.bin", new)
@@ -245,12 +250,9 @@ def test_disk_cache_size_limit_holds(
     emulator: EmulatorServer, mounts: Mounts, tmp_path: Path
 ) -> None:
     files = {f"f{i}.bin": data_for(30 + i, 3 * MIB + i) for i in range(3)}
-    for key, data in files.items():
-        emulator.put_object(BUCKET, key, data)
     cache = tmp_path / "cache"
     cap = 4 * MIB
-    args = ("--cache-dir", str(cache), "--cache-dir-size", "4MiB", "--block-size", BLOCK)
-    mp = mounts.mount(emulator.endpoint, *args)
+    mp, _ = _put_and_mount(emulator, mounts, cache, files, "--cache-dir-size", "4MiB")
     _read_all(mp, files)
     wait_until(
         lambda: _stats(mp)["bytes_written"] + _stats(mp)["writes_dropped"] > 0,
