@@ -255,12 +255,21 @@ class DiskCache:
         with self._wake:
             if self._closing or self._queued + len(block) > self._queue_bytes:
                 self._dropped += 1
-                return
-            self._queue.append(
-                (BlockId(self._bucket, key, etag, self._block_size, index), block, object_crc)
+                first = self._dropped == 1 and not self._closing
+            else:
+                first = False
+                self._queue.append(
+                    (BlockId(self._bucket, key, etag, self._block_size, index), block, object_crc)
+                )
+                self._queued += len(block)
+                self._wake.notify()
+        if first:
+            log.info(
+                "disk cache %s: the disk is slower than the reads; blocks that find its writers "
+                "%s behind are not written (writes_dropped in ossfs stats)",
+                self._root,
+                format_size(self._queue_bytes),
             )
-            self._queued += len(block)
-            self._wake.notify()
 
     def object_crc(self, key: str, etag: str) -> int | None:
         """The whole-object CRC-64 a block file read back carried for that version, if any."""
