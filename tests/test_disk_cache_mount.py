@@ -185,7 +185,7 @@ def test_disk_cache_overwritten_object_new_bytes_after_ttl(
     files = {"v.bin": old}
     mp, args = _put_and_mount(emulator, mounts, tmp_path / "c", files, "--metadata-ttl", "1")
     assert (mp / "v.bin").read_bytes() == old
-    wait_until(lambda: _stats(mp)["bytes_written"] == len(old), 30, "the old version on disk")
+    wait_until(lambda: _stats(mp)["bytes_written"] >= len(old), 30, "the old version on disk")
     emulator.put_object(BUCKET, "v.bin", new)
     time.sleep(1.6)  # the thing under test: once the 1 s TTL has passed, the new version shows
     assert (mp / "v.bin").read_bytes() == new
