@@ -33,7 +33,9 @@ from tests.support.mounts import (
     files_under,
     mounts_fixture,
     ossfs_env,
+    run_ossfs,
     settled_counts,
+    wait_daemon_gone,
 )
 from tests.support.waiting import wait_until
 
@@ -215,6 +217,30 @@ def test_preload_then_reading_the_tree_costs_no_get(
     emulator.log.clear()
     expected = {k.removeprefix("data/"): v for k, v in objects.items()}
     expected["link"] = objects["data/big.bin"]  # read through the link: the same blocks
+    assert files_under(mp / "data") == expected
+    counts = settled_counts(emulator)
+    assert counts.get("GetObject", 0) == 0, counts
+
+
+@pytest.mark.mount
+def test_preload_with_a_disk_cache_then_remount_reads_the_tree_with_no_get(
+    emulator: EmulatorServer, oss_bucket: oss2.Bucket, mounts: Mounts, tmp_path: Path
+) -> None:
+    objects = _put_tree(oss_bucket)
+    # A memory cache smaller than the tree: what survives is the disk cache's doing.
+    args = ("--cache-dir", str(tmp_path / "cache"), "--cache-size", "2MiB")
+    mp = mounts.mount(emulator.endpoint, *args)
+    result = _preload(str(mp / "data"))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no "outgrows the memory cache" warning: it has a disk cache
+    assert run_ossfs("umount", str(mp)).returncode == 0
+    wait_daemon_gone(mp)  # the daemon writes what it queued before it exits
+    settled_counts(emulator)
+    emulator.log.clear()
+
+    mp = mounts.mount(emulator.endpoint, *args, mountpoint=mp)
+    expected = {k.removeprefix("data/"): v for k, v in objects.items()}
+    expected["link"] = objects["data/big.bin"]
     assert files_under(mp / "data") == expected
     counts = settled_counts(emulator)
     assert counts.get("GetObject", 0) == 0, counts

@@ -93,6 +93,18 @@ def _add_mount(sub: argparse._SubParsersAction[_Parser]) -> None:
         "--cache-size", help="block cache size, part of --max-memory (default 3/4 of it)"
     )
     p.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="keep blocks read in DIR too (created mode 700), across remounts; several mounts "
+        "may share one DIR",
+    )
+    p.add_argument(
+        "--cache-dir-size",
+        metavar="SIZE",
+        help="size limit of --cache-dir (default 3/4 of its filesystem's free space plus what "
+        "it holds)",
+    )
+    p.add_argument(
         "--no-prefetch", action="store_true", help="no sequential read-ahead (one GET per block)"
     )
     p.add_argument("--connect-timeout", default="10", metavar="S", help="seconds (default 10)")
@@ -186,6 +198,10 @@ def _run_mount(args: argparse.Namespace) -> int:
         cache_size_bytes=cache_size,
         memory_limit=memory_limit,
         prefetch=not args.no_prefetch,
+        cache_dir=Path(args.cache_dir).absolute() if args.cache_dir else None,
+        cache_dir_size_bytes=parse_size(args.cache_dir_size, what="--cache-dir-size")
+        if args.cache_dir_size
+        else None,
         connect_timeout_s=parse_ttl(args.connect_timeout, what="--connect-timeout"),
         low_speed_limit_bytes=parse_size(args.low_speed_limit, what="--low-speed-limit"),
         low_speed_time_s=args.low_speed_time,
@@ -323,6 +339,8 @@ _OSSFS_OPTIONS: Final = {
     "cache_size": ("--cache-size", True),
     "max_memory": ("--max-memory", True),
     "no_prefetch": ("--no-prefetch", False),
+    "cache_dir": ("--cache-dir", True),
+    "cache_dir_size": ("--cache-dir-size", True),
     "connect_timeout": ("--connect-timeout", True),
     "low_speed_limit": ("--low-speed-limit", True),
     "low_speed_time": ("--low-speed-time", True),

@@ -37,7 +37,7 @@ DEFAULT_JOBS: Final = 8
 MAX_JOBS: Final = 256
 # A mount with a disk cache (--cache-dir) reports it in a stats section named after it: then
 # what is preloaded stays on disk, whatever the memory cache holds.
-_DISK_CACHE_SECTION: Final = "disk"
+_DISK_CACHE_SECTION: Final = "disk_cache"  # ossfs stats: present when mounted with --cache-dir
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -167,7 +167,8 @@ def _capacity_warnings(plan: Plan, mounts: dict[Path, _Mount]) -> list[str]:
     warnings = []
     for root, nbytes in planned.items():
         doc = mounts[root].stats
-        if any(name.startswith(_DISK_CACHE_SECTION) for name in doc):
+        disk = doc.get(_DISK_CACHE_SECTION)
+        if isinstance(disk, dict) and disk.get("enabled"):
             continue
         cache = doc.get("cache")
         capacity = cache.get("capacity_bytes") if isinstance(cache, dict) else None
