@@ -17,8 +17,8 @@ and is sent at 100 MB/s per connection in small pieces) and ``remote-chunked`` (
 1 MiB pieces with sleeps between). ``--mount-args`` are added to every mount (for example
 ``--max-memory 512MiB``). For each path it prints MB/s (1 MB = 10**6 bytes), the ratio to
 ``oss2``, the GetObject requests and bytes the emulator served, the daemon's CPU seconds per GiB
-read (user + system, all threads, median of the runs) with its user and system parts, its page
-faults and voluntary context switches per MiB (the run with the median CPU), and its peak RSS,
+read (user + system, all threads) with its user and system parts, its page faults and voluntary
+context switches per MiB (all from the run with the median CPU), and its peak RSS,
 as a markdown table; ``--json-out`` writes the same rows as JSON. With ``--repeat N`` each
 path is measured N times (interleaved, a fresh mount each time) and the median run is shown
 (the JSON keeps every sample). Every mount is unmounted (and temporary files removed) even when
@@ -32,7 +32,6 @@ import contextlib
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import tempfile
 import time
@@ -233,16 +232,17 @@ def run(args: argparse.Namespace) -> list[Row]:
 
 
 def daemon_figures(runs: list[dict[str, float]], size: int) -> dict[str, float]:
-    """The daemon's figures of a path: the median CPU-s per GiB (``cpu``), and the user and
-    system CPU-s per GiB, page faults and voluntary switches per MiB of the run with the
-    median CPU (the lower middle one for an even count); empty without runs."""
+    """The daemon's figures of a path, all from the run with the median CPU (the lower middle
+    one for an even count, as `median` picks): CPU-s per GiB (``cpu``, with its ``user`` and
+    ``system`` parts), page faults and voluntary switches per MiB; empty without runs."""
     if not runs:
         return {}
     gib, mib = size / (1 << 30), size / (1 << 20)
     cpu = [run["user_s"] + run["system_s"] for run in runs]
-    run = runs[sorted(range(len(runs)), key=lambda i: cpu[i])[(len(runs) - 1) // 2]]
+    middle = sorted(range(len(runs)), key=lambda i: cpu[i])[(len(runs) - 1) // 2]
+    run = runs[middle]
     return {
-        "cpu": statistics.median(cpu) / gib,
+        "cpu": cpu[middle] / gib,
         "user": run["user_s"] / gib,
         "system": run["system_s"] / gib,
         "faults": run["minor_faults"] / mib,
