@@ -84,6 +84,7 @@ from bench.systems import (
     snapshot_ossfs,
 )
 from bench.targets import evaluate_targets
+from bench.targets_issue17 import evaluate_issue17
 from bench.worker import run_worker, worker
 from bench.workloads import workloads
 from mount_helpers import baseline_tree
@@ -119,6 +120,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--find-dirs", type=int, help="directories of the find tree")
     parser.add_argument("--find-per-dir", type=int, help="objects per directory of the find tree")
     parser.add_argument("--random-ops", type=int, help="random 4 KiB reads (256 KiB: a fifth)")
+    parser.add_argument(
+        "--verify-size", help="the object of the verify1 row (512MiB; --quick 128MiB)"
+    )
     parser.add_argument("--timeout", type=float, help="seconds per measurement")
     parser.add_argument("--max-memory", default="512MiB", help="ossfs --max-memory for seq4")
     parser.add_argument(
@@ -135,6 +139,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     changes: dict[str, Any] = {}
     if args.seq_size:
         changes["seq_bytes"] = parse_size(args.seq_size)
+    if args.verify_size:
+        changes["verify_bytes"] = parse_size(args.verify_size)
     if args.small_files:
         changes["small_files"] = args.small_files
     if args.find_dirs:
@@ -257,6 +263,7 @@ def run(args: argparse.Namespace) -> int:
         key: median_sample(runs, by_name[key[1]].higher_is_better) for key, runs in samples.items()
     }
     targets = evaluate_targets(results, sizes, memory_args, profiles)
+    targets += evaluate_issue17(results, sizes, profiles)
     header = (
         f"## ossfs benchmark suite ({'quick' if args.quick else 'full'} sizes; ossfs {rev}; "
         f"median of {args.repeat} run(s); {os.cpu_count()} CPUs; "

@@ -2,9 +2,9 @@
 
 A daemonized mount of the local server's bucket (``mounted``), unmounting whatever is left of
 one (``unmount``), finding its daemon's processes (``daemon_pids``), their peak RSS
-(``peak_rss``) and CPU time (``cpu_seconds``), the environment that points a client at the
-local server (``client_env``), and the package of another git revision to compare with
-(``baseline_tree``).
+(``peak_rss``) and CPU time (``cpu_seconds``, ``cpu_times``), the environment that points a
+client at the local server (``client_env``), and the package of another git revision to compare
+with (``baseline_tree``).
 Scripts import it as a sibling module (``python scripts/NAME.py`` puts this folder first on
 ``sys.path``).
 """
@@ -60,14 +60,20 @@ def daemon_pids(mountpoint: Path) -> list[int]:
     return pids
 
 
-def cpu_seconds(pids: Sequence[int]) -> float:
-    """User plus system CPU seconds ``pids`` have used so far (all their threads; /proc)."""
-    ticks = 0
+def cpu_times(pids: Sequence[int]) -> tuple[float, float]:
+    """User and system CPU seconds ``pids`` have used so far (all their threads; /proc)."""
+    user = system = 0
     for pid in pids:
         with contextlib.suppress(OSError):
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+            user, system = user + int(fields[11]), system + int(fields[12])  # utime, stime
+    tick = os.sysconf("SC_CLK_TCK")
+    return user / tick, system / tick
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User plus system CPU seconds ``pids`` have used so far (all their threads; /proc)."""
+    return sum(cpu_times(pids))
 
 
 def peak_rss(pids: Sequence[int]) -> int | None:

@@ -38,11 +38,38 @@ class Sizes:
     find_dirs: int
     find_per_dir: int
     timeout_s: float
+    walk_dirs: int = 100  # the tree of the find2k/du2k walks (issue 17: 100 dirs x 20 files)
+    walk_per_dir: int = 20
+    verify_bytes: int = 512 * MIB  # the object of the verify1 row
+    pkg_subpackages: int = 30  # the synthetic Python package of the import row
+    pkg_modules: int = 20  # modules per subpackage
 
     @property
     def find_objects(self) -> int:
         return self.find_dirs * self.find_per_dir
 
+    @property
+    def walk_objects(self) -> int:
+        return self.walk_dirs * self.walk_per_dir
+
+    @property
+    def stream_offset(self) -> int:
+        """Where the second of the two interleaved streams starts (128 MiB, or half a smaller
+        object); each stream reads this many bytes."""
+        return min(128 * MIB, self.seq_bytes // 2)
+
 
 FULL = Sizes(1 << 30, 1000, 2000, 400, (1000, 10_000), 1000, 100, 1800.0)
-QUICK = Sizes(256 * MIB, 250, 300, 60, (1000, 10_000), 100, 100, 300.0)
+QUICK = Sizes(
+    256 * MIB,
+    250,
+    300,
+    60,
+    (1000, 10_000),
+    100,
+    100,
+    300.0,
+    verify_bytes=128 * MIB,
+    pkg_subpackages=8,
+    pkg_modules=8,
+)

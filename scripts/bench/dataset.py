@@ -9,9 +9,15 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from bench.config import BUCKET, MIB, SEQ_READERS, SMALL_BYTES, Sizes
+from bench.pypkg import write_package
+
+COLD_KEY: Final = "cold/deep/one.bin"  # never listed before the cold row reads it
+COLD_BYTES: Final = 4 * MIB
+VERIFY_KEY: Final = "verify/big.bin"
+PKG_DIR: Final = "pypkg"  # the import row's sys.path entry (the package is pypkg/benchpkg)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +47,32 @@ class Layout:
             f"tree/d{d:04d}/f{f:04d}" for d in range(s.find_dirs) for f in range(s.find_per_dir)
         ]
 
+    @property
+    def walk(self) -> list[str]:
+        """The tree of the find2k/du2k walks."""
+        s = self.sizes
+        dirs, files = range(s.walk_dirs), range(s.walk_per_dir)
+        return [f"walk/d{d:03d}/f{f:02d}" for d in dirs for f in files]
+
+    @property
+    def cold_siblings(self) -> list[str]:
+        """Empty objects beside and near `COLD_KEY`, so that its listings are not trivial."""
+        return [f"cold/{d}/f{i:02d}" for d in ("deep", "side") for i in range(20)]
+
+    def empty(self) -> list[str]:
+        """Every empty object of the data set."""
+        out = [*self.tree, *self.walk, *self.cold_siblings]
+        for count in self.sizes.ls_counts:
+            out += self.ls_keys(count)
+        return out
+
     def files(self) -> dict[str, int]:
+        """Key -> size of every object except the Python package's (written by `build_data`)."""
         out = dict.fromkeys(self.big, self.sizes.seq_bytes)
         out.update(dict.fromkeys(self.small, SMALL_BYTES))
-        for count in self.sizes.ls_counts:
-            out.update(dict.fromkeys(self.ls_keys(count), 0))
-        out.update(dict.fromkeys(self.tree, 0))
+        out.update(dict.fromkeys(self.empty(), 0))
+        out[COLD_KEY] = COLD_BYTES
+        out[VERIFY_KEY] = self.sizes.verify_bytes
         return out
 
 
@@ -90,9 +116,7 @@ def build_data(server: Any, layout: Layout, local: Path, manifest: Path) -> None
         data = rng.randbytes(SMALL_BYTES)
         server.put_object(BUCKET, key, data)
         (local / key).write_bytes(data)
-    empty = [*layout.tree]
-    for count in layout.sizes.ls_counts:
-        empty += layout.ls_keys(count)
+    empty = layout.empty()
     for start in range(0, len(empty), 20_000):
         server.put_empty_objects(BUCKET, empty[start : start + 20_000])
     for key in empty:
@@ -100,4 +124,15 @@ def build_data(server: Any, layout: Layout, local: Path, manifest: Path) -> None
         if not path.parent.is_dir():
             path.parent.mkdir(parents=True)
         path.touch()
-    manifest.write_text(json.dumps({"files": layout.files()}))
+    for key, size in ((COLD_KEY, COLD_BYTES), (VERIFY_KEY, layout.sizes.verify_bytes)):
+        path = local / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_random_file(path, size)
+        server.put_object_from_file(BUCKET, key, path)
+    files = layout.files()
+    pkg = local / PKG_DIR
+    for path in write_package(pkg, layout.sizes.pkg_subpackages, layout.sizes.pkg_modules):
+        key = path.relative_to(local).as_posix()
+        server.put_object(BUCKET, key, path.read_bytes())
+        files[key] = path.stat().st_size
+    manifest.write_text(json.dumps({"files": files}))

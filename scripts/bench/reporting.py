@@ -1,5 +1,6 @@
-"""The markdown report: a table of figures and one of requests per profile, ossfs's memory and
-counters, and the targets.
+"""The markdown report: per profile a table of figures and one of requests, bytes (network
+bytes per application byte), CPU and RSS; why a row does not apply to a system; ossfs's memory
+and counters; and the targets, by issue.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import math
 from collections.abc import Sequence
 
 from bench.config import MIB, Sizes
-from bench.samples import Key, Sample, ratio
+from bench.samples import Key, Sample, amplification, cpu_per_gib, ratio
 from bench.systems import kind
 from bench.targets import Target
 from bench.workloads import Workload
@@ -28,6 +29,115 @@ def fmt(value: float | None, unit: str = "") -> str:
     return f"{value:.2f}"
 
 
+def amplification_cell(sample: Sample) -> str:
+    """Network bytes per application byte, ``>=`` when aborted GETs make it a lower bound."""
+    amp = amplification(sample)
+    if amp is None:
+        return "-"
+    value, lower_bound = amp
+    return (">= " if lower_bound else "") + fmt(value)
+
+
+def cpu_cells(sample: Sample) -> tuple[str, str]:
+    """(CPU-s as ``user+system`` with the process it was measured on, CPU-s per GiB read)."""
+    if sample.cpu_user_s is None or sample.cpu_system_s is None:
+        return "-", "-"
+    where = {"daemon": "", "client": " (client)", "verify": " (verify)"}.get(sample.cpu_process, "")
+    return f"{sample.cpu_user_s:.2f}+{sample.cpu_system_s:.2f}{where}", fmt(cpu_per_gib(sample))
+
+
+def figures_table(
+    results: dict[Key, Sample], systems: Sequence[str], profile: str, rows: Sequence[Workload]
+) -> list[str]:
+    peers = [s for s in systems if s != "ossfs"]
+    lines = [f"### {profile}: figures (x = how many times better ossfs is; > 1: ossfs wins)", ""]
+    head = ["workload", "unit", *systems, *(f"ossfs/{p}" for p in peers if "ossfs" in systems)]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * (len(head) - 2)]
+    for w in rows:
+        cells = [w.title, w.unit + ("" if w.higher_is_better else " (lower is better)")]
+        for s in systems:
+            sample = results.get((profile, w.name, s))
+            if sample is None:
+                cells.append("")
+            elif sample.ok:
+                disturbed = " (!)" if sample.extra.get("foreign_lists") else ""
+                cells.append(fmt(sample.value, w.unit) + disturbed)
+            elif sample.status.startswith("n/a"):
+                cells.append("n/a")
+            else:
+                cells.append(f"fail: {sample.status[:60]}")
+        if "ossfs" in systems:
+            mine = results.get((profile, w.name, "ossfs"))
+            for p in peers:
+                r = ratio(mine, results.get((profile, w.name, p)), w.higher_is_better)
+                cells.append("" if r is None else f"{r:.2f}x")
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    lines.append("")
+    return lines
+
+
+def requests_table(
+    results: dict[Key, Sample], systems: Sequence[str], profile: str, rows: Sequence[Workload]
+) -> list[str]:
+    lines = [
+        f"### {profile}: requests, bytes served, network bytes per application byte, CPU, peak RSS",
+        "",
+        "| workload | system | GET | aborted GETs | HEAD | LIST | other | MB served | "
+        "net B / app B | CPU-s user+sys | CPU-s / GiB | peak RSS MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for w in rows:
+        for s in systems:
+            sample = results.get((profile, w.name, s))
+            if sample is None or not sample.ok or s in ("local", "nullfs"):
+                continue
+            rq = sample.requests
+            rss = None if sample.peak_rss_bytes is None else sample.peak_rss_bytes / MIB
+            cpu, per_gib = cpu_cells(sample)
+            lines.append(
+                f"| {w.name} | {s} | {rq.get('GET', 0)} | {rq.get('aborted', 0)} | "
+                f"{rq.get('HEAD', 0)} | {rq.get('LIST', 0)} | {rq.get('other', 0)} | "
+                f"{sample.bytes_served / 1e6:.1f} | {amplification_cell(sample)} | {cpu} | "
+                f"{per_gib} | {fmt(rss)} |"
+            )
+    lines.append("")
+    return lines
+
+
+def not_applicable_notes(
+    results: dict[Key, Sample], systems: Sequence[str], chosen: Sequence[Workload]
+) -> list[str]:
+    """One line per workload and reason of the ``n/a`` cells (the same on every profile)."""
+    seen: dict[tuple[str, str], list[str]] = {}
+    for w in chosen:
+        for s in systems:
+            for key, sample in results.items():
+                if key[1:] == (w.name, s) and sample.status.startswith("n/a"):
+                    where = seen.setdefault((w.name, sample.status.removeprefix("n/a: ")), [])
+                    if s not in where:
+                        where.append(s)
+    if not seen:
+        return []
+    lines = ["Not applicable (n/a):", ""]
+    lines += [f"- `{wl}` on {', '.join(who)}: {why}" for (wl, why), who in seen.items()]
+    return [*lines, ""]
+
+
+def targets_tables(targets: Sequence[Target]) -> list[str]:
+    lines: list[str] = []
+    for issue in sorted({t.issue for t in targets}):
+        lines += [f"### Targets of issue {issue}", ""]
+        lines += ["| target | measured | verdict |", "|---|---|---|"]
+        for t in targets:
+            if t.issue != issue:
+                continue
+            verdict = {True: "met", False: "**missed**", None: "not measured"}[t.met]
+            note = f" ({t.note})" if t.note else ""
+            lines.append(f"| {t.name} | {t.measured} | {verdict}{note} |")
+        lines.append("")
+    return lines
+
+
 def report(
     *,
     results: dict[Key, Sample],
@@ -39,90 +149,50 @@ def report(
     header: str,
 ) -> str:
     lines = [header, ""]
-    peers = [s for s in systems if s != "ossfs"]
     for profile in profiles:
         rows = [w for w in chosen if any((profile, w.name, s) in results for s in systems)]
-        if not rows:
-            continue
-        lines += [
-            f"### {profile}: figures (x = how many times better ossfs is; > 1: ossfs wins)",
-            "",
-        ]
-        head = ["workload", "unit", *systems, *(f"ossfs/{p}" for p in peers if "ossfs" in systems)]
-        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * (len(head) - 2)]
-        for w in rows:
-            cells = [w.title, w.unit + ("" if w.higher_is_better else " (lower is better)")]
-            for s in systems:
-                sample = results.get((profile, w.name, s))
-                if sample is None:
-                    cells.append("")
-                elif sample.ok:
-                    disturbed = " (!)" if sample.extra.get("foreign_lists") else ""
-                    cells.append(fmt(sample.value, w.unit) + disturbed)
-                else:
-                    cells.append(f"fail: {sample.status[:60]}")
-            if "ossfs" in systems:
-                mine = results.get((profile, w.name, "ossfs"))
-                for p in peers:
-                    r = ratio(mine, results.get((profile, w.name, p)), w.higher_is_better)
-                    cells.append("" if r is None else f"{r:.2f}x")
-            lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
-        lines.append("")
-        lines += [
-            f"### {profile}: requests, bytes served (amplification = served / read), peak RSS",
-            "",
-            "| workload | system | GET | aborted GETs | HEAD | LIST | other | MB served | "
-            "amplification | peak RSS MiB |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        for w in rows:
-            for s in systems:
-                sample = results.get((profile, w.name, s))
-                if sample is None or not sample.ok or s in ("local", "nullfs"):
-                    continue
-                rq = sample.requests
-                amp = sample.bytes_served / sample.payload_bytes if sample.payload_bytes else None
-                rss = None if sample.peak_rss_bytes is None else sample.peak_rss_bytes / MIB
-                lines.append(
-                    f"| {w.name} | {s} | {rq.get('GET', 0)} | {rq.get('aborted', 0)} | "
-                    f"{rq.get('HEAD', 0)} | "
-                    f"{rq.get('LIST', 0)} | {rq.get('other', 0)} | "
-                    f"{sample.bytes_served / 1e6:.1f} | {fmt(amp)} | {fmt(rss)} |"
-                )
-        lines.append("")
+        if rows:
+            lines += figures_table(results, systems, profile, rows)
+            lines += requests_table(results, systems, profile, rows)
+    lines += not_applicable_notes(results, systems, chosen)
     lines += memory_rows(results, profiles, chosen)
-    counter_rows = [
+    lines += counter_rows(results, profiles, chosen)
+    lines += targets_tables(targets)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def counter_rows(
+    results: dict[Key, Sample], profiles: Sequence[str], chosen: Sequence[Workload]
+) -> list[str]:
+    """The table of ossfs's own counters during each case (none when it has no such xattr)."""
+    rows = [
         (p, w, results[(p, w.name, "ossfs")])
         for p in profiles
         for w in chosen
         if (p, w.name, "ossfs") in results and results[(p, w.name, "ossfs")].counters
     ]
-    if counter_rows:
-        lines += [
-            "### ossfs's own counters during each case (`user.ossfs.obs.stats`)",
-            "",
-            "| profile | workload | FUSE reads | cache hits | misses | joined | prefetch parts | "
-            "MB prefetched | prefetch waste | budget denials |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        for p, w, sample in counter_rows:
-            c = sample.counters
-            pre = c.get("prefetch.bytes_prefetched", 0.0)
-            waste = c.get("prefetch.bytes_unused", 0.0) / pre if pre else None
-            lines.append(
-                f"| {p} | {w.name} | {c.get('served.reads', 0):.0f} | "
-                f"{c.get('cache.hits', 0):.0f} | {c.get('cache.misses', 0):.0f} | "
-                f"{c.get('cache.joined', 0):.0f} | {c.get('prefetch.parts_issued', 0):.0f} | "
-                f"{pre / 1e6:.1f} | {'-' if waste is None else f'{waste:.1%}'} | "
-                f"{c.get('prefetch.budget_denials', 0):.0f} |"
-            )
-        lines.append("")
-    lines += ["### Targets of issue 5", "", "| target | measured | verdict |", "|---|---|---|"]
-    for t in targets:
-        verdict = {True: "met", False: "**missed**", None: "not measured"}[t.met]
-        note = f" ({t.note})" if t.note else ""
-        lines.append(f"| {t.name} | {t.measured} | {verdict}{note} |")
-    return "\n".join(lines) + "\n"
+    if not rows:
+        return []
+    lines = [
+        "### ossfs's own counters during each case (`user.ossfs.obs.stats`)",
+        "",
+        "| profile | workload | FUSE reads | cache hits | misses | joined | prefetch parts | "
+        "MB prefetched | prefetch waste | budget denials |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for p, w, sample in rows:
+        c = sample.counters
+        pre = c.get("prefetch.bytes_prefetched", 0.0)
+        waste = c.get("prefetch.bytes_unused", 0.0) / pre if pre else None
+        lines.append(
+            f"| {p} | {w.name} | {c.get('served.reads', 0):.0f} | "
+            f"{c.get('cache.hits', 0):.0f} | {c.get('cache.misses', 0):.0f} | "
+            f"{c.get('cache.joined', 0):.0f} | {c.get('prefetch.parts_issued', 0):.0f} | "
+            f"{pre / 1e6:.1f} | {'-' if waste is None else f'{waste:.1%}'} | "
+            f"{c.get('prefetch.budget_denials', 0):.0f} |"
+        )
+    lines.append("")
+    return lines
 
 
 def memory_rows(

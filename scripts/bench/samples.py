@@ -26,10 +26,39 @@ class Sample:
     budget_bytes: int | None = None  # ossfs's memory budget (--max-memory or its default)
     extra: dict[str, float] = field(default_factory=dict)
     counters: dict[str, float] = field(default_factory=dict)  # ossfs's own, during the case
+    # CPU seconds of the process that did the work, during the measured part: a mount's daemon,
+    # the oss2 client (the worker) or the ``ossfs verify`` process; ``cpu_process`` says which.
+    cpu_user_s: float | None = None
+    cpu_system_s: float | None = None
+    cpu_process: str = ""
 
     @property
     def ok(self) -> bool:
         return self.status == "ok" and self.value is not None
+
+    @property
+    def cpu_s(self) -> float | None:
+        """User plus system CPU seconds (None: not measured)."""
+        if self.cpu_user_s is None or self.cpu_system_s is None:
+            return None
+        return self.cpu_user_s + self.cpu_system_s
+
+
+def amplification(sample: Sample) -> tuple[float, bool] | None:
+    """Network bytes per application byte: bytes the server sent over bytes the workload read,
+    and whether that is only a lower bound (the server logs a GET whose client hung up mid-body
+    with 0 bytes, so any aborted GET hides what it did send). None when nothing was read."""
+    if not sample.payload_bytes:
+        return None
+    return sample.bytes_served / sample.payload_bytes, bool(sample.requests.get("aborted", 0))
+
+
+def cpu_per_gib(sample: Sample) -> float | None:
+    """CPU seconds (user plus system) per GiB the workload read; None without both."""
+    cpu = sample.cpu_s
+    if cpu is None or not sample.payload_bytes:
+        return None
+    return cpu / (sample.payload_bytes / (1 << 30))
 
 
 Key = tuple[str, str, str]  # profile, workload, system

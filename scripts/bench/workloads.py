@@ -18,7 +18,8 @@ class Workload:
     unit: str
     higher_is_better: bool
     group: str  # workloads of one group share a mount (and run in this order)
-    metadata: bool = False  # HEAD/LIST only
+    metadata: bool = False  # lists as part of its work (a LIST during it is not another process's)
+    needs_mount: bool = True  # False: ossfs runs it as a command (verify), not through a mount
 
 
 def workloads(sizes: Sizes) -> list[Workload]:
@@ -45,4 +46,69 @@ def workloads(sizes: Sizes) -> list[Workload]:
             "find",
             metadata=True,
         ),
+        Workload(
+            "find2k",
+            f"find over {sizes.walk_objects:,} objects in {sizes.walk_dirs} dirs",
+            "s",
+            False,
+            "find2k",
+            metadata=True,
+        ),
+        Workload("du2k", "du -s of that tree", "s", False, "du2k", metadata=True),
+        Workload(
+            "cold",
+            "first byte of a never-listed file 2 dirs deep, fresh mount",
+            "ms",
+            False,
+            "cold",
+            metadata=True,
+        ),
+        Workload(
+            "twostream",
+            f"2 streams on one fd: 1 MiB reads at 0 and {sizes.stream_offset / MIB:.0f} MiB, "
+            "alternating",
+            "MB/s",
+            True,
+            "twostream",
+        ),
+        Workload(
+            "verify1",
+            f"ossfs verify of one {sizes.verify_bytes / MIB:.0f} MiB object",
+            "MB/s",
+            True,
+            "verify1",
+            metadata=True,
+            needs_mount=False,
+        ),
+        Workload(
+            "verifysmall",
+            f"ossfs verify of the {n_small} files of 100 KiB",
+            "files/s",
+            True,
+            "verifysmall",
+            metadata=True,
+            needs_mount=False,
+        ),
+        Workload(
+            "import",
+            f"python import of a package of {sizes.pkg_subpackages * sizes.pkg_modules} modules",
+            "s",
+            False,
+            "import",
+            metadata=True,
+        ),
     ]
+
+
+def not_applicable(workload: str, system: str) -> str | None:
+    """Why ``workload`` does not run on ``system`` (None: it does). ``ossfs@REV`` is ossfs."""
+    ossfs = system.partition("@")[0] == "ossfs"
+    if workload == "verify1" and not ossfs and system != "oss2":
+        return "verify is ossfs-only (oss2: the single stream of the same object)"
+    if workload == "verifysmall" and not ossfs:
+        return "verify is ossfs-only"
+    if workload == "import" and system == "oss2":
+        return "an import needs a filesystem"
+    if workload == "import" and system == "nullfs":
+        return "the null FUSE serves a byte pattern, not the package's files"
+    return None
