@@ -1,4 +1,5 @@
-"""The benchmark suite of issue 5: ossfs side by side with its peers, on one local OSS server.
+"""The benchmark suite of issues 5 and 17: ossfs side by side with its peers, on one local OSS
+server.
 
 Usage: python scripts/bench_suite.py [--quick] [--profiles loopback,remote] [--systems ...]
                                      [--workloads ...] [--repeat N] [--out-dir bench-results]
@@ -28,13 +29,24 @@ and proxies do). Workloads (the ``--quick`` sizes in brackets):
 - ``small1`` / ``small8``: N files of 100 KiB, 1,000 [250], read whole by 1 and by 8 readers,
   after the directory has been listed;
 - ``ls1k`` / ``ls10k``: ``ls -l`` of 1,000 and 10,000 entries; ``find``: ``find -type f`` over
-  100,000 [10,000] objects in 1,000 [100] directories.
+  100,000 [10,000] objects in 1,000 [100] directories;
+- ``find2k`` / ``du2k``: ``find -type f`` and ``du -s`` over 100 directories x 20 objects (oss2:
+  one flat ListObjectsV2 of the prefix, the reference of a walk);
+- ``cold``: on a fresh mount whose root was never listed, open + 1 byte of a file two
+  directories deep (oss2: one LIST + one GET, the two round trips of the target);
+- ``twostream``: two sequential streams on one fd, 1 MiB reads at 0 and 128 MiB, alternating;
+- ``verify1`` / ``verifysmall``: ``ossfs verify`` of one 512 MiB [128 MiB] object and of the
+  small files (ossfs only; oss2: the single stream of the same object);
+- ``import``: ``import`` of a synthetic Python package of 600 [64] modules from the mount.
 
 Each case runs in a worker subprocess (so no client shares the emulator's GIL), on a fresh mount
 (cold caches), with a timeout. It reports the headline figure (MB/s = 10**6 bytes a second,
 ops/s, files/s, ms or s), the requests the server saw (GET/HEAD/LIST/other) and the bytes it
-served, and the mount daemon's peak RSS (VmHWM), for ossfs also against its memory budget (a
-table of its own: budget, peak RSS, their ratio and difference). With ``--repeat N`` each case
+served (and so network bytes per application byte), the CPU time (user and system) of the
+process doing the work (the mount daemon; the oss2 client; the ``ossfs verify`` process) and per
+GiB read, and the mount daemon's peak RSS (VmHWM), for ossfs also against its memory budget (a
+table of its own: budget, peak RSS, their ratio and difference). A row that does not apply to
+a system (verify on a peer) says why. With ``--repeat N`` each case
 runs N times, systems interleaved in a rotating order, and the median is shown. A system that is
 missing or fails to mount is reported as such; the rest still runs. Output: a markdown report on
 stdout and in ``OUT/report.md``, every sample in ``OUT/results.json``, a bar chart in
@@ -274,8 +286,13 @@ def run(args: argparse.Namespace) -> int:
         f"{REMOTE_BANDWIDTH / 1e6:.0f} MB/s per connection in small pieces; `remote-chunked`: "
         "the same rate in 1 MiB pieces with sleeps between. Requests and bytes are what the server "
         "saw during the measured part only (mount, `stat` and listing before it excluded, except "
-        "in `ls`/`find`); an aborted GET (the client hung up mid-body) is logged with 0 bytes, so "
-        "`MB served` undercounts for clients that abort streams (see `aborted GETs`). (!) marks "
+        "in `ls`/`find`/`du`); an aborted GET (the client hung up mid-body) is logged with 0 "
+        "bytes, so `MB served` undercounts for clients that abort streams (see `aborted GETs`) "
+        "and their network bytes per application byte are lower bounds (`>=`). CPU-s: the "
+        "mount daemon's, else the oss2 client's (its worker process) or the `ossfs verify` "
+        "process's (interpreter start included), from just before the measured part until the "
+        "server's log settles. "
+        "(!) marks "
         "a read case during which the server saw LISTs: another process walked the mount, so "
         "that figure is disturbed. ossfs (and the null FUSE's imports) ran from a copy of the "
         "work tree's `ossfs` package taken at the start (`+dirty`: with uncommitted changes)."
