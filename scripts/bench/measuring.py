@@ -181,9 +181,8 @@ def case_specs(
         return [(group, {**base, "task": task, "dir": "walk", "expect": sizes.walk_objects}, None)]
     if group == "cold":
         # No preparation: the file and both its directories are looked up for the first time.
-        return [
-            ("cold", {**base, "task": "cold", "keys": [COLD_KEY], "list_prefix": "cold/"}, None)
-        ]
+        spec = {**base, "task": "cold", "keys": [COLD_KEY], "list_prefix": "cold/"}
+        return [("cold", {**spec, "warm_key": big[0]}, None)]
     if group == "twostream":
         offset = sizes.stream_offset
         spec = {**base, "task": "twostream", "keys": big[:1], "offset": offset, "length": offset}
