@@ -2,10 +2,9 @@
 
 A daemonized mount of the local server's bucket (``mounted``), unmounting whatever is left of
 one (``unmount``), finding its daemon's processes (``daemon_pids``), their peak RSS
-(``peak_rss``), CPU time (``cpu_seconds``) and its split with page faults and context switches
-(``daemon_counters``), the environment that points a client at the
-local server (``client_env``), and the package of another git revision to compare with
-(``baseline_tree``).
+(``peak_rss``), CPU time (``cpu_seconds``, ``cpu_times``) and its split with page faults and
+context switches (``daemon_counters``), the environment that points a client at the local server
+(``client_env``), and the package of another git revision to compare with (``baseline_tree``).
 Scripts import it as a sibling module (``python scripts/NAME.py`` puts this folder first on
 ``sys.path``).
 """
@@ -61,38 +60,51 @@ def daemon_pids(mountpoint: Path) -> list[int]:
     return pids
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (None if the process is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def cpu_times(pids: Sequence[int]) -> tuple[float, float]:
+    """User and system CPU seconds ``pids`` have used so far (all their threads; /proc)."""
+    counters = daemon_counters(pids, switches=False)
+    return counters["user_s"], counters["system_s"]
+
+
 def cpu_seconds(pids: Sequence[int]) -> float:
     """User plus system CPU seconds ``pids`` have used so far (all their threads; /proc)."""
-    ticks = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return sum(cpu_times(pids))
 
 
-def daemon_counters(pids: Sequence[int]) -> dict[str, float]:
+def daemon_counters(pids: Sequence[int], *, switches: bool = True) -> dict[str, float]:
     """What ``pids`` have used so far, all their threads (/proc): ``user_s`` and ``system_s``
-    of CPU, ``minor_faults`` (pages faulted in), ``voluntary_switches`` (a thread went to
-    sleep: a wait for the GIL, a lock, the network) and ``involuntary_switches``."""
+    of CPU, ``minor_faults`` (pages faulted in), and unless ``switches`` is false
+    ``voluntary_switches`` (a thread went to sleep: a wait for the GIL, a lock, the network) and
+    ``involuntary_switches``."""
     totals = dict.fromkeys(
         ("user_s", "system_s", "minor_faults", "voluntary_switches", "involuntary_switches"), 0.0
     )
     tick = os.sysconf("SC_CLK_TCK")
     for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            totals["minor_faults"] += int(fields[7])
-            totals["user_s"] += int(fields[11]) / tick
-            totals["system_s"] += int(fields[12]) / tick
+        fields = _stat_fields(pid)
+        if fields is None:
+            continue
+        totals["minor_faults"] += int(fields[7])
+        totals["user_s"] += int(fields[11]) / tick  # utime
+        totals["system_s"] += int(fields[12]) / tick  # stime
+        if not switches:
+            continue
+        with contextlib.suppress(OSError):  # the process or a thread ended meanwhile
             for task in Path(f"/proc/{pid}/task").iterdir():
-                with contextlib.suppress(OSError):
-                    for line in (task / "status").read_text().splitlines():
-                        name, _, value = line.partition(":")
-                        if name == "voluntary_ctxt_switches":
-                            totals["voluntary_switches"] += int(value)
-                        elif name == "nonvoluntary_ctxt_switches":
-                            totals["involuntary_switches"] += int(value)
+                for line in (task / "status").read_text().splitlines():
+                    name, _, value = line.partition(":")
+                    if name == "voluntary_ctxt_switches":
+                        totals["voluntary_switches"] += int(value)
+                    elif name == "nonvoluntary_ctxt_switches":
+                        totals["involuntary_switches"] += int(value)
     return totals
 
 
