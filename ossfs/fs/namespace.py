@@ -35,7 +35,6 @@ from ossfs.core.errors import NotDirectoryError, NotFoundError, NotSymlinkError
 from ossfs.core.names import (
     ROOT_INODE,
     dir_prefix,
-    inode_for_key,
     join_path,
     key_for_log,
     name_problem,
@@ -46,7 +45,8 @@ from ossfs.core.names import (
     validate_root_prefix,
 )
 from ossfs.core.nodes import Node, NodeKind
-from ossfs.core.object_store import ListPage, ObjectMeta, ObjectStore
+from ossfs.core.object_store import ObjectMeta, ObjectStore
+from ossfs.fs.listing import CLASH, Listing, ListingBuilder, make_node
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,6 @@ DEFAULT_LOOKUP_WORKERS: Final = 8
 
 T = TypeVar("T")
 
-_CLASH: Final = "%r is both an object and a directory: showing the directory"
-
 
 @dataclass(frozen=True, slots=True)
 class NamespaceStats:
@@ -91,13 +89,6 @@ class NamespaceStats:
     negative_hits: int
     skipped_names: int
     symlink_reads: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Listing:
-    """A complete listing of one directory: its children by name, in name order."""
-
-    children: dict[str, Node]
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +145,7 @@ class Namespace:
             path="/", name="", kind=NodeKind.DIR, inode=ROOT_INODE, meta=None, key=root_prefix
         )
         self._lock = threading.Lock()
-        self._listings: TTLCache[str, _Listing] = TTLCache(
+        self._listings: TTLCache[str, Listing] = TTLCache(
             maxsize=MAX_LISTED_NODES,
             ttl=ttl,
             timer=clock,
@@ -228,7 +219,7 @@ class Namespace:
         listing = self._cached_listing(path)
         if listing is None:
 
-            def list_unless_cached() -> _Listing:
+            def list_unless_cached() -> Listing:
                 # A concurrent listing may have finished since the check above.
                 return self._cached_listing(path) or self._list_dir(node)
 
@@ -323,7 +314,7 @@ class Namespace:
         self._check_cached_ancestors(path, parts)
         return None
 
-    def _cached_listing(self, path: str) -> _Listing | None:
+    def _cached_listing(self, path: str) -> Listing | None:
         if not self._caching:
             return None
         with self._lock:
@@ -412,14 +403,14 @@ class Namespace:
         node: Node | None = None
         if page.objects or page.prefixes:
             marker = next((o for o in page.objects if o.key == prefix), None)
-            node = self._make_node(path, name, NodeKind.DIR, marker, prefix)
+            node = make_node(path, name, NodeKind.DIR, marker, prefix)
             if isinstance(meta_or_error, ObjectMeta):
-                self._warn_once(key, _CLASH, skipped=False)
+                self._warn_once(key, CLASH, skipped=False)
         elif isinstance(meta_or_error, BaseException):
             raise meta_or_error
         elif meta_or_error is not None:
             kind = NodeKind.SYMLINK if meta_or_error.is_symlink else NodeKind.FILE
-            node = self._make_node(path, name, kind, meta_or_error, key)
+            node = make_node(path, name, kind, meta_or_error, key)
         with self._lock:
             if self._caching:
                 if node is not None:
@@ -437,11 +428,10 @@ class Namespace:
         except NotFoundError:
             return None
 
-    def _list_dir(self, node: Node) -> _Listing:
-        """List ``node`` page by page into a complete `_Listing`; cache it if it fits."""
+    def _list_dir(self, node: Node) -> Listing:
+        """List ``node`` page by page into a complete `Listing`; cache it if it fits."""
         prefix = node.key
-        files: dict[str, Node] = {}
-        dirs: dict[str, Node] = {}
+        builder = ListingBuilder(node.path, prefix, self._warn)
         token: str | None = None
         while True:
             with self._lock:
@@ -449,62 +439,22 @@ class Namespace:
             page = self._store.list_page(
                 prefix, delimiter="/", token=token, max_keys=LIST_PAGE_KEYS
             )
-            self._add_page(node.path, prefix, page, files, dirs)
+            builder.add_page(page)
             token = page.next_token
             if token is None:
                 break
-        for name in files.keys() & dirs.keys():
-            self._warn_once(prefix + name, _CLASH, skipped=False)
-        merged = files | dirs
-        log.debug("listed %r: %d entries", prefix, len(merged))
-        listing = _Listing({name: merged[name] for name in sorted(merged)})
+        listing = builder.finish()
+        log.debug("listed %r: %d entries", prefix, len(listing.children))
         with self._lock:
             if self._caching:
                 try:
                     self._listings[node.path] = listing
                 except ValueError:
-                    log.debug("%r: %d entries, too many to cache", prefix, len(merged))
+                    log.debug("%r: %d entries, too many to cache", prefix, len(listing.children))
         return listing
 
-    def _add_page(
-        self,
-        path: str,
-        prefix: str,
-        page: ListPage,
-        files: dict[str, Node],
-        dirs: dict[str, Node],
-    ) -> None:
-        for meta in page.objects:
-            if meta.key == prefix:
-                continue  # the directory's own marker object is not a child
-            name = self._child_name(prefix, meta.key)
-            if name is not None:
-                kind = NodeKind.SYMLINK if meta.is_symlink else NodeKind.FILE
-                files[name] = self._make_node(join_path(path, name), name, kind, meta, meta.key)
-        for common in page.prefixes:
-            name = self._child_name(prefix, common[:-1] if common.endswith("/") else common)
-            if name is not None:
-                dirs[name] = self._make_node(
-                    join_path(path, name), name, NodeKind.DIR, None, common
-                )
-
-    def _child_name(self, prefix: str, key: str) -> str | None:
-        """The child name ``key`` gives under ``prefix``, or None (warned once) if it has none."""
-        if not key.startswith(prefix):
-            message = "%r: the server listed it outside the directory asked for: skipped"
-            self._warn_once(key, message, skipped=True)
-            return None
-        name = key[len(prefix) :]
-        problem = name_problem(name)
-        if problem is not None:
-            self._warn_once(key, "%r cannot be shown: " + problem.replace("%", "%%"), skipped=True)
-            return None
-        return name
-
-    def _make_node(
-        self, path: str, name: str, kind: NodeKind, meta: ObjectMeta | None, key: str
-    ) -> Node:
-        return Node(path=path, name=name, kind=kind, inode=inode_for_key(key), meta=meta, key=key)
+    def _warn(self, key: str, message: str, skipped: bool) -> None:
+        self._warn_once(key, message, skipped=skipped)
 
     def _warn_once(self, key: str, message: str, *, skipped: bool) -> None:
         """Log ``message % (key,)`` at WARNING the first time it is called for ``(message,
