@@ -21,6 +21,7 @@ object changed).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import math
 import threading
@@ -45,8 +46,9 @@ from ossfs.core.names import (
     validate_root_prefix,
 )
 from ossfs.core.nodes import Node, NodeKind
-from ossfs.core.object_store import ObjectMeta, ObjectStore
+from ossfs.core.object_store import ListPage, ObjectMeta, ObjectStore
 from ossfs.fs.listing import CLASH, Listing, ListingBuilder, make_node
+from ossfs.fs.subtree import Partial, split_flat
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,23 @@ MAX_SYMLINK_TARGETS: Final = 100_000
 
 MAX_WARNED_KEYS: Final = 100_000
 """Keys remembered as already warned about, so each skipped key is logged once."""
+
+SUBTREE_PAGE_KEYS: Final = 1000
+"""Keys per page of a flat (undelimited) listing of a subtree: a lookup miss's, a walk's."""
+
+MAX_PARTIAL_NODES: Final = 100_000
+"""Nodes held in partly listed directories (the chain a flat listing with more pages is in)."""
+
+MAX_CURSORS: Final = 1_000
+"""Flat listings with more pages remembered, so that a walk can continue them."""
+
+WALK_STEPS: Final = 2
+"""Directories of one subtree read in a row that make a walk: the next flat page is fetched
+ahead of it, or (siblings that each needed their own LIST) a flat listing of their parent
+starts."""
+
+MAX_FLAT_PAGES_PER_READDIR: Final = 100
+"""Flat pages one ``readdir`` continues before it lists its directory by itself."""
 
 DEFAULT_LOOKUP_WORKERS: Final = 8
 """Threads of the executor created when none is given (one HEAD per concurrent lookup)."""
@@ -89,6 +108,19 @@ class NamespaceStats:
     negative_hits: int
     skipped_names: int
     symlink_reads: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Cursor:
+    """A flat listing of the subtree of ``path`` (key prefix ``prefix``) with more pages:
+    ``token`` continues it after ``through``, the last key listed; ``steps`` counts directories
+    read from its listings since its last page (a walk when it reaches `WALK_STEPS`)."""
+
+    path: str
+    prefix: str
+    token: str
+    through: str
+    steps: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +189,14 @@ class Namespace:
             if self._caching and negative_cache_entries > 0
             else None
         )
+        self._partials: TTLCache[str, Partial] = TTLCache(
+            maxsize=MAX_PARTIAL_NODES,
+            ttl=ttl,
+            timer=clock,
+            getsizeof=lambda partial: len(partial.children) + 1,
+        )
+        self._cursors: TTLCache[str, _Cursor] = TTLCache(maxsize=MAX_CURSORS, ttl=ttl, timer=clock)
+        self._sibling_run: tuple[str, int] = ("", 0)
         self._symlinks: TTLCache[str, _SymlinkTarget] = TTLCache(
             maxsize=MAX_SYMLINK_TARGETS, ttl=ttl, timer=clock
         )
@@ -221,9 +261,11 @@ class Namespace:
 
             def list_unless_cached() -> Listing:
                 # A concurrent listing may have finished since the check above.
-                return self._cached_listing(path) or self._list_dir(node)
+                return self._cached_listing(path) or self._list_dir_fast(node)
 
             listing = self._single_flight("list", path, list_unless_cached)
+        else:
+            self._walk_step(node)
         return list(listing.children.values())
 
     def listed_children(self, path: str) -> Mapping[str, Node] | None:
@@ -287,8 +329,10 @@ class Namespace:
                 self._negative.pop(path, None)
             self._symlinks.pop(key, None)
             self._listings.pop(path, None)
+            self._partials.pop(path, None)
             if path != "/":
                 self._listings.pop(parent_path(path), None)
+                self._partials.pop(parent_path(path), None)
 
     def stats(self) -> NamespaceStats:
         """A snapshot of the counters."""
@@ -339,6 +383,17 @@ class Namespace:
                     return _ABSENT
                 self._hits += count
                 return node
+            partial = self._partials.get(parent)
+            if partial is not None:
+                node = partial.children.get(name)
+                covered = partial.covers(name)
+                # A directory is sure; a file is unless a directory of its name may follow.
+                if node is not None and (covered or node.kind is NodeKind.DIR):
+                    self._hits += count
+                    return node
+                if node is None and covered:
+                    self._negative_hits += count
+                    return _ABSENT
             node = self._nodes.get(path)
             if node is not None:
                 self._hits += count
@@ -387,7 +442,9 @@ class Namespace:
 
     # -- requests -------------------------------------------------------------------------------
     def _probe(self, path: str, name: str) -> Node:
-        """HEAD ``key`` and LIST ``key/`` concurrently; cache and return the node or raise."""
+        """HEAD ``key`` and list ``key/`` flat (one page) concurrently; cache and return the
+        node or raise. The page's keys describe the directories under ``path`` too: they are
+        cached as their listings (`_absorb`), so deeper lookups need no request."""
         key = path_to_key(self._root_prefix, path)
         prefix = dir_prefix(self._root_prefix, path)
         with self._lock:
@@ -396,7 +453,7 @@ class Namespace:
             self._heads += 1
         head = self._executor.submit(self._head_or_none, key)
         try:
-            page = self._store.list_page(prefix, delimiter="/", max_keys=1)
+            page = self._store.list_page(prefix, delimiter="", max_keys=SUBTREE_PAGE_KEYS)
         finally:
             # The HEAD's outcome is needed below, and waiting keeps it from outliving the call.
             meta_or_error = _outcome(head)
@@ -406,6 +463,7 @@ class Namespace:
             node = make_node(path, name, NodeKind.DIR, marker, prefix)
             if isinstance(meta_or_error, ObjectMeta):
                 self._warn_once(key, CLASH, skipped=False)
+            self._absorb(path, prefix, page, before=None, steps=0)
         elif isinstance(meta_or_error, BaseException):
             raise meta_or_error
         elif meta_or_error is not None:
@@ -421,6 +479,151 @@ class Namespace:
         if node is None:
             raise NotFoundError(path)
         return node
+
+    # -- flat listings of subtrees ----------------------------------------------------------
+    def _absorb(
+        self, path: str, prefix: str, page: ListPage, *, before: str | None, steps: int
+    ) -> None:
+        """Cache what one page of a flat listing of ``path``'s subtree (keys after ``before``)
+        says: complete listings, partly listed directories, and a cursor when more follow."""
+        if not self._caching:
+            return
+        through = page.objects[-1].key if page.next_token is not None and page.objects else None
+
+        def earlier(dir_path: str) -> Partial | None:
+            with self._lock:
+                return self._partials.get(dir_path)
+
+        split = split_flat(
+            path,
+            prefix,
+            page.objects,
+            before=before,
+            through=through,
+            earlier=earlier,
+            warn=self._warn,
+        )
+        with self._lock:
+            for dir_path, listing in split.complete.items():
+                self._partials.pop(dir_path, None)
+                with contextlib.suppress(ValueError):  # too large to cache: listed again
+                    self._listings[dir_path] = listing
+            for dir_path, partial in split.partial.items():
+                try:
+                    self._partials[dir_path] = partial
+                except ValueError:
+                    self._partials.pop(dir_path, None)
+            if through is None or page.next_token is None:
+                self._cursors.pop(path, None)
+            else:
+                self._cursors[path] = _Cursor(path, prefix, page.next_token, through, steps)
+        log.debug(
+            "flat page of %r: %d keys, %d directories complete, %d partial",
+            prefix,
+            len(page.objects),
+            len(split.complete),
+            len(split.partial),
+        )
+
+    def _cursor_over(self, path: str) -> _Cursor | None:
+        """The cursor of the nearest subtree containing ``path`` (itself included). Locked."""
+        at = path
+        while True:
+            cursor = self._cursors.get(at)
+            if cursor is not None or at == "/":
+                return cursor
+            at = parent_path(at)
+
+    def _list_dir_fast(self, node: Node) -> Listing:
+        """``node``'s complete listing: from a flat listing in progress that has reached it,
+        from a flat listing of its parent when a walk lists siblings one by one, else by
+        listing it (`_list_dir`)."""
+        listing = self._continue_flat(node)
+        if listing is None and self._start_walk(node):
+            listing = self._cached_listing(node.path) or self._continue_flat(node)
+        return listing or self._list_dir(node)
+
+    def _continue_flat(self, node: Node) -> Listing | None:
+        """Continue the flat listing ``node`` is partly listed by, page by page, until ``node``
+        is complete; None if it is not partly listed, or when continuing is not worth it (no
+        walk, and the pages so far held few of its own children) or takes too many pages."""
+        for _ in range(MAX_FLAT_PAGES_PER_READDIR):
+            with self._lock:
+                partial = self._partials.get(node.path) if self._caching else None
+                cursor = self._cursor_over(node.path)
+            if partial is None or cursor is None or cursor.through != partial.through:
+                return None
+            walking = cursor.steps >= WALK_STEPS
+            if not walking and len(partial.children) * 2 < SUBTREE_PAGE_KEYS:
+                return None  # a listing of its own costs fewer keys
+            self._advance(cursor)
+            listing = self._cached_listing(node.path)
+            if listing is not None:
+                return listing
+        return None
+
+    def _advance(self, cursor: _Cursor) -> None:
+        """Fetch and absorb ``cursor``'s next page, unless another caller already has."""
+
+        def next_page() -> None:
+            with self._lock:
+                current = self._cursors.get(cursor.path)
+                if current is None or current.through != cursor.through:
+                    return
+                self._list_pages += 1
+            page = self._store.list_page(
+                cursor.prefix, delimiter="", token=cursor.token, max_keys=SUBTREE_PAGE_KEYS
+            )
+            self._absorb(cursor.path, cursor.prefix, page, before=cursor.through, steps=0)
+
+        self._single_flight("cursor", cursor.path, next_page)
+
+    def _walk_step(self, node: Node) -> None:
+        """``node`` was listed from the cache: if a flat listing with more pages covers it, count
+        a walk step, and once it is a walk fetch that listing's next page ahead of it."""
+        if not self._caching:
+            return
+        with self._lock:
+            cursor = self._cursor_over(node.path)
+            if cursor is None:
+                return
+            cursor = _Cursor(
+                cursor.path, cursor.prefix, cursor.token, cursor.through, cursor.steps + 1
+            )
+            self._cursors[cursor.path] = cursor
+            ahead = cursor.steps >= WALK_STEPS and ("cursor", cursor.path) not in self._inflight
+        if ahead:
+            self._executor.submit(self._advance_quietly, cursor)
+
+    def _advance_quietly(self, cursor: _Cursor) -> None:
+        """`_advance` ahead of a walk: a failure is left to the walk's own listing to meet."""
+        try:
+            self._advance(cursor)
+        except Exception as exc:
+            log.debug("flat page of %r ahead of a walk: %s", cursor.prefix, exc)
+
+    def _start_walk(self, node: Node) -> bool:
+        """Start a flat listing of ``node``'s parent from ``node`` on (one page) when ``node``
+        is the `WALK_STEPS`-th sibling in a row listed by itself; True if it did."""
+        if node.path == "/":
+            return False
+        parent = parent_path(node.path)
+        with self._lock:
+            last, run = self._sibling_run
+            run = run + 1 if last == parent else 1
+            self._sibling_run = (parent, run)
+            known = self._caching and parent in self._listings
+        if run < WALK_STEPS or not known:
+            return False
+        prefix = dir_prefix(self._root_prefix, parent)
+        start_after = node.key.removesuffix("/")
+        with self._lock:
+            self._list_pages += 1
+        page = self._store.list_page(
+            prefix, delimiter="", start_after=start_after, max_keys=SUBTREE_PAGE_KEYS
+        )
+        self._absorb(parent, prefix, page, before=start_after, steps=WALK_STEPS)
+        return True
 
     def _head_or_none(self, key: str) -> ObjectMeta | None:
         try:
