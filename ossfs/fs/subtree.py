@@ -83,6 +83,14 @@ def split_flat(
     # directory key -> (its mount path, "" when no path reaches it; its objects; its subdirectories)
     dirs: dict[str, tuple[str, list[ObjectMeta], dict[str, None]]] = {prefix: (path, [], {})}
     outside: list[ObjectMeta] = []
+    if before is not None and before.startswith(prefix):
+        # The directories ``before`` is in continue on this page, whether or not it has keys
+        # of theirs: with none, they end where it starts.
+        dir_key, dir_path = prefix, path
+        for part in before[len(prefix) :].split("/")[:-1]:
+            dir_path = join_path(dir_path, part) if dir_path and not name_problem(part) else ""
+            dir_key = f"{dir_key}{part}/"
+            dirs.setdefault(dir_key, (dir_path, [], {}))
     for meta in objects:
         if not meta.key.startswith(prefix):
             outside.append(meta)  # the top directory's builder warns about it
