@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import site
 import subprocess
 import sys
 import tempfile
@@ -117,11 +118,15 @@ def seed(server: Any, tmp: Path, python: str) -> str:
 def mount(server: Any, mnt: Path, src: str | None) -> None:
     env = {**os.environ, "OSS_ACCESS_KEY_ID": AK, "OSS_ACCESS_KEY_SECRET": SK}
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    python = [sys.executable]
     if src:
-        env["PYTHONPATH"] = src
+        # -S: without site's .pth files, so that an editable install of this tree does not
+        # shadow SRC; the dependencies come from site-packages named on the path.
+        env["PYTHONPATH"] = os.pathsep.join([src, *site.getsitepackages()])
+        python.append("-S")
     subprocess.run(
         [
-            sys.executable,
+            *python,
             "-m",
             "ossfs",
             "mount",
