@@ -157,9 +157,7 @@ DIRS = ("/t", "/t/marked", "/t/empty", "/t/implied", "/t/a", "/t/same")
 def test_flat_walk_lists_a_tree_in_a_few_pages(
     store: FakeStore, clock: FakeClock, executor: concurrent.futures.Executor
 ) -> None:
-    for d in range(100):
-        for f in range(20):
-            store.put(f"walk/d{d:03d}/f{f:02d}")
+    put_walk_tree(store)
     ns = make_ns(store, clock, executor)
     ns.readdir("/")  # /walk known from the root's listing
     store.reset_calls()
@@ -182,9 +180,7 @@ def test_flat_walk_lists_a_tree_in_a_few_pages(
 def test_flat_walk_of_a_probed_tree_continues_its_flat_listing(
     store: FakeStore, clock: FakeClock, executor: concurrent.futures.Executor
 ) -> None:
-    for d in range(100):
-        for f in range(20):
-            store.put(f"walk/d{d:03d}/f{f:02d}")
+    put_walk_tree(store)
     ns = make_ns(store, clock, executor)
 
     found = walk_from(ns, "/walk")
@@ -193,6 +189,13 @@ def test_flat_walk_of_a_probed_tree_continues_its_flat_listing(
     # the probe's flat page (d000..d049), /walk by itself, the flat page after d049
     assert store.count("list_page") == 3
     assert store.count("head") == 1
+
+
+def put_walk_tree(store: FakeStore) -> None:
+    """100 directories of 20 files under walk/."""
+    for d in range(100):
+        for f in range(20):
+            store.put(f"walk/d{d:03d}/f{f:02d}")
 
 
 def walk_from(ns: Namespace, top: str) -> dict[str, NodeKind]:
