@@ -121,7 +121,8 @@ def mount(server: Any, mnt: Path, src: str | None) -> None:
     python = [sys.executable]
     if src:
         # -S: without site's .pth files, so that an editable install of this tree does not
-        # shadow SRC; the dependencies come from site-packages named on the path.
+        # shadow SRC; the dependencies come from site-packages named on the path. `-m` puts
+        # the working directory first on the path: it is SRC too.
         env["PYTHONPATH"] = os.pathsep.join([src, *site.getsitepackages()])
         python.append("-S")
     subprocess.run(
@@ -138,6 +139,7 @@ def mount(server: Any, mnt: Path, src: str | None) -> None:
         check=True,
         env=env,
         timeout=120,
+        cwd=src,
     )
 
 
