@@ -10,7 +10,8 @@ import pytest
 
 from ossfs.core.errors import NotDirectoryError, NotFoundError
 from ossfs.core.nodes import Node, NodeKind
-from ossfs.fs.namespace import SUBTREE_PAGE_KEYS, Namespace
+from ossfs.fs.flat_walk import SUBTREE_PAGE_KEYS
+from ossfs.fs.namespace import Namespace
 from tests.support.fakes import FakeStore
 from tests.test_namespace import FakeClock, make_ns, walk
 

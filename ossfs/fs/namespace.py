@@ -10,7 +10,9 @@ entries and no HEAD at all.
 - Keys that cannot be file names (empty components, ``.``, ``..``, over 255 bytes, NUL, not
   valid text) are skipped with one WARNING per key.
 - A name not covered by a fresh listing of its parent is probed with a HEAD of the key and a
-  one-key LIST of ``key/``, sent concurrently; misses go to a bounded LRU negative cache.
+  flat (undelimited) LIST page of ``key/``, sent concurrently; misses go to a bounded LRU
+  negative cache. The page's keys become the listings of the directories it covers
+  (`ossfs.fs.flat_walk`), so a deep path costs one probe, and walks continue such listings.
 
 This module deliberately does not: import oss2 or fusepy, build stat dicts or map errors to
 errno (`ossfs.fs.filesystem` and `ossfs.fuse.fuse_ops` do), read object bytes, or notice remote
@@ -21,14 +23,13 @@ object changed).
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final, TypeVar, cast
+from typing import Final
 
 from cachetools import LRUCache, TTLCache
 
@@ -46,9 +47,9 @@ from ossfs.core.names import (
     validate_root_prefix,
 )
 from ossfs.core.nodes import Node, NodeKind
-from ossfs.core.object_store import ListPage, ObjectMeta, ObjectStore
+from ossfs.core.object_store import ObjectMeta, ObjectStore
+from ossfs.fs.flat_walk import SUBTREE_PAGE_KEYS, FlatListings, SingleFlight
 from ossfs.fs.listing import CLASH, Listing, ListingBuilder, make_node
-from ossfs.fs.subtree import Partial, split_flat
 
 log = logging.getLogger(__name__)
 
@@ -67,28 +68,8 @@ MAX_SYMLINK_TARGETS: Final = 100_000
 MAX_WARNED_KEYS: Final = 100_000
 """Keys remembered as already warned about, so each skipped key is logged once."""
 
-SUBTREE_PAGE_KEYS: Final = 1000
-"""Keys per page of a flat (undelimited) listing of a subtree: a lookup miss's, a walk's."""
-
-MAX_PARTIAL_NODES: Final = 100_000
-"""Nodes held in partly listed directories (the chain a flat listing with more pages is in)."""
-
-MAX_CURSORS: Final = 1_000
-"""Flat listings with more pages remembered, so that a walk can continue them."""
-
-WALK_STEPS: Final = 2
-"""Directories of one subtree read in a row that make a walk: the next flat page is fetched
-ahead of it, or (siblings that each needed their own LIST) a flat listing of their parent
-starts."""
-
-MAX_FLAT_PAGES_PER_READDIR: Final = 100
-"""Flat pages one ``readdir`` continues before it lists its directory by itself."""
-
 DEFAULT_LOOKUP_WORKERS: Final = 8
 """Threads of the executor created when none is given (one HEAD per concurrent lookup)."""
-
-T = TypeVar("T")
-
 
 @dataclass(frozen=True, slots=True)
 class NamespaceStats:
@@ -108,19 +89,6 @@ class NamespaceStats:
     negative_hits: int
     skipped_names: int
     symlink_reads: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Cursor:
-    """A flat listing of the subtree of ``path`` (key prefix ``prefix``) with more pages:
-    ``token`` continues it after ``through``, the last key listed; ``steps`` counts directories
-    read from its listings since its last page (a walk when it reaches `WALK_STEPS`)."""
-
-    path: str
-    prefix: str
-    token: str
-    through: str
-    steps: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,19 +157,11 @@ class Namespace:
             if self._caching and negative_cache_entries > 0
             else None
         )
-        self._partials: TTLCache[str, Partial] = TTLCache(
-            maxsize=MAX_PARTIAL_NODES,
-            ttl=ttl,
-            timer=clock,
-            getsizeof=lambda partial: len(partial.children) + 1,
-        )
-        self._cursors: TTLCache[str, _Cursor] = TTLCache(maxsize=MAX_CURSORS, ttl=ttl, timer=clock)
-        self._sibling_run: tuple[str, int] = ("", 0)
         self._symlinks: TTLCache[str, _SymlinkTarget] = TTLCache(
             maxsize=MAX_SYMLINK_TARGETS, ttl=ttl, timer=clock
         )
         self._warned: LRUCache[tuple[str, str], bool] = LRUCache(maxsize=MAX_WARNED_KEYS)
-        self._inflight: dict[tuple[str, str], concurrent.futures.Future[object]] = {}
+        self._flights = SingleFlight()
         self._own_executor: concurrent.futures.ThreadPoolExecutor | None = None
         if lookup_executor is None:
             self._own_executor = concurrent.futures.ThreadPoolExecutor(
@@ -209,6 +169,19 @@ class Namespace:
             )
             lookup_executor = self._own_executor
         self._executor = lookup_executor
+        self._flat = FlatListings(
+            store,
+            root_prefix=self._root_prefix,
+            lock=self._lock,
+            listings=self._listings,
+            caching=self._caching,
+            ttl_s=ttl,
+            clock=clock,
+            executor=lookup_executor,
+            flights=self._flights,
+            count_list=self._count_list,
+            warn=self._warn,
+        )
         self._list_pages = 0
         self._heads = 0
         self._probes = 0
@@ -246,7 +219,7 @@ class Namespace:
             # A concurrent probe or listing may have finished since the check above.
             return self._lookup_cached(path, parts) or self._probe(path, parts[-1])
 
-        return self._single_flight("probe", path, probe_unless_cached)
+        return self._flights.run("probe", path, probe_unless_cached)
 
     def readdir(self, path: str) -> list[Node]:
         """The children of the directory ``path`` in name order (no ``.`` or ``..``).
@@ -261,11 +234,13 @@ class Namespace:
 
             def list_unless_cached() -> Listing:
                 # A concurrent listing may have finished since the check above.
-                return self._cached_listing(path) or self._list_dir_fast(node)
+                return (
+                    self._cached_listing(path) or self._flat.list_dir(node) or self._list_dir(node)
+                )
 
-            listing = self._single_flight("list", path, list_unless_cached)
+            listing = self._flights.run("list", path, list_unless_cached)
         else:
-            self._walk_step(node)
+            self._flat.walk_step(node)
         return list(listing.children.values())
 
     def listed_children(self, path: str) -> Mapping[str, Node] | None:
@@ -329,10 +304,10 @@ class Namespace:
                 self._negative.pop(path, None)
             self._symlinks.pop(key, None)
             self._listings.pop(path, None)
-            self._partials.pop(path, None)
+            self._flat.forget_locked(path)
             if path != "/":
                 self._listings.pop(parent_path(path), None)
-                self._partials.pop(parent_path(path), None)
+                self._flat.forget_locked(parent_path(path))
 
     def stats(self) -> NamespaceStats:
         """A snapshot of the counters."""
@@ -383,17 +358,13 @@ class Namespace:
                     return _ABSENT
                 self._hits += count
                 return node
-            partial = self._partials.get(parent)
-            if partial is not None:
-                node = partial.children.get(name)
-                covered = partial.covers(name)
-                # A directory is sure; a file is unless a directory of its name may follow.
-                if node is not None and (covered or node.kind is NodeKind.DIR):
-                    self._hits += count
-                    return node
-                if node is None and covered:
-                    self._negative_hits += count
-                    return _ABSENT
+            node, known = self._flat.child_locked(parent, name)
+            if node is not None:
+                self._hits += count
+                return node
+            if known:
+                self._negative_hits += count
+                return _ABSENT
             node = self._nodes.get(path)
             if node is not None:
                 self._hits += count
@@ -418,33 +389,11 @@ class Namespace:
             if isinstance(state, Node) and state.kind is not NodeKind.DIR:
                 raise NotDirectoryError(path)
 
-    def _single_flight(self, op: str, path: str, work: Callable[[], T]) -> T:
-        """Run ``work`` once for concurrent callers with the same ``(op, path)``."""
-        flight = (op, path)
-        with self._lock:
-            pending = self._inflight.get(flight)
-            if pending is None:
-                mine: concurrent.futures.Future[object] = concurrent.futures.Future()
-                self._inflight[flight] = mine
-        if pending is not None:
-            return cast(T, pending.result())
-        try:
-            result = work()
-        except BaseException as exc:
-            mine.set_exception(exc)
-            raise
-        else:
-            mine.set_result(result)
-            return result
-        finally:
-            with self._lock:
-                del self._inflight[flight]
-
     # -- requests -------------------------------------------------------------------------------
     def _probe(self, path: str, name: str) -> Node:
         """HEAD ``key`` and list ``key/`` flat (one page) concurrently; cache and return the
         node or raise. The page's keys describe the directories under ``path`` too: they are
-        cached as their listings (`_absorb`), so deeper lookups need no request."""
+        cached as their listings (`FlatListings.absorb`), so deeper lookups need no request."""
         key = path_to_key(self._root_prefix, path)
         prefix = dir_prefix(self._root_prefix, path)
         with self._lock:
@@ -463,7 +412,7 @@ class Namespace:
             node = make_node(path, name, NodeKind.DIR, marker, prefix)
             if isinstance(meta_or_error, ObjectMeta):
                 self._warn_once(key, CLASH, skipped=False)
-            self._absorb(path, prefix, page, before=None, steps=0)
+            self._flat.absorb(path, prefix, page, before=None)
         elif isinstance(meta_or_error, BaseException):
             raise meta_or_error
         elif meta_or_error is not None:
@@ -479,151 +428,6 @@ class Namespace:
         if node is None:
             raise NotFoundError(path)
         return node
-
-    # -- flat listings of subtrees ----------------------------------------------------------
-    def _absorb(
-        self, path: str, prefix: str, page: ListPage, *, before: str | None, steps: int
-    ) -> None:
-        """Cache what one page of a flat listing of ``path``'s subtree (keys after ``before``)
-        says: complete listings, partly listed directories, and a cursor when more follow."""
-        if not self._caching:
-            return
-        through = page.objects[-1].key if page.next_token is not None and page.objects else None
-
-        def earlier(dir_path: str) -> Partial | None:
-            with self._lock:
-                return self._partials.get(dir_path)
-
-        split = split_flat(
-            path,
-            prefix,
-            page.objects,
-            before=before,
-            through=through,
-            earlier=earlier,
-            warn=self._warn,
-        )
-        with self._lock:
-            for dir_path, listing in split.complete.items():
-                self._partials.pop(dir_path, None)
-                with contextlib.suppress(ValueError):  # too large to cache: listed again
-                    self._listings[dir_path] = listing
-            for dir_path, partial in split.partial.items():
-                try:
-                    self._partials[dir_path] = partial
-                except ValueError:
-                    self._partials.pop(dir_path, None)
-            if through is None or page.next_token is None:
-                self._cursors.pop(path, None)
-            else:
-                self._cursors[path] = _Cursor(path, prefix, page.next_token, through, steps)
-        log.debug(
-            "flat page of %r: %d keys, %d directories complete, %d partial",
-            prefix,
-            len(page.objects),
-            len(split.complete),
-            len(split.partial),
-        )
-
-    def _cursor_over(self, path: str) -> _Cursor | None:
-        """The cursor of the nearest subtree containing ``path`` (itself included). Locked."""
-        at = path
-        while True:
-            cursor = self._cursors.get(at)
-            if cursor is not None or at == "/":
-                return cursor
-            at = parent_path(at)
-
-    def _list_dir_fast(self, node: Node) -> Listing:
-        """``node``'s complete listing: from a flat listing in progress that has reached it,
-        from a flat listing of its parent when a walk lists siblings one by one, else by
-        listing it (`_list_dir`)."""
-        listing = self._continue_flat(node)
-        if listing is None and self._start_walk(node):
-            listing = self._cached_listing(node.path) or self._continue_flat(node)
-        return listing or self._list_dir(node)
-
-    def _continue_flat(self, node: Node) -> Listing | None:
-        """Continue the flat listing ``node`` is partly listed by, page by page, until ``node``
-        is complete; None if it is not partly listed, or when continuing is not worth it (no
-        walk, and the pages so far held few of its own children) or takes too many pages."""
-        for _ in range(MAX_FLAT_PAGES_PER_READDIR):
-            with self._lock:
-                partial = self._partials.get(node.path) if self._caching else None
-                cursor = self._cursor_over(node.path)
-            if partial is None or cursor is None or cursor.through != partial.through:
-                return None
-            walking = cursor.steps >= WALK_STEPS
-            if not walking and len(partial.children) * 2 < SUBTREE_PAGE_KEYS:
-                return None  # a listing of its own costs fewer keys
-            self._advance(cursor)
-            listing = self._cached_listing(node.path)
-            if listing is not None:
-                return listing
-        return None
-
-    def _advance(self, cursor: _Cursor) -> None:
-        """Fetch and absorb ``cursor``'s next page, unless another caller already has."""
-
-        def next_page() -> None:
-            with self._lock:
-                current = self._cursors.get(cursor.path)
-                if current is None or current.through != cursor.through:
-                    return
-                self._list_pages += 1
-            page = self._store.list_page(
-                cursor.prefix, delimiter="", token=cursor.token, max_keys=SUBTREE_PAGE_KEYS
-            )
-            self._absorb(cursor.path, cursor.prefix, page, before=cursor.through, steps=0)
-
-        self._single_flight("cursor", cursor.path, next_page)
-
-    def _walk_step(self, node: Node) -> None:
-        """``node`` was listed from the cache: if a flat listing with more pages covers it, count
-        a walk step, and once it is a walk fetch that listing's next page ahead of it."""
-        if not self._caching:
-            return
-        with self._lock:
-            cursor = self._cursor_over(node.path)
-            if cursor is None:
-                return
-            cursor = _Cursor(
-                cursor.path, cursor.prefix, cursor.token, cursor.through, cursor.steps + 1
-            )
-            self._cursors[cursor.path] = cursor
-            ahead = cursor.steps >= WALK_STEPS and ("cursor", cursor.path) not in self._inflight
-        if ahead:
-            self._executor.submit(self._advance_quietly, cursor)
-
-    def _advance_quietly(self, cursor: _Cursor) -> None:
-        """`_advance` ahead of a walk: a failure is left to the walk's own listing to meet."""
-        try:
-            self._advance(cursor)
-        except Exception as exc:
-            log.debug("flat page of %r ahead of a walk: %s", cursor.prefix, exc)
-
-    def _start_walk(self, node: Node) -> bool:
-        """Start a flat listing of ``node``'s parent from ``node`` on (one page) when ``node``
-        is the `WALK_STEPS`-th sibling in a row listed by itself; True if it did."""
-        if node.path == "/":
-            return False
-        parent = parent_path(node.path)
-        with self._lock:
-            last, run = self._sibling_run
-            run = run + 1 if last == parent else 1
-            self._sibling_run = (parent, run)
-            known = self._caching and parent in self._listings
-        if run < WALK_STEPS or not known:
-            return False
-        prefix = dir_prefix(self._root_prefix, parent)
-        start_after = node.key.removesuffix("/")
-        with self._lock:
-            self._list_pages += 1
-        page = self._store.list_page(
-            prefix, delimiter="", start_after=start_after, max_keys=SUBTREE_PAGE_KEYS
-        )
-        self._absorb(parent, prefix, page, before=start_after, steps=WALK_STEPS)
-        return True
 
     def _head_or_none(self, key: str) -> ObjectMeta | None:
         try:
@@ -655,6 +459,10 @@ class Namespace:
                 except ValueError:
                     log.debug("%r: %d entries, too many to cache", prefix, len(listing.children))
         return listing
+
+    def _count_list(self) -> None:
+        with self._lock:
+            self._list_pages += 1
 
     def _warn(self, key: str, message: str, skipped: bool) -> None:
         self._warn_once(key, message, skipped=skipped)
