@@ -10,7 +10,7 @@ import pytest
 
 from ossfs.core.errors import NotDirectoryError, NotFoundError
 from ossfs.core.nodes import Node, NodeKind
-from ossfs.fs.flat_walk import SUBTREE_PAGE_KEYS
+from ossfs.fs.flat_walk import FLAT_PAGES_TO_TRY, SUBTREE_PAGE_KEYS
 from ossfs.fs.namespace import Namespace
 from tests.support.fakes import FakeStore
 from tests.test_namespace import FakeClock, make_ns, walk
@@ -187,8 +187,9 @@ def test_flat_walk_of_a_probed_tree_continues_its_flat_listing(
     found = walk_from(ns, "/walk")
 
     assert len(found) == 2100
-    # the probe's flat page (d000..d049), /walk by itself, the flat page after d049
-    assert store.count("list_page") == 3
+    # the probe's flat page (d000..d049), then the next flat page: as many as a flat listing
+    assert store.count("list_page") == 2
+    assert flat(store) == ["walk/", "walk/"]
     assert store.count("head") == 1
 
 
@@ -220,7 +221,9 @@ def test_flat_listing_of_one_directory_in_a_huge_tree_does_not_list_the_tree(
 
     assert len(ns.readdir("/huge")) == 10
 
-    assert store.count("list_page") == 2  # the probe's one flat page, then /huge by itself
+    # the probe's flat page, FLAT_PAGES_TO_TRY more, then /huge by itself
+    assert store.count("list_page") == 2 + FLAT_PAGES_TO_TRY
+    assert [d for _, d, _, _ in store.lists] == ["", *[""] * FLAT_PAGES_TO_TRY, "/"]
     store.reset_calls()
     assert len(ns.readdir("/huge/s5")) == 3000
     assert store.count("list_page") == 3  # s5 by itself

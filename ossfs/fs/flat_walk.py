@@ -7,7 +7,8 @@ listing cache, partly listed ones (the chain of directories leading to the page'
 are kept here, with a *cursor* (the continuation token) when the listing has more pages. Then:
 
 - ``readdir`` of a partly listed directory continues the cursor until it is complete, during a
-  walk or when the pages so far held mostly its own children (a directory of many files);
+  walk or when the pages so far held mostly its own children (a directory of many files), else
+  for `FLAT_PAGES_TO_TRY` pages (a small subtree is then listed whole);
 - the `WALK_STEPS`-th sibling in a row that had to be listed by itself starts a flat listing of
   the parent at that sibling (``start-after``), one page at a time;
 - once a walk has read `WALK_STEPS` directories from a cursor's pages, its next page is fetched
@@ -56,7 +57,13 @@ ahead of it, or (siblings that each needed their own LIST) a flat listing of the
 starts."""
 
 MAX_FLAT_PAGES_PER_READDIR: Final = 100
-"""Flat pages one ``readdir`` continues before it lists its directory by itself."""
+"""Flat pages one ``readdir`` continues, during a walk or for a directory of mostly files,
+before it lists its directory by itself."""
+
+FLAT_PAGES_TO_TRY: Final = 2
+"""Flat pages one ``readdir`` of another partly listed directory continues before it lists the
+directory by itself: a small subtree is then listed whole in as many requests as a delimited
+listing would take, and a huge one costs at most this many pages more."""
 
 T = TypeVar("T")
 
@@ -256,17 +263,19 @@ class FlatListings:
 
     def _continue(self, node: Node) -> Listing | None:
         """Continue the flat listing ``node`` is partly listed by, page by page, until ``node``
-        is complete; None if it is not partly listed, or when continuing is not worth it (no
-        walk, and the pages so far held few of its own children) or takes too many pages."""
-        for _ in range(MAX_FLAT_PAGES_PER_READDIR):
+        is complete; None if it is not partly listed, or once it took too many pages: up to
+        `MAX_FLAT_PAGES_PER_READDIR` during a walk or when the pages so far held mostly
+        ``node``'s own children, else `FLAT_PAGES_TO_TRY`."""
+        for pages in range(MAX_FLAT_PAGES_PER_READDIR):
             with self._lock:
                 partial = self._partials.get(node.path) if self._caching else None
                 cursor = self._cursor_over_locked(node.path)
             if partial is None or cursor is None or cursor.through != partial.through:
                 return None
             walking = cursor.steps >= WALK_STEPS
-            if not walking and len(partial.children) * 2 < SUBTREE_PAGE_KEYS:
-                return None  # a listing of its own costs fewer keys
+            dense = len(partial.children) * 2 >= SUBTREE_PAGE_KEYS
+            if not (walking or dense) and pages >= FLAT_PAGES_TO_TRY:
+                return None  # a big subtree: a listing of its own costs fewer requests
             self._advance(cursor)
             with self._lock:
                 listing = self._listings.get(node.path)

@@ -71,6 +71,7 @@ MAX_WARNED_KEYS: Final = 100_000
 DEFAULT_LOOKUP_WORKERS: Final = 8
 """Threads of the executor created when none is given (one HEAD per concurrent lookup)."""
 
+
 @dataclass(frozen=True, slots=True)
 class NamespaceStats:
     """Counters since the namespace was created.
