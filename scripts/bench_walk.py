@@ -14,8 +14,10 @@ GET requests the server saw:
   imported by that Python with ``-S``; a synthesized package of a similar shape when it has none).
 
 ``--baseline SRC`` mounts with another ossfs source tree (``PYTHONPATH=SRC``) too, interleaved
-with this one in every repeat (A/B in one run). The figures are wall-clock on a shared machine:
-compare the ratios within one run; the request counts do not move with load.
+with this one in every repeat (A/B in one run); ``--this SRC`` mounts a snapshot instead of the
+installed ossfs (so that editing the tree during a run changes nothing). The figures are
+wall-clock on a shared machine: compare the ratios within one run; the request counts do not
+move with load.
 """
 
 from __future__ import annotations
@@ -191,6 +193,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--baseline", help="another ossfs source tree, mounted A/B")
+    parser.add_argument("--this", help="mount this source tree (default: the installed ossfs)")
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--json", type=Path)
     parser.add_argument(
@@ -201,7 +204,7 @@ def main() -> int:
     from ossfs.emulator import Credential, EmulatorConfig, EmulatorServer
     from ossfs.emulator.faults import FaultSettings
 
-    systems: list[tuple[str, str | None]] = [("this", None)]
+    systems: list[tuple[str, str | None]] = [("this", args.this)]
     if args.baseline:
         systems.append(("baseline", args.baseline))
     cases = args.cases.split(",")
