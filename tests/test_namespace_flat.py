@@ -13,6 +13,7 @@ from ossfs.core.nodes import Node, NodeKind
 from ossfs.fs.flat_walk import FLAT_PAGES_TO_TRY, SUBTREE_PAGE_KEYS
 from ossfs.fs.namespace import Namespace
 from tests.support.fakes import FakeStore
+from tests.support.waiting import wait_until
 from tests.test_namespace import FakeClock, make_ns, walk
 
 
@@ -243,3 +244,24 @@ def test_flat_walk_property_still_finds_every_key(
         "/a/e": NodeKind.FILE,
         "/f": NodeKind.FILE,
     }
+
+
+def test_flat_walk_reads_the_next_page_ahead(
+    store: FakeStore, clock: FakeClock, executor: concurrent.futures.Executor
+) -> None:
+    for d in range(200):
+        for f in range(20):
+            store.put(f"wide/d{d:03d}/f{f:02d}")
+    ns = make_ns(store, clock, executor)
+    ns.lookup("/wide")  # flat page 1: d000..d049
+    assert len(ns.readdir("/wide")) == 200  # 2 more flat pages (to d149), then by itself
+    flat_pages = len(flat(store))
+
+    ns.readdir("/wide/d000")
+    ns.readdir("/wide/d001")  # from the cache: a walk; the page after d149 is fetched ahead
+
+    wait_until(lambda: len(flat(store)) == flat_pages + 1, 10, "the page read ahead")
+    store.reset_calls()
+    for d in range(200):
+        assert len(ns.readdir(f"/wide/d{d:03d}")) == 20
+    assert store.calls == []
