@@ -12,6 +12,7 @@ from ossfs.core.errors import NotDirectoryError, NotFoundError
 from ossfs.core.nodes import Node, NodeKind
 from ossfs.fs.flat_walk import FLAT_PAGES_TO_TRY, SUBTREE_PAGE_KEYS
 from ossfs.fs.namespace import Namespace
+from tests.support.executors import InlineExecutor
 from tests.support.fakes import FakeStore
 from tests.support.waiting import wait_until
 from tests.test_namespace import FakeClock, make_ns, walk
@@ -264,4 +265,22 @@ def test_flat_walk_reads_the_next_page_ahead(
     store.reset_calls()
     for d in range(200):
         assert len(ns.readdir(f"/wide/d{d:03d}")) == 20
+    assert store.calls == []
+
+
+def test_flat_listing_one_directory_again_and_again_reads_nothing_ahead(
+    store: FakeStore, clock: FakeClock
+) -> None:
+    for d in range(200):
+        for f in range(20):
+            store.put(f"wide/d{d:03d}/f{f:02d}")
+    ns = make_ns(store, clock, InlineExecutor())  # a page read ahead would be read at once
+    ns.lookup("/wide")
+    ns.readdir("/wide")
+    store.reset_calls()
+
+    for _ in range(5):
+        ns.readdir("/wide")  # the top of the flat listing: no step
+        ns.readdir("/wide/d000")  # the same directory: one step
+
     assert store.calls == []

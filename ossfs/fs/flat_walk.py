@@ -107,14 +107,16 @@ class SingleFlight:
 @dataclass(frozen=True, slots=True)
 class _Cursor:
     """A flat listing of the subtree of ``path`` (key prefix ``prefix``) with more pages:
-    ``token`` continues it after ``through``, the last key listed; ``steps`` counts directories
-    read from its listings since its last page (a walk when it reaches `WALK_STEPS`)."""
+    ``token`` continues it after ``through``, the last key listed; ``steps`` counts distinct
+    directories under ``path`` read from the cache in a row (a walk when it reaches
+    `WALK_STEPS`), ``last`` is the latest of them."""
 
     path: str
     prefix: str
     token: str
     through: str
     steps: int
+    last: str = ""
 
 
 class FlatListings:
@@ -238,15 +240,16 @@ class FlatListings:
         return listing
 
     def walk_step(self, node: Node) -> None:
-        """``node`` was listed from the cache: if a flat listing with more pages covers it, count
-        a walk step, and once it is a walk fetch that listing's next page ahead of it."""
-        if not self._caching:
+        """``node`` was listed from the cache: if a flat listing with more pages covers it (below
+        its top), count a walk step, and once it is a walk fetch that listing's next page ahead
+        of it. Listing one directory again and again is no walk."""
+        if not self._caching or node.path == "/":
             return
         with self._lock:
-            cursor = self._cursor_over_locked(node.path)
-            if cursor is None:
+            cursor = self._cursor_over_locked(parent_path(node.path))
+            if cursor is None or cursor.last == node.path:
                 return
-            cursor = replace(cursor, steps=cursor.steps + 1)
+            cursor = replace(cursor, steps=cursor.steps + 1, last=node.path)
             self._cursors[cursor.path] = cursor
         if cursor.steps >= WALK_STEPS and not self._flights.busy("cursor", cursor.path):
             self._executor.submit(self._advance_quietly, cursor)
