@@ -6,9 +6,11 @@ Each case runs on a fresh mount (nothing listed yet) and reports seconds and the
 GET requests the server saw:
 
 - ``cold``: first byte of ``cold/deep/one.bin``, never listed (open + 1-byte read);
-- ``find``: ``find -type f`` over 100 directories x 20 files; ``du``: ``du -s`` of that tree;
-  ``lsR``: ``ls -lR`` of it; ``flat``: one flat ListObjectsV2 of the same prefix through oss2
-  (the floor a walk is compared with);
+- ``find``: ``find -type f`` over 100 directories x 20 files (empty); ``find2``: the same after
+  an untimed ``ls`` of the mount root (the tree is known from its parent's listing, not probed);
+  ``du``: ``du -s`` of that tree; ``lsR``: ``ls -lR``; ``tar``: ``tar -cf -``; ``cpr``: ``cp -r``
+  to a local directory; ``flat``: one flat ListObjectsV2 of the same prefix through oss2 (the
+  floor a walk is compared with);
 - ``ls10k``: ``ls -l`` of 10,000 entries;
 - ``import``: ``import numpy`` with numpy copied into the bucket (``--import-python``'s numpy,
   imported by that Python with ``-S``; a synthesized package of a similar shape when it has none).
@@ -37,7 +39,7 @@ BUCKET = "bench"
 AK, SK = "bench-ak", "bench-sk"
 WALK_DIRS, WALK_FILES = 100, 20
 LS_ENTRIES = 10_000
-CASES = ("cold", "find", "du", "lsR", "flat", "ls10k", "import")
+CASES = ("cold", "find", "find2", "du", "lsR", "tar", "cpr", "flat", "ls10k", "import")
 
 
 def classify(op: str) -> str:
@@ -149,13 +151,15 @@ def umount(mnt: Path) -> None:
     subprocess.run([sys.executable, "-m", "ossfs", "umount", str(mnt)], check=True, timeout=120)
 
 
-def run_case(case: str, mnt: Path, package: str, python: str) -> float:
+def run_case(case: str, mnt: Path, package: str, python: str, tmp: Path) -> float:
+    if case == "find2":
+        os.listdir(mnt)  # not timed: walk/ is known from its parent's listing, never probed
     began = time.perf_counter()
     if case == "cold":
         with open(mnt / "cold" / "deep" / "one.bin", "rb", buffering=0) as f:
             if len(f.read(1)) != 1:
                 raise RuntimeError("short read")
-    elif case == "find":
+    elif case in ("find", "find2"):
         out = subprocess.run(
             ["find", str(mnt / "walk"), "-type", "f"], capture_output=True, check=True
         )
@@ -164,6 +168,14 @@ def run_case(case: str, mnt: Path, package: str, python: str) -> float:
             raise RuntimeError(f"find saw {seen} files")
     elif case == "du":
         subprocess.run(["du", "-s", str(mnt / "walk")], capture_output=True, check=True)
+    elif case == "tar":
+        argv = ["tar", "-cf", "-", "-C", str(mnt), "walk"]
+        if not subprocess.run(argv, capture_output=True, check=True).stdout:
+            raise RuntimeError("tar wrote nothing")
+    elif case == "cpr":
+        target = tmp / "copy"
+        subprocess.run(["cp", "-r", str(mnt / "walk"), str(target)], check=True)
+        subprocess.run(["rm", "-rf", str(target)], check=True)
     elif case == "lsR":
         subprocess.run(["ls", "-lR", str(mnt / "walk")], capture_output=True, check=True)
     elif case == "ls10k":
@@ -238,7 +250,7 @@ def main() -> int:
                             try:
                                 settled(server)
                                 server.log.clear()
-                                seconds = run_case(case, mnt, package, args.import_python)
+                                seconds = run_case(case, mnt, package, args.import_python, tmp)
                             finally:
                                 umount(mnt)
                         counts = settled(server)
