@@ -35,21 +35,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_suite import classify  # the request classes of the suite: GET, HEAD, LIST
+
 BUCKET = "bench"
 AK, SK = "bench-ak", "bench-sk"
 WALK_DIRS, WALK_FILES = 100, 20
 LS_ENTRIES = 10_000
 CASES = ("cold", "find", "find2", "du", "lsR", "tar", "cpr", "flat", "ls10k", "import")
-
-
-def classify(op: str) -> str:
-    if op == "GetObject":
-        return "GET"
-    if op in ("HeadObject", "GetObjectMeta"):
-        return "HEAD"
-    if op in ("ListObjects", "ListObjectsV2"):
-        return "LIST"
-    return "other"
 
 
 def settled(server: Any) -> dict[str, int]:

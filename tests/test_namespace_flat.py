@@ -19,16 +19,6 @@ from tests.test_namespace import FakeClock, make_ns, walk
 
 
 @pytest.fixture
-def store() -> FakeStore:
-    return FakeStore()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def executor() -> Iterator[concurrent.futures.ThreadPoolExecutor]:
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         yield pool
@@ -49,8 +39,9 @@ def flat(store: FakeStore) -> list[str]:
 
 
 def test_flat_cold_deep_path_costs_one_head_and_one_list(
-    store: FakeStore, clock: FakeClock, executor: concurrent.futures.Executor
+    executor: concurrent.futures.Executor,
 ) -> None:
+    store, clock = FakeStore(), FakeClock()
     store.put("cold/deep/one.bin", b"12345")
     store.put("cold/deep/two.bin")
     store.put("cold/side/f.txt")
@@ -72,8 +63,9 @@ def test_flat_cold_deep_path_costs_one_head_and_one_list(
 
 
 def test_flat_partial_page_answers_only_the_names_it_covers(
-    store: FakeStore, clock: FakeClock, executor: concurrent.futures.Executor
+    executor: concurrent.futures.Executor,
 ) -> None:
+    store, clock = FakeStore(), FakeClock()
     for i in range(SUBTREE_PAGE_KEYS):
         store.put(f"cold/a/f{i:04d}")
     store.put("cold/b/x")
@@ -90,8 +82,9 @@ def test_flat_partial_page_answers_only_the_names_it_covers(
 
 
 def test_flat_file_and_directory_of_one_name_across_pages_shows_the_directory(
-    store: FakeStore, clock: FakeClock, executor: concurrent.futures.Executor
+    executor: concurrent.futures.Executor,
 ) -> None:
+    store, clock = FakeStore(), FakeClock()
     store.put("d/x", b"a file")
     for i in range(SUBTREE_PAGE_KEYS - 1):
         store.put(f"d/x-{i:04d}")  # "d/x-..." sorts between "d/x" and "d/x/"
@@ -106,9 +99,8 @@ def test_flat_file_and_directory_of_one_name_across_pages_shows_the_directory(
     assert [n.name for n in ns.readdir("/d/x")] == ["inner"]
 
 
-def test_flat_listing_is_trusted_for_the_ttl_only(
-    store: FakeStore, clock: FakeClock, executor: concurrent.futures.Executor
-) -> None:
+def test_flat_listing_is_trusted_for_the_ttl_only(executor: concurrent.futures.Executor) -> None:
+    store, clock = FakeStore(), FakeClock()
     store.put("cold/deep/one.bin")
     ns = make_ns(store, clock, executor, metadata_ttl_s=10)
     lookup_as_the_kernel_does(ns, "/cold/deep/one.bin")
@@ -124,9 +116,8 @@ def test_flat_listing_is_trusted_for_the_ttl_only(
         ns.lookup("/cold/deep/one.bin")
 
 
-def test_flat_listing_with_ttl_0_caches_nothing(
-    store: FakeStore, clock: FakeClock, executor: concurrent.futures.Executor
-) -> None:
+def test_flat_listing_with_ttl_0_caches_nothing(executor: concurrent.futures.Executor) -> None:
+    store, clock = FakeStore(), FakeClock()
     store.put("cold/deep/one.bin")
     ns = make_ns(store, clock, executor, metadata_ttl_s=0)
     lookup_as_the_kernel_does(ns, "/cold/deep/one.bin")
@@ -136,8 +127,9 @@ def test_flat_listing_with_ttl_0_caches_nothing(
 
 
 def test_flat_marker_and_implied_directories_list_as_a_delimited_listing_would(
-    store: FakeStore, clock: FakeClock, executor: concurrent.futures.Executor
+    executor: concurrent.futures.Executor,
 ) -> None:
+    store, clock = FakeStore(), FakeClock()
     keys = ["t/marked/", "t/marked/a", "t/empty/", "t/implied/b", "t/a//b", "t/same", "t/same/c"]
     for key in keys:
         store.put(key)
@@ -157,9 +149,8 @@ def test_flat_marker_and_implied_directories_list_as_a_delimited_listing_would(
 DIRS = ("/t", "/t/marked", "/t/empty", "/t/implied", "/t/a", "/t/same")
 
 
-def test_flat_walk_lists_a_tree_in_a_few_pages(
-    store: FakeStore, clock: FakeClock, executor: concurrent.futures.Executor
-) -> None:
+def test_flat_walk_lists_a_tree_in_a_few_pages(executor: concurrent.futures.Executor) -> None:
+    store, clock = FakeStore(), FakeClock()
     put_walk_tree(store)
     ns = make_ns(store, clock, executor)
     ns.readdir("/")  # /walk known from the root's listing
@@ -181,8 +172,9 @@ def test_flat_walk_lists_a_tree_in_a_few_pages(
 
 
 def test_flat_walk_of_a_probed_tree_continues_its_flat_listing(
-    store: FakeStore, clock: FakeClock, executor: concurrent.futures.Executor
+    executor: concurrent.futures.Executor,
 ) -> None:
+    store, clock = FakeStore(), FakeClock()
     put_walk_tree(store)
     ns = make_ns(store, clock, executor)
 
@@ -195,11 +187,11 @@ def test_flat_walk_of_a_probed_tree_continues_its_flat_listing(
     assert store.count("head") == 1
 
 
-def put_walk_tree(store: FakeStore) -> None:
-    """100 directories of 20 files under walk/."""
-    for d in range(100):
+def put_walk_tree(store: FakeStore, top: str = "walk", dirs: int = 100) -> None:
+    """``dirs`` directories of 20 files under ``top``."""
+    for d in range(dirs):
         for f in range(20):
-            store.put(f"walk/d{d:03d}/f{f:02d}")
+            store.put(f"{top}/d{d:03d}/f{f:02d}")
 
 
 def walk_from(ns: Namespace, top: str) -> dict[str, NodeKind]:
@@ -214,8 +206,9 @@ def walk_from(ns: Namespace, top: str) -> dict[str, NodeKind]:
 
 
 def test_flat_listing_of_one_directory_in_a_huge_tree_does_not_list_the_tree(
-    store: FakeStore, clock: FakeClock, executor: concurrent.futures.Executor
+    executor: concurrent.futures.Executor,
 ) -> None:
+    store, clock = FakeStore(), FakeClock()
     for s in range(10):
         for i in range(3000):
             store.put(f"huge/s{s}/f{i:04d}")
@@ -231,9 +224,8 @@ def test_flat_listing_of_one_directory_in_a_huge_tree_does_not_list_the_tree(
     assert store.count("list_page") == 3  # s5 by itself
 
 
-def test_flat_walk_property_still_finds_every_key(
-    store: FakeStore, clock: FakeClock, executor: concurrent.futures.Executor
-) -> None:
+def test_flat_walk_property_still_finds_every_key(executor: concurrent.futures.Executor) -> None:
+    store, clock = FakeStore(), FakeClock()
     for key in ("a/b/c", "a/b/d/", "a/e", "f", "a//x", "a/../y"):
         store.put(key)
     ns = make_ns(store, clock, executor)
@@ -247,12 +239,9 @@ def test_flat_walk_property_still_finds_every_key(
     }
 
 
-def test_flat_walk_reads_the_next_page_ahead(
-    store: FakeStore, clock: FakeClock, executor: concurrent.futures.Executor
-) -> None:
-    for d in range(200):
-        for f in range(20):
-            store.put(f"wide/d{d:03d}/f{f:02d}")
+def test_flat_walk_reads_the_next_page_ahead(executor: concurrent.futures.Executor) -> None:
+    store, clock = FakeStore(), FakeClock()
+    put_walk_tree(store, "wide", 200)
     ns = make_ns(store, clock, executor)
     ns.lookup("/wide")  # flat page 1: d000..d049
     assert len(ns.readdir("/wide")) == 200  # 2 more flat pages (to d149), then by itself
@@ -268,12 +257,9 @@ def test_flat_walk_reads_the_next_page_ahead(
     assert store.calls == []
 
 
-def test_flat_listing_one_directory_again_and_again_reads_nothing_ahead(
-    store: FakeStore, clock: FakeClock
-) -> None:
-    for d in range(200):
-        for f in range(20):
-            store.put(f"wide/d{d:03d}/f{f:02d}")
+def test_flat_listing_one_directory_again_and_again_reads_nothing_ahead() -> None:
+    store, clock = FakeStore(), FakeClock()
+    put_walk_tree(store, "wide", 200)
     ns = make_ns(store, clock, InlineExecutor())  # a page read ahead would be read at once
     ns.lookup("/wide")
     ns.readdir("/wide")
