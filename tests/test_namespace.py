@@ -125,7 +125,7 @@ def test_namespace_readdir_excludes_the_directorys_own_marker(
     ns = make_ns(store, clock, executor)
 
     assert [n.path for n in ns.readdir("/d")] == ["/d/a"]
-    assert store.count("list_page") == 2  # the probe of /d (max_keys 1) and the listing
+    assert store.count("list_page") == 1  # the probe of /d lists it flat: whole
     assert ns.stats().skipped_names == 0  # the own marker is not a child, not a bad name
 
 
@@ -135,7 +135,7 @@ def test_namespace_ls_l_of_5000_entries_is_5_lists_and_no_head(
     for i in range(5000):
         store.put(f"big/f{i:05d}", b"x" * (i % 7))
     ns = make_ns(store, clock, executor)
-    ns.lookup("/big")
+    ns.readdir("/")  # /big is known from its parent's listing, as in `ls -l big` after `ls`
     store.reset_calls()
 
     nodes = ns.readdir("/big")
@@ -391,7 +391,7 @@ def test_namespace_skips_unrepresentable_names_with_one_warning_each(
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 7
     assert ns.stats().skipped_names == 7
-    assert store.count("list_page") == 5  # 2 root listings, probe of /a, 2 listings of /a
+    assert store.count("list_page") == 4  # 2 root listings, probe of /a (flat: whole), 1 of /a
 
 
 def test_namespace_prefix_mount_hides_keys_outside_the_prefix(
@@ -592,7 +592,7 @@ def test_namespace_concurrent_lookups_share_one_probe_and_listing(
     assert all(r == results[0] for r in results)
     assert len(results[0]) == 50
     assert store.count("head") == 1
-    assert store.count("list_page") == 2  # one probe, one listing
+    assert store.count("list_page") == 1  # one probe, its flat page lists /d whole
 
 
 def test_namespace_default_executor_is_created_and_closed(store: FakeStore) -> None:
@@ -625,6 +625,7 @@ def test_namespace_never_trusts_entries_outside_the_listed_prefix(
             delimiter: str = "/",
             token: str | None = None,
             max_keys: int = 1000,
+            start_after: str = "",
         ) -> ListPage:
             page = super().list_page(prefix, delimiter=delimiter, token=token, max_keys=max_keys)
             stray = ObjectMeta(key="elsewhere/x", size=1, etag="E", mtime_ns=0)
@@ -696,7 +697,7 @@ def test_namespace_walk_finds_exactly_the_representable_keys(
     expected = expected_tree(keys, root_prefix)
     assert found == expected
     dirs = sum(1 for kind in expected.values() if kind is NodeKind.DIR)
-    assert store.count("list_page") == dirs + 1
+    assert store.count("list_page") <= dirs + 1  # a walk may list subtrees flat
     assert store.count("head") == 0
     store.reset_calls()
     for path, kind in expected.items():

@@ -180,6 +180,7 @@ def test_run_unknown_bucket_is_usage_error() -> None:
             delimiter: str = "/",
             token: str | None = None,
             max_keys: int = 1000,
+            start_after: str = "",
         ) -> ListPage:
             raise NotFoundError("bucket 'bkt' does not exist")
 

@@ -71,9 +71,16 @@ class ObjectStore(Protocol):
         ...
 
     def list_page(
-        self, prefix: str, *, delimiter: str = "/", token: str | None = None, max_keys: int = 1000
+        self,
+        prefix: str,
+        *,
+        delimiter: str = "/",
+        token: str | None = None,
+        max_keys: int = 1000,
+        start_after: str = "",
     ) -> ListPage:
-        """One ListObjectsV2 page under ``prefix``."""
+        """One ListObjectsV2 page under ``prefix``: keys (or common prefixes) in key order,
+        after ``start_after`` when it is given, from ``token`` when it is given."""
         ...
 
     def get_range(self, key: str, start: int, end: int, *, etag: str | None = None) -> bytes:

@@ -10,7 +10,9 @@ entries and no HEAD at all.
 - Keys that cannot be file names (empty components, ``.``, ``..``, over 255 bytes, NUL, not
   valid text) are skipped with one WARNING per key.
 - A name not covered by a fresh listing of its parent is probed with a HEAD of the key and a
-  one-key LIST of ``key/``, sent concurrently; misses go to a bounded LRU negative cache.
+  flat (undelimited) LIST page of ``key/``, sent concurrently; misses go to a bounded LRU
+  negative cache. The page's keys become the listings of the directories it covers
+  (`ossfs.fs.flat_walk`), so a deep path costs one probe, and walks continue such listings.
 
 This module deliberately does not: import oss2 or fusepy, build stat dicts or map errors to
 errno (`ossfs.fs.filesystem` and `ossfs.fuse.fuse_ops` do), read object bytes, or notice remote
@@ -27,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final, TypeVar, cast
+from typing import Final
 
 from cachetools import LRUCache, TTLCache
 
@@ -35,7 +37,6 @@ from ossfs.core.errors import NotDirectoryError, NotFoundError, NotSymlinkError
 from ossfs.core.names import (
     ROOT_INODE,
     dir_prefix,
-    inode_for_key,
     join_path,
     key_for_log,
     name_problem,
@@ -46,7 +47,9 @@ from ossfs.core.names import (
     validate_root_prefix,
 )
 from ossfs.core.nodes import Node, NodeKind
-from ossfs.core.object_store import ListPage, ObjectMeta, ObjectStore
+from ossfs.core.object_store import ObjectMeta, ObjectStore
+from ossfs.fs.flat_walk import SUBTREE_PAGE_KEYS, FlatListings, SingleFlight
+from ossfs.fs.listing import CLASH, Listing, ListingBuilder, make_node
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +71,6 @@ MAX_WARNED_KEYS: Final = 100_000
 DEFAULT_LOOKUP_WORKERS: Final = 8
 """Threads of the executor created when none is given (one HEAD per concurrent lookup)."""
 
-T = TypeVar("T")
-
-_CLASH: Final = "%r is both an object and a directory: showing the directory"
-
 
 @dataclass(frozen=True, slots=True)
 class NamespaceStats:
@@ -91,13 +90,6 @@ class NamespaceStats:
     negative_hits: int
     skipped_names: int
     symlink_reads: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Listing:
-    """A complete listing of one directory: its children by name, in name order."""
-
-    children: dict[str, Node]
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +146,7 @@ class Namespace:
             path="/", name="", kind=NodeKind.DIR, inode=ROOT_INODE, meta=None, key=root_prefix
         )
         self._lock = threading.Lock()
-        self._listings: TTLCache[str, _Listing] = TTLCache(
+        self._listings: TTLCache[str, Listing] = TTLCache(
             maxsize=MAX_LISTED_NODES,
             ttl=ttl,
             timer=clock,
@@ -170,7 +162,7 @@ class Namespace:
             maxsize=MAX_SYMLINK_TARGETS, ttl=ttl, timer=clock
         )
         self._warned: LRUCache[tuple[str, str], bool] = LRUCache(maxsize=MAX_WARNED_KEYS)
-        self._inflight: dict[tuple[str, str], concurrent.futures.Future[object]] = {}
+        self._flights = SingleFlight()
         self._own_executor: concurrent.futures.ThreadPoolExecutor | None = None
         if lookup_executor is None:
             self._own_executor = concurrent.futures.ThreadPoolExecutor(
@@ -178,6 +170,19 @@ class Namespace:
             )
             lookup_executor = self._own_executor
         self._executor = lookup_executor
+        self._flat = FlatListings(
+            store,
+            root_prefix=self._root_prefix,
+            lock=self._lock,
+            listings=self._listings,
+            caching=self._caching,
+            ttl_s=ttl,
+            clock=clock,
+            executor=lookup_executor,
+            flights=self._flights,
+            count_list=self._count_list,
+            warn=self._warn,
+        )
         self._list_pages = 0
         self._heads = 0
         self._probes = 0
@@ -215,7 +220,7 @@ class Namespace:
             # A concurrent probe or listing may have finished since the check above.
             return self._lookup_cached(path, parts) or self._probe(path, parts[-1])
 
-        return self._single_flight("probe", path, probe_unless_cached)
+        return self._flights.run("probe", path, probe_unless_cached)
 
     def readdir(self, path: str) -> list[Node]:
         """The children of the directory ``path`` in name order (no ``.`` or ``..``).
@@ -228,11 +233,15 @@ class Namespace:
         listing = self._cached_listing(path)
         if listing is None:
 
-            def list_unless_cached() -> _Listing:
+            def list_unless_cached() -> Listing:
                 # A concurrent listing may have finished since the check above.
-                return self._cached_listing(path) or self._list_dir(node)
+                return (
+                    self._cached_listing(path) or self._flat.list_dir(node) or self._list_dir(node)
+                )
 
-            listing = self._single_flight("list", path, list_unless_cached)
+            listing = self._flights.run("list", path, list_unless_cached)
+        else:
+            self._flat.walk_step(node)
         return list(listing.children.values())
 
     def listed_children(self, path: str) -> Mapping[str, Node] | None:
@@ -296,8 +305,10 @@ class Namespace:
                 self._negative.pop(path, None)
             self._symlinks.pop(key, None)
             self._listings.pop(path, None)
+            self._flat.forget_locked(path)
             if path != "/":
                 self._listings.pop(parent_path(path), None)
+                self._flat.forget_locked(parent_path(path))
 
     def stats(self) -> NamespaceStats:
         """A snapshot of the counters."""
@@ -323,7 +334,7 @@ class Namespace:
         self._check_cached_ancestors(path, parts)
         return None
 
-    def _cached_listing(self, path: str) -> _Listing | None:
+    def _cached_listing(self, path: str) -> Listing | None:
         if not self._caching:
             return None
         with self._lock:
@@ -348,6 +359,13 @@ class Namespace:
                     return _ABSENT
                 self._hits += count
                 return node
+            node, known = self._flat.child_locked(parent, name)
+            if node is not None:
+                self._hits += count
+                return node
+            if known:
+                self._negative_hits += count
+                return _ABSENT
             node = self._nodes.get(path)
             if node is not None:
                 self._hits += count
@@ -372,31 +390,11 @@ class Namespace:
             if isinstance(state, Node) and state.kind is not NodeKind.DIR:
                 raise NotDirectoryError(path)
 
-    def _single_flight(self, op: str, path: str, work: Callable[[], T]) -> T:
-        """Run ``work`` once for concurrent callers with the same ``(op, path)``."""
-        flight = (op, path)
-        with self._lock:
-            pending = self._inflight.get(flight)
-            if pending is None:
-                mine: concurrent.futures.Future[object] = concurrent.futures.Future()
-                self._inflight[flight] = mine
-        if pending is not None:
-            return cast(T, pending.result())
-        try:
-            result = work()
-        except BaseException as exc:
-            mine.set_exception(exc)
-            raise
-        else:
-            mine.set_result(result)
-            return result
-        finally:
-            with self._lock:
-                del self._inflight[flight]
-
     # -- requests -------------------------------------------------------------------------------
     def _probe(self, path: str, name: str) -> Node:
-        """HEAD ``key`` and LIST ``key/`` concurrently; cache and return the node or raise."""
+        """HEAD ``key`` and list ``key/`` flat (one page) concurrently; cache and return the
+        node or raise. The page's keys describe the directories under ``path`` too: they are
+        cached as their listings (`FlatListings.absorb`), so deeper lookups need no request."""
         key = path_to_key(self._root_prefix, path)
         prefix = dir_prefix(self._root_prefix, path)
         with self._lock:
@@ -405,21 +403,22 @@ class Namespace:
             self._heads += 1
         head = self._executor.submit(self._head_or_none, key)
         try:
-            page = self._store.list_page(prefix, delimiter="/", max_keys=1)
+            page = self._store.list_page(prefix, delimiter="", max_keys=SUBTREE_PAGE_KEYS)
         finally:
             # The HEAD's outcome is needed below, and waiting keeps it from outliving the call.
             meta_or_error = _outcome(head)
         node: Node | None = None
         if page.objects or page.prefixes:
             marker = next((o for o in page.objects if o.key == prefix), None)
-            node = self._make_node(path, name, NodeKind.DIR, marker, prefix)
+            node = make_node(path, name, NodeKind.DIR, marker, prefix)
             if isinstance(meta_or_error, ObjectMeta):
-                self._warn_once(key, _CLASH, skipped=False)
+                self._warn_once(key, CLASH, skipped=False)
+            self._flat.absorb(path, prefix, page, before=None)
         elif isinstance(meta_or_error, BaseException):
             raise meta_or_error
         elif meta_or_error is not None:
             kind = NodeKind.SYMLINK if meta_or_error.is_symlink else NodeKind.FILE
-            node = self._make_node(path, name, kind, meta_or_error, key)
+            node = make_node(path, name, kind, meta_or_error, key)
         with self._lock:
             if self._caching:
                 if node is not None:
@@ -437,11 +436,10 @@ class Namespace:
         except NotFoundError:
             return None
 
-    def _list_dir(self, node: Node) -> _Listing:
-        """List ``node`` page by page into a complete `_Listing`; cache it if it fits."""
+    def _list_dir(self, node: Node) -> Listing:
+        """List ``node`` page by page into a complete `Listing`; cache it if it fits."""
         prefix = node.key
-        files: dict[str, Node] = {}
-        dirs: dict[str, Node] = {}
+        builder = ListingBuilder(node.path, prefix, self._warn)
         token: str | None = None
         while True:
             with self._lock:
@@ -449,62 +447,26 @@ class Namespace:
             page = self._store.list_page(
                 prefix, delimiter="/", token=token, max_keys=LIST_PAGE_KEYS
             )
-            self._add_page(node.path, prefix, page, files, dirs)
+            builder.add_page(page)
             token = page.next_token
             if token is None:
                 break
-        for name in files.keys() & dirs.keys():
-            self._warn_once(prefix + name, _CLASH, skipped=False)
-        merged = files | dirs
-        log.debug("listed %r: %d entries", prefix, len(merged))
-        listing = _Listing({name: merged[name] for name in sorted(merged)})
+        listing = builder.finish()
+        log.debug("listed %r: %d entries", prefix, len(listing.children))
         with self._lock:
             if self._caching:
                 try:
                     self._listings[node.path] = listing
                 except ValueError:
-                    log.debug("%r: %d entries, too many to cache", prefix, len(merged))
+                    log.debug("%r: %d entries, too many to cache", prefix, len(listing.children))
         return listing
 
-    def _add_page(
-        self,
-        path: str,
-        prefix: str,
-        page: ListPage,
-        files: dict[str, Node],
-        dirs: dict[str, Node],
-    ) -> None:
-        for meta in page.objects:
-            if meta.key == prefix:
-                continue  # the directory's own marker object is not a child
-            name = self._child_name(prefix, meta.key)
-            if name is not None:
-                kind = NodeKind.SYMLINK if meta.is_symlink else NodeKind.FILE
-                files[name] = self._make_node(join_path(path, name), name, kind, meta, meta.key)
-        for common in page.prefixes:
-            name = self._child_name(prefix, common[:-1] if common.endswith("/") else common)
-            if name is not None:
-                dirs[name] = self._make_node(
-                    join_path(path, name), name, NodeKind.DIR, None, common
-                )
+    def _count_list(self) -> None:
+        with self._lock:
+            self._list_pages += 1
 
-    def _child_name(self, prefix: str, key: str) -> str | None:
-        """The child name ``key`` gives under ``prefix``, or None (warned once) if it has none."""
-        if not key.startswith(prefix):
-            message = "%r: the server listed it outside the directory asked for: skipped"
-            self._warn_once(key, message, skipped=True)
-            return None
-        name = key[len(prefix) :]
-        problem = name_problem(name)
-        if problem is not None:
-            self._warn_once(key, "%r cannot be shown: " + problem.replace("%", "%%"), skipped=True)
-            return None
-        return name
-
-    def _make_node(
-        self, path: str, name: str, kind: NodeKind, meta: ObjectMeta | None, key: str
-    ) -> Node:
-        return Node(path=path, name=name, kind=kind, inode=inode_for_key(key), meta=meta, key=key)
+    def _warn(self, key: str, message: str, skipped: bool) -> None:
+        self._warn_once(key, message, skipped=skipped)
 
     def _warn_once(self, key: str, message: str, *, skipped: bool) -> None:
         """Log ``message % (key,)`` at WARNING the first time it is called for ``(message,

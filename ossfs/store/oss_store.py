@@ -224,7 +224,13 @@ class OssStore:
             raise self._fail(exc, "head", key) from exc
 
     def list_page(
-        self, prefix: str, *, delimiter: str = "/", token: str | None = None, max_keys: int = 1000
+        self,
+        prefix: str,
+        *,
+        delimiter: str = "/",
+        token: str | None = None,
+        max_keys: int = 1000,
+        start_after: str = "",
     ) -> ListPage:
         """One ListObjectsV2 page; ``next_token`` is None on the last page.
 
@@ -246,6 +252,7 @@ class OssStore:
                         delimiter=delimiter,
                         token=token or "",
                         max_keys=max_keys,
+                        start_after=start_after,
                     )
                 ),
             )

@@ -118,7 +118,13 @@ def signed_get(bucket: oss2.Bucket, key: str, headers: dict[str, str]) -> oss2.h
 
 
 def signed_list(
-    bucket: oss2.Bucket, *, prefix: str, delimiter: str, token: str, max_keys: int
+    bucket: oss2.Bucket,
+    *,
+    prefix: str,
+    delimiter: str,
+    token: str,
+    max_keys: int,
+    start_after: str = "",
 ) -> oss2.http.Request:
     """ListObjectsV2 (names URL-encoded) as oss2 builds and signs it (``bucket`` over a
     `SigningSession`)."""
@@ -127,6 +133,7 @@ def signed_list(
             prefix=prefix,
             delimiter=delimiter,
             continuation_token=token,
+            start_after=start_after,
             max_keys=max_keys,
             encoding_type="url",
         )

@@ -13,11 +13,17 @@ from ossfs.core.object_store import ListPage, ObjectMeta
 Call = tuple[object, ...]
 
 
+def order(key: str) -> bytes:
+    """The order OSS lists keys in: their UTF-8 bytes."""
+    return key.encode("utf-8", "surrogateescape")
+
+
 class FakeStore:
     """Objects in a dict; ``calls`` lists ("op", args...) in order; thread-safe.
 
     ``calls`` entries: ("probe",), ("head", key), ("list_page", prefix, token),
     ("get_range", key, start, end), ("symlink_target", key), ("stream", key, start).
+    ``lists`` has every list_page's (prefix, delimiter, token, start_after), in order.
     `read_range` goes through `get_range` (one call, recorded as such), so a subclass that
     scripts `get_range` scripts both.
     """
@@ -28,6 +34,7 @@ class FakeStore:
         self._meta: dict[str, ObjectMeta] = {}
         self._symlinks: dict[str, str] = {}
         self.calls: list[Call] = []
+        self.lists: list[tuple[str, str, str | None, str]] = []
         self._served: set[tuple[str, str]] = set()
         self._version = 0
 
@@ -80,6 +87,7 @@ class FakeStore:
     def reset_calls(self) -> None:
         with self._lock:
             self.calls.clear()
+            self.lists.clear()
 
     # -- ObjectStore ----------------------------------------------------------------------------
     def probe(self) -> None:
@@ -95,11 +103,21 @@ class FakeStore:
         return meta
 
     def list_page(
-        self, prefix: str, *, delimiter: str = "/", token: str | None = None, max_keys: int = 1000
+        self,
+        prefix: str,
+        *,
+        delimiter: str = "/",
+        token: str | None = None,
+        max_keys: int = 1000,
+        start_after: str = "",
     ) -> ListPage:
         with self._lock:
             self.calls.append(("list_page", prefix, token))
-            keys = sorted(k for k in self._meta if k.startswith(prefix))
+            self.lists.append((prefix, delimiter, token, start_after))
+            keys = sorted(
+                (k for k in self._meta if k.startswith(prefix) and order(k) > order(start_after)),
+                key=order,
+            )
             metas = dict(self._meta)
         entries: list[tuple[str, ObjectMeta | None]] = []
         seen_prefixes: set[str] = set()
@@ -113,9 +131,9 @@ class FakeStore:
                     entries.append((common, None))
             else:
                 entries.append((key, metas[key]))
-        entries.sort(key=lambda e: e[0])
+        entries.sort(key=lambda e: order(e[0]))
         if token is not None:
-            entries = [e for e in entries if e[0] > token]
+            entries = [e for e in entries if order(e[0]) > order(token)]
         page = entries[:max_keys]
         next_token = page[-1][0] if len(entries) > max_keys else None
         return ListPage(

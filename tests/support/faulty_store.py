@@ -282,10 +282,18 @@ class FaultyStore:
         return self.inner.head(key)
 
     def list_page(
-        self, prefix: str, *, delimiter: str = "/", token: str | None = None, max_keys: int = 1000
+        self,
+        prefix: str,
+        *,
+        delimiter: str = "/",
+        token: str | None = None,
+        max_keys: int = 1000,
+        start_after: str = "",
     ) -> ListPage:
         self._enter(("list_page", prefix, token))
-        return self.inner.list_page(prefix, delimiter=delimiter, token=token, max_keys=max_keys)
+        return self.inner.list_page(
+            prefix, delimiter=delimiter, token=token, max_keys=max_keys, start_after=start_after
+        )
 
     def get_range(self, key: str, start: int, end: int, *, etag: str | None = None) -> bytes:
         self._enter(("get_range", key, start, end))
