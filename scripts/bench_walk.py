@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_suite import classify  # the request classes of the suite: GET, HEAD, LIST
+from bench.samples import classify  # the request classes of the suite: GET, HEAD, LIST
 
 BUCKET = "bench"
 AK, SK = "bench-ak", "bench-sk"

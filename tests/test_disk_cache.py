@@ -371,6 +371,17 @@ def test_tiered_store_passes_unaligned_and_unpinned_reads_through(tmp_path: Path
     assert disk.stats().misses == 0
 
 
+def test_tiered_store_lists_through_with_every_argument(tmp_path: Path) -> None:
+    fake = FakeStore()
+    for key in ("d/a", "d/b", "d/c/x"):
+        fake.put(key, b"1")
+    disk = _cache(tmp_path)
+    page = TieredStore(fake, disk).list_page("d/", delimiter="", max_keys=5, start_after="d/a")
+    assert [meta.key for meta in page.objects] == ["d/b", "d/c/x"]
+    assert fake.lists == [("d/", "", None, "d/a")]
+    disk.close()
+
+
 # -- options and counters -------------------------------------------------------------------------
 
 

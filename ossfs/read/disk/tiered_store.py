@@ -129,9 +129,17 @@ class TieredStore:
         return self._store.head(key)
 
     def list_page(
-        self, prefix: str, *, delimiter: str = "/", token: str | None = None, max_keys: int = 1000
+        self,
+        prefix: str,
+        *,
+        delimiter: str = "/",
+        token: str | None = None,
+        max_keys: int = 1000,
+        start_after: str = "",
     ) -> ListPage:
-        return self._store.list_page(prefix, delimiter=delimiter, token=token, max_keys=max_keys)
+        return self._store.list_page(
+            prefix, delimiter=delimiter, token=token, max_keys=max_keys, start_after=start_after
+        )
 
     def get_range(self, key: str, start: int, end: int, *, etag: str | None = None) -> bytes:
         return self._store.get_range(key, start, end, etag=etag)
