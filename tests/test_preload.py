@@ -176,6 +176,9 @@ def test_preloader_on_ctrl_c_returns_the_report_so_far_marked_interrupted(tmp_pa
     def interrupt_main() -> None:  # Ctrl-C: SIGINT to the main thread, which waits in run()
         reading.wait(30)
         signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+        # The reader goes on only once the main thread has taken the interrupt: released
+        # earlier, it could read more chunks before the cancellation reached it.
+        wait_until(lambda: preloader.cancelled, 30, "the interrupt to cancel the readers")
         release.set()
 
     threading.Thread(target=interrupt_main, daemon=True).start()

@@ -274,6 +274,11 @@ class Preloader:
         """Make the readers stop at their next read (a file stopped so is not a failure)."""
         self._cancelled.set()
 
+    @property
+    def cancelled(self) -> bool:
+        """Whether `cancel` was called (also by a Ctrl-C in `run`)."""
+        return self._cancelled.is_set()
+
     def run(
         self,
         plan: Plan,
