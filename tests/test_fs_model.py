@@ -56,7 +56,8 @@ from ossfs.fs.filesystem import Filesystem, FsConfig, Stat
 from ossfs.fs.namespace import Namespace
 from ossfs.read.block_cache import BlockCache
 from ossfs.read.buffers import BufferPool
-from ossfs.read.prefetch import PrefetchConfig, Prefetcher
+from ossfs.read.handle_prefetch import PrefetchConfig
+from ossfs.read.prefetch import Prefetcher
 from ossfs.read.reader import ReadData
 from ossfs.read.sibling_prefetch import SiblingPrefetchConfig, SiblingPrefetcher
 from tests.support.executors import InlineExecutor, ManualExecutor

@@ -36,13 +36,8 @@ from ossfs.emulator import EmulatorServer
 from ossfs.fs.filesystem import Filesystem, FsConfig
 from ossfs.fs.namespace import Namespace
 from ossfs.read.block_cache import BlockCache
-from ossfs.read.prefetch import (
-    SCAN_FRACTION,
-    SLOW_FIRST_BYTE_S,
-    HandlePrefetch,
-    PrefetchConfig,
-    Prefetcher,
-)
+from ossfs.read.handle_prefetch import SCAN_FRACTION, HandlePrefetch, PrefetchConfig
+from ossfs.read.prefetch import SLOW_FIRST_BYTE_S, Prefetcher
 from ossfs.read.reader import ObjectReader
 from ossfs.store.config import OssConfig
 from ossfs.store.credentials import Credentials

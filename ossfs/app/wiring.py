@@ -26,7 +26,8 @@ from ossfs.net.environ import environ_ca_bundle, environ_proxies
 from ossfs.obs.stats import MountStats, StoreCounters, rss_bytes
 from ossfs.read.block_cache import BlockCache
 from ossfs.read.buffers import BufferPool
-from ossfs.read.prefetch import PrefetchConfig, Prefetcher
+from ossfs.read.handle_prefetch import PrefetchConfig
+from ossfs.read.prefetch import Prefetcher
 from ossfs.read.pressure import PressureConfig, PressureMonitor
 from ossfs.read.sibling_prefetch import SiblingPrefetchConfig, SiblingPrefetcher, WholeFetcher
 from ossfs.store.config import OssConfig
