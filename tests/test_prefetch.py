@@ -237,7 +237,9 @@ def test_prefetch_random_reads_fetch_only_the_blocks_they_touch() -> None:
 
 
 @pytest.mark.parametrize("jump_block", [0, 3, 60], ids=["to-start", "backward", "far-ahead"])
-def test_prefetch_seek_outside_the_stream_resets_the_window(jump_block: int) -> None:
+def test_prefetch_seek_outside_the_stream_starts_another_and_keeps_the_first(
+    jump_block: int,
+) -> None:
     data = pattern(64 * BS)
     executor = ManualExecutor()
     store, cache, prefetcher, reader = make(data, executor)
@@ -250,19 +252,25 @@ def test_prefetch_seek_outside_the_stream_resets_the_window(jump_block: int) -> 
 
     offset = jump_block * BS + 1
     assert reader.read(offset, 4) == data[offset : offset + 4]
-    assert handle.window_bytes == BS
+    # A candidate with the initial window in front; the first stream keeps its window.
+    assert handle.stream_windows == [BS, 8 * BS]
     assert executor.submitted == submitted  # the seek itself issues nothing
     stats = prefetcher.stats()
-    assert stats.window_resets == 1
-    # Read-ahead the reader never reached counts as unused (whole blocks, at most the window).
-    assert 0 < stats.bytes_unused <= 8 * BS and stats.bytes_unused % BS == 0
+    assert stats.window_resets == 0 and stats.bytes_unused == 0
     # A block not cached is one synchronous GET of that block only.
     expected = [] if jump_block < 16 else [(jump_block * BS, (jump_block + 1) * BS)]
     assert gets(store) == expected
 
-    # Reading on sequentially from there restarts with a one-block window.
+    # Reading on sequentially from there confirms it, with a one-block window of its own.
     assert reader.read(offset + 4, BS) == data[offset + 4 : offset + 4 + BS]
-    assert handle.window_bytes == BS
+    assert handle.stream_windows == [BS, 8 * BS]
+    # And the first stream goes on where it was, its read-ahead intact.
+    store.reset_calls()
+    executor.run_all()
+    assert reader.read(16 * BS, BS) == data[16 * BS : 17 * BS]
+    assert all(start >= 16 * BS for start, _ in gets(store))
+    assert handle.stream_windows[0] == 8 * BS
+    assert prefetcher.stats().window_resets == 0
     executor.run_all()
 
 

@@ -56,6 +56,7 @@ from typing import Final, Protocol
 
 from ossfs.read.block_cache import Block, BlockKey
 from ossfs.read.reader import ObjectReader
+from ossfs.read.streams import RandomSpan, Stream, StreamTable
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,12 @@ class PrefetchConfig:
     ``drop_behind``: make blocks a handle's read-ahead fetched the cache's first to evict once
     its reader is past them (drop them, for an object larger than 1/`SCAN_FRACTION` of the
     cache, unless the link is slow and the object fits: see
-    `ossfs.read.prefetch.SLOW_FIRST_BYTE_S`).
+    `ossfs.read.prefetch.SLOW_FIRST_BYTE_S`). ``max_streams``: sequential streams tracked per
+    handle, each with its own window (`ossfs.read.streams.StreamTable`).
+    ``random_unit_bytes`` / ``random_max_bytes``: a read that continues no stream fetches
+    aligned units of this size, at most this many bytes beyond what it needs
+    (`ossfs.read.streams.RandomSpan`); off (whole blocks) unless the unit divides the block
+    size and is smaller.
     """
 
     part_size_bytes: int = 8 << 20
@@ -88,13 +94,24 @@ class PrefetchConfig:
     sequential_slack_bytes: int = 1 << 20
     reorder_bytes: int = 8 << 20
     drop_behind: bool = True
+    max_streams: int = 8
+    random_unit_bytes: int = 64 << 10
+    random_max_bytes: int = 256 << 10
 
     def __post_init__(self) -> None:
-        for name in ("part_size_bytes", "initial_window_bytes", "max_window_bytes"):
+        for name in (
+            "part_size_bytes",
+            "initial_window_bytes",
+            "max_window_bytes",
+            "max_streams",
+            "random_unit_bytes",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
         if self.initial_window_bytes > self.max_window_bytes:
             raise ValueError("initial_window_bytes must not exceed max_window_bytes")
+        if self.random_max_bytes < self.random_unit_bytes:
+            raise ValueError("random_max_bytes must not be below random_unit_bytes")
         if min(self.max_inflight_bytes, self.sequential_slack_bytes, self.reorder_bytes) < 0:
             raise ValueError(
                 "max_inflight_bytes, sequential_slack_bytes and reorder_bytes must be >= 0"
@@ -172,17 +189,24 @@ class HandlePrefetch:
             max(1, config.initial_window_bytes // block_size), self._max_window
         )
         self._part_blocks = max(1, config.part_size_bytes // block_size)
-        self._slack = config.sequential_slack_bytes
-        self._behind = max(config.sequential_slack_bytes, config.reorder_bytes)
         self._lock = threading.Lock()
         self._closed = False
-        self._furthest_end: int | None = None  # end offset of the furthest read; None: no read yet
-        self._window = self._initial_window  # blocks
-        self._active = False  # this stream has issued read-ahead since its last reset
-        self._issued_until = 0  # block index: read-ahead of this stream covers [.., issued_until)
-        # Blocks read-ahead covered that this handle has not read -> bytes of the global budget
-        # each still holds (0 once given back: another handle's fetch had it, or it failed).
-        self._unread: dict[int, int] = {}
+        self._reads = 0
+        self._streams = StreamTable(
+            config.max_streams,
+            slack_bytes=config.sequential_slack_bytes,
+            behind_bytes=max(config.sequential_slack_bytes, config.reorder_bytes),
+            block_size=block_size,
+            initial_window=self._initial_window,
+        )
+        self._behind = max(config.sequential_slack_bytes, config.reorder_bytes)
+        unit = config.random_unit_bytes
+        self.unit_bytes = unit if unit < block_size and block_size % unit == 0 else 0
+        self._random = (
+            RandomSpan(unit, max(1, config.random_max_bytes // unit), meta.size)
+            if self.unit_bytes
+            else None
+        )
         self._drop_behind = config.drop_behind
         # A long sequential read is a scan: the kernel's page cache keeps it for re-reads, and
         # an LRU could not keep an object larger than itself anyway (the re-read evicts the tail
@@ -193,54 +217,75 @@ class HandlePrefetch:
         # object that fits is kept all the same (see `ossfs.read.prefetch.SLOW_FIRST_BYTE_S`).
         self._scan = meta.size > capacity // SCAN_FRACTION
         self._fits = meta.size <= capacity
-        self._mine: set[int] = set()  # blocks this handle's read-ahead fetched, not yet dropped
 
     @property
     def window_bytes(self) -> int:
-        """The current read-ahead window (0 when read-ahead is off for this handle)."""
+        """The read-ahead window of the most recently used stream (the initial window before
+        any read; 0 when read-ahead is off for this handle)."""
         with self._lock:
-            return self._window * self._block_size
+            streams = self._streams.streams
+            window = streams[0].window if streams else self._initial_window
+            return window * self._block_size
+
+    @property
+    def stream_windows(self) -> list[int]:
+        """The read-ahead window of each stream, in bytes, most recently used first."""
+        with self._lock:
+            return [stream.window * self._block_size for stream in self._streams.streams]
+
+    @property
+    def random_span_bytes(self) -> int:
+        """What the next random read fetches at least (0: random reads fetch whole blocks)."""
+        with self._lock:
+            return self._random.span_bytes if self._random is not None else 0
 
     def _window_cap(self) -> int:
         """The most blocks the window may have now (its cap, shrunk with the scale)."""
         return max(1, int(self._max_window * self._prefetcher.scale))
 
     # -- ReadAhead --------------------------------------------------------------------------------
-    def on_read(self, offset: int, end: int, first: int, last: int, *, hit: bool) -> None:
-        """See `reader.ReadAhead`: update the stream, then issue parts outside the lock."""
-        if self._max_window == 0:
-            return
+    def on_read(
+        self, offset: int, end: int, first: int, last: int, *, hit: bool
+    ) -> tuple[int, int] | None:
+        """See `reader.ReadAhead`: update the streams, then issue parts outside the lock.
+
+        A read that continues a stream is sequential: that stream's window grows and its parts
+        are issued. Any other read starts a candidate stream; unless it is the handle's first
+        read or ``hit``, it is served from the range `RandomSpan` plans (returned)."""
         held = 0
+        span = None
+        parts: list[_Part] = []
+        done: list[int] = []
         with self._lock:
             if self._closed:
-                return
-            unread = self._unread
-            if unread:
-                for index in range(first, last + 1):
-                    held += unread.pop(index, 0)
-            furthest = self._furthest_end
-            if furthest is None or not (
-                furthest - self._behind <= offset <= furthest + self._slack
-                or furthest <= offset < self._issued_until * self._block_size
-            ):
-                if self._active:
-                    held += self._reset_locked()
-                self._furthest_end = end
-                parts = []
-                done = []
-            else:
-                furthest = max(furthest, end)
-                self._furthest_end = furthest
-                if self._active and not hit:
-                    self._window = min(self._window * 2, self._window_cap())
-                parts = self._plan_locked(last)
-                done = self._passed_locked((furthest - self._behind) // self._block_size)
+                return None
+            self._reads += 1
+            for each in self._streams.streams:
+                unread = each.unread
+                if unread:
+                    for index in range(first, last + 1):
+                        held += unread.pop(index, 0)
+            stream = self._streams.match(offset, end)
+            if stream is None:
+                evicted = self._streams.add(offset, end)[1]
+                if evicted is not None:
+                    held += self._forget_locked(evicted, reset=True)
+                    done = self._passed_locked(evicted, evicted.furthest_end // self._block_size)
+                if self._random is not None and self._reads > 1 and not hit:
+                    span = self._random.plan(offset, end)
+            elif self._max_window:
+                if stream.active and not hit:
+                    stream.window = min(stream.window * 2, self._window_cap())
+                parts = self._plan_locked(stream, last)
+                below = (stream.furthest_end - self._behind) // self._block_size
+                done = self._passed_locked(stream, below)
         if held:
             self._prefetcher.release(held)
         if done:
             self._drop(done)
         for part in parts:
             self._issue(part)
+        return span
 
     def close(self) -> None:
         """Stop issuing read-ahead (idempotent); queued parts will be abandoned unsent."""
@@ -248,14 +293,13 @@ class HandlePrefetch:
             if self._closed:
                 return
             self._closed = True
-            held = sum(self._unread.values())
-            unused = self._unused_bytes_locked()
-            window = self._window * self._block_size
-            furthest = self._furthest_end or 0
-            done = self._passed_locked(furthest // self._block_size)
-        log.debug(
-            "prefetch %s: closed (window %d bytes, %d bytes unused)", self._key, window, unused
-        )
+            held = unused = 0
+            done: list[int] = []
+            for stream in self._streams.clear():
+                held += sum(stream.unread.values())
+                unused += self._unused_bytes_locked(stream)
+                done += self._passed_locked(stream, stream.furthest_end // self._block_size)
+        log.debug("prefetch %s: closed (%d bytes unused)", self._key, unused)
         if done:
             self._drop(done)
         if held:
@@ -264,30 +308,34 @@ class HandlePrefetch:
         self._prefetcher.count_reset(unused, reset=False)
 
     # -- internals --------------------------------------------------------------------------------
-    def _reset_locked(self) -> int:
-        """Reset the stream; returns the budget its unread read-ahead held (to give back)."""
-        held = sum(self._unread.values())
-        unused = self._unused_bytes_locked()
-        self._window = self._initial_window
-        self._active = False
-        self._issued_until = 0
-        log.debug("prefetch %s: window reset (%d bytes unused)", self._key, unused)
-        self._prefetcher.count_reset(unused, reset=True)
+    def _forget_locked(self, stream: Stream, *, reset: bool) -> int:
+        """A stream left the table; returns the budget its unread read-ahead held (to give
+        back). Counted as a reset if it had issued read-ahead."""
+        held = sum(stream.unread.values())
+        unused = self._unused_bytes_locked(stream)
+        if stream.active:
+            log.debug(
+                "prefetch %s: stream at %d forgotten (%d bytes unused)",
+                self._key,
+                stream.furthest_end,
+                unused,
+            )
+            self._prefetcher.count_reset(unused, reset=reset)
         return held
 
-    def _unused_bytes_locked(self) -> int:
-        unused = sum(self._block_bytes(index, index + 1) for index in self._unread)
-        self._unread.clear()
+    def _unused_bytes_locked(self, stream: Stream) -> int:
+        unused = sum(self._block_bytes(index, index + 1) for index in stream.unread)
+        stream.unread.clear()
         return unused
 
     def _block_bytes(self, first: int, stop: int) -> int:
         """Bytes of blocks ``[first, stop)`` (the last block of the object may be short)."""
         return min(stop * self._block_size, self._size) - first * self._block_size
 
-    def _plan_locked(self, last: int) -> list[_Part]:
+    def _plan_locked(self, stream: Stream, last: int) -> list[_Part]:
         """Reserve budget for, and record as issued, the parts that keep the window full."""
-        window = min(self._window, self._window_cap())
-        start = max(self._issued_until, last + 1)
+        window = min(stream.window, self._window_cap())
+        start = max(stream.issued_until, last + 1)
         target = min(last + 1 + window, self._n_blocks)
         part_blocks = min(self._part_blocks, window)
         parts: list[_Part] = []
@@ -298,22 +346,22 @@ class HandlePrefetch:
             nbytes = self._block_bytes(start, start + count)
             if not self._prefetcher.reserve(nbytes):
                 break  # budget spent: the reader fetches what it needs synchronously
-            parts.append(_Part(self, start, start + count, nbytes))
+            parts.append(_Part(self, stream, start, start + count, nbytes))
             for index in range(start, start + count):
-                self._unread[index] = self._block_bytes(index, index + 1)
+                stream.unread[index] = self._block_bytes(index, index + 1)
             start += count
         if parts:
-            self._active = True
-            self._issued_until = start
+            stream.active = True
+            stream.issued_until = start
         return parts
 
-    def _passed_locked(self, below: int) -> list[int]:
-        """Blocks this handle's read-ahead fetched that lie wholly before block ``below`` (its
+    def _passed_locked(self, stream: Stream, below: int) -> list[int]:
+        """Blocks the stream's read-ahead fetched that lie wholly before block ``below`` (its
         reader is done with them), forgotten here; empty unless dropping behind."""
-        if not self._drop_behind or not self._mine:
+        if not self._drop_behind or not stream.mine:
             return []
-        done = [index for index in self._mine if index < below]
-        self._mine.difference_update(done)
+        done = [index for index in stream.mine if index < below]
+        stream.mine.difference_update(done)
         return done
 
     def _drop(self, indices: list[int]) -> None:
@@ -343,23 +391,26 @@ class HandlePrefetch:
             claimed = part.claimed = []
             part.claimed_bytes = 0
         mine = {key[2] for key in claimed}
-        self._give_back(index for index in range(part.first, part.stop) if index not in mine)
+        stream = part.stream
+        self._give_back(
+            stream, (index for index in range(part.first, part.stop) if index not in mine)
+        )
         if not claimed:
             return
         if self._drop_behind:
             with self._lock:
-                self._mine.update(mine)
+                stream.mine.update(mine)
         if not self._prefetcher.submit(part.run, part.claimed_bytes):
             self._cache.abandon(claimed)
             self._cache.release(part.claimed_bytes)
-            self._give_back(mine)
+            self._give_back(stream, mine)
 
-    def _give_back(self, indices: Iterable[int]) -> None:
+    def _give_back(self, stream: Stream, indices: Iterable[int]) -> None:
         """Return to the global budget what these blocks' read-ahead held (they stay counted as
         covered for the waste statistics)."""
         held = 0
         with self._lock:
-            unread = self._unread
+            unread = stream.unread
             for index in indices:
                 nbytes = unread.get(index)
                 if nbytes:
@@ -415,18 +466,22 @@ class HandlePrefetch:
                 held = 0
                 with self._lock:
                     for key in part.claimed:
-                        held += self._unread.pop(key[2], 0)
+                        held += part.stream.unread.pop(key[2], 0)
                 self._prefetcher.release(held)
             self._prefetcher.count_part_end(received=received, failed=failed, abandoned=abandoned)
 
 
 class _Part:
-    """One read-ahead task: blocks ``[first, stop)`` of a handle, and what it claimed of them."""
+    """One read-ahead task: blocks ``[first, stop)`` of a handle's stream, and what it claimed
+    of them."""
 
-    __slots__ = ("claimed", "claimed_bytes", "first", "handle", "reserved_bytes", "stop")
+    __slots__ = ("claimed", "claimed_bytes", "first", "handle", "reserved_bytes", "stop", "stream")
 
-    def __init__(self, handle: HandlePrefetch, first: int, stop: int, reserved_bytes: int) -> None:
+    def __init__(
+        self, handle: HandlePrefetch, stream: Stream, first: int, stop: int, reserved_bytes: int
+    ) -> None:
         self.handle = handle
+        self.stream = stream
         self.first = first
         self.stop = stop
         self.reserved_bytes = reserved_bytes
