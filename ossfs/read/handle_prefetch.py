@@ -260,12 +260,12 @@ class HandlePrefetch:
             if self._closed:
                 return None
             self._reads += 1
+            stream = self._streams.match(offset, end, first, last, hit=hit)
             for each in self._streams.streams:
                 unread = each.unread
                 if unread:
                     for index in range(first, last + 1):
                         held += unread.pop(index, 0)
-            stream = self._streams.match(offset, end)
             if stream is None:
                 evicted = self._streams.add(offset, end)[1]
                 if evicted is not None:

@@ -100,22 +100,31 @@ class StreamTable:
         """The streams, most recently used first (the table's own list: do not change it)."""
         return self._streams
 
-    def match(self, offset: int, end: int) -> Stream | None:
-        """The stream the read ``[offset, end)`` continues (now the most recently used, its
-        furthest end and read count updated), or None.
+    def match(self, offset: int, end: int, first: int, last: int, *, hit: bool) -> Stream | None:
+        """The stream the read ``[offset, end)`` (blocks ``first..last``; ``hit``: all cached)
+        continues (now the most recently used, its furthest end and read count updated), or
+        None.
 
-        A confirmed stream is continued by a read starting at most ``behind_bytes`` before its
-        furthest end and at most ``slack_bytes`` after it, or inside the read-ahead it issued;
-        a candidate by a read starting at its end or at most `CANDIDATE_SLACK_BYTES` after it.
-        The most recently used stream that matches wins.
+        A confirmed stream is continued by a read starting at its furthest end or at most
+        ``slack_bytes`` after it, or inside the read-ahead it issued; and by a read starting
+        at most ``behind_bytes`` before its furthest end (several FUSE threads deliver the
+        kernel's readahead out of order) if that read needs no fetch of its own: all its blocks
+        are cached, or one of them is read-ahead of this stream. A random read that lands
+        behind a stream therefore stays random, and cannot grow the stream's window. A
+        candidate is continued by a read starting at its end or at most
+        `CANDIDATE_SLACK_BYTES` after it. The most recently used stream that matches wins.
         """
         streams = self._streams
         for pos, stream in enumerate(streams):
             furthest = stream.furthest_end
             if stream.reads > 1:
                 if not (
-                    furthest - self._behind <= offset <= furthest + self._slack
+                    furthest <= offset <= furthest + self._slack
                     or furthest <= offset < stream.issued_until * self._block_size
+                    or (
+                        furthest - self._behind <= offset < furthest
+                        and (hit or any(i in stream.unread for i in range(first, last + 1)))
+                    )
                 ):
                     continue
             elif not furthest <= offset <= furthest + self._candidate_slack:
