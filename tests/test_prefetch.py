@@ -796,6 +796,8 @@ read_ops = st.lists(
     budget_blocks=st.integers(min_value=0, max_value=16),
     spare_blocks=st.integers(min_value=0, max_value=8),
     scale=st.sampled_from([1.0, 0.5, 0.0]),
+    units_per_block=st.sampled_from([1, 2, 4]),  # 1: random reads take whole blocks
+    max_streams=st.integers(min_value=1, max_value=3),
     ops=read_ops,
 )
 def test_prefetch_any_read_mix_returns_the_objects_bytes(
@@ -806,8 +808,12 @@ def test_prefetch_any_read_mix_returns_the_objects_bytes(
     budget_blocks: int,
     spare_blocks: int,
     scale: float,
+    units_per_block: int,
+    max_streams: int,
     ops: list[tuple[str, int]],
 ) -> None:
+    block_size *= units_per_block
+    unit = block_size // units_per_block
     data = pattern(int(block_size * blocks))
     store = FakeStore()
     meta = store.put("a.bin", data)
@@ -819,6 +825,9 @@ def test_prefetch_any_read_mix_returns_the_objects_bytes(
         max_window_bytes=8 * block_size,
         max_inflight_bytes=budget_blocks * block_size,
         sequential_slack_bytes=block_size,
+        max_streams=max_streams,
+        random_unit_bytes=unit,
+        random_max_bytes=2 * unit,
     )
     with ThreadPoolExecutor(max_workers=3) as executor:
         prefetcher = Prefetcher(executor, config)
@@ -846,8 +855,8 @@ def test_prefetch_any_read_mix_returns_the_objects_bytes(
         assert stats.parts_issued == 0
     for start, end in gets(store):
         assert 0 <= start < end <= len(data)
-        assert start % block_size == 0
-        assert end == len(data) or end % block_size == 0
+        assert start % unit == 0
+        assert end == len(data) or end % unit == 0
 
 
 # -- on the local OSS server, through the real store ----------------------------------------------

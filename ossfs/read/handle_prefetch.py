@@ -251,7 +251,8 @@ class HandlePrefetch:
 
         A read that continues a stream is sequential: that stream's window grows and its parts
         are issued. Any other read starts a candidate stream; unless it is the handle's first
-        read or ``hit``, it is served from the range `RandomSpan` plans (returned)."""
+        read, ``hit`` or a block long or more, it is served from the range `RandomSpan` plans
+        (returned)."""
         held = 0
         span = None
         parts: list[_Part] = []
@@ -271,7 +272,14 @@ class HandlePrefetch:
                 if evicted is not None:
                     held += self._forget_locked(evicted, reset=True)
                     done = self._passed_locked(evicted, evicted.furthest_end // self._block_size)
-                if self._random is not None and self._reads > 1 and not hit:
+                # A read of a block or more takes whole blocks: the same bytes, and a stream
+                # it starts (another stream's read-ahead running into it) finds them cached.
+                if (
+                    self._random is not None
+                    and self._reads > 1
+                    and not hit
+                    and end - offset < self._block_size
+                ):
                     span = self._random.plan(offset, end)
             elif self._max_window:
                 if stream.active and not hit:

@@ -226,10 +226,19 @@ class ObjectReader:
         ):
             raise ValueError(f"range {span} does not cover [{offset}, {end}) in units of {unit}")
         first = offset // unit
-        key, etag = self._key, self._etag
-        keys = [unit_key(key, etag, index) for index in range(lo // unit, (hi - 1) // unit + 1)]
+        key, etag, contains = self._key, self._etag, self._cache.contains
+        low, high = first, (end - 1) // unit
+        # The span's units beyond the read's own are worth fetching only with a GET the read
+        # needs anyway, and in that same GET: none when the read's own units are all cached,
+        # and none past the first one cached on either side (no second round trip for them).
+        if not all(contains(unit_key(key, etag, index)) for index in range(low, high + 1)):
+            while low > lo // unit and not contains(unit_key(key, etag, low - 1)):
+                low -= 1
+            while high < (hi - 1) // unit and not contains(unit_key(key, etag, high + 1)):
+                high += 1
+        keys = [unit_key(key, etag, index) for index in range(low, high + 1)]
         units = self._cache.get_many_or_fetch(keys, self._fetch_units)
-        skip = first - lo // unit
+        skip = first - low
         if (end - 1) // unit == first:
             base = first * unit
             return memoryview(units[skip])[offset - base : end - base]

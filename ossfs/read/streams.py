@@ -14,14 +14,14 @@ I/O and no lock of its own (the handle holds its lock around every call):
   a block (64 KiB by default): the units the read touches, rounded out to an aligned span that
   adapts between one unit and ``max_units`` (256 KiB by default). The span doubles when a read
   lands near an earlier random read (within the largest span's alignment: the reader has
-  locality), and halves when it lands elsewhere (uniform random reads fetch one unit).
+  locality), and halves when it lands elsewhere (sparse uniform random reads fetch one unit).
 
 Deliberately not here: budgets, claims, GETs and the cache (`handle_prefetch`, `reader`).
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -32,8 +32,9 @@ this is the more often another random read would confirm it by chance (with 8 ca
 256 MiB, 1 MiB of slack confirms 3% of uniform random reads). Real sequential readers, the
 kernel's readahead included, continue exactly where their first read ended."""
 
-RECENT_SPANS: Final = 8
-"""How many recent random fetches `RandomSpan` remembers to see whether reads come back to them."""
+RECENT_GROUPS: Final = 512
+"""How many of the largest span's aligned groups (256 KiB by default: 128 MiB of an object)
+`RandomSpan` remembers random reads in, to see whether reads come back to them."""
 
 
 @dataclass(slots=True, eq=False)
@@ -175,8 +176,8 @@ class RandomSpan:
         self._max_units = max_units
         self._size = object_size
         self._units = 1
-        # The largest span's aligned groups that recent random reads touched.
-        self._recent: deque[int] = deque(maxlen=RECENT_SPANS)
+        # The largest span's aligned groups that recent random reads touched, oldest first.
+        self._recent: OrderedDict[int, None] = OrderedDict()
 
     @property
     def span_bytes(self) -> int:
@@ -187,18 +188,24 @@ class RandomSpan:
         """The range ``[lo, hi)`` to fetch for the random read ``[offset, end)`` (``0 <= offset <
         end <= object size``): unit-aligned (``hi`` may be the object's end), covering the read.
 
-        A read that lands in the same aligned group of the largest span as one of the last
-        `RECENT_SPANS` random reads (a larger fetch would have saved it a round trip) doubles
-        the span; any other read halves it. The range is then the aligned span around the read,
-        or the read's own units when the read crosses the span's alignment.
+        A read that lands in one of the largest span's aligned groups that random reads
+        touched lately (the last `RECENT_GROUPS`: a larger fetch would have saved it a round
+        trip) doubles the span; any other read halves it. So the span grows where reads come
+        back more often than not (locality, or reads dense in a small object), and stays at
+        one unit for uniform random reads over a large one. The range is then the aligned span
+        around the read, or the read's own units when the read crosses the span's alignment.
         """
         unit = self._unit
         group = offset // self._group
-        if group in self._recent:
+        recent = self._recent
+        if group in recent:
+            recent.move_to_end(group)
             self._units = min(self._units * 2, self._max_units)
         else:
             self._units = max(self._units // 2, 1)
-            self._recent.append(group)
+            recent[group] = None
+            if len(recent) > RECENT_GROUPS:
+                recent.popitem(last=False)
         span = self._units * unit
         lo = offset - offset % span
         hi = min(lo + span, self._size)
