@@ -1,7 +1,8 @@
-"""Sequential read-ahead of one open handle: detection, growing window, parts, drop-behind.
+"""Read-ahead of one open handle: its streams' windows, parts, drop-behind, random ranges.
 
-Responsibility: per open handle (`HandlePrefetch`, the `ReadAhead` of its `ObjectReader`), tell a
-sequential reader from a random one, and for a sequential reader claim the blocks ahead of it in
+Responsibility: per open handle (`HandlePrefetch`, the `ReadAhead` of its `ObjectReader`), tell
+sequential reads (of one of several streams) from random ones, give a random read the small
+range it should fetch, and for each sequential stream claim the blocks ahead of it in
 the shared `BlockCache` and fetch them as parallel ranged GETs ("parts") on the mount's executor,
 all pinned to the handle's etag; a reader that reaches a claimed block waits for that fetch
 instead of sending its own (single flight). What every handle of a mount shares (the executor,
@@ -10,25 +11,33 @@ mount's `ossfs.read.prefetch.Prefetcher`.
 
 The policy, in blocks of the reader's block size:
 
-- The first read of a handle never prefetches. A later read is *sequential* when it starts
-  at most ``sequential_slack_bytes`` after the end of the furthest read so far, at most
+- A handle tracks up to ``max_streams`` sequential streams (`ossfs.read.streams.StreamTable`):
+  an mmap model loader or a reader interleaving tensors or columns reads several regions in
+  turn, and each region keeps its own window. A read is *sequential* when it continues a
+  stream: it starts at most ``sequential_slack_bytes`` after the stream's furthest read, or
+  inside the window the stream issued (a forward skip that read-ahead absorbs), or at most
   ``reorder_bytes`` before it (several FUSE threads deliver the kernel's readahead out of
-  order: a read one block behind the previous one is common), or inside the window already
-  issued (a forward skip that read-ahead absorbs). Any other read resets the stream: the
-  window goes back to its initial size and nothing more is issued until reads are sequential
-  again (parts in flight finish into the cache; nothing is cancelled). Random readers
-  therefore fetch exactly the blocks they touch, through the reader's own synchronous path.
-- A sequential read makes sure the ``window`` blocks after it are claimed, in parts of
-  ``min(part_size, window)`` (only whole parts, except the last one before EOF; never past
-  EOF). The window starts at ``initial_window_bytes`` and doubles, up to ``max_window_bytes``
-  (and at most a quarter of the cache, so read-ahead cannot evict itself), each time a
-  sequential read had to wait (a block it needed was in flight or missing).
+  order) while needing no fetch of its own. Any other read starts a candidate stream, which
+  the next read right after it confirms; it resets no other stream (the table replaces its
+  least recently used candidate, or stream, when full; a replaced stream's read-ahead in flight
+  finishes into the cache; nothing is cancelled). The first read of a handle never prefetches.
+- A read that continues no stream, smaller than a block and not the handle's first, is
+  *random*: it is served from aligned sub-block units (``random_unit_bytes``, 64 KiB), of a
+  span that adapts between one unit and ``random_max_bytes`` (`ossfs.read.streams.RandomSpan`),
+  instead of whole blocks; `on_read` returns the range and the reader fetches it
+  (`ObjectReader`'s unit path). A random 4 KiB read costs a GET of 64 KiB, not 1 MiB.
+- A sequential read makes sure the ``window`` blocks after it (its stream's) are claimed,
+  in parts of ``min(part_size, window)`` (only whole parts, except the last one before EOF;
+  never past EOF). The window starts at ``initial_window_bytes`` and doubles, up to
+  ``max_window_bytes`` (and at most a quarter of the cache, so read-ahead cannot evict
+  itself), each time a sequential read had to wait (a block it needed was in flight or
+  missing).
 - A part is issued only if the global read-ahead budget (``max_inflight_bytes``) has room:
   it counts read-ahead in flight *and* read-ahead that arrived and its reader has not read yet,
   so the windows of all readers together stay within it. Otherwise nothing is issued and reads
   fall back to the reader's synchronous block fetches (they never fail for lack of budget). A
-  block's bytes go back to that budget when its reader reads it, when the stream resets or the
-  handle closes, or when its fetch fails. Bytes in flight are also reserved in the cache's
+  block's bytes go back to that budget when its reader reads it, when its stream is replaced or
+  the handle closes, or when its fetch fails. Bytes in flight are also reserved in the cache's
   account of block memory (`BlockCache.reserve`), turned into cached bytes as each block lands.
 - The mount's scale (`PrefetchBudget.scale`) shrinks every window cap when memory is short; at
   scale 0 nothing is read ahead and each read fetches only its own blocks.

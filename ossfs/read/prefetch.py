@@ -42,8 +42,9 @@ class PrefetchStats:
     blocks it claimed). ``bytes_issued``: bytes those tasks claimed. ``bytes_prefetched``: bytes
     they received. ``parts_failed`` / ``parts_abandoned``: tasks that ended in an error / were
     dropped unsent because their handle closed. ``bytes_unused``: bytes read-ahead covered that
-    their handle never read before its stream reset or it closed (waste; blocks evicted before
-    being read are not counted). ``window_resets``: sequential streams broken by a seek.
+    their handle never read before their stream was replaced or the handle closed (waste; blocks
+    evicted before being read are not counted). ``window_resets``: streams with read-ahead
+    replaced in their handle's table by newer ones (`ossfs.read.streams.StreamTable`).
     ``budget_denials``: parts not issued because the global budget was spent.
     ``inflight_bytes``: budget in use now: read-ahead in flight, or arrived and not yet read.
     """
