@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from concurrent.futures import Executor
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,21 +21,11 @@ from ossfs.read.reader import ObjectReader, unit_key
 from ossfs.read.streams import CANDIDATE_SLACK_BYTES, RandomSpan, StreamTable
 from tests.support.executors import InlineExecutor, ManualExecutor
 from tests.support.fakes import FakeStore
-from tests.test_prefetch import gets, pattern, read_ahead_of, read_waiting
+from tests.test_prefetch import BS, gets, pattern, read_ahead_of, read_waiting
+from tests.test_prefetch import CONFIG as PREFETCH_CONFIG
 
-BS = 64  # block size
-UNIT = 8  # random reads fetch units of 8 bytes, spans of at most 4 units
-CONFIG = PrefetchConfig(
-    part_size_bytes=4 * BS,
-    initial_window_bytes=BS,
-    max_window_bytes=8 * BS,
-    max_inflight_bytes=1 << 20,
-    sequential_slack_bytes=BS,
-    reorder_bytes=2 * BS,
-    max_streams=4,
-    random_unit_bytes=UNIT,
-    random_max_bytes=4 * UNIT,
-)
+UNIT = BS // 4  # random reads fetch units of a quarter block, spans of at most 4 units
+CONFIG = replace(PREFETCH_CONFIG, max_streams=4, random_unit_bytes=UNIT, random_max_bytes=BS)
 
 
 def make(
@@ -129,7 +120,7 @@ def test_random_span_sparse_uniform_reads_fetch_one_unit() -> None:
     rng = random.Random(3)
     for _ in range(200):
         offset = rng.randrange(0, (1 << 30) // UNIT) * UNIT + 1
-        lo, hi = span.plan(offset, offset + 4)
+        lo, hi = span.plan(offset, offset + 2)
         assert (lo, hi) == (offset - 1, offset - 1 + UNIT)
     assert span.span_bytes == UNIT
 
@@ -137,7 +128,8 @@ def test_random_span_sparse_uniform_reads_fetch_one_unit() -> None:
 def test_random_span_grows_to_the_cap_when_reads_come_back_and_shrinks_when_they_stop() -> None:
     span = RandomSpan(UNIT, 4, 1 << 20)
     sizes = []
-    for offset in (1, 9, 17, 25, 3, 11, 10_000, 20_000, 30_000):
+    near = [step * UNIT + 1 for step in (0, 1, 2, 3, 0, 2)]  # one group of 4 units
+    for offset in (*near, 1000 * UNIT, 2000 * UNIT, 3000 * UNIT):
         lo, hi = span.plan(offset, offset + 1)
         sizes.append(hi - lo)
     grown = [UNIT, 2 * UNIT, 4 * UNIT, 4 * UNIT, 4 * UNIT, 4 * UNIT]
@@ -188,11 +180,11 @@ def test_random_reads_fetch_small_aligned_units_not_blocks() -> None:
 
 def test_random_reads_with_locality_fetch_more_units_per_get_and_none_twice() -> None:
     data = pattern(400 * BS)
-    # A slack of 2 bytes: reads a unit apart are random, not a stream going forward.
+    # A slack of 1 byte: reads a unit apart are random, not a stream going forward.
     config = PrefetchConfig(
         initial_window_bytes=BS,
         max_window_bytes=8 * BS,
-        sequential_slack_bytes=2,
+        sequential_slack_bytes=1,
         reorder_bytes=2 * BS,
         random_unit_bytes=UNIT,
         random_max_bytes=4 * UNIT,
@@ -206,6 +198,7 @@ def test_random_reads_with_locality_fetch_more_units_per_get_and_none_twice() ->
             offset = base + step * UNIT + 1
             assert reader.read(offset, 2) == data[offset : offset + 2]
     sizes = [end - start for start, end in gets(store)]
+    assert sizes[0] == UNIT  # a first read in a neighbourhood: one unit, not its block
     assert max(sizes) > UNIT and all(size <= 4 * UNIT for size in sizes)  # the span grew
     assert len(sizes) < 3 * 4  # fewer GETs than units touched
     assert fetched(store) == 3 * 4 * UNIT  # and no unit fetched twice
@@ -227,8 +220,8 @@ def test_random_read_across_units_and_blocks_returns_exact_bytes() -> None:
     reader.read(0, 4)
     offset = 200 * BS - 5  # across a unit and a block boundary
     assert reader.read(offset, 3 * UNIT) == data[offset : offset + 3 * UNIT]
-    for start, end in gets(store)[1:]:
-        assert start % UNIT == 0 and end % UNIT == 0 and end - start <= 4 * UNIT
+    # Its own units, in one GET across the block boundary (not the two blocks).
+    assert gets(store)[1:] == [(200 * BS - 2 * UNIT, 200 * BS + 2 * UNIT)]
 
 
 def test_random_read_of_a_unit_that_fails_raises_caches_nothing_and_is_fetched_again() -> None:
