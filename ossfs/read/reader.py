@@ -2,13 +2,15 @@
 
 Responsibility: turn ``read(offset, size)`` into block indices (pure functions `block_range` and
 `block_bounds`, half-open ranges), answer from `BlockCache`, fetch missing blocks with ranged GETs
-pinned to the etag seen at open (If-Match), check every body's length, and assemble the reply.
+pinned to the etag seen at open (If-Match), check every body's length, and assemble the reply. A
+read its read-ahead judges random is served from sub-block units instead (a fraction of a block,
+keyed by `unit_key` in the same cache), fetching the range the read-ahead gives.
 
-Deliberately not here: read-ahead and sequential detection (`prefetch`: the reader tells an
-optional `ReadAhead` about every read before serving it, and the prefetcher fills the same cache
-from worker threads through the `ObjectReader.fetch_blocks` seam), retries and error mapping
-(`oss_store`), and any FUSE or path knowledge. The whole-object CRC check is folded in as
-blocks are served (`ossfs.read.integrity`).
+Deliberately not here: read-ahead, sequential and random detection (`handle_prefetch`: the
+reader tells an optional `ReadAhead` about every read before serving it, and the prefetcher
+fills the same cache from worker threads through the `ObjectReader.fetch_blocks` seam), retries
+and error mapping (`oss_store`), and any FUSE or path knowledge. The whole-object CRC check is
+folded in as blocks are served (`ossfs.read.integrity`); units are not.
 """
 
 from __future__ import annotations
