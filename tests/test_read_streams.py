@@ -90,7 +90,7 @@ def test_streams_full_of_confirmed_streams_replaces_the_least_recently_used() ->
         read(streams, base, BS)
         read(streams, base + BS, BS)
     read(streams, 2 * BS, BS)  # the stream at 0 is now the most recently used
-    evicted = streams.add(5000 * BS, 5000 * BS + 4)[1]
+    evicted = streams.add(5000 * BS, 5000 * BS + 4)
     assert evicted is not None and evicted.start == 1000 * BS
 
 

@@ -242,12 +242,6 @@ class HandlePrefetch:
         with self._lock:
             return [stream.window * self._block_size for stream in self._streams.streams]
 
-    @property
-    def random_span_bytes(self) -> int:
-        """What the next random read fetches at least (0: random reads fetch whole blocks)."""
-        with self._lock:
-            return self._random.span_bytes if self._random is not None else 0
-
     def _window_cap(self) -> int:
         """The most blocks the window may have now (its cap, shrunk with the scale)."""
         return max(1, int(self._max_window * self._prefetcher.scale))
@@ -277,7 +271,7 @@ class HandlePrefetch:
                     for index in range(first, last + 1):
                         held += unread.pop(index, 0)
             if stream is None:
-                evicted = self._streams.add(offset, end)[1]
+                evicted = self._streams.add(offset, end)
                 if evicted is not None:
                     held += self._forget_locked(evicted, reset=True)
                     done = self._passed_locked(evicted, evicted.furthest_end // self._block_size)

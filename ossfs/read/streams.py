@@ -141,10 +141,10 @@ class StreamTable:
             return stream
         return None
 
-    def add(self, offset: int, end: int) -> tuple[Stream, Stream | None]:
-        """Start a candidate at the read ``[offset, end)``; returns it and the stream it
-        replaced (None while the table had room): the least recently used candidate, else the
-        least recently used stream."""
+    def add(self, offset: int, end: int) -> Stream | None:
+        """Start a candidate at the read ``[offset, end)`` (now the most recently used); returns
+        the stream it replaced (None while the table had room): the least recently used
+        candidate, else the least recently used stream."""
         self._tick += 1
         stream = Stream(
             start=offset, furthest_end=end, window=self._initial_window, used=self._tick
@@ -155,7 +155,7 @@ class StreamTable:
             candidates = [pos for pos, s in enumerate(streams) if not s.confirmed]
             evicted = streams.pop(candidates[-1] if candidates else -1)
         streams.insert(0, stream)
-        return stream, evicted
+        return evicted
 
     def clear(self) -> list[Stream]:
         """Forget every stream; returns them."""
