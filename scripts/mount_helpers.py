@@ -2,7 +2,8 @@
 
 A daemonized mount of the local server's bucket (``mounted``), unmounting whatever is left of
 one (``unmount``), finding its daemon's processes (``daemon_pids``), their peak RSS
-(``peak_rss``) and CPU time (``cpu_seconds``), the environment that points a client at the
+(``peak_rss``), CPU time (``cpu_seconds``) and its split with page faults and context switches
+(``daemon_counters``), the environment that points a client at the
 local server (``client_env``), and the package of another git revision to compare with
 (``baseline_tree``).
 Scripts import it as a sibling module (``python scripts/NAME.py`` puts this folder first on
@@ -68,6 +69,31 @@ def cpu_seconds(pids: Sequence[int]) -> float:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             ticks += int(fields[11]) + int(fields[12])  # utime, stime
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def daemon_counters(pids: Sequence[int]) -> dict[str, float]:
+    """What ``pids`` have used so far, all their threads (/proc): ``user_s`` and ``system_s``
+    of CPU, ``minor_faults`` (pages faulted in), ``voluntary_switches`` (a thread went to
+    sleep: a wait for the GIL, a lock, the network) and ``involuntary_switches``."""
+    totals = dict.fromkeys(
+        ("user_s", "system_s", "minor_faults", "voluntary_switches", "involuntary_switches"), 0.0
+    )
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            totals["minor_faults"] += int(fields[7])
+            totals["user_s"] += int(fields[11]) / tick
+            totals["system_s"] += int(fields[12]) / tick
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    for line in (task / "status").read_text().splitlines():
+                        name, _, value = line.partition(":")
+                        if name == "voluntary_ctxt_switches":
+                            totals["voluntary_switches"] += int(value)
+                        elif name == "nonvoluntary_ctxt_switches":
+                            totals["involuntary_switches"] += int(value)
+    return totals
 
 
 def peak_rss(pids: Sequence[int]) -> int | None:

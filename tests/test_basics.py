@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import itertools
 import math
 import os
+import random
 import subprocess
 import sys
 
@@ -9,7 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ossfs.core.crc64 import crc64, crc64_combine, has_fast_crc
+from ossfs.core.crc64 import (
+    PartsCrc,
+    crc64,
+    crc64_combine,
+    has_fast_crc,
+    shift_operator,
+    shift_with,
+)
 from ossfs.core.errors import UsageError
 from ossfs.core.sizes import parse_size, parse_ttl
 from ossfs.core.url import OssLocation, parse_oss_url
@@ -28,6 +37,52 @@ def test_crc64_c_extension_present() -> None:
 def test_crc64_combine_equals_crc_of_concatenation(a: bytes, b: bytes) -> None:
     assert crc64_combine(crc64(a), crc64(b), len(b)) == crc64(a + b)
     assert crc64(b, crc64(a)) == crc64(a + b)
+
+
+@given(
+    data=st.binary(max_size=5000),
+    cuts=st.lists(st.integers(min_value=0, max_value=5000), max_size=12),
+)
+def test_crc64_combine_of_random_splits_equals_crc_of_whole(data: bytes, cuts: list[int]) -> None:
+    bounds = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
+    crc = 0
+    for start, end in itertools.pairwise(bounds):
+        crc = crc64_combine(crc, crc64(data[start:end]), end - start)
+    assert crc == crc64(data)
+
+
+@given(
+    data=st.binary(max_size=4000),
+    part=st.integers(min_value=1, max_value=900),
+    rng=st.randoms(use_true_random=False),
+)
+def test_parts_crc_of_parts_in_any_order_equals_crc(
+    data: bytes, part: int, rng: random.Random
+) -> None:
+    acc = PartsCrc(len(data), part)
+    indices = list(range(acc.parts))
+    rng.shuffle(indices)
+    for index in indices:
+        assert acc.value is None
+        acc.add(index, crc64(data[index * part : (index + 1) * part]))
+        acc.add(index, 12345)  # a repeat is ignored
+    assert acc.complete and acc.value == crc64(data)
+
+
+def test_crc64_combine_past_the_zero_run_shortcut_agrees_with_the_crc() -> None:
+    """Lengths over 64 MiB take the GF(2) matrix ladder (parts of a large --part-size)."""
+    length = (64 << 20) + 12345
+    mib = bytes(1 << 20)
+
+    def after_zeros(crc: int) -> int:  # the CRC continued over `length` zero bytes
+        for _ in range(length >> 20):
+            crc = crc64(mib, crc)
+        return crc64(mib[: length & 0xFFFFF], crc)
+
+    crc2 = after_zeros(0)
+    for crc1 in (1, 0xDEADBEEFCAFEF00D):
+        assert crc64_combine(crc1, crc2, length) == after_zeros(crc1)
+        assert shift_with(shift_operator(length), crc1) ^ crc2 == after_zeros(crc1)
 
 
 @pytest.mark.parametrize(

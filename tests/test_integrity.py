@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import ossfs.core.crc64 as crc_module
 from ossfs.core.crc64 import crc64, crc64_combine, shift_operator, shift_with
-from ossfs.read import integrity
 from ossfs.read.integrity import WholeObjectCrc
 
 
@@ -74,7 +74,7 @@ def test_whole_object_crc_of_one_block_needs_no_block_operator(
         computed.append(block_size)
         return shift_operator(block_size)
 
-    monkeypatch.setattr(integrity, "_block_shift", recording_shift)
+    monkeypatch.setattr(crc_module, "_cached_shift", recording_shift)
     for data in (b"x" * 100, b"y" * 128):  # a short and a full block of 128
         acc = WholeObjectCrc(len(data), 128)
         acc.add(0, data)

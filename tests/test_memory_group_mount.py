@@ -135,10 +135,13 @@ class Outcome:
     stats: dict[str, object]
 
 
-def mount_in(group: MemoryGroup, server: Server, mountpoint: Path, log: Path) -> None:
-    """``ossfs mount`` with default options, started inside ``group``."""
+def start_mount_in(
+    group: MemoryGroup, server: Server, mountpoint: Path, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """``ossfs mount`` of the test bucket with default options (and ``options``), started inside
+    ``group``; makes ``mountpoint``."""
     mountpoint.mkdir()
-    result = python_in(
+    return python_in(
         group.directory,
         "-m",
         "ossfs",
@@ -147,10 +150,14 @@ def mount_in(group: MemoryGroup, server: Server, mountpoint: Path, log: Path) ->
         str(mountpoint),
         "--endpoint",
         server.emulator.endpoint,
-        "--log-file",
-        str(log),
+        *options,
         env=ossfs_env(),
     )
+
+
+def mount_in(group: MemoryGroup, server: Server, mountpoint: Path, log: Path) -> None:
+    """``ossfs mount`` with default options, started inside ``group``."""
+    result = start_mount_in(group, server, mountpoint, "--log-file", str(log))
     assert result.returncode == 0, result.stderr
 
 
@@ -285,18 +292,7 @@ def test_memory_group_too_small_for_ossfs_refuses_to_start(server: Server, tmp_p
     limit = 100 * MIB
     mountpoint = tmp_path / "mnt"
     with memory_group("tiny", limit) as group:
-        mountpoint.mkdir()
-        result = python_in(
-            group.directory,
-            "-m",
-            "ossfs",
-            "mount",
-            f"oss://{BUCKET}",
-            str(mountpoint),
-            "--endpoint",
-            server.emulator.endpoint,
-            env=ossfs_env(),
-        )
+        result = start_mount_in(group, server, mountpoint)
         assert group.oom_kills == 0
     assert result.returncode == 2
     limit_file = "memory.limit_in_bytes" if group.v1 else "memory.max"

@@ -146,6 +146,9 @@ def test_run_progress_only_on_a_terminal() -> None:
         (("oss://B_ad",), "invalid bucket name"),
         (("oss://bkt/empty/",), "no objects under oss://bkt/empty/"),
         (("oss://bkt", "--jobs", "0"), "invalid --jobs 0"),
+        (("oss://bkt", "--streams", "0"), "invalid --streams 0"),
+        (("oss://bkt", "--part-size", "64KiB"), "invalid --part-size 64KiB: use 1MiB to 1GiB"),
+        (("oss://bkt", "--part-size", "lots"), "invalid --part-size 'lots'"),
         (("oss://bkt", "dir/"), "ends with '/'"),
         (("oss://bkt", ""), "empty KEY"),
         (("oss://bkt", "--through", "/nonexistent-dir"), "not a directory"),
@@ -285,6 +288,46 @@ def test_cli_one_corrupt_object_exits_1_naming_it(emulator: EmulatorServer) -> N
     assert "7 OK, 1 MISMATCH, 0 NO-CRC, 0 ERROR" in result.stdout
 
 
+def test_cli_multi_part_object_is_read_in_pinned_ranges(emulator: EmulatorServer) -> None:
+    """A 5.5 MiB object with 1 MiB parts: one HEAD, six ranged GETs, OK; corrupted: MISMATCH."""
+    data = os.urandom((5 << 20) + (1 << 19))
+    emulator.put_object(BUCKET, "parts/big.bin", data)
+    emulator.put_object(BUCKET, "parts/small.bin", b"small")
+    argv = ("--json", "--debug", "--part-size", "1MiB", "--streams", "3", f"oss://{BUCKET}/parts/")
+    result = _cli(emulator, *argv)
+    _no_traceback(result)
+    doc = json.loads(result.stdout)
+    big, small = doc["objects"]
+    assert result.returncode == 0, result.stderr
+    assert big == {
+        "key": "parts/big.bin",
+        "size": len(data),
+        "status": "OK",
+        "expected_crc64": str(crc64(data)),
+        "computed_crc64": str(crc64(data)),
+        "error": None,
+    }
+    assert small["status"] == "OK"
+    gets = sorted(
+        line.split("range=")[1].split()[0]
+        for line in result.stderr.splitlines()
+        if "get 'parts/big.bin' range=" in line
+    )
+    mib = 1 << 20
+    assert gets == sorted(f"{s}-{min(s + mib, len(data))}" for s in range(0, len(data), mib))
+    assert result.stderr.count("head 'parts/big.bin'") == 1  # each request logged once
+    assert "get 'parts/small.bin' range=0-" in result.stderr  # one stream, no HEAD
+    assert "head 'parts/small.bin'" not in result.stderr
+
+    emulator.faults.update(corrupt_keys=["parts/big.bin"])
+    result = _cli(emulator, *argv)
+    _no_traceback(result)
+    big, _ = json.loads(result.stdout)["objects"]
+    assert result.returncode == 1
+    assert big["status"] == "MISMATCH" and big["expected_crc64"] == str(crc64(data))
+    assert big["computed_crc64"] != big["expected_crc64"]
+
+
 def test_cli_transient_faults_do_not_become_mismatches(emulator: EmulatorServer) -> None:
     _put_many(emulator, "flaky/", 20, 2 << 20)
     emulator.faults.update(
@@ -399,8 +442,13 @@ def mounted(emulator: EmulatorServer, tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.mark.mount
+@pytest.mark.parametrize(
+    "extra",
+    [(), ("--part-size", "1MiB", "--streams", "3")],
+    ids=["one-pass", "segments"],
+)
 def test_cli_through_mount_checks_the_mount_data_path(
-    emulator: EmulatorServer, mounted: Path
+    emulator: EmulatorServer, mounted: Path, extra: tuple[str, ...]
 ) -> None:
     objects = {
         "m/empty": b"",
@@ -415,7 +463,7 @@ def test_cli_through_mount_checks_the_mount_data_path(
     # Corrupted bytes on the wire (before the mount ever read them) must not come out as OK.
     bad = "m/dir/corrupt.bin"
     emulator.faults.update(corrupt_keys=[bad])
-    result = _cli(emulator, "--json", "--through", str(mounted), f"oss://{BUCKET}/m")
+    result = _cli(emulator, "--json", *extra, "--through", str(mounted), f"oss://{BUCKET}/m")
     _no_traceback(result)
     doc = json.loads(result.stdout)
     by_key = {o["key"]: o for o in doc["objects"]}

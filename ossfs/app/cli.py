@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import errno
 import json
 import logging
 import os
@@ -29,6 +28,16 @@ from ossfs.core.errors import UsageError
 EXIT_USAGE = 2
 
 Handler = Callable[[argparse.Namespace], int]
+
+_HELP: Final = {
+    "mount": "mount oss://BUCKET[/PREFIX] read-only at MOUNTPOINT",
+    "umount": "unmount an ossfs mount",
+    "stats": "print the live counters of a mount",
+    "verify": "check objects' CRC-64 against the server's",
+    "preload": "read files of a mount now, so that later reads are served from its cache",
+    "emulator": "run the local OSS-compatible server",
+    "demo": "mount a sample bucket from a local server (no account)",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,7 +73,7 @@ def _fuse_options(values: list[str]) -> tuple[tuple[str, str | bool], ...]:
 
 
 def _add_mount(sub: argparse._SubParsersAction[_Parser]) -> None:
-    p = sub.add_parser("mount", help="mount oss://BUCKET[/PREFIX] read-only at MOUNTPOINT")
+    p = sub.add_parser("mount", help=_HELP["mount"])
     p.add_argument("location", metavar="oss://BUCKET[/PREFIX]")
     p.add_argument("mountpoint", metavar="MOUNTPOINT")
     add_access_arguments(p)
@@ -82,6 +91,18 @@ def _add_mount(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     p.add_argument(
         "--cache-size", help="block cache size, part of --max-memory (default 3/4 of it)"
+    )
+    p.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="keep blocks read in DIR too (created mode 700), across remounts; several mounts "
+        "may share one DIR",
+    )
+    p.add_argument(
+        "--cache-dir-size",
+        metavar="SIZE",
+        help="size limit of --cache-dir (default 3/4 of its filesystem's free space plus what "
+        "it holds)",
     )
     p.add_argument(
         "--no-prefetch", action="store_true", help="no sequential read-ahead (one GET per block)"
@@ -177,6 +198,10 @@ def _run_mount(args: argparse.Namespace) -> int:
         cache_size_bytes=cache_size,
         memory_limit=memory_limit,
         prefetch=not args.no_prefetch,
+        cache_dir=Path(args.cache_dir).absolute() if args.cache_dir else None,
+        cache_dir_size_bytes=parse_size(args.cache_dir_size, what="--cache-dir-size")
+        if args.cache_dir_size
+        else None,
         connect_timeout_s=parse_ttl(args.connect_timeout, what="--connect-timeout"),
         low_speed_limit_bytes=parse_size(args.low_speed_limit, what="--low-speed-limit"),
         low_speed_time_s=args.low_speed_time,
@@ -199,38 +224,19 @@ def _run_mount(args: argparse.Namespace) -> int:
 
 
 def _add_stats(sub: argparse._SubParsersAction[_Parser]) -> None:
-    p = sub.add_parser("stats", help="print the live counters of a mount")
+    p = sub.add_parser("stats", help=_HELP["stats"])
     p.add_argument("mountpoint", metavar="MOUNTPOINT")
     p.add_argument("--json", action="store_true", help="print the counters as one JSON object")
     p.set_defaults(handler=_run_stats)
 
 
 def _run_stats(args: argparse.Namespace) -> int:
-    from ossfs.obs.stats import STATS_XATTR, format_human, parse_stats
+    from ossfs.app.mount_info import read_stats
+    from ossfs.obs.stats import format_human
 
     path = Path(args.mountpoint)
     not_ossfs = f"{path} is not an ossfs mount: give the directory an ossfs mount is mounted on"
-    try:
-        raw = os.getxattr(path, STATS_XATTR)
-    except FileNotFoundError:
-        raise UsageError(f"{path} does not exist: give the directory ossfs is mounted on") from None
-    except OSError as exc:
-        if exc.errno == errno.ENOTCONN:
-            raise UsageError(
-                f"{path} is a dead mount (its daemon is gone): run 'ossfs umount {path}'"
-            ) from None
-        if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOTDIR):
-            raise UsageError(not_ossfs) from None
-        if exc.errno in (errno.EACCES, errno.EPERM):
-            raise UsageError(
-                f"cannot read the counters of {path}: permission denied; run as the user who "
-                "mounted it, or mount with --allow-other"
-            ) from None
-        raise UsageError(f"cannot read the counters of {path}: {exc.strerror}") from None
-    try:
-        doc = parse_stats(raw)
-    except ValueError:
-        raise UsageError(not_ossfs) from None
+    doc = read_stats(path, not_ossfs=not_ossfs)
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
@@ -239,7 +245,7 @@ def _run_stats(args: argparse.Namespace) -> int:
 
 
 def _add_umount(sub: argparse._SubParsersAction[_Parser]) -> None:
-    p = sub.add_parser("umount", help="unmount an ossfs mount")
+    p = sub.add_parser("umount", help=_HELP["umount"])
     p.add_argument("mountpoint", metavar="MOUNTPOINT")
     p.set_defaults(handler=_run_umount)
 
@@ -253,21 +259,29 @@ def _run_umount(args: argparse.Namespace) -> int:
 def _add_verify(sub: argparse._SubParsersAction[_Parser]) -> None:
     from ossfs.app import verify_cli
 
-    p = sub.add_parser("verify", help="check objects' CRC-64 against the server's")
+    p = sub.add_parser("verify", help=_HELP["verify"])
     verify_cli.configure_parser(p)
     p.set_defaults(handler=verify_cli.run)
+
+
+def _add_preload(sub: argparse._SubParsersAction[_Parser]) -> None:
+    from ossfs.app import preload_cli
+
+    p = sub.add_parser("preload", help=_HELP["preload"])
+    preload_cli.configure_parser(p)
+    p.set_defaults(handler=preload_cli.run)
 
 
 def _add_emulator(sub: argparse._SubParsersAction[_Parser]) -> None:
     from ossfs.emulator import cli as emulator_cli
 
-    p = sub.add_parser("emulator", help="run the local OSS-compatible server")
+    p = sub.add_parser("emulator", help=_HELP["emulator"])
     emulator_cli.configure_parser(p)
     p.set_defaults(handler=emulator_cli.run)
 
 
 def _add_demo(sub: argparse._SubParsersAction[_Parser]) -> None:
-    p = sub.add_parser("demo", help="mount a sample bucket from a local server (no account)")
+    p = sub.add_parser("demo", help=_HELP["demo"])
     p.add_argument("mountpoint", metavar="MOUNTPOINT", help="an empty or missing directory")
     p.add_argument(
         "--large-size", default="256MiB", help="size of the sample's large file (256MiB)"
@@ -283,19 +297,34 @@ def _run_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.mountpoint), large_bytes=large)
 
 
-def build_parser() -> _Parser:
+def build_parser(command: str | None = None) -> _Parser:
+    """The command line's parser. With ``command``, only that command's arguments are set up
+    (the others are listed with their help), so that it imports only its own modules: verify's
+    and the emulator's cost about half a second, which every short command would pay."""
     parser = _Parser(prog="ossfs", description="Mount Alibaba Cloud OSS buckets read-only.")
     parser.add_argument("--version", action="version", version=f"ossfs {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for add in (_add_mount, _add_umount, _add_stats, _add_verify, _add_emulator, _add_demo):
-        add(sub)
+    adders = {
+        "mount": _add_mount,
+        "umount": _add_umount,
+        "stats": _add_stats,
+        "verify": _add_verify,
+        "preload": _add_preload,
+        "emulator": _add_emulator,
+        "demo": _add_demo,
+    }
+    for name, add in adders.items():
+        if command in (None, name):
+            add(sub)
+        else:
+            sub.add_parser(name, help=_HELP[name])
     return parser
 
 
 # -- the mount helper's form: ossfs SOURCE MOUNTPOINT -o OPTIONS ---------------------------------
 
-COMMANDS: Final = ("mount", "umount", "stats", "verify", "emulator", "demo")
+COMMANDS: Final = ("mount", "umount", "stats", "verify", "preload", "emulator", "demo")
 # -o NAME[=VALUE] that are `ossfs mount` options: NAME -> (flag, takes a value).
 _OSSFS_OPTIONS: Final = {
     "endpoint": ("--endpoint", True),
@@ -310,6 +339,8 @@ _OSSFS_OPTIONS: Final = {
     "cache_size": ("--cache-size", True),
     "max_memory": ("--max-memory", True),
     "no_prefetch": ("--no-prefetch", False),
+    "cache_dir": ("--cache-dir", True),
+    "cache_dir_size": ("--cache-dir-size", True),
     "connect_timeout": ("--connect-timeout", True),
     "low_speed_limit": ("--low-speed-limit", True),
     "low_speed_time": ("--low-speed-time", True),
@@ -480,7 +511,6 @@ def _near(name: str) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     given = list(sys.argv[1:] if argv is None else argv)
     helper_form = bool(given) and not given[0].startswith("-") and given[0] not in COMMANDS
     if helper_form:
@@ -489,6 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except UsageError as exc:
             print(f"ossfs: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
+    parser = build_parser(given[0] if given and given[0] in COMMANDS else None)
     args, extra = parser.parse_known_args(given)
     if args.command == "verify" and not any(arg.startswith("-") for arg in extra):
         args.keys.extend(extra)  # KEYs given after options: argparse stops collecting at one

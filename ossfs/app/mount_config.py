@@ -69,6 +69,11 @@ class MountConfig:
     fuse_options: tuple[tuple[str, str | bool], ...] = ()
     workers: int = 64
     metrics_address: tuple[str, int] | None = None
+    cache_dir: Path | None = None
+    """``--cache-dir``: where the disk cache keeps blocks (None: no disk cache)."""
+    cache_dir_size_bytes: int | None = None
+    """``--cache-dir-size``: the disk cache's size limit; None: decided by the disk cache
+    (3/4 of the free space plus what it holds)."""
     source_name: str = ""
     """What the mount table shows as the source: the location as the user wrote it (so
     ``mount -a`` recognises an fstab line as mounted); empty: ``oss://BUCKET[/PREFIX]``."""
@@ -100,6 +105,14 @@ class MountConfig:
             raise UsageError(
                 "invalid --cache-size: it must fit in --max-memory (the cache is part of it)"
             )
+        if self.cache_dir_size_bytes is not None:
+            if self.cache_dir is None:
+                raise UsageError("--cache-dir-size needs --cache-dir DIR")
+            if self.cache_dir_size_bytes < 2 * self.block_size_bytes:
+                raise UsageError(
+                    "invalid --cache-dir-size: it must hold at least two blocks "
+                    f"({2 * self.block_size_bytes} bytes with this --block-size), e.g. 10GiB"
+                )
         if self.log_level not in LOG_LEVELS:
             raise UsageError(f"invalid --log-level {self.log_level}: use {', '.join(LOG_LEVELS)}")
         for name, mode in (("--file-mode", self.file_mode), ("--dir-mode", self.dir_mode)):

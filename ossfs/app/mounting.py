@@ -22,8 +22,16 @@ from typing import Final
 from ossfs.app.malloc import tune_malloc
 from ossfs.app.memory_budget import memory_line
 from ossfs.app.mount_config import LOG_LEVELS, MountConfig
-from ossfs.app.wiring import block_buffers, build_filesystem, build_store, probe
+from ossfs.app.wiring import (
+    block_buffers,
+    build_disk_cache,
+    build_filesystem,
+    build_store,
+    prepare_cache_dir,
+    probe,
+)
 from ossfs.core.errors import UsageError
+from ossfs.core.sizes import format_size
 from ossfs.core.url import OssLocation
 from ossfs.fuse.fuse_ops import FuseOperations, run_fuse
 from ossfs.net.metrics_server import MetricsServer
@@ -155,7 +163,8 @@ def serve(
     tune_malloc()
     buffers = block_buffers(config)
     store = build_store(config, buffers)
-    fs, stats, pressure = build_filesystem(config, store, buffers)
+    disk = build_disk_cache(config, buffers)
+    fs, stats, pressure = build_filesystem(config, store, buffers, disk=disk)
     ops = FuseOperations(fs, on_init=on_ready, stats=stats)
     fsname = fs_source(config.location, config.source_name)
     log.info("mounting %s read-only on %s", config.location, config.mountpoint)
@@ -163,6 +172,9 @@ def serve(
     log.info(
         "%s", memory_line(config.memory_limit, config.max_memory_bytes, config.cache_size_bytes)
     )
+    if disk is not None:
+        log.info("%s", disk_line(config))
+        disk.start()
     try:
         if metrics is not None:
             metrics.start(lambda: format_prometheus(stats.snapshot().to_json()))
@@ -179,9 +191,26 @@ def serve(
         if pressure is not None:
             pressure.close()
         fs.close()
+        if disk is not None:
+            disk.close()
         if metrics is not None:
             metrics.close()
     log.info("unmounted %s", config.mountpoint)
+
+
+def disk_line(config: MountConfig) -> str:
+    """The mount log's line about ``--cache-dir``: where, and how large it may grow."""
+    size = config.cache_dir_size_bytes
+    limit = (
+        f"up to {format_size(size)} (--cache-dir-size)"
+        if size is not None
+        else "up to 3/4 of its filesystem's free space plus what it holds (the figure follows "
+        "once it is scanned; --cache-dir-size sets one)"
+    )
+    return (
+        f"disk cache in {config.cache_dir} (mode 700: it holds bucket data): {limit}, never "
+        "leaving less than 5% of its filesystem free"
+    )
 
 
 def _endpoint_words(config: MountConfig) -> str:
@@ -204,6 +233,7 @@ def run_mount(config: MountConfig) -> int:
     """The `ossfs mount` command: returns the process exit code."""
     nonempty = any(k == "nonempty" for k, _ in config.fuse_options)
     check_mountpoint(config.mountpoint, nonempty_ok=nonempty)
+    prepare_cache_dir(config)
     probe(build_store(config), config)
     metrics = bind_metrics(config)
     if config.foreground:

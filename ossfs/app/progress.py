@@ -1,10 +1,10 @@
-"""A one-line progress display for a terminal: bytes done, rate, ETA and objects done.
+"""A one-line progress display for a terminal: bytes done, rate, ETA and objects or files done.
 
 Responsibility: count bytes and finished objects from any thread and redraw one status line,
 at most every ``interval_s`` seconds, with ``\\r`` and erase-to-end-of-line; and let other
-output appear above it without being garbled (`Progress.print_above`). It deliberately decides
-nothing about *whether* to show progress (the CLI shows it only when stderr is a TTY) and
-knows nothing about what is being counted.
+output appear above it without being garbled (`Progress.print_above`, `show_line`). It
+deliberately decides nothing about *whether* to show progress (the CLI shows it only when stderr
+is a TTY) and knows nothing about what is being counted.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Final, TextIO
 from ossfs.core.sizes import format_size
 
 _ERASE_LINE: Final = "\r\x1b[K"
+_PLAIN_LOCK: Final = threading.Lock()
 
 
 def format_duration(seconds: float) -> str:
@@ -37,8 +38,9 @@ def format_duration(seconds: float) -> str:
 class Progress:
     """Thread-safe counters plus a throttled status line on ``out``.
 
-    ``total_bytes``/``total_objects`` are what is expected (the ETA uses bytes). ``clock`` is
-    monotonic seconds, injectable for tests. Call `close` at the end to erase the line.
+    ``total_bytes``/``total_objects`` are what is expected (the ETA uses bytes); ``unit`` names
+    what is counted (``"objects"``, ``"files"``). ``clock`` is monotonic seconds, injectable for
+    tests. Call `close` at the end to erase the line.
     """
 
     def __init__(
@@ -48,12 +50,14 @@ class Progress:
         total_bytes: int,
         total_objects: int,
         interval_s: float = 0.2,
+        unit: str = "objects",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._out = out
         self._total_bytes = total_bytes
         self._total_objects = total_objects
         self._interval_s = interval_s
+        self._unit = unit
         self._clock = clock
         self._lock = threading.Lock()
         self._started = clock()
@@ -101,7 +105,7 @@ class Progress:
         return (
             f"{format_size(self._bytes)} / {format_size(self._total_bytes)} ({pct:.0f}%)  "
             f"{format_size(rate)}/s  ETA {format_duration(eta)}  "
-            f"{self._objects}/{self._total_objects} objects"
+            f"{self._objects}/{self._total_objects} {self._unit}"
         )
 
     def _maybe_draw(self) -> None:
@@ -119,3 +123,14 @@ class Progress:
             self._out.write(_ERASE_LINE)
             self._out.flush()
             self._shown = False
+
+
+def show_line(text: str, dest: TextIO, progress: Progress | None) -> None:
+    """Write ``text`` and a newline to ``dest``, above ``progress``'s status line if there is
+    one; callable from any thread (lines never interleave)."""
+    if progress is not None:
+        progress.print_above(text, dest)
+        return
+    with _PLAIN_LOCK:
+        dest.write(text + "\n")
+        dest.flush()

@@ -17,14 +17,21 @@ def _unescape(field: str) -> str:
     return field
 
 
-def is_mounted(path: Path) -> bool:
-    """True if ``path`` is a mount point in /proc/self/mounts (works for dead FUSE mounts too)."""
-    target = os.path.realpath(path)
+def mount_points() -> frozenset[str] | None:
+    """The mount points in /proc/self/mounts, or None when it cannot be read."""
     try:
         with open("/proc/self/mounts", encoding="utf-8", errors="surrogateescape") as mounts:
-            return any(_unescape(line.split()[1]) == target for line in mounts if line.strip())
+            return frozenset(_unescape(line.split()[1]) for line in mounts if line.strip())
     except OSError:
+        return None
+
+
+def is_mounted(path: Path) -> bool:
+    """True if ``path`` is a mount point in /proc/self/mounts (works for dead FUSE mounts too)."""
+    points = mount_points()
+    if points is None:
         return os.path.ismount(path)
+    return os.path.realpath(path) in points
 
 
 def _attempts(path: str) -> list[list[str]]:

@@ -19,16 +19,15 @@ import json
 import logging
 import os
 import sys
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Final, TextIO
 
 from ossfs.app.access_args import access_from_args, add_access_arguments
-from ossfs.app.progress import Progress
+from ossfs.app.progress import Progress, show_line
 from ossfs.core.errors import OssfsError, UsageError
 from ossfs.core.object_store import ObjectStore
-from ossfs.core.sizes import format_size
+from ossfs.core.sizes import format_size, parse_size
 from ossfs.core.url import OssLocation, parse_oss_url
 from ossfs.fs.filesystem import MOUNT_PREFIX_XATTR
 from ossfs.net.environ import environ_ca_bundle, environ_proxies
@@ -50,6 +49,9 @@ __all__ = [
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 MAX_JOBS: Final = 256
+MAX_STREAMS: Final = 64
+MIN_PART_BYTES: Final = 1 << 20
+MAX_PART_BYTES: Final = 1 << 30
 
 StoreFactory = Callable[[OssConfig], ObjectStore]
 
@@ -66,6 +68,20 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add_access_arguments(parser)
     parser.add_argument(
         "-j", "--jobs", type=int, default=4, metavar="N", help="objects verified at once (4)"
+    )
+    parser.add_argument(
+        "--streams",
+        type=int,
+        default=8,
+        metavar="N",
+        help="ranged GETs in flight for each object larger than --part-size (8; "
+        "1 reads every object as one stream)",
+    )
+    parser.add_argument(
+        "--part-size",
+        default="8MiB",
+        metavar="SIZE",
+        help="bytes per ranged GET of a large object (8MiB)",
     )
     parser.add_argument(
         "--json", action="store_true", help="print one JSON document on stdout, nothing else"
@@ -104,6 +120,13 @@ def run(
     jobs = args.jobs
     if not 1 <= jobs <= MAX_JOBS:
         raise UsageError(f"invalid --jobs {jobs}: use 1 to {MAX_JOBS}")
+    streams = args.streams
+    if not 1 <= streams <= MAX_STREAMS:
+        raise UsageError(f"invalid --streams {streams}: use 1 to {MAX_STREAMS}")
+    part_bytes = parse_size(args.part_size, what="--part-size")
+    if not MIN_PART_BYTES <= part_bytes <= MAX_PART_BYTES:
+        raise UsageError(f"invalid --part-size {args.part_size}: use 1MiB to 1GiB")
+    verify_config = VerifyConfig(jobs=jobs, streams=streams, part_bytes=part_bytes)
     mount = _mount_view(args.through, location) if args.through is not None else None
     access = access_from_args(args, env, bucket=location.bucket)
     credentials = access.credentials
@@ -114,7 +137,8 @@ def run(
         access_key_secret=credentials.access_key_secret if credentials else None,
         security_token=credentials.security_token if credentials else None,
         region=access.region,
-        pool_size=jobs + 2,
+        # A connection kept for every GET that can be in flight (jobs x streams).
+        pool_size=jobs * streams + 2,
         ca_bundle=environ_ca_bundle(env),
     )
     level = logging.DEBUG if args.debug else logging.WARNING if args.verbose else logging.ERROR
@@ -125,7 +149,7 @@ def run(
                 store,
                 location,
                 keys=keys,
-                jobs=jobs,
+                config=verify_config,
                 mount=mount,
                 as_json=args.json,
                 out=out,
@@ -181,13 +205,13 @@ def _verify(
     location: OssLocation,
     *,
     keys: list[str],
-    jobs: int,
+    config: VerifyConfig,
     mount: MountView | None,
     as_json: bool,
     out: TextIO,
     err: TextIO,
 ) -> int:
-    verifier = Verifier(store, VerifyConfig(jobs=jobs), mount=mount)
+    verifier = Verifier(store, config, mount=mount)
     try:
         targets = verifier.collect(location.prefix, keys)
     except OssfsError as exc:
@@ -202,20 +226,12 @@ def _verify(
             total_bytes=sum(t.size_hint for t in targets),
             total_objects=len(targets),
         )
-    lock = threading.Lock()
 
     def on_result(result: ObjectResult) -> None:
         if progress is not None:
             progress.object_done()
-        if as_json:
-            return
-        line = format_result(result)
-        if progress is not None:
-            progress.print_above(line, out)
-        else:
-            with lock:
-                out.write(line + "\n")
-                out.flush()
+        if not as_json:
+            show_line(format_result(result), out, progress)
 
     try:
         report = verifier.run(
@@ -308,11 +324,15 @@ def _logging_to(stream: TextIO, level: int) -> Iterator[None]:
     handler = logging.StreamHandler(stream)
     handler.setLevel(level)
     handler.setFormatter(logging.Formatter("ossfs verify: %(levelname)s %(name)s: %(message)s"))
-    old_level = logger.level
+    old_level, old_propagate = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(min(level, old_level) if old_level else level)
+    # The records go to ``stream`` only: the root logger's handler (the CLI's) would print each
+    # one a second time.
+    logger.propagate = False
     try:
         yield
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
+        logger.propagate = old_propagate

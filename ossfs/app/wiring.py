@@ -26,6 +26,9 @@ from ossfs.net.environ import environ_ca_bundle, environ_proxies
 from ossfs.obs.stats import MountStats, StoreCounters, rss_bytes
 from ossfs.read.block_cache import BlockCache
 from ossfs.read.buffers import BufferPool
+from ossfs.read.disk.cache_dir import CacheDirError, prepare_directory
+from ossfs.read.disk.disk_cache import DiskCache
+from ossfs.read.disk.tiered_store import TieredStore
 from ossfs.read.handle_prefetch import PrefetchConfig
 from ossfs.read.prefetch import Prefetcher
 from ossfs.read.pressure import PressureConfig, PressureMonitor
@@ -47,6 +50,11 @@ _FLOOR_BLOCKS: Final = 16
 # How many are used follows the readers' pace (`sibling_prefetch.ReadAheadPace`): on a fast
 # link two dozen or so. Memory still bounds it (each counts as one block of the in-flight budget).
 _SIBLING_WORKERS: Final = 48
+# Fetched blocks waiting for the disk cache's writer, at most: 1/16 of the memory budget, at
+# most 32 MiB (the writer keeps up with a fast link: writes go to the page cache), taken from
+# the budget. A block that finds it full is not written (the next read of it is a GET again).
+_DISK_QUEUE_SHARE: Final = 16
+_DISK_QUEUE_MAX_BYTES: Final = 32 << 20
 
 
 class MountStore(ObjectStore, StoreCounters, Protocol):
@@ -115,13 +123,50 @@ def probe(store: ObjectStore, config: MountConfig) -> None:
         ) from None
 
 
+def prepare_cache_dir(config: MountConfig) -> None:
+    """Create ``--cache-dir`` (mode 700) if missing and check it can be written: a
+    `UsageError` before anything is mounted if not."""
+    if config.cache_dir is not None:
+        try:
+            prepare_directory(config.cache_dir)
+        except CacheDirError as exc:
+            raise UsageError(str(exc)) from None
+
+
+def disk_queue_bytes(config: MountConfig) -> int:
+    """The disk cache writer's queue (0 without ``--cache-dir``), part of the memory budget."""
+    if config.cache_dir is None:
+        return 0
+    share = min(_DISK_QUEUE_MAX_BYTES, config.max_memory_bytes // _DISK_QUEUE_SHARE)
+    return max(2 * config.block_size_bytes, share)
+
+
+def build_disk_cache(config: MountConfig, buffers: BufferPool | None) -> DiskCache | None:
+    """The mount's disk cache (``--cache-dir``; None without), not started."""
+    if config.cache_dir is None:
+        return None
+    return DiskCache(
+        config.cache_dir,
+        bucket=config.location.bucket,
+        block_size=config.block_size_bytes,
+        capacity_bytes=config.cache_dir_size_bytes,
+        queue_bytes=disk_queue_bytes(config),
+        take_buffer=buffers.take if buffers is not None else None,
+        give_buffer=buffers.give if buffers is not None else None,
+    )
+
+
 def build_filesystem(
-    config: MountConfig, store: MountStore, buffers: BufferPool | None = None
+    config: MountConfig,
+    store: MountStore,
+    buffers: BufferPool | None = None,
+    *,
+    disk: DiskCache | None = None,
 ) -> tuple[Filesystem, MountStats, PressureMonitor | None]:
     """The filesystem over ``store``, the gatherer of its live counters, and the monitor that
     shrinks its block memory as the memory limit nears (None without a known limit; not
     started). ``buffers``: the pool the store reads into (the cache gives evicted blocks back
-    to it).
+    to it). ``disk``: the disk cache under the block cache (reads of blocks look there first).
 
     One account holds every block buffer (`BlockCache`): cached blocks (read-ahead that has
     arrived and is not read yet included) and blocks being fetched by reads and read-ahead, all
@@ -138,11 +183,18 @@ def build_filesystem(
         max_workers=min(_PREFETCH_WORKERS, config.workers), thread_name_prefix="prefetch"
     )
     pooled = buffers.max_bytes if buffers is not None else 0
+    # Blocks queued for the disk writer are held beside the cache: their room comes off it.
+    pooled += disk_queue_bytes(config) if disk is not None else 0
     cache = BlockCache(
         config.cache_size_bytes,
         buffers,
         total_bytes=max(config.cache_size_bytes, config.max_memory_bytes - pooled),
+        on_discard_object=disk.discard_version if disk is not None else None,
     )
+    reads: ObjectStore = store
+    tiered = None
+    if disk is not None:
+        reads = tiered = TieredStore(store, disk)
     # Read-ahead (in flight, or arrived and not yet read) gets what the cache and the free
     # buffers leave of the budget; with nothing left (or with --no-prefetch) reads degrade to
     # one synchronous GET of their own blocks. Small files read ahead in directory order take
@@ -172,13 +224,15 @@ def build_filesystem(
         # Its GETs run on one thread (the HTTP engine's loop); a store without one (a scripted
         # transport) runs them on worker threads.
         fetcher = store.whole_fetcher(max_idle=sibling_gets)
+        if tiered is not None:
+            fetcher = tiered.wrap_fetcher(fetcher)
         log.debug(
             "directory read-ahead: up to %d GETs in flight, %s",
             sibling_gets,
             "on one thread (libcurl's multi interface)" if fetcher else "on worker threads",
         )
         siblings = SiblingPrefetcher(
-            store,
+            reads,
             cache,
             namespace.listed_children,
             concurrent.futures.ThreadPoolExecutor(
@@ -190,7 +244,7 @@ def build_filesystem(
         )
     fs = Filesystem(
         namespace,
-        store,
+        reads,
         cache,
         FsConfig(
             uid=config.uid,
@@ -215,6 +269,7 @@ def build_filesystem(
         open_handles=fs.open_handles,
         memory=memory_settings(config.memory_limit, config.max_memory_bytes),
         pressure=pressure,
+        disk_cache=disk,
     )
     return fs, stats, pressure
 

@@ -27,6 +27,7 @@ from ossfs import __version__
 from ossfs.core.sizes import format_size
 from ossfs.fs.namespace import Namespace, NamespaceStats
 from ossfs.read.block_cache import BlockCache, CacheStats
+from ossfs.read.disk.disk_cache import DiskCache, DiskCacheStats
 from ossfs.read.prefetch import Prefetcher, PrefetchStats
 from ossfs.read.pressure import PressureMonitor, PressureStats
 from ossfs.read.sibling_prefetch import SiblingPrefetcher, SiblingPrefetchStats
@@ -63,6 +64,8 @@ _GAUGES: Final = frozenset(
         "reserved_bytes",
         "in_use_bytes",
         "scale",
+        "blocks",
+        "enabled",
     }
 )
 _PAD_TO: Final = 1024
@@ -147,6 +150,7 @@ class Stats:
     sibling_prefetch: SiblingPrefetchStats | None = None
     memory: MemorySettings | None = None
     pressure: PressureStats | None = None
+    disk_cache: DiskCacheStats | None = None
 
     def to_json(self) -> dict[str, Json]:
         """The JSON form (sections of numbers, and maps of numbers by label)."""
@@ -180,6 +184,11 @@ class Stats:
             sp = self.sibling_prefetch
             waste = sp.files_wasted / sp.files_prefetched if sp.files_prefetched else 0.0
             out["sibling_prefetch"] = {**_ints(sp), "waste_ratio": round(waste, 4)}
+        if self.disk_cache is not None:
+            dc = self.disk_cache
+            looked = dc.hits + dc.misses
+            rate = round(dc.hits / looked, 4) if looked else 0.0
+            out["disk_cache"] = {**_ints(dc), "hit_rate": rate}
         memory: dict[str, Json] = {"rss_bytes": self.rss_bytes, "cache_bytes": cache.used_bytes}
         if self.memory is not None:
             memory["budget_bytes"] = self.memory.budget_bytes
@@ -206,7 +215,7 @@ class Stats:
 
 
 def _ints(
-    snapshot: CacheStats | NamespaceStats | PrefetchStats | SiblingPrefetchStats,
+    snapshot: CacheStats | NamespaceStats | PrefetchStats | SiblingPrefetchStats | DiskCacheStats,
 ) -> dict[str, Json]:
     values = ((f.name, getattr(snapshot, f.name)) for f in dataclasses.fields(snapshot))
     return {name: value for name, value in values if isinstance(value, int)}
@@ -246,8 +255,10 @@ class MountStats:
         sibling_prefetcher: SiblingPrefetcher | None = None,
         memory: MemorySettings | None = None,
         pressure: PressureMonitor | None = None,
+        disk_cache: DiskCache | None = None,
     ) -> None:
         self.served = ServedCounters()
+        self._disk = disk_cache
         self._mount = mount
         self._store = store
         self._cache = cache
@@ -276,6 +287,7 @@ class MountStats:
             sibling_prefetch=self._siblings.stats() if self._siblings is not None else None,
             memory=self._memory,
             pressure=self._pressure.stats() if self._pressure is not None else None,
+            disk_cache=self._disk.stats() if self._disk is not None else None,
         )
 
 

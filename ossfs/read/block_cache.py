@@ -170,11 +170,13 @@ class BlockCache:
         pool: BufferPool | None = None,
         *,
         total_bytes: int | None = None,
+        on_discard_object: Callable[[str, str], None] | None = None,
     ) -> None:
         """``capacity_bytes`` >= 0 (0 caches nothing but still de-duplicates concurrent fetches).
         ``pool``: where the buffers of evicted and dropped blocks go back for reuse.
         ``total_bytes``: the most that cached blocks and reservations (blocks being fetched) may
         hold together, at least ``capacity_bytes``; None: reservations are only counted.
+        ``on_discard_object``: told every `discard_object` (the disk cache drops its copies).
 
         Raises ValueError on a negative capacity or a total below it.
         """
@@ -188,6 +190,7 @@ class BlockCache:
         self._total_limit = total_bytes  # what cached + reserved may be now
         self._floor = 0  # reservations never evict below this (`resize`)
         self._reserved = 0
+        self._on_discard_object = on_discard_object
         self._lock = threading.Lock()
         self._lru = _BlockLRU(capacity_bytes, pool)
         self._inflight: dict[BlockKey, Future[Block]] = {}
@@ -449,11 +452,14 @@ class BlockCache:
             self._evict_locked()
 
     def discard_object(self, object_key: str, etag: str) -> None:
-        """Drop every cached block of that object version (O(number of cached blocks))."""
+        """Drop every cached block of that object version (O(number of cached blocks)), and
+        tell ``on_discard_object``."""
         with self._lock:
             doomed = [k for k in self._lru if k[0] == object_key and k[1] == etag]
             for k in doomed:
                 self._lru.drop(k)
+        if self._on_discard_object is not None:
+            self._on_discard_object(object_key, etag)
 
     def discard(self, keys: Sequence[BlockKey]) -> int:
         """Drop these blocks if cached (not in-flight fetches); returns how many were dropped.

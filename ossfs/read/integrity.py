@@ -4,7 +4,8 @@ A handle that has read every block of an object can check the object end to end 
 server's ``x-oss-hash-crc64ecma``: each block's CRC is computed once when the handle first
 serves it, and the block CRCs are folded together in offset order as soon as they are
 contiguous. All blocks but the last have the same length, so folding uses one precomputed
-"shift by a block" operator (a 64x64 GF(2) matrix) instead of a general `crc64_combine`.
+"shift by a block" operator (a 64x64 GF(2) matrix) instead of a general `crc64_combine`: the
+folding is `ossfs.core.crc64.PartsCrc`.
 
 Deliberately not here: where blocks come from, what happens on a mismatch (the reader raises
 `IntegrityError`), or where the expected value comes from.
@@ -12,15 +13,7 @@ Deliberately not here: where blocks come from, what happens on a mismatch (the r
 
 from __future__ import annotations
 
-import threading
-from functools import lru_cache
-
-from ossfs.core.crc64 import Buffer, crc64, crc64_combine, shift_operator, shift_with
-
-
-@lru_cache(maxsize=8)
-def _block_shift(block_size: int) -> tuple[int, ...]:
-    return shift_operator(block_size)
+from ossfs.core.crc64 import Buffer, PartsCrc, crc64
 
 
 class WholeObjectCrc:
@@ -33,49 +26,26 @@ class WholeObjectCrc:
     def __init__(self, size: int, block_size: int) -> None:
         if size < 0 or block_size <= 0:
             raise ValueError("size must be >= 0 and block_size > 0")
-        self._size = size
-        self._block_size = block_size
-        self._blocks = (size + block_size - 1) // block_size
-        self._lock = threading.Lock()
-        self._pending: dict[int, int] = {}
-        self._next = 0
-        self._crc = 0
+        self._parts = PartsCrc(size, block_size)
 
     @property
     def complete(self) -> bool:
-        return self._next == self._blocks
+        return self._parts.complete
 
     @property
     def value(self) -> int | None:
-        return self._crc if self.complete else None
+        return self._parts.value
 
     def wants(self, index: int) -> bool:
         """True if block ``index`` has not been added yet (cheap; no lock needed for a hint)."""
-        return index >= self._next and index not in self._pending
+        return self._parts.wants(index)
 
     def add(self, index: int, data: Buffer) -> None:
         """Add block ``index`` (its exact bytes); repeated indices are ignored."""
-        if not 0 <= index < self._blocks:
-            raise ValueError(f"block {index} is outside an object of {self._blocks} blocks")
-        if not self.wants(index):
-            return
-        block_crc = crc64(data)
-        with self._lock:
-            if index < self._next or index in self._pending:
-                return
-            self._pending[index] = block_crc
-            while self._next in self._pending:
-                part = self._pending.pop(self._next)
-                last_length = length_of_last(self._size, self._block_size)
-                if self._next == 0:
-                    # Nothing before it to shift: an object of one block (most small files)
-                    # never needs the block operator, whose first computation takes ms.
-                    self._crc = part
-                elif self._next == self._blocks - 1 and last_length != self._block_size:
-                    self._crc = crc64_combine(self._crc, part, last_length)
-                else:
-                    self._crc = shift_with(_block_shift(self._block_size), self._crc) ^ part
-                self._next += 1
+        if not 0 <= index < self._parts.parts:
+            raise ValueError(f"block {index} is outside an object of {self._parts.parts} blocks")
+        if self.wants(index):
+            self._parts.add(index, crc64(data))
 
 
 def length_of_last(size: int, block_size: int) -> int:

@@ -49,9 +49,13 @@ class VerifyConfig:
     """How to verify.
 
     ``jobs``: objects verified at once (worker threads). ``chunk_bytes``: the largest piece of
-    an object held in memory per worker. ``max_attempts``: failed attempts in a row that made no
+    an object held in memory per GET in flight. An object larger than ``part_bytes`` is read
+    as parts of ``part_bytes`` with up to ``streams`` ranged GETs in flight (``streams`` 1: every
+    object is one stream), so at most ``jobs * streams`` GETs and as many chunks are in flight
+    in all. ``max_attempts``: failed attempts in a row that made no
     progress before an object is given up as ERROR (an attempt that advanced resets the count,
-    so a long object whose body keeps breaking but advancing is still read to its end).
+    so a long object whose body keeps breaking but advancing is still read to its end; counted
+    per part for an object read in parts).
     ``max_restarts``: how often an object that changed while it was read is restarted from its
     first byte before it is given up. Backoff between failed attempts is full-jitter
     exponential from ``retry_base_delay_s`` up to ``retry_max_delay_s`` seconds.
@@ -59,6 +63,8 @@ class VerifyConfig:
 
     jobs: int = 4
     chunk_bytes: int = 1 << 20
+    streams: int = 8
+    part_bytes: int = 8 << 20
     max_attempts: int = 5
     max_restarts: int = 3
     retry_base_delay_s: float = 0.1
@@ -69,6 +75,10 @@ class VerifyConfig:
             raise ValueError(f"jobs must be >= 1, got {self.jobs}")
         if self.chunk_bytes < 1:
             raise ValueError(f"chunk_bytes must be >= 1, got {self.chunk_bytes}")
+        if self.streams < 1:
+            raise ValueError(f"streams must be >= 1, got {self.streams}")
+        if self.part_bytes < 1:
+            raise ValueError(f"part_bytes must be >= 1, got {self.part_bytes}")
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
         if self.max_restarts < 0:

@@ -2,17 +2,22 @@
 
 Responsibility: decide which objects to check (a recursive listing under a prefix, or explicit
 keys), read each one from start to end in bounded memory (one chunk of ``chunk_bytes`` per
-object in flight, at most ``jobs`` objects at once), compute CRC-64/XZ as the bytes arrive,
+GET in flight, at most ``jobs`` objects at once), compute CRC-64/XZ as the bytes arrive,
 compare it and the byte count with what the server promised, and classify the outcome as
 OK, MISMATCH, NO-CRC or ERROR.
 
-Bytes come either from the store (`ObjectStore.stream`, the CRC expected is the one in the very
-response that carries the bytes) or, in *through* mode, from the files of a running ossfs mount
-(the CRC expected comes from a HEAD of the object): an end-to-end check of the mount's data path.
+Bytes come either from the store or, in *through* mode, from the files of a running ossfs mount.
+From the store, an object of at most ``part_bytes`` is one stream (`ObjectStore.stream`; the
+CRC expected is the one in the very response that carries the bytes). A larger one is HEADed for
+the version to pin, then read as parts with up to ``streams`` ranged GETs in flight, each pinned
+to that ETag (`ossfs.verify.parts`); the part CRCs are folded in order and compared with the CRC
+the GETs announced (the HEAD's when they announced none). Through a mount (a large file as
+parallel segments: `ossfs.verify.file_reads`), the CRC expected comes from a HEAD of the object:
+an end-to-end check of the mount's data path.
 
-Transient failures never turn into a MISMATCH. A stream that breaks is resumed at the byte it
-reached, pinned to the same version (If-Match on the ETag) and continuing the running CRC; an
-object that changes while it is read (`StaleError`) is restarted from byte 0 with its new
+Transient failures never turn into a MISMATCH. A stream (or part) that breaks is resumed at the
+byte it reached, pinned to the same version (If-Match on the ETag) and continuing its running
+CRC; an object that changes while it is read (`StaleError`) is restarted from byte 0 with its new
 version. Both are bounded, and running out of attempts gives ERROR.
 
 It deliberately does not print, parse arguments, read the environment, or import oss2 or
@@ -31,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
@@ -39,6 +44,7 @@ from ossfs.core.crc64 import crc64
 from ossfs.core.errors import NotFoundError, OssfsError, RemoteIOError, StaleError
 from ossfs.core.object_store import ObjectMeta, ObjectStore
 from ossfs.store.retry import RetryPolicy
+from ossfs.verify.file_reads import read_file_crc
 from ossfs.verify.model import (
     ETAG_XATTR,
     MountView,
@@ -49,26 +55,13 @@ from ossfs.verify.model import (
     VerifyConfig,
     VerifyReport,
 )
+from ossfs.verify.parts import Attempts, CancelledError, PartsReader
 
 __all__ = ["Verifier"]
 
 log = logging.getLogger(__name__)
 
 _NO_CRC_REASON: Final = "the server sent no x-oss-hash-crc64ecma for this object"
-
-
-class _CancelledError(Exception):
-    """`Verifier.cancel` was called while an object was being read."""
-
-
-@dataclass(slots=True)
-class _Attempts:
-    """Bookkeeping of failed attempts for one object (owned by one worker thread)."""
-
-    failures: int = 0
-    resumes: int = 0
-    restarts: int = 0
-    done_at_last_failure: int = field(default=-1)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -213,8 +206,10 @@ class Verifier:
         try:
             if self._mount is not None:
                 return self._verify_through(target, self._mount, count_bytes)
+            if self.config.streams > 1 and target.size_hint > self.config.part_bytes:
+                return self._verify_parts(target, count_bytes)
             return self._verify_direct(target, count_bytes)
-        except _CancelledError:
+        except CancelledError:
             return ObjectResult(target.key, target.size_hint, Status.ERROR, error="cancelled")
         except Exception as exc:  # a bug must not hide the other objects' results
             log.error("verify %r: unexpected error", target.key, exc_info=True)
@@ -230,7 +225,7 @@ class Verifier:
         crc = 0
         done = 0
         pinned: ObjectMeta | None = None
-        tries = _Attempts()
+        tries = Attempts()
         while pinned is None or done < pinned.size:
             try:
                 meta, chunks = self._store.stream(
@@ -247,7 +242,7 @@ class Verifier:
                 try:
                     for chunk in chunks:
                         if self._cancelled.is_set():
-                            raise _CancelledError
+                            raise CancelledError
                         crc = crc64(chunk, crc)
                         done += len(chunk)
                         on_bytes(len(chunk))
@@ -281,7 +276,68 @@ class Verifier:
         assert pinned is not None
         return _classify(pinned, pinned.crc64, crc, done, tries)
 
-    def _may_retry(self, tries: _Attempts, done: int) -> bool:
+    def _verify_parts(self, target: Target, on_bytes: Callable[[int], None]) -> ObjectResult:
+        """An object larger than a part: HEAD it for the version to pin, read its parts in
+        parallel, compare; restarted from the HEAD when the version changes."""
+        key = target.key
+        restarts = 0
+        resumes = 0
+        while True:
+            try:
+                meta = self._store.head(key)
+            except OssfsError as exc:
+                return ObjectResult(
+                    key,
+                    target.size_hint,
+                    Status.ERROR,
+                    error=_error_text(exc),
+                    resumes=resumes,
+                    restarts=restarts,
+                )
+            if meta.is_frozen:
+                return ObjectResult(key, meta.size, Status.ERROR, error=_frozen_reason(meta))
+            reader = PartsReader(
+                self._store,
+                meta,
+                part_bytes=self.config.part_bytes,
+                streams=self.config.streams,
+                piece_bytes=self.config.chunk_bytes,
+                may_retry=self._may_retry,
+                cancelled=self._cancelled,
+                on_bytes=on_bytes,
+            )
+            try:
+                crc = reader.run()
+            except StaleError as exc:
+                restarts += 1
+                resumes += reader.resumes
+                tries = Attempts(resumes=resumes, restarts=restarts)
+                if restarts > self.config.max_restarts:
+                    return self._gave_up(target, meta, reader.bytes_read, tries, exc, changing=True)
+                log.info("verify %r: the object changed, restarting from byte 0: %s", key, exc)
+                continue
+            except OssfsError as exc:
+                tries = Attempts(reader.failures, resumes + reader.resumes, restarts)
+                if reader.failures:
+                    return self._gave_up(
+                        target, meta, reader.bytes_read, tries, exc, changing=False
+                    )
+                return ObjectResult(
+                    key,
+                    meta.size,
+                    Status.ERROR,
+                    error=_error_text(exc),
+                    bytes_read=reader.bytes_read,
+                    resumes=tries.resumes,
+                    restarts=restarts,
+                )
+            # The CRC the GETs of this version announced; a HEAD of it said the same.
+            announced = self._store.announced_crc64(key, meta.etag)
+            expected = announced if announced is not None else meta.crc64
+            tries = Attempts(resumes=resumes + reader.resumes, restarts=restarts)
+            return _classify(meta, expected, crc, reader.bytes_read, tries)
+
+    def _may_retry(self, tries: Attempts, done: int) -> bool:
         """Count one failed attempt; sleep and return True when another one is allowed."""
         if done > tries.done_at_last_failure:
             tries.failures = 1
@@ -291,7 +347,7 @@ class Verifier:
         if tries.failures >= self.config.max_attempts:
             return False
         if self._cancelled.is_set():
-            raise _CancelledError
+            raise CancelledError
         tries.resumes += 1
         delay = self._backoff.delay_s(tries.failures - 1, self._rand)
         if delay > 0:
@@ -303,7 +359,7 @@ class Verifier:
         target: Target,
         pinned: ObjectMeta | None,
         done: int,
-        tries: _Attempts,
+        tries: Attempts,
         exc: OssfsError,
         *,
         changing: bool,
@@ -327,7 +383,7 @@ class Verifier:
         self, target: Target, mount: MountView, on_bytes: Callable[[int], None]
     ) -> ObjectResult:
         key = target.key
-        tries = _Attempts()
+        tries = Attempts()
         try:
             path = mount.path_of(key)
         except NotFoundError as exc:
@@ -358,7 +414,15 @@ class Verifier:
                     restarts=tries.restarts,
                 )
             try:
-                crc, done = self._read_file(path, meta.size, on_bytes)
+                crc, done = read_file_crc(
+                    path,
+                    meta.size,
+                    chunk_bytes=self.config.chunk_bytes,
+                    streams=self.config.streams,
+                    part_bytes=self.config.part_bytes,
+                    cancelled=self._cancelled,
+                    on_bytes=on_bytes,
+                )
             except OSError as exc:
                 return ObjectResult(
                     key,
@@ -386,27 +450,9 @@ class Verifier:
                     error=f"the object changed {tries.restarts} times while it was read",
                 )
 
-    def _read_file(self, path: Path, size: int, on_bytes: Callable[[int], None]) -> tuple[int, int]:
-        """CRC and length of the file at ``path``, read in chunks (stops past ``size``)."""
-        buf = bytearray(self.config.chunk_bytes)
-        view = memoryview(buf)
-        crc = 0
-        done = 0
-        with open(path, "rb", buffering=0) as f:
-            while done <= size:
-                if self._cancelled.is_set():
-                    raise _CancelledError
-                n = f.readinto(view)
-                if not n:
-                    break
-                crc = crc64(view[:n], crc)
-                done += n
-                on_bytes(n)
-        return crc, done
-
 
 def _classify(
-    meta: ObjectMeta, expected: int | None, crc: int, done: int, tries: _Attempts
+    meta: ObjectMeta, expected: int | None, crc: int, done: int, tries: Attempts
 ) -> ObjectResult:
     base = ObjectResult(
         meta.key,

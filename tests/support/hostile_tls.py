@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support import pem
 from tests.support.hostile_proxy import Client, Listener, read_head
 
 __all__ = ["TlsFiles", "TunnelProxy", "make_tls"]
@@ -155,18 +156,7 @@ def make_tls(directory: Path) -> TlsFiles:
             )
             .sign(ca_key, hashes.SHA256())
         )
-        cert_file, key_file = directory / f"{name}.pem", directory / f"{name}.key"
-        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert_file, key_file)
-        return context
+        return pem.server_context(cert, key, directory, name)[0]
 
     return TlsFiles(
         ca_file,

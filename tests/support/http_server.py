@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from tests.support import pem
+
 
 @dataclass
 class Answer:
@@ -131,7 +133,7 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContex
     """A server context with a self-signed certificate for 127.0.0.1, and that certificate's
     PEM file (the CA bundle a client must be given to trust it)."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
@@ -154,15 +156,5 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContex
         .sign(key, hashes.SHA256())
     )
     directory = tmp_path_factory.mktemp("tls")
-    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file, key_file)
+    context, cert_file = pem.server_context(cert, key, directory, "cert")
     return context, str(cert_file)

@@ -1,0 +1,174 @@
+"""The disk cache put under the block cache: an `ObjectStore` whose block reads look on disk
+before they send a GET, and whose fetched blocks go to the disk cache's writer.
+
+Responsibility: serve ``read_range`` calls that ask for whole blocks of a pinned version (what
+the reader, sequential read-ahead and directory read-ahead ask for) from `DiskCache` where the
+blocks are there, with one ranged GET per run of blocks that are not, handing every fetched
+block to the disk cache's background writer; the same for directory read-ahead's whole-object
+GETs (`TieredWholeFetcher`). The whole-object CRC-64 that block files carry is answered by
+`announced_crc64` when no GET of this mount announced it, so the reader's end-to-end check
+runs on blocks read back from disk too.
+
+Single flight per block stays the block cache's: every call here runs for blocks the cache
+has claimed. Deliberately not here: the files (`disk_cache`), any other request (delegated to
+the store as they are).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from ossfs.core.object_store import ListPage, ObjectMeta, ObjectStore, Piece
+from ossfs.read.disk.disk_cache import DiskCache
+from ossfs.read.sibling_prefetch import WholeFetcher
+
+
+class TieredStore:
+    """`ObjectStore` over ``store`` with ``disk`` under every block read. Thread-safe."""
+
+    def __init__(self, store: ObjectStore, disk: DiskCache) -> None:
+        self._store = store
+        self._disk = disk
+
+    @property
+    def disk(self) -> DiskCache:
+        return self._disk
+
+    def read_range(
+        self,
+        key: str,
+        start: int,
+        end: int,
+        *,
+        etag: str | None,
+        piece_bytes: int,
+        on_piece: Callable[[Piece], None],
+    ) -> None:
+        """As `ObjectStore.read_range`. Block-aligned reads of a pinned version in pieces of
+        one block (or a whole object of at most one block in one piece) consult the disk;
+        other reads go straight to the store."""
+        disk = self._disk
+        block_size = disk.block_size
+        if (
+            etag is None
+            or not disk.enabled
+            or start % block_size
+            or not (piece_bytes == block_size or (start == 0 and piece_bytes >= end <= block_size))
+        ):
+            self._store.read_range(
+                key, start, end, etag=etag, piece_bytes=piece_bytes, on_piece=on_piece
+            )
+            return
+        first = start // block_size
+        last = (end - 1) // block_size
+        index = first
+        while index <= last:
+            lo = index * block_size
+            block = disk.lookup(key, etag, index, min(lo + block_size, end) - lo)
+            if block is not None:
+                on_piece(block)
+                index += 1
+                continue
+            # A run of blocks not on disk: one GET for all of them.
+            stop = index + 1
+            while stop <= last and not disk.exists(key, etag, stop):
+                stop += 1
+            self._fetch(
+                key,
+                etag=etag,
+                first=index,
+                end=min(stop * block_size, end),
+                piece_bytes=piece_bytes,
+                on_piece=on_piece,
+            )
+            index = stop
+
+    def _fetch(
+        self,
+        key: str,
+        *,
+        etag: str,
+        first: int,
+        end: int,
+        piece_bytes: int,
+        on_piece: Callable[[Piece], None],
+    ) -> None:
+        """GET blocks ``first..`` up to byte ``end``, offering each to the disk as it comes."""
+        next_index = [first]
+        store, disk = self._store, self._disk
+
+        def take(piece: Piece) -> None:
+            disk.offer(key, etag, next_index[0], piece, store.announced_crc64(key, etag))
+            next_index[0] += 1
+            on_piece(piece)
+
+        store.read_range(
+            key,
+            first * disk.block_size,
+            end,
+            etag=etag,
+            piece_bytes=piece_bytes,
+            on_piece=take,
+        )
+
+    def announced_crc64(self, key: str, etag: str) -> int | None:
+        """What a GET of this mount announced, else what a block file read back carried."""
+        crc = self._store.announced_crc64(key, etag)
+        return crc if crc is not None else self._disk.object_crc(key, etag)
+
+    def wrap_fetcher(self, fetcher: WholeFetcher | None) -> WholeFetcher | None:
+        """Directory read-ahead's GET runner with the disk in front of it (None stays None:
+        read-ahead then runs `read_range` on worker threads, which consults the disk)."""
+        return TieredWholeFetcher(fetcher, self) if fetcher is not None else None
+
+    # -- everything else goes to the store as it is ------------------------------------------------
+    def probe(self) -> None:
+        self._store.probe()
+
+    def head(self, key: str) -> ObjectMeta:
+        return self._store.head(key)
+
+    def list_page(
+        self, prefix: str, *, delimiter: str = "/", token: str | None = None, max_keys: int = 1000
+    ) -> ListPage:
+        return self._store.list_page(prefix, delimiter=delimiter, token=token, max_keys=max_keys)
+
+    def get_range(self, key: str, start: int, end: int, *, etag: str | None = None) -> bytes:
+        return self._store.get_range(key, start, end, etag=etag)
+
+    def symlink_target(self, key: str) -> str:
+        return self._store.symlink_target(key)
+
+    def stream(
+        self, key: str, *, start: int = 0, etag: str | None = None, chunk_bytes: int = 1 << 20
+    ) -> tuple[ObjectMeta, Iterator[bytes]]:
+        return self._store.stream(key, start=start, etag=etag, chunk_bytes=chunk_bytes)
+
+
+class TieredWholeFetcher:
+    """A `WholeFetcher` that answers from the disk cache when it can (on the calling thread:
+    one small file's read) and offers what it fetches to it."""
+
+    def __init__(self, fetcher: WholeFetcher, tiered: TieredStore) -> None:
+        self._fetcher = fetcher
+        self._tiered = tiered
+
+    def submit(
+        self, key: str, etag: str, size: int, done: Callable[[Piece | BaseException, float], None]
+    ) -> None:
+        disk = self._tiered.disk
+        if size <= disk.block_size:
+            block = disk.lookup(key, etag, 0, size)
+            if block is not None:
+                done(block, 0.0)
+                return
+
+        def finished(result: Piece | BaseException, seconds: float) -> None:
+            if not isinstance(result, BaseException) and size <= disk.block_size:
+                disk.offer(key, etag, 0, result, self._tiered.announced_crc64(key, etag))
+            done(result, seconds)
+
+        self._fetcher.submit(key, etag, size, finished)
+
+    def close(self) -> None:
+        self._fetcher.close()
