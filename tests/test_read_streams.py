@@ -261,6 +261,16 @@ def test_random_reads_off_when_the_unit_does_not_divide_the_block() -> None:
     assert read_ahead_of(reader).unit_bytes == 0
 
 
+def test_random_read_of_the_first_unit_alone_never_asks_a_one_piece_body() -> None:
+    # [0, unit) in one piece of unit bytes is what a small object's whole GET looks like.
+    data = pattern(400 * BS)
+    store, _, _, reader = make(data, ManualExecutor())
+    reader.read(200 * BS, 4)
+    store.reset_calls()
+    assert reader.read(1, 2) == data[1:3]
+    assert gets(store) == [(0, 2 * UNIT)]
+
+
 def test_unit_keys_never_meet_block_keys() -> None:
     assert {unit_key("k", "e", u)[2] for u in range(100)}.isdisjoint(range(100))
 
