@@ -56,7 +56,8 @@ from ossfs.fs.filesystem import Filesystem, FsConfig, Stat
 from ossfs.fs.namespace import Namespace
 from ossfs.read.block_cache import BlockCache
 from ossfs.read.buffers import BufferPool
-from ossfs.read.prefetch import PrefetchConfig, Prefetcher
+from ossfs.read.handle_prefetch import PrefetchConfig
+from ossfs.read.prefetch import Prefetcher
 from ossfs.read.reader import ReadData
 from ossfs.read.sibling_prefetch import SiblingPrefetchConfig, SiblingPrefetcher
 from tests.support.executors import InlineExecutor, ManualExecutor
@@ -76,6 +77,9 @@ PREFETCH: Final = PrefetchConfig(
     max_inflight_bytes=2 * BLOCK,  # less than a window: budget denials happen
     sequential_slack_bytes=2 * BLOCK,
     reorder_bytes=2 * BLOCK,
+    max_streams=3,  # few: streams get replaced
+    random_unit_bytes=BLOCK // 8,  # random reads fetch sub-block units, beside whole blocks
+    random_max_bytes=BLOCK // 2,
 )
 SIBLINGS: Final = SiblingPrefetchConfig(
     initial_files=1,
@@ -169,6 +173,8 @@ class PooledStore(FakeStore):
         on_piece: Callable[[Piece], None],
     ) -> None:
         body = self.get_range(key, start, end, etag=etag)
+        if piece_bytes < BLOCK:
+            COVERAGE["sub-block unit GETs"] += 1
         for pos in range(0, len(body), piece_bytes):
             chunk = body[pos : pos + piece_bytes]
             buffer = self._pool.take(len(chunk))
@@ -566,6 +572,7 @@ def test_fs_model_agrees_with_a_changing_bucket() -> None:
         "read-ahead parts failed",
         "read-ahead parts abandoned",
         "read-ahead budget denials",
+        "sub-block unit GETs",
         "sibling files prefetched",
         "sibling files failed",
         "cache evictions",

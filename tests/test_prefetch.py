@@ -36,13 +36,8 @@ from ossfs.emulator import EmulatorServer
 from ossfs.fs.filesystem import Filesystem, FsConfig
 from ossfs.fs.namespace import Namespace
 from ossfs.read.block_cache import BlockCache
-from ossfs.read.prefetch import (
-    SCAN_FRACTION,
-    SLOW_FIRST_BYTE_S,
-    HandlePrefetch,
-    PrefetchConfig,
-    Prefetcher,
-)
+from ossfs.read.handle_prefetch import SCAN_FRACTION, HandlePrefetch, PrefetchConfig
+from ossfs.read.prefetch import SLOW_FIRST_BYTE_S, Prefetcher
 from ossfs.read.reader import ObjectReader
 from ossfs.store.config import OssConfig
 from ossfs.store.credentials import Credentials
@@ -242,7 +237,9 @@ def test_prefetch_random_reads_fetch_only_the_blocks_they_touch() -> None:
 
 
 @pytest.mark.parametrize("jump_block", [0, 3, 60], ids=["to-start", "backward", "far-ahead"])
-def test_prefetch_seek_outside_the_stream_resets_the_window(jump_block: int) -> None:
+def test_prefetch_seek_outside_the_stream_starts_another_and_keeps_the_first(
+    jump_block: int,
+) -> None:
     data = pattern(64 * BS)
     executor = ManualExecutor()
     store, cache, prefetcher, reader = make(data, executor)
@@ -255,19 +252,25 @@ def test_prefetch_seek_outside_the_stream_resets_the_window(jump_block: int) -> 
 
     offset = jump_block * BS + 1
     assert reader.read(offset, 4) == data[offset : offset + 4]
-    assert handle.window_bytes == BS
+    # A candidate with the initial window in front; the first stream keeps its window.
+    assert handle.stream_windows == [BS, 8 * BS]
     assert executor.submitted == submitted  # the seek itself issues nothing
     stats = prefetcher.stats()
-    assert stats.window_resets == 1
-    # Read-ahead the reader never reached counts as unused (whole blocks, at most the window).
-    assert 0 < stats.bytes_unused <= 8 * BS and stats.bytes_unused % BS == 0
+    assert stats.window_resets == 0 and stats.bytes_unused == 0
     # A block not cached is one synchronous GET of that block only.
     expected = [] if jump_block < 16 else [(jump_block * BS, (jump_block + 1) * BS)]
     assert gets(store) == expected
 
-    # Reading on sequentially from there restarts with a one-block window.
+    # Reading on sequentially from there confirms it, with a one-block window of its own.
     assert reader.read(offset + 4, BS) == data[offset + 4 : offset + 4 + BS]
-    assert handle.window_bytes == BS
+    assert handle.stream_windows == [BS, 8 * BS]
+    # And the first stream goes on where it was, its read-ahead intact.
+    store.reset_calls()
+    executor.run_all()
+    assert reader.read(16 * BS, BS) == data[16 * BS : 17 * BS]
+    assert all(start >= 16 * BS for start, _ in gets(store))
+    assert handle.stream_windows[0] == 8 * BS
+    assert prefetcher.stats().window_resets == 0
     executor.run_all()
 
 
@@ -793,6 +796,8 @@ read_ops = st.lists(
     budget_blocks=st.integers(min_value=0, max_value=16),
     spare_blocks=st.integers(min_value=0, max_value=8),
     scale=st.sampled_from([1.0, 0.5, 0.0]),
+    units_per_block=st.sampled_from([1, 2, 4]),  # 1: random reads take whole blocks
+    max_streams=st.integers(min_value=1, max_value=3),
     ops=read_ops,
 )
 def test_prefetch_any_read_mix_returns_the_objects_bytes(
@@ -803,8 +808,12 @@ def test_prefetch_any_read_mix_returns_the_objects_bytes(
     budget_blocks: int,
     spare_blocks: int,
     scale: float,
+    units_per_block: int,
+    max_streams: int,
     ops: list[tuple[str, int]],
 ) -> None:
+    block_size *= units_per_block
+    unit = block_size // units_per_block
     data = pattern(int(block_size * blocks))
     store = FakeStore()
     meta = store.put("a.bin", data)
@@ -816,6 +825,9 @@ def test_prefetch_any_read_mix_returns_the_objects_bytes(
         max_window_bytes=8 * block_size,
         max_inflight_bytes=budget_blocks * block_size,
         sequential_slack_bytes=block_size,
+        max_streams=max_streams,
+        random_unit_bytes=unit,
+        random_max_bytes=2 * unit,
     )
     with ThreadPoolExecutor(max_workers=3) as executor:
         prefetcher = Prefetcher(executor, config)
@@ -843,8 +855,8 @@ def test_prefetch_any_read_mix_returns_the_objects_bytes(
         assert stats.parts_issued == 0
     for start, end in gets(store):
         assert 0 <= start < end <= len(data)
-        assert start % block_size == 0
-        assert end == len(data) or end % block_size == 0
+        assert start % unit == 0
+        assert end == len(data) or end % unit == 0
 
 
 # -- on the local OSS server, through the real store ----------------------------------------------

@@ -23,7 +23,8 @@ from ossfs.app.mount_config import MountConfig
 from ossfs.core.url import OssLocation
 from ossfs.read.block_cache import BlockCache
 from ossfs.read.buffers import BufferPool
-from ossfs.read.prefetch import PrefetchConfig, Prefetcher
+from ossfs.read.handle_prefetch import PrefetchConfig
+from ossfs.read.prefetch import Prefetcher
 from ossfs.read.pressure import PressureConfig, PressureMonitor
 from ossfs.read.reader import ObjectReader
 from tests.support.fakes import FakeStore

@@ -330,8 +330,15 @@ class RecordingReadAhead:
         self.reads: list[tuple[int, int, int, int, bool]] = []
         self.closed = 0
 
-    def on_read(self, offset: int, end: int, first: int, last: int, *, hit: bool) -> None:
+    @property
+    def unit_bytes(self) -> int:
+        return 0
+
+    def on_read(
+        self, offset: int, end: int, first: int, last: int, *, hit: bool
+    ) -> tuple[int, int] | None:
         self.reads.append((offset, end, first, last, hit))
+        return None
 
     def close(self) -> None:
         self.closed += 1

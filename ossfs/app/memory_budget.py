@@ -10,9 +10,9 @@ leave it and a useful budget is refused at mount time with one line saying so.
 A fraction and not a constant, so that a larger machine gets a larger block cache (random
 reads, many small and medium files, several readers of one object) and a small one is not
 overcommitted. A sequential scan of a large object does not fill it: past a quarter of the
-cache its passed blocks are dropped (`ossfs.read.prefetch.SCAN_FRACTION`), and re-reads of it are
-the kernel page cache's to serve; only over a slow link is an object that fits kept
-(`ossfs.read.prefetch.SLOW_FIRST_BYTE_S`).
+cache its passed blocks are dropped (`ossfs.read.handle_prefetch.SCAN_FRACTION`), and
+re-reads of it are the kernel page cache's to serve; only over a slow link is an object that
+fits kept (`ossfs.read.prefetch.SLOW_FIRST_BYTE_S`).
 """
 
 from __future__ import annotations

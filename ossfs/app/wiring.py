@@ -29,7 +29,8 @@ from ossfs.read.buffers import BufferPool
 from ossfs.read.disk.cache_dir import CacheDirError, prepare_directory
 from ossfs.read.disk.disk_cache import DiskCache
 from ossfs.read.disk.tiered_store import TieredStore
-from ossfs.read.prefetch import PrefetchConfig, Prefetcher
+from ossfs.read.handle_prefetch import PrefetchConfig
+from ossfs.read.prefetch import Prefetcher
 from ossfs.read.pressure import PressureConfig, PressureMonitor
 from ossfs.read.sibling_prefetch import SiblingPrefetchConfig, SiblingPrefetcher, WholeFetcher
 from ossfs.store.config import OssConfig

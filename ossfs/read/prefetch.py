@@ -1,68 +1,30 @@
-"""Sequential read-ahead: detect sequential readers and keep a growing window of blocks in flight.
+"""The mount's sequential read-ahead: one executor, one budget and the counters for every handle.
 
-Responsibility: per open handle (`HandlePrefetch`, the `ReadAhead` of its `ObjectReader`), tell a
-sequential reader from a random one, and for a sequential reader claim the blocks ahead of it in
-the shared `BlockCache` and fetch them as parallel ranged GETs ("parts") on a shared executor,
-all pinned to the handle's etag; a reader that reaches a claimed block waits for that fetch
-instead of sending its own (single flight). One `Prefetcher` per mount holds the executor, the
-configuration, one global budget of in-flight read-ahead bytes and the counters.
+Responsibility: one `Prefetcher` per mount holds the executor the read-ahead GETs run on, the
+configuration, one global budget of in-flight read-ahead bytes (read-ahead in flight, or arrived
+and not yet read, over all handles), the memory-pressure scale (`Prefetcher.set_scale`, set by
+`ossfs.read.pressure`: it shrinks the budget and every window cap; at 0 nothing is read ahead),
+whether the link is slow, and the counters. `Prefetcher.attach` gives each open handle its own
+read-ahead (`ossfs.read.handle_prefetch.HandlePrefetch`), which is where the policy is.
 
-The policy, in blocks of the reader's block size:
-
-- The first read of a handle never prefetches. A later read is *sequential* when it starts
-  at most ``sequential_slack_bytes`` after the end of the furthest read so far, at most
-  ``reorder_bytes`` before it (several FUSE threads deliver the kernel's readahead out of
-  order: a read one block behind the previous one is common), or inside the window already
-  issued (a forward skip that read-ahead absorbs). Any other read resets the stream: the
-  window goes back to its initial size and nothing more is issued until reads are sequential
-  again (parts in flight finish into the cache; nothing is cancelled). Random readers
-  therefore fetch exactly the blocks they touch, through the reader's own synchronous path.
-- A sequential read makes sure the ``window`` blocks after it are claimed, in parts of
-  ``min(part_size, window)`` (only whole parts, except the last one before EOF; never past
-  EOF). The window starts at ``initial_window_bytes`` and doubles, up to ``max_window_bytes``
-  (and at most a quarter of the cache, so read-ahead cannot evict itself), each time a
-  sequential read had to wait (a block it needed was in flight or missing).
-- A part is issued only if the global read-ahead budget (``max_inflight_bytes``) has room:
-  it counts read-ahead in flight *and* read-ahead that arrived and its reader has not read yet,
-  so the windows of all readers together stay within it. Otherwise nothing is issued and reads
-  fall back to the reader's synchronous block fetches (they never fail for lack of budget). A
-  block's bytes go back to that budget when its reader reads it, when the stream resets or the
-  handle closes, or when its fetch fails. Bytes in flight are also reserved in the cache's
-  account of block memory (`BlockCache.reserve`), turned into cached bytes as each block lands.
-- `Prefetcher.set_scale` shrinks the budget and every window cap when memory is short (the
-  mount's `ossfs.read.pressure` monitor); at scale 0 nothing is read ahead and each read fetches
-  only its own blocks.
-- Errors are never swallowed into wrong bytes: a failed part caches nothing and settles its
-  claimed blocks with the error, so a reader waiting for them raises that error, and a reader
-  arriving later fetches them itself (getting the real error again, or the bytes).
-- `HandlePrefetch.close` (release) stops issuing; parts queued but not yet sent are abandoned
-  (their waiters fetch for themselves), parts already sent finish into the cache.
-
-Each block of a part is cached as soon as it has arrived, so a reader waits only for the block
-it needs, not for the whole part's GET.
-
-Deliberately not here: block math and reply assembly (`reader`), caching and single flight
-(`block_cache`), retries and error mapping (`oss_store`), and command-line knobs (the CLI).
+Deliberately not here: the per-handle policy (detection, windows, parts, drop-behind:
+`handle_prefetch`), block math (`reader`), caching (`block_cache`) and command-line knobs.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Final
 
-from ossfs.read.block_cache import Block, BlockKey
+from ossfs.read.handle_prefetch import HandlePrefetch, PrefetchConfig
 from ossfs.read.reader import ObjectReader
 
 log = logging.getLogger(__name__)
 
-SCAN_FRACTION: Final = 4
-"""A sequential read of an object larger than 1/4 of the block cache is a scan: drop-behind
-drops its passed blocks at once instead of keeping them last in line (unless the link is slow
-and the object fits the cache, see `SLOW_FIRST_BYTE_S`)."""
 SLOW_FIRST_BYTE_S: Final = 0.005
 """The link is slow when GETs take at least 5 ms to their first byte (the best of the recent
 ones, `ossfs.store.latency`). Over such a link a block that the kernel's page cache lost costs its
@@ -73,41 +35,6 @@ scan of an object that fits the cache is kept there, last in line, instead of dr
 
 
 @dataclass(frozen=True, slots=True)
-class PrefetchConfig:
-    """Read-ahead tuning. Sizes are rounded down to whole blocks of each reader (at least one).
-
-    ``part_size_bytes``: bytes per read-ahead GET once the window is that large (8 MiB is where
-    OSS throughput per connection plateaus). ``initial_window_bytes`` / ``max_window_bytes``:
-    read-ahead per handle when a sequential stream starts / at most. ``max_inflight_bytes``:
-    read-ahead bytes in flight over all handles of the mount. ``sequential_slack_bytes``: how
-    far after the end of the furthest read a read may start and still count as sequential;
-    ``reorder_bytes``: how far before it (at least ``sequential_slack_bytes``).
-    ``drop_behind``: make blocks a handle's read-ahead fetched the cache's first to evict once
-    its reader is past them (drop them, for an object larger than 1/`SCAN_FRACTION` of the
-    cache, unless the link is slow and the object fits: see `SLOW_FIRST_BYTE_S`).
-    """
-
-    part_size_bytes: int = 8 << 20
-    initial_window_bytes: int = 1 << 20
-    max_window_bytes: int = 64 << 20
-    max_inflight_bytes: int = 256 << 20
-    sequential_slack_bytes: int = 1 << 20
-    reorder_bytes: int = 8 << 20
-    drop_behind: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("part_size_bytes", "initial_window_bytes", "max_window_bytes"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0")
-        if self.initial_window_bytes > self.max_window_bytes:
-            raise ValueError("initial_window_bytes must not exceed max_window_bytes")
-        if min(self.max_inflight_bytes, self.sequential_slack_bytes, self.reorder_bytes) < 0:
-            raise ValueError(
-                "max_inflight_bytes, sequential_slack_bytes and reorder_bytes must be >= 0"
-            )
-
-
-@dataclass(frozen=True, slots=True)
 class PrefetchStats:
     """Counters since the `Prefetcher` was built (a consistent snapshot).
 
@@ -115,8 +42,9 @@ class PrefetchStats:
     blocks it claimed). ``bytes_issued``: bytes those tasks claimed. ``bytes_prefetched``: bytes
     they received. ``parts_failed`` / ``parts_abandoned``: tasks that ended in an error / were
     dropped unsent because their handle closed. ``bytes_unused``: bytes read-ahead covered that
-    their handle never read before its stream reset or it closed (waste; blocks evicted before
-    being read are not counted). ``window_resets``: sequential streams broken by a seek.
+    their handle never read before their stream was replaced or the handle closed (waste; blocks
+    evicted before being read are not counted). ``window_resets``: streams with read-ahead
+    replaced in their handle's table by newer ones (`ossfs.read.streams.StreamTable`).
     ``budget_denials``: parts not issued because the global budget was spent.
     ``inflight_bytes``: budget in use now: read-ahead in flight, or arrived and not yet read.
     """
@@ -187,7 +115,7 @@ class Prefetcher:
         version = (reader.meta.key, reader.meta.etag)
         with self._lock:
             self._handles[version] = self._handles.get(version, 0) + 1
-        return HandlePrefetch(self, reader)
+        return HandlePrefetch(self, self._config, reader)
 
     def stats(self) -> PrefetchStats:
         with self._lock:
@@ -211,8 +139,8 @@ class Prefetcher:
         latency = self._first_byte_s()
         return latency is not None and latency >= SLOW_FIRST_BYTE_S
 
-    # -- used by HandlePrefetch -------------------------------------------------------------------
-    def _reserve(self, nbytes: int) -> bool:
+    # -- PrefetchBudget: used by HandlePrefetch --------------------------------------------------
+    def reserve(self, nbytes: int) -> bool:
         """Take ``nbytes`` of the global budget, or count a denial and return False."""
         with self._lock:
             if self._inflight_bytes + nbytes > self._config.max_inflight_bytes * self._scale:
@@ -221,335 +149,44 @@ class Prefetcher:
             self._inflight_bytes += nbytes
             return True
 
-    def _deny(self) -> None:
+    def deny(self) -> None:
         with self._lock:
             self._budget_denials += 1
 
-    def _release(self, nbytes: int) -> None:
+    def release(self, nbytes: int) -> None:
         with self._lock:
             self._inflight_bytes -= nbytes
 
-    def _submit(self, part: _Part) -> bool:
-        """Run ``part`` on the executor; False if the executor refused it (shut down)."""
+    def submit(self, task: Callable[[], None], claimed_bytes: int) -> bool:
+        """Run ``task`` (a part claiming ``claimed_bytes``) on the executor; False if the
+        executor refused it (shut down)."""
         try:
-            self._executor.submit(part.run)
+            self._executor.submit(task)
         except RuntimeError:
             return False
         with self._lock:
             self._parts_issued += 1
-            self._bytes_issued += part.claimed_bytes
+            self._bytes_issued += claimed_bytes
         return True
 
-    def _count_part_end(self, *, received: int, failed: bool, abandoned: bool) -> None:
+    def count_part_end(self, *, received: int, failed: bool, abandoned: bool) -> None:
         with self._lock:
             self._bytes_prefetched += received
             self._parts_failed += failed
             self._parts_abandoned += abandoned
 
-    def _detach(self, key: str, etag: str) -> None:
+    def detach(self, key: str, etag: str) -> None:
         with self._lock:
             left = self._handles.pop((key, etag), 1) - 1
             if left:
                 self._handles[(key, etag)] = left
 
-    def _sole_handle(self, key: str, etag: str) -> bool:
+    def sole_handle(self, key: str, etag: str) -> bool:
         """True if one handle alone has this object version open (drop-behind is safe)."""
         with self._lock:
             return self._handles.get((key, etag), 0) <= 1
 
-    def _count_reset(self, unused_bytes: int, *, reset: bool) -> None:
+    def count_reset(self, unused_bytes: int, *, reset: bool) -> None:
         with self._lock:
             self._bytes_unused += unused_bytes
             self._window_resets += reset
-
-
-class HandlePrefetch:
-    """Read-ahead of one open handle (one pinned object version): the `ReadAhead` of its reader.
-
-    Thread-safe: concurrent reads of one handle take turns on a small lock that guards only the
-    stream state; claims, submissions and GETs happen outside it.
-    """
-
-    def __init__(self, prefetcher: Prefetcher, reader: ObjectReader) -> None:
-        config = prefetcher.config
-        block_size = reader.block_size_bytes
-        meta = reader.meta
-        self._prefetcher = prefetcher
-        self._reader = reader
-        self._cache = reader.cache
-        self._key = meta.key
-        self._etag = meta.etag
-        self._size = meta.size
-        self._block_size = block_size
-        self._n_blocks = -(-meta.size // block_size)
-        # Read-ahead that the cache would evict before the reader gets there is pure waste.
-        capacity = reader.cache.capacity_bytes
-        window_cap_bytes = min(config.max_window_bytes, capacity // 4)
-        self._max_window = window_cap_bytes // block_size  # 0: no read-ahead for this handle
-        self._initial_window = min(
-            max(1, config.initial_window_bytes // block_size), self._max_window
-        )
-        self._part_blocks = max(1, config.part_size_bytes // block_size)
-        self._slack = config.sequential_slack_bytes
-        self._behind = max(config.sequential_slack_bytes, config.reorder_bytes)
-        self._lock = threading.Lock()
-        self._closed = False
-        self._furthest_end: int | None = None  # end offset of the furthest read; None: no read yet
-        self._window = self._initial_window  # blocks
-        self._active = False  # this stream has issued read-ahead since its last reset
-        self._issued_until = 0  # block index: read-ahead of this stream covers [.., issued_until)
-        # Blocks read-ahead covered that this handle has not read -> bytes of the global budget
-        # each still holds (0 once given back: another handle's fetch had it, or it failed).
-        self._unread: dict[int, int] = {}
-        self._drop_behind = config.drop_behind
-        # A long sequential read is a scan: the kernel's page cache keeps it for re-reads, and
-        # an LRU could not keep an object larger than itself anyway (the re-read evicts the tail
-        # before it gets there). Past a quarter of the cache its passed blocks are dropped at
-        # once, which lets their buffers be reused while still warm in the CPU caches: fresh
-        # buffers for every block of 1 GiB cost a fifth of the loopback rate (1,097 -> 870
-        # MB/s with a 1.1 GiB cache) and the RSS of the whole object. Over a slow link an
-        # object that fits is kept all the same (see `SLOW_FIRST_BYTE_S`).
-        self._scan = meta.size > capacity // SCAN_FRACTION
-        self._fits = meta.size <= capacity
-        self._mine: set[int] = set()  # blocks this handle's read-ahead fetched, not yet dropped
-
-    @property
-    def window_bytes(self) -> int:
-        """The current read-ahead window (0 when read-ahead is off for this handle)."""
-        with self._lock:
-            return self._window * self._block_size
-
-    def _window_cap(self) -> int:
-        """The most blocks the window may have now (its cap, shrunk with the scale)."""
-        return max(1, int(self._max_window * self._prefetcher.scale))
-
-    # -- ReadAhead --------------------------------------------------------------------------------
-    def on_read(self, offset: int, end: int, first: int, last: int, *, hit: bool) -> None:
-        """See `reader.ReadAhead`: update the stream, then issue parts outside the lock."""
-        if self._max_window == 0:
-            return
-        held = 0
-        with self._lock:
-            if self._closed:
-                return
-            unread = self._unread
-            if unread:
-                for index in range(first, last + 1):
-                    held += unread.pop(index, 0)
-            furthest = self._furthest_end
-            if furthest is None or not (
-                furthest - self._behind <= offset <= furthest + self._slack
-                or furthest <= offset < self._issued_until * self._block_size
-            ):
-                if self._active:
-                    held += self._reset_locked()
-                self._furthest_end = end
-                parts = []
-                done = []
-            else:
-                furthest = max(furthest, end)
-                self._furthest_end = furthest
-                if self._active and not hit:
-                    self._window = min(self._window * 2, self._window_cap())
-                parts = self._plan_locked(last)
-                done = self._passed_locked((furthest - self._behind) // self._block_size)
-        if held:
-            self._prefetcher._release(held)
-        if done:
-            self._drop(done)
-        for part in parts:
-            self._issue(part)
-
-    def close(self) -> None:
-        """Stop issuing read-ahead (idempotent); queued parts will be abandoned unsent."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            held = sum(self._unread.values())
-            unused = self._unused_bytes_locked()
-            window = self._window * self._block_size
-            furthest = self._furthest_end or 0
-            done = self._passed_locked(furthest // self._block_size)
-        log.debug(
-            "prefetch %s: closed (window %d bytes, %d bytes unused)", self._key, window, unused
-        )
-        if done:
-            self._drop(done)
-        if held:
-            self._prefetcher._release(held)
-        self._prefetcher._detach(self._key, self._etag)
-        self._prefetcher._count_reset(unused, reset=False)
-
-    # -- internals --------------------------------------------------------------------------------
-    def _reset_locked(self) -> int:
-        """Reset the stream; returns the budget its unread read-ahead held (to give back)."""
-        held = sum(self._unread.values())
-        unused = self._unused_bytes_locked()
-        self._window = self._initial_window
-        self._active = False
-        self._issued_until = 0
-        log.debug("prefetch %s: window reset (%d bytes unused)", self._key, unused)
-        self._prefetcher._count_reset(unused, reset=True)
-        return held
-
-    def _unused_bytes_locked(self) -> int:
-        unused = sum(self._block_bytes(index, index + 1) for index in self._unread)
-        self._unread.clear()
-        return unused
-
-    def _block_bytes(self, first: int, stop: int) -> int:
-        """Bytes of blocks ``[first, stop)`` (the last block of the object may be short)."""
-        return min(stop * self._block_size, self._size) - first * self._block_size
-
-    def _plan_locked(self, last: int) -> list[_Part]:
-        """Reserve budget for, and record as issued, the parts that keep the window full."""
-        window = min(self._window, self._window_cap())
-        start = max(self._issued_until, last + 1)
-        target = min(last + 1 + window, self._n_blocks)
-        part_blocks = min(self._part_blocks, window)
-        parts: list[_Part] = []
-        while start < target:
-            count = min(part_blocks, target - start)
-            if count < part_blocks and target < self._n_blocks:
-                break  # wait until a whole part fits in the window (fewer, larger GETs)
-            nbytes = self._block_bytes(start, start + count)
-            if not self._prefetcher._reserve(nbytes):
-                break  # budget spent: the reader fetches what it needs synchronously
-            parts.append(_Part(self, start, start + count, nbytes))
-            for index in range(start, start + count):
-                self._unread[index] = self._block_bytes(index, index + 1)
-            start += count
-        if parts:
-            self._active = True
-            self._issued_until = start
-        return parts
-
-    def _passed_locked(self, below: int) -> list[int]:
-        """Blocks this handle's read-ahead fetched that lie wholly before block ``below`` (its
-        reader is done with them), forgotten here; empty unless dropping behind."""
-        if not self._drop_behind or not self._mine:
-            return []
-        done = [index for index in self._mine if index < below]
-        self._mine.difference_update(done)
-        return done
-
-    def _drop(self, indices: list[int]) -> None:
-        """Drop-behind: a sequential reader rarely comes back (the kernel's page cache serves
-        most re-reads), so its blocks become the cache's first to evict (dropped at once if the
-        object is a scan, see `SCAN_FRACTION`, unless the link is slow and the object fits the
-        cache, see `SLOW_FIRST_BYTE_S`): a long read cannot push out what others use,
-        and evicted buffers are reused for the next blocks. Not while another handle has the
-        version open: it may be reading behind this one."""
-        if self._prefetcher._sole_handle(self._key, self._etag):
-            keys = [(self._key, self._etag, index) for index in indices]
-            if self._scan and not (self._fits and self._prefetcher.slow_link):
-                self._cache.discard(keys)
-            else:
-                self._cache.demote(keys)
-
-    def _issue(self, part: _Part) -> None:
-        """Claim the part's blocks (those neither cached nor in flight), reserve their bytes in
-        the cache's account and submit its GETs. Blocks it did not claim give their budget back
-        at once (another fetch has them, or the cache does)."""
-        keys = [(self._key, self._etag, index) for index in range(part.first, part.stop)]
-        part.claimed = claimed = self._cache.claim(keys)
-        part.claimed_bytes = sum(self._block_bytes(key[2], key[2] + 1) for key in claimed)
-        if claimed and not self._cache.reserve(part.claimed_bytes):
-            self._cache.abandon(claimed)
-            self._prefetcher._deny()
-            claimed = part.claimed = []
-            part.claimed_bytes = 0
-        mine = {key[2] for key in claimed}
-        self._give_back(index for index in range(part.first, part.stop) if index not in mine)
-        if not claimed:
-            return
-        if self._drop_behind:
-            with self._lock:
-                self._mine.update(mine)
-        if not self._prefetcher._submit(part):
-            self._cache.abandon(claimed)
-            self._cache.release(part.claimed_bytes)
-            self._give_back(mine)
-
-    def _give_back(self, indices: Iterable[int]) -> None:
-        """Return to the global budget what these blocks' read-ahead held (they stay counted as
-        covered for the waste statistics)."""
-        held = 0
-        with self._lock:
-            unread = self._unread
-            for index in indices:
-                nbytes = unread.get(index)
-                if nbytes:
-                    held += nbytes
-                    unread[index] = 0
-        if held:
-            self._prefetcher._release(held)
-
-    def _run_part(self, part: _Part) -> None:
-        """On a worker thread: one ranged GET per run of claimed blocks, settling every claim."""
-        pending: list[BlockKey] = list(part.claimed)
-        received = 0
-        failed = abandoned = False
-
-        def fill(index: int, block: Block) -> None:
-            # Blocks arrive in order, and the next one is always pending[0]: each is cached
-            # (and its waiters woken) as soon as it is in, not when the whole GET is. Its bytes
-            # turn from reserved into cached in the cache's account; the read-ahead budget
-            # holds them until the reader has read the block.
-            nonlocal received
-            key = pending.pop(0)
-            self._cache.fill((key,), (block,), reserved_bytes=len(block))
-            received += len(block)
-
-        try:
-            with self._lock:
-                closed = self._closed
-            if closed:
-                self._cache.abandon(pending)
-                pending.clear()
-                abandoned = True
-                return
-            while pending:
-                first = last = pending[0][2]
-                for key in pending[1:]:
-                    if key[2] != last + 1:
-                        break
-                    last += 1
-                try:
-                    self._reader.fetch_blocks(first, last, fill)
-                except Exception as exc:
-                    log.debug("prefetch %s blocks %d..%d failed: %r", self._key, first, last, exc)
-                    self._cache.fail(pending, exc)
-                    pending.clear()
-                    failed = True
-                    return
-        finally:
-            if pending:  # something unexpected went wrong: never leave a waiter hanging
-                self._cache.abandon(pending)
-                failed = True
-            self._cache.release(part.claimed_bytes - received)
-            if failed or abandoned:
-                held = 0
-                with self._lock:
-                    for key in part.claimed:
-                        held += self._unread.pop(key[2], 0)
-                self._prefetcher._release(held)
-            self._prefetcher._count_part_end(received=received, failed=failed, abandoned=abandoned)
-
-
-class _Part:
-    """One read-ahead task: blocks ``[first, stop)`` of a handle, and what it claimed of them."""
-
-    __slots__ = ("claimed", "claimed_bytes", "first", "handle", "reserved_bytes", "stop")
-
-    def __init__(self, handle: HandlePrefetch, first: int, stop: int, reserved_bytes: int) -> None:
-        self.handle = handle
-        self.first = first
-        self.stop = stop
-        self.reserved_bytes = reserved_bytes
-        self.claimed: list[BlockKey] = []
-        self.claimed_bytes = 0
-
-    def run(self) -> None:
-        self.handle._run_part(self)

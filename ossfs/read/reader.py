@@ -2,13 +2,15 @@
 
 Responsibility: turn ``read(offset, size)`` into block indices (pure functions `block_range` and
 `block_bounds`, half-open ranges), answer from `BlockCache`, fetch missing blocks with ranged GETs
-pinned to the etag seen at open (If-Match), check every body's length, and assemble the reply.
+pinned to the etag seen at open (If-Match), check every body's length, and assemble the reply. A
+read its read-ahead judges random is served from sub-block units instead (a fraction of a block,
+keyed by `unit_key` in the same cache), fetching the range the read-ahead gives.
 
-Deliberately not here: read-ahead and sequential detection (`prefetch`: the reader tells an
-optional `ReadAhead` about every read before serving it, and the prefetcher fills the same cache
-from worker threads through the `ObjectReader.fetch_blocks` seam), retries and error mapping
-(`oss_store`), and any FUSE or path knowledge. The whole-object CRC check is folded in as
-blocks are served (`ossfs.read.integrity`).
+Deliberately not here: read-ahead, sequential and random detection (`handle_prefetch`: the
+reader tells an optional `ReadAhead` about every read before serving it, and the prefetcher
+fills the same cache from worker threads through the `ObjectReader.fetch_blocks` seam), retries
+and error mapping (`oss_store`), and any FUSE or path knowledge. The whole-object CRC check is
+folded in as blocks are served (`ossfs.read.integrity`); units are not.
 """
 
 from __future__ import annotations
@@ -32,18 +34,35 @@ Treat it as read-only: it may be the cache's own buffer."""
 
 
 class ReadAhead(Protocol):
-    """A per-reader read-ahead policy (`prefetch`), told about every read before it is served.
+    """A per-reader read-ahead policy (`handle_prefetch`), told about every read before it is
+    served.
 
     ``on_read`` runs on the reading thread, once per non-empty read inside the object, with the
     half-open byte range ``[offset, end)``, its blocks ``first..last`` (inclusive) and ``hit``:
     True when every one of those blocks was already cached (the reader will not wait). It must
-    be cheap, must not raise for remote failures and must not wait for the network. ``close``
-    stops it for good (the handle is released).
+    be cheap, must not raise for remote failures and must not wait for the network. It returns
+    None to have the read served from whole blocks, or, for a read it judges random, the range
+    ``[lo, hi)`` to fetch instead: aligned to ``unit_bytes`` (``hi`` may be the object's end)
+    and covering the read (the reader serves it from sub-block units, and ignores the range
+    when ``hit``). ``unit_bytes`` is fixed (0: never a range; else it divides the block size
+    and is the same for every reader of the cache). ``close`` stops it for good (the handle is
+    released).
     """
 
-    def on_read(self, offset: int, end: int, first: int, last: int, *, hit: bool) -> None: ...
+    @property
+    def unit_bytes(self) -> int: ...
+
+    def on_read(
+        self, offset: int, end: int, first: int, last: int, *, hit: bool
+    ) -> tuple[int, int] | None: ...
 
     def close(self) -> None: ...
+
+
+def unit_key(key: str, etag: str, unit: int) -> BlockKey:
+    """The cache key of sub-block unit ``unit`` (of the mount's unit size) of a version: the
+    block index slot holds ``~unit`` (negative), so units and blocks never share a key."""
+    return (key, etag, ~unit)
 
 
 def block_range(offset: int, size: int, block_size: int, object_size: int) -> range:
@@ -118,6 +137,7 @@ class ObjectReader:
         self._corrupt: IntegrityError | None = None
         self._check_lock = threading.Lock()
         self._read_ahead = read_ahead(self) if read_ahead is not None else None
+        self._unit = self._read_ahead.unit_bytes if self._read_ahead is not None else 0
 
     @property
     def meta(self) -> ObjectMeta:
@@ -164,7 +184,9 @@ class ObjectReader:
         if first == last:
             block = self._cache.get((self._key, self._etag, first))
             if read_ahead is not None:
-                read_ahead.on_read(offset, end, first, last, hit=block is not None)
+                span = read_ahead.on_read(offset, end, first, last, hit=block is not None)
+                if span is not None and block is None:
+                    return self._read_units(offset, end, span)
             if block is None:
                 block = self._blocks(first, last)[0]
             whole = self._whole
@@ -179,22 +201,66 @@ class ObjectReader:
         if read_ahead is not None:
             contains, key, etag = self._cache.contains, self._key, self._etag
             hit = all(contains((key, etag, index)) for index in range(first, last + 1))
-            read_ahead.on_read(offset, end, first, last, hit=hit)
+            span = read_ahead.on_read(offset, end, first, last, hit=hit)
+            if span is not None and not hit:
+                return self._read_units(offset, end, span)
         blocks = self._blocks(first, last)
         whole = self._whole
         if whole is not None:
             for index, block in enumerate(blocks, start=first):
                 if whole.wants(index):
                     self._add_to_check(whole, index, block)
-        parts: list[memoryview] = []
-        block_start = first * block_size
-        for block in blocks:
-            lo = max(offset, block_start) - block_start
-            hi = min(end, block_start + len(block)) - block_start
-            parts.append(memoryview(block)[lo:hi])
-            block_start += block_size
-        # join copies each slice once into the reply; no intermediate bytes objects.
-        return b"".join(parts)
+        return _assemble(blocks, first * block_size, block_size, offset, end)
+
+    def _read_units(self, offset: int, end: int, span: tuple[int, int]) -> ReadData:
+        """Bytes ``[offset, end)`` from the sub-block units of ``span`` (the range a random read
+        fetches, see `ReadAhead`), fetching each run of missing units with one ranged GET.
+
+        Units are not folded into the whole-object CRC check, which takes whole blocks: a
+        handle that reads every byte through units is not checked end to end (each body's
+        length still is, and the If-Match pin still holds)."""
+        unit = self._unit
+        lo, hi = span
+        if (
+            lo % unit
+            or not lo <= offset < end <= hi <= self._size
+            or (hi % unit and hi != self._size)
+        ):
+            raise ValueError(f"range {span} does not cover [{offset}, {end}) in units of {unit}")
+        first = offset // unit
+        key, etag, contains = self._key, self._etag, self._cache.contains
+        low, high = first, (end - 1) // unit
+        # The span's units beyond the read's own are worth fetching only with a GET the read
+        # needs anyway, and in that same GET: none when the read's own units are all cached,
+        # and none past the first one cached on either side (no second round trip for them).
+        if not all(contains(unit_key(key, etag, index)) for index in range(low, high + 1)):
+            while low > lo // unit and not contains(unit_key(key, etag, low - 1)):
+                low -= 1
+            while high < (hi - 1) // unit and not contains(unit_key(key, etag, high + 1)):
+                high += 1
+        keys = [unit_key(key, etag, index) for index in range(low, high + 1)]
+        units = self._cache.get_many_or_fetch(keys, self._fetch_units)
+        skip = first - low
+        if (end - 1) // unit == first:
+            base = first * unit
+            return memoryview(units[skip])[offset - base : end - base]
+        return _assemble(units[skip:], first * unit, unit, offset, end)
+
+    def _fetch_units(self, keys: Sequence[BlockKey]) -> list[Block]:
+        """`BlockCache` fetch callback for consecutive unit keys (`unit_key`): one ranged GET,
+        reserved in the cache's account while it runs (forced, as for blocks)."""
+        first, last = ~keys[0][2], ~keys[-1][2]
+        unit = self._unit
+        # A GET of [0, unit) in one piece of that size looks like the whole body of a small
+        # object (the disk cache's `TieredStore` takes it for block 0 and checks its file
+        # against that length): unit 0 alone comes with unit 1, which is then let go.
+        stop = 1 if first == last == 0 and self._size > unit else last
+        nbytes = min((stop + 1) * unit, self._size) - first * unit
+        self._cache.reserve(nbytes, force=True)
+        try:
+            return self._fetch_pieces(first, stop, unit, None)[: last - first + 1]
+        finally:
+            self._cache.release(nbytes)
 
     def _add_to_check(self, whole: WholeObjectCrc, index: int, block: Block) -> None:
         """Fold a served block into the whole-object CRC; check it once every block is in."""
@@ -258,34 +324,60 @@ class ObjectReader:
         bytes, and whatever the store raises (`StaleError` when the pinned etag no longer
         matches); blocks handed to ``on_block`` before a failure are exact.
         """
-        block_size, object_size = self._block_size, self._size
-        start = block_bounds(first, block_size, object_size)[0]
-        end = block_bounds(last, block_size, object_size)[1]
-        log.debug("fetch %s blocks %d..%d bytes [%d, %d)", self._key, first, last, start, end)
-        blocks: list[Block] = []
-        taken = [0, 0]  # blocks, bytes
+        return self._fetch_pieces(first, last, self._block_size, on_block)
+
+    def _fetch_pieces(
+        self,
+        first: int,
+        last: int,
+        piece_size: int,
+        on_piece: Callable[[int, Block], None] | None,
+    ) -> list[Block]:
+        """Pieces ``first..last`` (inclusive) of ``piece_size`` bytes (blocks or units) with ONE
+        ranged GET, exact in number and length (see `fetch_blocks`)."""
+        object_size = self._size
+        start = block_bounds(first, piece_size, object_size)[0]
+        end = block_bounds(last, piece_size, object_size)[1]
+        log.debug("fetch %s pieces %d..%d bytes [%d, %d)", self._key, first, last, start, end)
+        pieces: list[Block] = []
+        taken = [0, 0]  # pieces, bytes
 
         def take(piece: Piece) -> None:
             index = first + taken[0]
-            lo = index * block_size
-            want = min(lo + block_size, end) - lo
+            lo = index * piece_size
+            want = min(lo + piece_size, end) - lo
             if index > last or len(piece) != want:
                 raise IntegrityError(
-                    f"{self._key} [{start}, {end}): block {index} came with {len(piece)} "
+                    f"{self._key} [{start}, {end}): piece {index} came with {len(piece)} "
                     f"bytes, expected {want if index <= last else 0}"
                 )
             taken[0] += 1
             taken[1] += len(piece)
-            if on_block is None:
-                blocks.append(piece)
+            if on_piece is None:
+                pieces.append(piece)
             else:
-                on_block(index, piece)
+                on_piece(index, piece)
 
         self._store.read_range(
-            self._key, start, end, etag=self._etag, piece_bytes=block_size, on_piece=take
+            self._key, start, end, etag=self._etag, piece_bytes=piece_size, on_piece=take
         )
         if taken[0] != last - first + 1:
             raise IntegrityError(
                 f"{self._key} [{start}, {end}): got {taken[1]} bytes, expected {end - start}"
             )
-        return blocks
+        return pieces
+
+
+def _assemble(pieces: Sequence[Block], base: int, piece_size: int, offset: int, end: int) -> bytes:
+    """Bytes ``[offset, end)`` from consecutive pieces of ``piece_size`` bytes, the first at
+    ``base``: each slice copied once into the reply (no intermediate bytes objects)."""
+    parts: list[memoryview] = []
+    start = base
+    for piece in pieces:
+        if start >= end:
+            break
+        lo = max(offset, start) - start
+        hi = min(end, start + len(piece)) - start
+        parts.append(memoryview(piece)[lo:hi])
+        start += piece_size
+    return b"".join(parts)
