@@ -191,7 +191,10 @@ class FlatListings:
         when more pages follow."""
         if not self._caching:
             return
-        through = page.objects[-1].key if page.next_token is not None and page.objects else None
+        # The last key of the subtree listed: a key outside ``prefix`` (a misbehaving server; it
+        # is skipped) must not make the listing look further along than it is.
+        inside = (o.key for o in reversed(page.objects) if o.key.startswith(prefix))
+        through = next(inside, None) if page.next_token is not None else None
 
         def earlier(dir_path: str) -> Partial | None:
             with self._lock:
