@@ -368,12 +368,14 @@ MIB = 1 << 20
 DEFAULTS = PrefetchConfig()  # the mount's: units of 64 KiB, spans of at most 256 KiB
 
 
-def make_default(size: int, executor: Executor) -> tuple[FakeStore, bytes, ObjectReader]:
+def make_default(
+    size: int, executor: Executor, *, config: PrefetchConfig = DEFAULTS
+) -> tuple[FakeStore, bytes, ObjectReader]:
     """A reader of ``size`` random bytes with the mount's block size and read-ahead defaults."""
     data = random.Random(size).randbytes(size)
     store = FakeStore()
     meta = store.put("big.bin", data)
-    prefetcher = Prefetcher(executor, DEFAULTS)
+    prefetcher = Prefetcher(executor, config)
     reader = ObjectReader(
         store, BlockCache(64 * MIB), meta, block_size_bytes=MIB, read_ahead=prefetcher.attach
     )
@@ -404,6 +406,11 @@ def test_first_large_read_and_a_small_objects_first_read_take_whole_blocks() -> 
     store, data, reader = make_default(8 * MIB, ManualExecutor())
     assert reader.read(0, 128 << 10) == data[: 128 << 10]
     assert gets(store) == [(0, MIB)]
+    # Off (a mount with the disk cache, which holds whole blocks only): its block.
+    off = replace(DEFAULTS, first_read_units=False)
+    store, data, reader = make_default(8 * MIB, ManualExecutor(), config=off)
+    assert reader.read(3 * MIB + 5, 1) == data[3 * MIB + 5 : 3 * MIB + 6]
+    assert gets(store) == [(3 * MIB, 4 * MIB)]
     # An object of one block: its first read, however small, takes the whole object.
     for size in (MIB, 100 << 10):
         store, data, reader = make_default(size, ManualExecutor())

@@ -32,7 +32,7 @@ The policy, in blocks of the reader's block size:
   a sequential reader's second read finds that block in flight instead of sending a GET of
   its own. When the budget has no room, the first read takes whole blocks. Otherwise the
   first read of a handle never prefetches; nor does an object of one block (a small file's
-  first read takes it whole).
+  first read takes it whole), nor any with ``first_read_units`` off (the disk cache's mounts).
 - A sequential read makes sure the ``window`` blocks after it (its stream's) are claimed,
   in parts of ``min(part_size, window)`` (only whole parts, except the last one before EOF;
   never past EOF). The window starts at ``initial_window_bytes`` and doubles, up to
@@ -100,7 +100,9 @@ class PrefetchConfig:
     ``random_unit_bytes`` / ``random_max_bytes``: a read that continues no stream fetches
     aligned units of this size, at most this many bytes beyond what it needs
     (`ossfs.read.streams.RandomSpan`); off (whole blocks) unless the unit divides the block
-    size and is smaller.
+    size and is smaller. ``first_read_units``: a handle's first read of at most one unit is
+    served from units, its blocks fetched beside it (off where units would bypass a cache that
+    holds only whole blocks: the disk cache).
     """
 
     part_size_bytes: int = 8 << 20
@@ -113,6 +115,7 @@ class PrefetchConfig:
     max_streams: int = 8
     random_unit_bytes: int = 64 << 10
     random_max_bytes: int = 256 << 10
+    first_read_units: bool = True
 
     def __post_init__(self) -> None:
         for name in (
@@ -224,6 +227,7 @@ class HandlePrefetch:
             else None
         )
         self._drop_behind = config.drop_behind
+        self._first_read_units = config.first_read_units and self._n_blocks > 1
         # A long sequential read is a scan: the kernel's page cache keeps it for re-reads, and
         # an LRU could not keep an object larger than itself anyway (the re-read evicts the tail
         # before it gets there). Past a quarter of the cache its passed blocks are dropped at
@@ -288,7 +292,7 @@ class HandlePrefetch:
                 if self._random is not None and not hit and end - offset < self._block_size:
                     if self._reads > 1:
                         span = self._random.plan(offset, end)
-                    elif end - offset <= self.unit_bytes and self._n_blocks > 1:
+                    elif self._first_read_units and end - offset <= self.unit_bytes:
                         part = self._first_part_locked(self._streams.streams[0], first, last)
                         if part is not None:
                             parts.append(part)
