@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from ossfs.core.errors import AccessDeniedError, NotDirectoryError, NotFoundError, NotSymlinkError
 from ossfs.core.names import inode_for_key
 from ossfs.core.nodes import Node, NodeKind
-from ossfs.core.object_store import ListPage, ObjectMeta
+from ossfs.core.object_store import ObjectMeta
 from ossfs.fs.namespace import Namespace
-from tests.support.fakes import FakeStore
+from tests.support.fakes import FakeStore, LeakyStore
 
 
 class FakeClock:
@@ -617,20 +617,6 @@ def test_namespace_rejects_bad_configuration(store: FakeStore) -> None:
 def test_namespace_never_trusts_entries_outside_the_listed_prefix(
     clock: FakeClock, executor: concurrent.futures.Executor
 ) -> None:
-    class LeakyStore(FakeStore):
-        def list_page(
-            self,
-            prefix: str,
-            *,
-            delimiter: str = "/",
-            token: str | None = None,
-            max_keys: int = 1000,
-            start_after: str = "",
-        ) -> ListPage:
-            page = super().list_page(prefix, delimiter=delimiter, token=token, max_keys=max_keys)
-            stray = ObjectMeta(key="elsewhere/x", size=1, etag="E", mtime_ns=0)
-            return ListPage((*page.objects, stray), (*page.prefixes, "other/"), page.next_token)
-
     store = LeakyStore()
     store.put("p/a")
     ns = make_ns(store, clock, executor, root_prefix="p/")

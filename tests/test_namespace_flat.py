@@ -10,11 +10,10 @@ import pytest
 
 from ossfs.core.errors import NotDirectoryError, NotFoundError
 from ossfs.core.nodes import Node, NodeKind
-from ossfs.core.object_store import ListPage, ObjectMeta
 from ossfs.fs.flat_walk import FLAT_PAGES_TO_TRY, SUBTREE_PAGE_KEYS
 from ossfs.fs.namespace import Namespace
 from tests.support.executors import InlineExecutor
-from tests.support.fakes import FakeStore
+from tests.support.fakes import FakeStore, LeakyStore
 from tests.support.waiting import wait_until
 from tests.test_namespace import FakeClock, make_ns, walk
 
@@ -276,31 +275,7 @@ def test_flat_listing_one_directory_again_and_again_reads_nothing_ahead() -> Non
 def test_flat_page_with_a_key_outside_its_subtree_never_completes_a_directory(
     executor: concurrent.futures.Executor,
 ) -> None:
-    class LeakyStore(FakeStore):
-        """Adds a key from elsewhere at the end of every flat page (a misbehaving server)."""
-
-        def list_page(
-            self,
-            prefix: str,
-            *,
-            delimiter: str = "/",
-            token: str | None = None,
-            max_keys: int = 1000,
-            start_after: str = "",
-        ) -> ListPage:
-            page = super().list_page(
-                prefix,
-                delimiter=delimiter,
-                token=token,
-                max_keys=max_keys,
-                start_after=start_after,
-            )
-            if delimiter:
-                return page
-            stray = ObjectMeta(key="elsewhere/x", size=1, etag="E", mtime_ns=0)
-            return ListPage((*page.objects, stray), page.prefixes, page.next_token)
-
-    store = LeakyStore()
+    store = LeakyStore(flat_only=True)
     for i in range(1500):
         store.put(f"p/d/f{i:04d}")
     ns = make_ns(store, FakeClock(), executor, root_prefix="p/")

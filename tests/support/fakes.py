@@ -203,3 +203,33 @@ class FakeStore:
             raise StaleError(key)
         body = data[start:]
         return meta, (body[i : i + chunk_bytes] for i in range(0, len(body), chunk_bytes))
+
+
+class LeakyStore(FakeStore):
+    """A `FakeStore` whose listings also name keys outside the prefix asked for, as a
+    misbehaving server might: the object ``elsewhere/x`` at the end of every page, and the
+    common prefix ``other/`` in every delimited page; ``flat_only``: flat pages only."""
+
+    STRAY_KEY = "elsewhere/x"
+
+    def __init__(self, *, flat_only: bool = False) -> None:
+        super().__init__()
+        self._flat_only = flat_only
+
+    def list_page(
+        self,
+        prefix: str,
+        *,
+        delimiter: str = "/",
+        token: str | None = None,
+        max_keys: int = 1000,
+        start_after: str = "",
+    ) -> ListPage:
+        page = super().list_page(
+            prefix, delimiter=delimiter, token=token, max_keys=max_keys, start_after=start_after
+        )
+        if self._flat_only and delimiter:
+            return page
+        stray = ObjectMeta(key=self.STRAY_KEY, size=1, etag="E", mtime_ns=0)
+        prefixes = (*page.prefixes, "other/") if delimiter else page.prefixes
+        return ListPage((*page.objects, stray), prefixes, page.next_token)
