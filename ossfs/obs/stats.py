@@ -27,7 +27,8 @@ from ossfs import __version__
 from ossfs.core.sizes import format_size
 from ossfs.fs.namespace import Namespace, NamespaceStats
 from ossfs.read.block_cache import BlockCache, CacheStats
-from ossfs.read.disk.disk_cache import DiskCache, DiskCacheStats
+from ossfs.read.disk.disk_cache import DiskCache
+from ossfs.read.disk.disk_stats import DiskCacheStats
 from ossfs.read.prefetch import Prefetcher, PrefetchStats
 from ossfs.read.pressure import PressureMonitor, PressureStats
 from ossfs.read.sibling_prefetch import SiblingPrefetcher, SiblingPrefetchStats

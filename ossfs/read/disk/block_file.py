@@ -18,6 +18,7 @@ which blocks to keep.
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 from dataclasses import dataclass
 from typing import Final
@@ -162,3 +163,18 @@ def decode_header(raw: Buffer) -> Header:
         raise BadBlockFileError("header text is not UTF-8") from exc
     block = BlockId(strings[0], strings[1], strings[2], block_size, index)
     return Header(block, length, data_len, data_crc, object_crc if has_object_crc else None)
+
+
+def write_block_file(fd: int, header: bytes, data: Buffer) -> None:
+    """Write a block file's ``header`` then its ``data`` to ``fd`` (one system call, unless the
+    kernel takes less)."""
+    written = os.writev(fd, [header, data])
+    if written < len(header):
+        _write_rest(fd, memoryview(header)[written:])
+        written = len(header)
+    _write_rest(fd, memoryview(data)[written - len(header) :])
+
+
+def _write_rest(fd: int, view: memoryview) -> None:
+    while view:
+        view = view[os.write(fd, view) :]

@@ -41,7 +41,6 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -57,6 +56,7 @@ from ossfs.read.disk.block_file import (
     encode_header,
     header_length,
     version_prefix,
+    write_block_file,
 )
 from ossfs.read.disk.cache_dir import (
     FILE_MODE,
@@ -67,6 +67,7 @@ from ossfs.read.disk.cache_dir import (
     scan,
 )
 from ossfs.read.disk.disk_index import DiskIndex
+from ossfs.read.disk.disk_stats import DiskCacheStats
 
 log = logging.getLogger(__name__)
 
@@ -85,34 +86,6 @@ both with the GIL released, so a second writer overlaps them with the first one'
 writes are bounded by the device anyway (the kernel throttles writers of dirty pages)."""
 _PROBE_BYTES: Final = 4096  # the first read of a file: its header, unless the key is long
 _BAD_FILE_LINES: Final = 20  # warnings about bad block files per mount, then counted only
-
-
-@dataclass(frozen=True, slots=True)
-class DiskCacheStats:
-    """Counters since the mount started, and levels now.
-
-    ``hits`` / ``misses``: blocks looked up and found intact / not found (or not intact).
-    ``bytes_read`` / ``bytes_written``: block bytes served from / written to disk.
-    ``writes_dropped``: fetched blocks not written (the writer's queue was full, or no room).
-    ``evictions``: files this mount unlinked to stay within the limits. ``crc_failures``: files
-    that failed a check when read back (dropped and fetched again). ``errors``: I/O errors
-    reading or writing. ``used_bytes``: what the directory holds (as this mount last saw it).
-    ``capacity_bytes``: the size limit (0 until known: the default is decided after the first
-    scan). ``blocks``: block files in the directory. ``enabled``: 1, or 0 once turned off.
-    """
-
-    hits: int
-    misses: int
-    bytes_read: int
-    bytes_written: int
-    writes_dropped: int
-    evictions: int
-    crc_failures: int
-    errors: int
-    used_bytes: int
-    capacity_bytes: int
-    blocks: int
-    enabled: int
 
 
 class DiskCache:
@@ -427,7 +400,7 @@ class DiskCache:
                     self._dir_bytes += made * allocated(1)
                 fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
             try:
-                _write_all(fd, header, data)
+                write_block_file(fd, header, data)
             finally:
                 os.close(fd)
             os.rename(temp, f"{self._root}/{rel}")
@@ -571,17 +544,3 @@ class DiskCache:
             )
         took = time.monotonic() - began
         self._next_scan = time.monotonic() + max(MIN_RESCAN_S, 30 * took)
-
-
-def _write_all(fd: int, header: bytes, data: Block) -> None:
-    """Write ``header`` then ``data`` (one system call, unless the kernel takes less)."""
-    written = os.writev(fd, [header, data])
-    if written < len(header):
-        _write_rest(fd, memoryview(header)[written:])
-        written = len(header)
-    _write_rest(fd, memoryview(data)[written - len(header) :])
-
-
-def _write_rest(fd: int, view: memoryview) -> None:
-    while view:
-        view = view[os.write(fd, view) :]
