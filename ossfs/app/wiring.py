@@ -213,9 +213,7 @@ def build_filesystem(
     prefetcher = (
         Prefetcher(
             prefetch_executor,
-            # The disk cache serves whole blocks only: a first read from units would send a
-            # GET for bytes it holds.
-            PrefetchConfig(max_inflight_bytes=readahead_bytes, first_read_units=disk is None),
+            PrefetchConfig(max_inflight_bytes=readahead_bytes),
             first_byte_s=store.first_byte_s,
         )
         if config.prefetch
