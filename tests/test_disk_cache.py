@@ -371,6 +371,48 @@ def test_tiered_store_passes_unaligned_and_unpinned_reads_through(tmp_path: Path
     assert disk.stats().misses == 0
 
 
+def test_tiered_store_serves_unit_ranges_from_block_files_when_all_are_there(
+    tmp_path: Path,
+) -> None:
+    """Random reads ask for sub-block units: cut from the block files on disk when every block
+    the range touches is there (pieces of the size asked), else one GET of the range."""
+    fake = FakeStore()
+    data = os.urandom(3 * BLOCK + 100)
+    meta = fake.put("o", data)
+    disk = _cache(tmp_path)
+    tiered = TieredStore(fake, disk)
+    assert _read(tiered, "o", meta.etag, 0, 2 * BLOCK) == data[: 2 * BLOCK]  # blocks 0, 1
+    assert _read(tiered, "o", meta.etag, 3 * BLOCK, len(data)) == data[3 * BLOCK :]  # the tail
+    disk.close()
+    fake.reset_calls()
+    disk = _cache(tmp_path)
+    tiered = TieredStore(fake, disk)
+    unit = BLOCK // 4
+    for start, end in [
+        (unit, 2 * unit),  # inside block 0
+        (BLOCK - unit, BLOCK + 2 * unit),  # across blocks 0 and 1
+        (3 * BLOCK, len(data)),  # the short last block, as a unit range
+        (3 * BLOCK + 10, len(data)),
+    ]:
+        pieces: list[int] = []
+        got = bytearray()
+
+        def take(piece: object, pieces: list[int] = pieces, got: bytearray = got) -> None:
+            view = memoryview(piece)  # type: ignore[arg-type]
+            pieces.append(len(view))
+            got.extend(view)
+
+        tiered.read_range("o", start, end, etag=meta.etag, piece_bytes=unit, on_piece=take)
+        assert bytes(got) == data[start:end]
+        assert pieces[:-1] == [unit] * (len(pieces) - 1) and 0 < pieces[-1] <= unit
+    assert fake.calls == []
+    # Block 2 is not on disk: a range touching it is one GET of that range.
+    start, end = 2 * BLOCK - unit, 2 * BLOCK + unit
+    assert _read(tiered, "o", meta.etag, start, end) == data[start:end]
+    assert fake.calls == [("get_range", "o", start, end)]
+    disk.close()
+
+
 def test_tiered_store_lists_through_with_every_argument(tmp_path: Path) -> None:
     fake = FakeStore()
     for key in ("d/a", "d/b", "d/c/x"):

@@ -7,6 +7,7 @@ requests and bytes a `FakeStore` saw (no timing anywhere).
 from __future__ import annotations
 
 import random
+import threading
 from concurrent.futures import Executor
 from dataclasses import replace
 
@@ -21,6 +22,7 @@ from ossfs.read.reader import ObjectReader, unit_key
 from ossfs.read.streams import CANDIDATE_SLACK_BYTES, RandomSpan, StreamTable
 from tests.support.executors import InlineExecutor, ManualExecutor
 from tests.support.fakes import FakeStore
+from tests.support.waiting import wait_until
 from tests.test_prefetch import BS, gets, pattern, read_ahead_of, read_waiting
 from tests.test_prefetch import CONFIG as PREFETCH_CONFIG
 
@@ -222,6 +224,47 @@ def test_random_read_across_units_and_blocks_returns_exact_bytes() -> None:
     assert reader.read(offset, 3 * UNIT) == data[offset : offset + 3 * UNIT]
     # Its own units, in one GET across the block boundary (not the two blocks).
     assert gets(store)[1:] == [(200 * BS - 2 * UNIT, 200 * BS + 2 * UNIT)]
+
+
+def test_random_read_in_a_block_another_reader_is_fetching_joins_it_instead_of_units() -> None:
+    """A read that looks random to its handle (a second reader of a file that ``ossfs preload``
+    or another process is reading ahead of it) waits for the block in flight: its bytes come
+    from that one fetch, not again as units."""
+    data = pattern(400 * BS)
+    store, cache, _, reader = make(data, ManualExecutor())
+    reader.read(0, 4)
+    store.reset_calls()
+    key = (reader.meta.key, reader.meta.etag, 200)
+    assert cache.claim([key]) == [key]  # another handle's read-ahead is fetching block 200
+    assert cache.fetching(key) and not cache.contains(key)
+    offset = 200 * BS + 2 * UNIT + 1
+    result: list[bytes] = []
+    waiter = threading.Thread(target=lambda: result.append(bytes(reader.read(offset, 2))))
+    waiter.start()
+    wait_until(lambda: cache.stats().joined > 0 or not waiter.is_alive(), 10, "the read to join")
+    cache.fill([key], [data[200 * BS : 201 * BS]])
+    waiter.join(10)
+    assert result == [data[offset : offset + 2]]
+    assert gets(store) == []  # the read sent nothing of its own
+    assert not cache.fetching(key)
+    # A random read in a block nobody fetches still takes units.
+    offset = 300 * BS + 1
+    assert reader.read(offset, 2) == data[offset : offset + 2]
+    assert [end - start for start, end in gets(store)] == [UNIT]
+
+
+def test_random_read_of_a_short_last_block_takes_it_as_a_block() -> None:
+    """The object's last block is shorter than a unit: its span is the whole block, so it is
+    cached as the block (what the disk cache keeps, and what a later reader looks up)."""
+    data = pattern(400 * BS + 3)
+    store, cache, _, reader = make(data, ManualExecutor())
+    reader.read(0, 4)
+    store.reset_calls()
+    assert reader.read(400 * BS + 1, 2) == data[400 * BS + 1 : 400 * BS + 3]
+    assert gets(store) == [(400 * BS, 400 * BS + 3)]
+    key, etag = reader.meta.key, reader.meta.etag
+    assert cache.contains((key, etag, 400))
+    assert not cache.contains(unit_key(key, etag, 400 * BS // UNIT))
 
 
 def test_random_read_of_a_unit_that_fails_raises_caches_nothing_and_is_fetched_again() -> None:

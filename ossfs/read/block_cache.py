@@ -376,6 +376,12 @@ class BlockCache:
         with self._lock:
             return key in self._lru
 
+    def fetching(self, key: BlockKey) -> bool:
+        """True if ``key`` is being fetched now (claimed or in a fetch): a lookup would join it.
+        Counts nothing."""
+        with self._lock:
+            return key in self._inflight
+
     # -- inserts and removals -------------------------------------------------------------------
     def put(self, key: BlockKey, data: Block) -> None:
         """Cache ``data`` under ``key`` (replacing any), evicting LRU blocks to stay in budget.

@@ -185,7 +185,7 @@ class ObjectReader:
             block = self._cache.get((self._key, self._etag, first))
             if read_ahead is not None:
                 span = read_ahead.on_read(offset, end, first, last, hit=block is not None)
-                if span is not None and block is None:
+                if span is not None and block is None and self._units_serve(span, first, last):
                     return self._read_units(offset, end, span)
             if block is None:
                 block = self._blocks(first, last)[0]
@@ -202,7 +202,7 @@ class ObjectReader:
             contains, key, etag = self._cache.contains, self._key, self._etag
             hit = all(contains((key, etag, index)) for index in range(first, last + 1))
             span = read_ahead.on_read(offset, end, first, last, hit=hit)
-            if span is not None and not hit:
+            if span is not None and not hit and self._units_serve(span, first, last):
                 return self._read_units(offset, end, span)
         blocks = self._blocks(first, last)
         whole = self._whole
@@ -211,6 +211,25 @@ class ObjectReader:
                 if whole.wants(index):
                     self._add_to_check(whole, index, block)
         return _assemble(blocks, first * block_size, block_size, offset, end)
+
+    def _units_serve(self, span: tuple[int, int], first: int, last: int) -> bool:
+        """Whether a random read of blocks ``first..last`` (none of them cached) takes the
+        units of ``span``. Not when one of those blocks is being fetched (another reader's
+        read-ahead, ``ossfs preload``): that fetch is joined, not sent again as units. Nor
+        when the span is the whole of those blocks and none of their units is cached (an
+        object's short last block, or a span grown to a block): the same bytes, and as a block
+        the disk cache keeps them."""
+        key, etag, cache = self._key, self._etag, self._cache
+        if any(cache.fetching((key, etag, index)) for index in range(first, last + 1)):
+            return False
+        start, stop = first * self._block_size, min((last + 1) * self._block_size, self._size)
+        if span[0] > start or span[1] < stop:
+            return True
+        unit = self._unit
+        return any(
+            cache.contains(unit_key(key, etag, index))
+            for index in range(start // unit, (stop - 1) // unit + 1)
+        )
 
     def _read_units(self, offset: int, end: int, span: tuple[int, int]) -> ReadData:
         """Bytes ``[offset, end)`` from the sub-block units of ``span`` (the range a random read

@@ -176,8 +176,9 @@ class DiskCache:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
-    def lookup(self, key: str, etag: str, index: int, length: int) -> Piece | None:
-        """The intact block ``index`` (``length`` bytes) of that object version, or None.
+    def lookup(self, key: str, etag: str, index: int, length: int | None) -> Piece | None:
+        """The intact block ``index`` (``length`` bytes; None: as long as its file says) of
+        that object version, or None.
 
         Never raises for the disk's sake: a missing, torn, corrupt or unreadable file is None
         (and a bad one is removed)."""
@@ -203,7 +204,7 @@ class DiskCache:
         now = self._clock_ns()
         with self._lock:
             self._hits += 1
-            self._bytes_read += length
+            self._bytes_read += len(data)
             if rel in self._index:
                 self._index.touch(rel, now)
             else:  # another mount wrote it since the last scan
@@ -279,8 +280,9 @@ class DiskCache:
             )
 
     # -- reading ----------------------------------------------------------------------------------
-    def _read(self, fd: int, block: BlockId, length: int) -> tuple[Piece, int]:
-        """The block's bytes from its open file, checked; and the file's size on disk."""
+    def _read(self, fd: int, block: BlockId, length: int | None) -> tuple[Piece, int]:
+        """The block's bytes from its open file, checked (``length`` of them; None: as many as
+        its header says); and the file's size on disk."""
         st = os.fstat(fd)
         head = os.pread(fd, _PROBE_BYTES, 0)
         size = header_length(head)
@@ -289,6 +291,8 @@ class DiskCache:
         header = decode_header(head[:size])
         if header.block != block:
             raise BadBlockFileError(f"holds {header.block}")
+        if length is None:
+            length = header.data_len
         if header.data_len != length or st.st_size != size + length:
             raise BadBlockFileError(f"{st.st_size - size} bytes, expected {length}")
         data = self._take(length)

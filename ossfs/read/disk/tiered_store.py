@@ -45,19 +45,28 @@ class TieredStore:
         on_piece: Callable[[Piece], None],
     ) -> None:
         """As `ObjectStore.read_range`. Block-aligned reads of a pinned version in pieces of
-        one block (or a whole object of at most one block in one piece) consult the disk;
-        other reads go straight to the store."""
+        one block (or a whole object of at most one block in one piece) consult the disk block
+        by block, fetching what is not there; any other read of a pinned version (random
+        reads' sub-block units) is answered from the disk when every block it touches is
+        there, else from the store."""
         disk = self._disk
         block_size = disk.block_size
-        if (
-            etag is None
-            or not disk.enabled
-            or start % block_size
-            or not (piece_bytes == block_size or (start == 0 and piece_bytes >= end <= block_size))
-        ):
+        if etag is None or not disk.enabled:
             self._store.read_range(
                 key, start, end, etag=etag, piece_bytes=piece_bytes, on_piece=on_piece
             )
+            return
+        if start % block_size or not (
+            piece_bytes == block_size or (start == 0 and piece_bytes >= end <= block_size)
+        ):
+            pieces = self._range_from_disk(key, etag, start, end, piece_bytes)
+            if pieces is None:
+                self._store.read_range(
+                    key, start, end, etag=etag, piece_bytes=piece_bytes, on_piece=on_piece
+                )
+                return
+            for piece in pieces:
+                on_piece(piece)
             return
         first = start // block_size
         last = (end - 1) // block_size
@@ -82,6 +91,30 @@ class TieredStore:
                 on_piece=on_piece,
             )
             index = stop
+
+    def _range_from_disk(
+        self, key: str, etag: str, start: int, end: int, piece_bytes: int
+    ) -> list[Piece] | None:
+        """Bytes ``[start, end)`` of that version cut from the block files on disk into pieces
+        of ``piece_bytes`` (the last shorter), or None unless every block they touch is on
+        disk, intact and long enough. Each block file is read and checked whole."""
+        disk = self._disk
+        block_size = disk.block_size
+        first, last = start // block_size, (end - 1) // block_size
+        if not all(disk.exists(key, etag, index) for index in range(first, last + 1)):
+            return None
+        joined = bytearray()
+        for index in range(first, last + 1):
+            block = disk.lookup(key, etag, index, block_size if index < last else None)
+            lo = index * block_size
+            if block is None or lo + len(block) < min(end, lo + block_size):
+                return None
+            view = memoryview(block)
+            joined += view[max(start, lo) - lo : min(end, lo + block_size) - lo]
+            view.release()
+        if len(joined) <= piece_bytes:
+            return [joined]
+        return [joined[at : at + piece_bytes] for at in range(0, len(joined), piece_bytes)]
 
     def _fetch(
         self,
