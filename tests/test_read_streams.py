@@ -163,17 +163,23 @@ def test_random_span_always_covers_the_read_aligned_and_bounded(
 # -- a handle's random reads ----------------------------------------------------------------------
 def test_random_reads_fetch_small_aligned_units_not_blocks() -> None:
     data = pattern(400 * BS)
-    store, cache, prefetcher, reader = make(data, ManualExecutor())
+    executor = ManualExecutor()
+    store, cache, prefetcher, reader = make(data, executor)
     rng = random.Random(11)
     offsets = [rng.randrange(0, len(data) - 4) for _ in range(100)]
+    # None in the first read's block: its fetch, queued here, would be joined (waited for).
+    offsets[1:] = [o for o in offsets[1:] if o // BS != offsets[0] // BS]
     for offset in offsets:
         assert reader.read(offset, 4) == data[offset : offset + 4]
     requested = gets(store)
-    # The handle's first read takes its block; every other GET is a few aligned units.
-    assert requested[0] == (offsets[0] // BS * BS, offsets[0] // BS * BS + BS)
-    assert all(start % UNIT == 0 and end - start <= 4 * UNIT for start, end in requested[1:])
-    assert fetched(store) - BS <= 100 * 2 * UNIT  # sparse: mostly one unit, never a block
-    assert prefetcher.stats().parts_issued == 0
+    # Every GET of a read is a few aligned units, the handle's first read's too.
+    assert all(start % UNIT == 0 and end - start <= 4 * UNIT for start, end in requested)
+    assert fetched(store) <= 100 * 2 * UNIT  # sparse: mostly one unit, never a block
+    # The first read's block is fetched beside it, as one part; nothing else is read ahead.
+    assert prefetcher.stats().parts_issued == 1
+    executor.run_all()
+    first_block = offsets[0] // BS * BS
+    assert gets(store)[len(requested) :] == [(first_block, first_block + BS)]
     # Units live in the cache's one account, beside the blocks, and go with the version.
     assert cache.used_bytes == fetched(store)
     cache.discard_object("a.bin", reader.meta.etag)
@@ -253,6 +259,25 @@ def test_random_read_in_a_block_another_reader_is_fetching_joins_it_instead_of_u
     assert [end - start for start, end in gets(store)] == [UNIT]
 
 
+def test_random_read_just_past_a_block_another_reader_has_takes_its_block_whole() -> None:
+    """Two readers of one file: each handle sees reads at the holes the other left in the
+    shared page cache. A read that looks random next to a block another reader has (cached or
+    in flight) takes its own block whole, the block that reader's read-ahead wants next."""
+    data = pattern(400 * BS)
+    store, cache, _, reader = make(data, ManualExecutor())
+    other = ObjectReader(store, cache, reader.meta, block_size_bytes=BS)
+    reader.read(0, 4)
+    other.read(200 * BS, 4)  # another handle streams through block 200
+    store.reset_calls()
+    offset = 201 * BS + 2 * UNIT + 1
+    assert reader.read(offset, 2) == data[offset : offset + 2]
+    assert gets(store) == [(201 * BS, 202 * BS)]  # its block, not a unit
+    store.reset_calls()
+    offset = 300 * BS + 2 * UNIT + 1  # nobody near: a unit
+    assert reader.read(offset, 2) == data[offset : offset + 2]
+    assert [end - start for start, end in gets(store)] == [UNIT]
+
+
 def test_random_read_of_a_short_last_block_takes_it_as_a_block() -> None:
     """The object's last block is shorter than a unit: its span is the whole block, so it is
     cached as the block (what the disk cache keeps, and what a later reader looks up)."""
@@ -269,8 +294,10 @@ def test_random_read_of_a_short_last_block_takes_it_as_a_block() -> None:
 
 def test_random_read_of_a_unit_that_fails_raises_caches_nothing_and_is_fetched_again() -> None:
     data = pattern(400 * BS)
-    store, cache, _, reader = make(data, ManualExecutor())
+    executor = ManualExecutor()
+    store, cache, _, reader = make(data, executor)
     reader.read(0, 4)
+    executor.run_all()  # the first read's block, fetched beside it
     failing = {"left": 1}
     real_get = store.get_range
 
@@ -384,14 +411,94 @@ def test_one_stream_table_alternating_streams_thrash_as_before() -> None:
     assert prefetcher.stats().parts_issued == 0
 
 
-def test_sequential_reader_with_units_on_fetches_only_whole_blocks_as_before() -> None:
+def test_sequential_reader_with_units_on_fetches_only_whole_blocks_after_its_first_read() -> None:
     data = pattern(64 * BS + 5)
     store, _, prefetcher, reader = make(data, InlineExecutor())
     for offset in range(0, len(data), BS // 4):
         assert reader.read(offset, BS // 4) == data[offset : offset + BS // 4]
     requested = gets(store)
-    assert requested[0] == (0, BS)
-    assert all(start % BS == 0 for start, _ in requested)
-    assert all(end % BS == 0 or end == len(data) for _, end in requested)
-    assert sum(end - start for start, end in requested) == len(data)
+    # The first read's own units (unit 0 comes with unit 1; here after block 0, which the
+    # inline executor fetched at once), then whole blocks only: every byte once.
+    assert requested[1] == (0, 2 * UNIT)
+    blocks = requested[:1] + requested[2:]
+    assert all(start % BS == 0 for start, _ in blocks)
+    assert all(end % BS == 0 or end == len(data) for _, end in blocks)
+    assert sum(end - start for start, end in blocks) == len(data)
     assert prefetcher.stats().window_resets == 0
+
+
+# -- a handle's first read ------------------------------------------------------------------------
+MIB = 1 << 20
+DEFAULTS = PrefetchConfig()  # the mount's: units of 64 KiB, spans of at most 256 KiB
+
+
+def make_default(
+    size: int, executor: Executor, *, config: PrefetchConfig = DEFAULTS
+) -> tuple[FakeStore, bytes, ObjectReader]:
+    """A reader of ``size`` random bytes with the mount's block size and read-ahead defaults."""
+    data = random.Random(size).randbytes(size)
+    store = FakeStore()
+    meta = store.put("big.bin", data)
+    prefetcher = Prefetcher(executor, config)
+    reader = ObjectReader(
+        store, BlockCache(64 * MIB), meta, block_size_bytes=MIB, read_ahead=prefetcher.attach
+    )
+    store.reset_calls()
+    return store, data, reader
+
+
+def test_first_small_read_of_a_large_object_fetches_a_unit_and_its_block_beside_it() -> None:
+    unit = DEFAULTS.random_unit_bytes
+    for offset, want in ((3 * MIB + 5, (3 * MIB, 3 * MIB + unit)), (1, (0, 2 * unit))):
+        executor = ManualExecutor()
+        store, data, reader = make_default(8 * MIB, executor)
+        assert reader.read(offset, 1) == data[offset : offset + 1]
+        # The read waited for a unit (unit 0 comes with unit 1), not for its 1 MiB block ...
+        assert gets(store) == [want]
+        # ... whose fetch was queued beside it, and is the next read's.
+        block = offset // MIB * MIB
+        assert executor.pending == 1
+        executor.run_all()
+        assert gets(store) == [want, (block, block + MIB)]
+        store.reset_calls()
+        assert reader.read(offset + 1, 4096) == data[offset + 1 : offset + 4097]
+        assert gets(store) == []
+
+
+def test_first_large_read_and_a_small_objects_first_read_take_whole_blocks() -> None:
+    # A first read larger than a unit (cat's 128 KiB) takes its block, as any read.
+    store, data, reader = make_default(8 * MIB, ManualExecutor())
+    assert reader.read(0, 128 << 10) == data[: 128 << 10]
+    assert gets(store) == [(0, MIB)]
+    # An object of one block: its first read, however small, takes the whole object.
+    for size in (MIB, 100 << 10):
+        store, data, reader = make_default(size, ManualExecutor())
+        assert reader.read(5, 4096) == data[5:4101]
+        assert gets(store) == [(0, size)]
+
+
+def test_sequential_small_reads_cost_at_most_one_get_more_than_whole_first_blocks() -> None:
+    # A sequential reader whose first read is small (the kernel's first readahead of a small
+    # read is 16 KiB) reads the whole object, its block 0 fetched once, waited for in flight.
+    size, step = 5 * MIB + 123, 16 << 10
+    executor = ManualExecutor()
+    store, data, reader = make_default(size, executor)
+    cache = reader.cache
+    for offset in range(0, size, step):
+        got = read_waiting(reader, cache, executor, offset, step)
+        assert got == data[offset : offset + step]
+    executor.run_all()
+    requested = gets(store)
+    assert requested[0] == (0, 2 * DEFAULTS.random_unit_bytes)  # the first read's units
+    # Then whole blocks, each once: every byte of the object, block 0 included.
+    assert sorted(requested[1:]) == sorted(set(requested[1:]))
+    assert sum(end - start for start, end in requested[1:]) == size
+    assert all(start % MIB == 0 for start, _ in requested[1:])
+    # The same reads with the first read taking its block: exactly one GET fewer.
+    executor = ManualExecutor()
+    before, _, reader = make_default(size, executor)
+    reader.read(0, MIB)  # the first read takes whole blocks when it is a block long
+    for offset in range(step, size, step):
+        read_waiting(reader, reader.cache, executor, offset, step)
+    executor.run_all()
+    assert len(requested) <= len(gets(before)) + 1

@@ -20,12 +20,19 @@ The policy, in blocks of the reader's block size:
   order) while needing no fetch of its own. Any other read starts a candidate stream, which
   the next read right after it confirms; it resets no other stream (the table replaces its
   least recently used candidate, or stream, when full; a replaced stream's read-ahead in flight
-  finishes into the cache; nothing is cancelled). The first read of a handle never prefetches.
+  finishes into the cache; nothing is cancelled).
 - A read that continues no stream, smaller than a block and not the handle's first, is
   *random*: it is served from aligned sub-block units (``random_unit_bytes``, 64 KiB), of a
   span that adapts between one unit and ``random_max_bytes`` (`ossfs.read.streams.RandomSpan`),
   instead of whole blocks; `on_read` returns the range and the reader fetches it
   (`ObjectReader`'s unit path). A random 4 KiB read costs a GET of 64 KiB, not 1 MiB.
+- A handle's first read, when it is at most one unit, is served from units as well (its first
+  byte waits for a unit's transfer, not a block's), and its block is fetched at the same time
+  as a part of the candidate stream it starts (`_first_part_locked`), within the same budget:
+  a sequential reader's second read finds that block in flight instead of sending a GET of
+  its own. When the budget has no room, the first read takes whole blocks. Otherwise the
+  first read of a handle never prefetches; nor does an object of one block (a small file's
+  first read takes it whole).
 - A sequential read makes sure the ``window`` blocks after it (its stream's) are claimed,
   in parts of ``min(part_size, window)`` (only whole parts, except the last one before EOF;
   never past EOF). The window starts at ``initial_window_bytes`` and doubles, up to
@@ -93,7 +100,8 @@ class PrefetchConfig:
     ``random_unit_bytes`` / ``random_max_bytes``: a read that continues no stream fetches
     aligned units of this size, at most this many bytes beyond what it needs
     (`ossfs.read.streams.RandomSpan`); off (whole blocks) unless the unit divides the block
-    size and is smaller.
+    size and is smaller. A handle's first read of at most one unit is served from units as
+    well, its blocks fetched beside it.
     """
 
     part_size_bytes: int = 8 << 20
@@ -217,6 +225,7 @@ class HandlePrefetch:
             else None
         )
         self._drop_behind = config.drop_behind
+        self._first_read_units = self._n_blocks > 1
         # A long sequential read is a scan: the kernel's page cache keeps it for re-reads, and
         # an LRU could not keep an object larger than itself anyway (the re-read evicts the tail
         # before it gets there). Past a quarter of the cache its passed blocks are dropped at
@@ -253,9 +262,10 @@ class HandlePrefetch:
         """See `reader.ReadAhead`: update the streams, then issue parts outside the lock.
 
         A read that continues a stream is sequential: that stream's window grows and its parts
-        are issued. Any other read starts a candidate stream; unless it is the handle's first
-        read, ``hit`` or a block long or more, it is served from the range `RandomSpan` plans
-        (returned)."""
+        are issued. Any other read starts a candidate stream; unless it is ``hit`` or a block
+        long or more, it is served from the range `RandomSpan` plans (returned), and if it is
+        the handle's first read only when it is at most one unit and its blocks' background
+        fetch could be issued (`_first_part_locked`)."""
         held = 0
         span = None
         parts: list[_Part] = []
@@ -277,13 +287,14 @@ class HandlePrefetch:
                     done = self._passed_locked(evicted, evicted.furthest_end // self._block_size)
                 # A read of a block or more takes whole blocks: the same bytes, and a stream
                 # it starts (another stream's read-ahead running into it) finds them cached.
-                if (
-                    self._random is not None
-                    and self._reads > 1
-                    and not hit
-                    and end - offset < self._block_size
-                ):
-                    span = self._random.plan(offset, end)
+                if self._random is not None and not hit and end - offset < self._block_size:
+                    if self._reads > 1:
+                        span = self._random.plan(offset, end)
+                    elif self._first_read_units and end - offset <= self.unit_bytes:
+                        part = self._first_part_locked(self._streams.streams[0], first, last)
+                        if part is not None:
+                            parts.append(part)
+                            span = self._random.plan(offset, end)
             elif self._max_window:
                 if stream.active and not hit:
                     stream.window = min(stream.window * 2, self._window_cap())
@@ -365,6 +376,23 @@ class HandlePrefetch:
             stream.active = True
             stream.issued_until = start
         return parts
+
+    def _first_part_locked(self, stream: Stream, first: int, last: int) -> _Part | None:
+        """The part that fetches the blocks of a handle's small first read (``first..last``)
+        in the background while the read itself is served from a few units: the first byte
+        does not wait for a whole block's transfer, and a sequential reader's next read finds
+        its block in flight (or cached) instead of sending a GET of its own. None, and the read
+        takes whole blocks as any other, when the handle reads nothing ahead or the global
+        budget is spent (so a sequential reader never pays a round trip for it)."""
+        if not self._max_window:
+            return None
+        nbytes = self._block_bytes(first, last + 1)
+        if not self._prefetcher.reserve(nbytes):
+            return None
+        for index in range(first, last + 1):
+            stream.unread[index] = self._block_bytes(index, index + 1)
+        stream.issued_until = last + 1
+        return _Part(self, stream, first, last + 1, nbytes)
 
     def _passed_locked(self, stream: Stream, below: int) -> list[int]:
         """Blocks the stream's read-ahead fetched that lie wholly before block ``below`` (its

@@ -184,8 +184,15 @@ class ObjectReader:
         if first == last:
             block = self._cache.get((self._key, self._etag, first))
             if read_ahead is not None:
+                # Asked before `on_read`, which may issue this block's own fetch (a first read).
+                near = block is None and self._streamed_near(first, last)
                 span = read_ahead.on_read(offset, end, first, last, hit=block is not None)
-                if span is not None and block is None and self._units_serve(span, first, last):
+                if (
+                    span is not None
+                    and not near
+                    and block is None
+                    and self._units_serve(span, first, last)
+                ):
                     return self._read_units(offset, end, span)
             if block is None:
                 block = self._blocks(first, last)[0]
@@ -201,8 +208,9 @@ class ObjectReader:
         if read_ahead is not None:
             contains, key, etag = self._cache.contains, self._key, self._etag
             hit = all(contains((key, etag, index)) for index in range(first, last + 1))
+            near = not hit and self._streamed_near(first, last)
             span = read_ahead.on_read(offset, end, first, last, hit=hit)
-            if span is not None and not hit and self._units_serve(span, first, last):
+            if span is not None and not hit and not near and self._units_serve(span, first, last):
                 return self._read_units(offset, end, span)
         blocks = self._blocks(first, last)
         whole = self._whole
@@ -212,16 +220,28 @@ class ObjectReader:
                     self._add_to_check(whole, index, block)
         return _assemble(blocks, first * block_size, block_size, offset, end)
 
-    def _units_serve(self, span: tuple[int, int], first: int, last: int) -> bool:
-        """Whether a random read of blocks ``first..last`` (none of them cached) takes the
-        units of ``span``. Not when one of those blocks is being fetched (another reader's
-        read-ahead, ``ossfs preload``): that fetch is joined, not sent again as units. Nor
-        when the span is the whole of those blocks and none of their units is cached (an
-        object's short last block, or a span grown to a block): the same bytes, and as a block
-        the disk cache keeps them."""
+    def _streamed_near(self, first: int, last: int) -> bool:
+        """Whether the block before ``first..last``, or one of them, is cached or being fetched
+        (asked before the read's own `on_read`). A read there that looks random to its handle
+        is taken in whole blocks, not units: another reader streams through here (two
+        processes reading a file at once, ``ossfs preload`` beside a reader, each handle
+        seeing the other's pages in the shared page cache as holes), its read-ahead fetches
+        these blocks whole, and the read joins that fetch (or fetches its block once, whole)
+        instead of sending the same bytes again as units."""
         key, etag, cache = self._key, self._etag, self._cache
-        if any(cache.fetching((key, etag, index)) for index in range(first, last + 1)):
-            return False
+        for index in range(max(first - 1, 0), last + 1):
+            block = (key, etag, index)
+            if cache.contains(block) or cache.fetching(block):
+                return True
+        return False
+
+    def _units_serve(self, span: tuple[int, int], first: int, last: int) -> bool:
+        """Whether a random read of blocks ``first..last`` (none cached, none being fetched,
+        no stream near: `_streamed_near`) takes the units of ``span``: not when the span is
+        the whole of those blocks and none of their units is cached (an object's short last
+        block, or a span grown to a block): the same bytes, and as a block the disk cache
+        keeps them."""
+        key, etag, cache = self._key, self._etag, self._cache
         start, stop = first * self._block_size, min((last + 1) * self._block_size, self._size)
         if span[0] > start or span[1] < stop:
             return True
