@@ -28,7 +28,7 @@ from ossfs.read.block_cache import BlockCache
 from ossfs.read.buffers import BufferPool
 from ossfs.read.disk.cache_dir import CacheDirError, prepare_directory
 from ossfs.read.disk.disk_cache import DiskCache
-from ossfs.read.disk.tiered_store import TieredStore
+from ossfs.read.disk.tiered_store import TieredStore, mark_read_ahead_thread
 from ossfs.read.handle_prefetch import PrefetchConfig
 from ossfs.read.prefetch import Prefetcher
 from ossfs.read.pressure import PressureConfig, PressureMonitor
@@ -179,8 +179,11 @@ def build_filesystem(
         lookup_executor=executor,
     )
     # Read-ahead GETs of every open file share these workers (and the store's connection pool).
+    # Their fetched blocks wait for room in the disk writers' queue (`TieredStore`).
     prefetch_executor = concurrent.futures.ThreadPoolExecutor(
-        max_workers=min(_PREFETCH_WORKERS, config.workers), thread_name_prefix="prefetch"
+        max_workers=min(_PREFETCH_WORKERS, config.workers),
+        thread_name_prefix="prefetch",
+        initializer=mark_read_ahead_thread,
     )
     pooled = buffers.max_bytes if buffers is not None else 0
     # Blocks queued for the disk writer are held beside the cache: their room comes off it.
@@ -236,7 +239,9 @@ def build_filesystem(
             cache,
             namespace.listed_children,
             concurrent.futures.ThreadPoolExecutor(
-                max_workers=sibling_gets, thread_name_prefix="siblings"
+                max_workers=sibling_gets,
+                thread_name_prefix="siblings",
+                initializer=mark_read_ahead_thread,
             ),
             block_size_bytes=config.block_size_bytes,
             config=SiblingPrefetchConfig(max_inflight_gets=sibling_gets),

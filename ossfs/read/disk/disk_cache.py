@@ -9,10 +9,14 @@ Responsibility:
   miss: the caller fetches the block again. Any error is a miss; a read never fails because of
   the disk.
 - **Writes** (`offer`, from whichever thread fetched the block): queued for `WRITERS`
-  background threads, at most ``queue_bytes`` of blocks; a block that finds the queue full is
-  dropped, never waited for. A writer writes a temporary file and renames it into place, so
-  a crash (``kill -9``, power loss) never leaves a partial file under a block's name; a file
-  torn by power loss fails its CRC-64 check instead.
+  background threads, at most ``queue_bytes`` of blocks (those being written included). A
+  block that finds the queue full is dropped, unless its caller asks to wait (read-ahead's
+  threads, which no reader waits on directly): that caller waits up to ``wait_s`` for room,
+  and a wait that runs out stops further waits for `WAIT_BACKOFF_S` (a disk that is stuck,
+  not just behind, must not slow read-ahead down block after block). A writer writes a
+  temporary file and renames it into place, so a crash (``kill -9``, power loss) never leaves
+  a partial file under a block's name; a file torn by power loss fails its CRC-64 check
+  instead.
 - **Bounds**: the files (as allocated: what ``du`` counts) stay within ``capacity_bytes``, and
   the filesystem keeps `RESERVE_FRACTION` of its size free. The writer evicts the least
   recently used files first (this mount's own use, else the files' mtimes: a hit touches its
@@ -84,6 +88,8 @@ WRITERS: Final = 2
 """Writer threads: a write is mostly the kernel copying into its page cache and the CRC-64,
 both with the GIL released, so a second writer overlaps them with the first one's. Sustained
 writes are bounded by the device anyway (the kernel throttles writers of dirty pages)."""
+WAIT_BACKOFF_S: Final = 30.0
+"""After an `offer` waited in vain for room in the queue, offers drop without waiting this long."""
 _PROBE_BYTES: Final = 4096  # the first read of a file: its header, unless the key is long
 _BAD_FILE_LINES: Final = 20  # warnings about bad block files per mount, then counted only
 
@@ -123,6 +129,9 @@ class DiskCache:
         self._clock_ns = clock_ns
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
+        self._room = threading.Condition(self._lock)  # notified as the queue shrinks
+        self._waiting = 0  # offers waiting for room now
+        self._no_wait_until = 0.0
         self._queue: deque[tuple[BlockId, Block, int | None]] = deque()
         self._queued = 0
         self._index = DiskIndex()
@@ -172,6 +181,7 @@ class DiskCache:
         with self._wake:
             self._closing = True
             self._wake.notify_all()
+            self._room.notify_all()
         deadline = time.monotonic() + timeout_s
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -218,16 +228,46 @@ class DiskCache:
         rel = BlockId(self._bucket, key, etag, self._block_size, index).relpath
         return os.path.exists(f"{self._root}/{rel}")
 
-    def offer(self, key: str, etag: str, index: int, block: Block, object_crc: int | None) -> None:
-        """Queue a block fetched from OSS to be written (dropped if the queue is full).
+    def offer(
+        self,
+        key: str,
+        etag: str,
+        index: int,
+        block: Block,
+        object_crc: int | None,
+        *,
+        wait_s: float = 0.0,
+    ) -> None:
+        """Queue a block fetched from OSS to be written. If the queue is full: wait up to
+        ``wait_s`` for room (0: not at all), then drop it.
 
         ``object_crc``: the whole object's CRC-64 if known (kept in the header for the
         reader's end-to-end check). The block must not change afterwards (cache blocks never
-        do): the writer reads it later, on its own thread."""
+        do): the writer reads it later, on its own thread. A caller that waits must hold no
+        lock a reader or a writer needs, and the block stays in its caller's memory account
+        while it waits (it is not in the queue's yet)."""
         if not self._on:
             return
+        size = len(block)
         with self._wake:
-            if self._closing or self._queued + len(block) > self._queue_bytes:
+            if (
+                wait_s > 0
+                and not self._closing
+                and self._queued + size > self._queue_bytes >= size
+                and time.monotonic() >= self._no_wait_until
+            ):
+                deadline = time.monotonic() + wait_s
+                self._waiting += 1
+                try:
+                    while not self._closing and self._queued + size > self._queue_bytes:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            self._no_wait_until = time.monotonic() + WAIT_BACKOFF_S
+                            break
+                        self._room.wait(left)
+                finally:
+                    self._waiting -= 1
+            if self._closing or self._queued + size > self._queue_bytes:
                 self._dropped += 1
                 first = self._dropped == 1 and not self._closing
             else:
@@ -235,7 +275,7 @@ class DiskCache:
                 self._queue.append(
                     (BlockId(self._bucket, key, etag, self._block_size, index), block, object_crc)
                 )
-                self._queued += len(block)
+                self._queued += size
                 self._wake.notify()
         if first:
             log.info(
@@ -244,6 +284,12 @@ class DiskCache:
                 self._root,
                 format_size(self._queue_bytes),
             )
+
+    @property
+    def waiting_offers(self) -> int:
+        """How many `offer` calls are waiting for room in the queue now (tests)."""
+        with self._lock:
+            return self._waiting
 
     def object_crc(self, key: str, etag: str) -> int | None:
         """The whole-object CRC-64 a block file read back carried for that version, if any."""
@@ -369,13 +415,20 @@ class DiskCache:
                 block = data = crc = None
                 if self._queue:
                     block, data, crc = self._queue.popleft()
-                    self._queued -= len(data)
             try:
                 if block is not None and data is not None:
-                    self._write(block, data, crc)
-                    if self._give is not None:
-                        self._give(data, 1)  # ``data``: this frame's one reference
-                    data = None
+                    size = len(data)
+                    try:
+                        self._write(block, data, crc)
+                    finally:
+                        # A block being written still counts against the queue's bytes (its
+                        # room in the memory budget) until the writer has let it go.
+                        if self._give is not None:
+                            self._give(data, 1)  # ``data``: this frame's one reference
+                        data = None
+                        with self._lock:
+                            self._queued -= size
+                            self._room.notify_all()
                 if scanner and time.monotonic() >= self._next_scan and not self._closing:
                     self._scan()
             except Exception:  # a bug, not the disk: say so once and stop using the disk
