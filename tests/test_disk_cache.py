@@ -295,6 +295,29 @@ def test_disk_cache_offer_that_waits_in_vain_drops_then_stops_waiting(tmp_path: 
     assert cache.stats().writes_dropped == 2
 
 
+def test_disk_cache_block_finding_the_queue_full_is_owed_and_taken_from_the_cache(
+    tmp_path: Path,
+) -> None:
+    cached = {("k", "e", 1): bytearray(b"c" * BLOCK)}  # the block cache, as the writers see it
+    cache = DiskCache(
+        tmp_path, bucket=BUCKET, block_size=BLOCK, capacity_bytes=None, queue_bytes=BLOCK
+    )  # not started yet: the queue stays full
+    cache.set_recall(lambda key, etag, index: cached.get((key, etag, index)))
+    cache.offer("k", "e", 0, bytearray(b"q" * BLOCK), object_crc=None)
+    cache.offer("k", "e", 1, bytearray(b"c" * BLOCK), object_crc=None)  # finds it full: owed
+    cache.offer("k", "e", 2, bytearray(BLOCK), object_crc=None)  # owed, gone from the cache
+    assert cache.stats().writes_dropped == 0
+    cache.start()
+    cache.close()
+    assert cache.stats().writes_dropped == 1  # block 2: nothing to write it from
+    assert not _file(tmp_path, "k", "e", 2).exists()
+    again = _cache(tmp_path)
+    block = again.lookup("k", "e", 1, BLOCK)
+    assert block is not None
+    assert bytes(block) == b"c" * BLOCK
+    again.close()
+
+
 def test_disk_cache_block_being_written_still_counts_against_the_queue(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

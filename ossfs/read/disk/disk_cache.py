@@ -10,10 +10,13 @@ Responsibility:
   the disk.
 - **Writes** (`offer`, from whichever thread fetched the block): queued for `WRITERS`
   background threads, at most ``queue_bytes`` of blocks (those being written included). A
-  block that finds the queue full is dropped, unless its caller asks to wait (read-ahead's
-  threads, which no reader waits on directly): that caller waits up to ``wait_s`` for room,
-  and a wait that runs out stops further waits for `WAIT_BACKOFF_S` (a disk that is stuck,
-  not just behind, must not slow read-ahead down block after block). A writer writes a
+  block that finds the queue full is owed instead (`OWED_MAX` of them, by name only: no
+  memory): as room comes, the writers take owed blocks first, from the block cache
+  (``recall``), and an owed block the cache has let go by then is dropped (counted in
+  ``writes_dropped``). A caller may also ask to wait (read-ahead's threads, which no reader
+  waits on directly): it waits up to ``wait_s`` for room, and a wait that runs out stops
+  further waits for `WAIT_BACKOFF_S` (a disk that is stuck, not just behind, must not slow
+  read-ahead down block after block). A writer writes a
   temporary file and renames it into place, so a crash (``kill -9``, power loss) never leaves
   a partial file under a block's name; a file torn by power loss fails its CRC-64 check
   instead.
@@ -88,6 +91,9 @@ WRITERS: Final = 2
 """Writer threads: a write is mostly the kernel copying into its page cache and the CRC-64,
 both with the GIL released, so a second writer overlaps them with the first one's. Sustained
 writes are bounded by the device anyway (the kernel throttles writers of dirty pages)."""
+OWED_MAX: Final = 1024
+"""Blocks that found the writers' queue full, kept by name for the writers to take from the block
+cache later (beyond these they are dropped)."""
 WAIT_BACKOFF_S: Final = 30.0
 """After an `offer` waited in vain for room in the queue, offers drop without waiting this long."""
 _PROBE_BYTES: Final = 4096  # the first read of a file: its header, unless the key is long
@@ -131,6 +137,8 @@ class DiskCache:
         self._wake = threading.Condition(self._lock)
         self._room = threading.Condition(self._lock)  # notified as the queue shrinks
         self._waiting = 0  # offers waiting for room now
+        self._owed: deque[tuple[BlockId, int | None]] = deque()
+        self._recall: Callable[[str, str, int], Block | None] | None = None
         self._no_wait_until = 0.0
         self._queue: deque[tuple[BlockId, Block, int | None]] = deque()
         self._queued = 0
@@ -162,6 +170,11 @@ class DiskCache:
     @property
     def directory(self) -> str:
         return self._root
+
+    def set_recall(self, recall: Callable[[str, str, int], Block | None]) -> None:
+        """Where the writers find the blocks they owe (by key, etag and index), if still there:
+        the block cache's `peek`. Without one, a block that finds the queue full is dropped."""
+        self._recall = recall
 
     def start(self) -> None:
         """Start the writer threads: the directory is scanned before anything is written."""
@@ -267,11 +280,21 @@ class DiskCache:
                         self._room.wait(left)
                 finally:
                     self._waiting -= 1
+            first = False
             if self._closing or self._queued + size > self._queue_bytes:
-                self._dropped += 1
-                first = self._dropped == 1 and not self._closing
+                if (
+                    not self._closing
+                    and self._recall is not None
+                    and len(self._owed) < OWED_MAX
+                    and size <= self._block_size <= self._queue_bytes
+                ):
+                    block_id = BlockId(self._bucket, key, etag, self._block_size, index)
+                    self._owed.append((block_id, object_crc))
+                    self._wake.notify()
+                else:
+                    self._dropped += 1
+                    first = self._dropped == 1 and not self._closing
             else:
-                first = False
                 self._queue.append(
                     (BlockId(self._bucket, key, etag, self._block_size, index), block, object_crc)
                 )
@@ -403,38 +426,59 @@ class DiskCache:
                 self._scanned.set()
         else:
             self._scanned.wait()
+        done = 0  # the queue's bytes of the block just written, freed in the next round
         while True:
             with self._wake:
-                while not self._queue and not self._closing:
+                if done:
+                    # Freed and taken again in one hold of the lock: owed blocks get the room
+                    # before a waiting offer does.
+                    self._queued -= done
+                    done = 0
+                    self._room.notify_all()
+                    self._wake.notify_all()
+                while (job := self._take_job()) is None:
+                    if self._closing and not self._queue and not self._owed:
+                        return
                     wait = self._next_scan - time.monotonic() if scanner else None
-                    if wait is not None and wait <= 0:
+                    if wait is not None and wait <= 0 and not self._closing:
                         break
-                    self._wake.wait(wait)
-                if not self._queue and self._closing:
-                    return
-                block = data = crc = None
-                if self._queue:
-                    block, data, crc = self._queue.popleft()
+                    self._wake.wait(None if self._closing else wait)
+            block: BlockId | None = None
+            data: Block | None = None
+            if job is not None:
+                block, data, crc, done = job
+                job = None
             try:
-                if block is not None and data is not None:
-                    size = len(data)
-                    try:
+                if block is not None:
+                    if data is None and self._recall is not None:
+                        data = self._recall(block.key, block.etag, block.index)
+                    if data is None:  # owed, and the block cache has let it go since
+                        with self._lock:
+                            self._dropped += 1
+                    else:
                         self._write(block, data, crc)
-                    finally:
-                        # A block being written still counts against the queue's bytes (its
-                        # room in the memory budget) until the writer has let it go.
                         if self._give is not None:
                             self._give(data, 1)  # ``data``: this frame's one reference
                         data = None
-                        with self._lock:
-                            self._queued -= size
-                            self._room.notify_all()
                 if scanner and time.monotonic() >= self._next_scan and not self._closing:
                     self._scan()
             except Exception:  # a bug, not the disk: say so once and stop using the disk
                 log.exception("disk cache %s: the writer failed; turned off", self._root)
                 with self._lock:
                     self._on = False
+
+    def _take_job(self) -> tuple[BlockId, Block | None, int | None, int] | None:
+        """The next block to write, with the queue's bytes it holds until written (lock held):
+        an owed one (bytes None: recalled from the block cache) when there is room for it,
+        else the oldest queued one. None: nothing to do now."""
+        if self._owed and self._queued + self._block_size <= self._queue_bytes:
+            block, crc = self._owed.popleft()
+            self._queued += self._block_size
+            return block, None, crc, self._block_size
+        if self._queue:
+            block, data, crc = self._queue.popleft()
+            return block, data, crc, len(data)
+        return None
 
     def _write(self, block: BlockId, data: Block, object_crc: int | None) -> None:
         if not self._on:

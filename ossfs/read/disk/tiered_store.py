@@ -13,8 +13,9 @@ Who waits for the disk: a block fetched on a read-ahead thread (`mark_read_ahead
 executors' initializer) waits up to `READ_AHEAD_WAIT_S` for room in the disk writers' queue
 before it is handed on, so read-ahead slows to the disk's pace instead of leaving blocks
 unwritten (a later epoch would GET them again). A block fetched on any other thread (a reader's
-own fetch on a FUSE thread, the HTTP engine's loop) never waits: it is dropped from the disk if
-the queue is full. The waiting block is still in flight for its caller (it has not been handed
+own fetch on a FUSE thread, the HTTP engine's loop) never waits: it is handed on first and then
+offered, so that if the queue is full the disk cache owes it and its writers find it in the
+block cache later. The waiting block is still in flight for its caller (it has not been handed
 on), so it stays within the caller's memory account.
 
 Single flight per block stays the block cache's: every call here runs for blocks the cache
@@ -158,9 +159,16 @@ class TieredStore:
 
         def take(piece: Piece) -> None:
             crc = store.announced_crc64(key, etag)
-            disk.offer(key, etag, next_index[0], piece, crc, wait_s=wait_s)
+            index = next_index[0]
             next_index[0] += 1
-            on_piece(piece)
+            if wait_s:
+                disk.offer(key, etag, index, piece, crc, wait_s=wait_s)
+                on_piece(piece)
+            else:
+                # Handed on first: should the queue be full, the block is in the block cache
+                # when the disk cache owes it (its writers take it from there).
+                on_piece(piece)
+                disk.offer(key, etag, index, piece, crc)
 
         store.read_range(
             key,
@@ -232,9 +240,9 @@ class TieredWholeFetcher:
                 return
 
         def finished(result: Piece | BaseException, seconds: float) -> None:
+            done(result, seconds)  # first: cached before the disk cache may owe it
             if not isinstance(result, BaseException) and size <= disk.block_size:
                 disk.offer(key, etag, 0, result, self._tiered.announced_crc64(key, etag))
-            done(result, seconds)
 
         self._fetcher.submit(key, etag, size, finished)
 
