@@ -87,9 +87,10 @@ MIN_RESCAN_S: Final = 60.0
 """Rescans of the directory at most this often, and never more than 1/30 of the time."""
 FREE_CHECK_S: Final = 2.0
 """How long the filesystem's free space, once asked, is trusted."""
-WRITERS: Final = 2
-"""Writer threads: a write is mostly the kernel copying into its page cache and the CRC-64,
-both with the GIL released, so a second writer overlaps them with the first one's. Sustained
+WRITERS: Final = 1
+"""Writer threads. One: a second one overlapped the kernel's copies a little but cost more in
+GIL handoffs and wake-ups than it gained: epoch 1 with the cache took 1.30 and 1.37 s with one
+writer against 1.52 and 1.56 s with two (512 MiB, 2 cores; PERFORMANCE.md section 8). Sustained
 writes are bounded by the device anyway (the kernel throttles writers of dirty pages)."""
 OWED_MAX: Final = 1024
 """Blocks that found the writers' queue full, kept by name for the writers to take from the block
@@ -434,10 +435,12 @@ class DiskCache:
                     # before a waiting offer does.
                     self._queued -= done
                     done = 0
-                    self._room.notify_all()
-                    self._wake.notify_all()
+                    # One block's room: one waiter (waking them all costs a context switch
+                    # each, and all but one would wait again).
+                    self._room.notify()
                 while (job := self._take_job()) is None:
                     if self._closing and not self._queue and not self._owed:
+                        self._wake.notify_all()  # a writer waiting for room to write owed ones
                         return
                     wait = self._next_scan - time.monotonic() if scanner else None
                     if wait is not None and wait <= 0 and not self._closing:
