@@ -318,6 +318,28 @@ def test_disk_cache_block_finding_the_queue_full_is_owed_and_taken_from_the_cach
     again.close()
 
 
+def test_disk_cache_owed_block_still_being_fetched_is_asked_for_again(tmp_path: Path) -> None:
+    cached: dict[tuple[str, str, int], bytearray] = {}
+    asked: list[int] = []
+
+    def still_fetching(key: str, etag: str, index: int) -> bool:
+        asked.append(index)
+        cached[(key, etag, index)] = bytearray(b"f" * BLOCK)  # the fetch ends: cached now
+        return True
+
+    cache = DiskCache(
+        tmp_path, bucket=BUCKET, block_size=BLOCK, capacity_bytes=None, queue_bytes=BLOCK
+    )
+    cache.set_recall(lambda key, etag, index: cached.get((key, etag, index)), still_fetching)
+    cache.offer("k", "e", 0, bytearray(BLOCK), object_crc=None)
+    cache.offer("k", "e", 1, bytearray(b"f" * BLOCK), object_crc=None)  # owed, not cached yet
+    cache.start()
+    cache.close()
+    assert asked == [1]
+    assert cache.stats().writes_dropped == 0
+    assert _file(tmp_path, "k", "e", 1).exists()
+
+
 def test_disk_cache_block_being_written_still_counts_against_the_queue(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -199,7 +199,10 @@ def build_filesystem(
     if disk is not None:
         reads = tiered = TieredStore(store, disk)
         # Blocks that found the disk writers' queue full are written later from the cache.
-        disk.set_recall(lambda key, etag, index: cache.peek((key, etag, index)))
+        disk.set_recall(
+            lambda key, etag, index: cache.peek((key, etag, index)),
+            lambda key, etag, index: cache.fetching((key, etag, index)),
+        )
     # Read-ahead (in flight, or arrived and not yet read) gets what the cache and the free
     # buffers leave of the budget; with nothing left (or with --no-prefetch) reads degrade to
     # one synchronous GET of their own blocks. Small files read ahead in directory order take

@@ -95,6 +95,8 @@ writes are bounded by the device anyway (the kernel throttles writers of dirty p
 OWED_MAX: Final = 1024
 """Blocks that found the writers' queue full, kept by name for the writers to take from the block
 cache later (beyond these they are dropped)."""
+RECALL_RETRY_S: Final = 0.01
+"""An owed block still being fetched (not in the block cache yet) is asked for again after this."""
 WAIT_BACKOFF_S: Final = 30.0
 """After an `offer` waited in vain for room in the queue, offers drop without waiting this long."""
 _PROBE_BYTES: Final = 4096  # the first read of a file: its header, unless the key is long
@@ -138,8 +140,9 @@ class DiskCache:
         self._wake = threading.Condition(self._lock)
         self._room = threading.Condition(self._lock)  # notified as the queue shrinks
         self._waiting = 0  # offers waiting for room now
-        self._owed: deque[tuple[BlockId, int | None]] = deque()
+        self._owed: deque[tuple[BlockId, int | None, float]] = deque()  # (..., not before)
         self._recall: Callable[[str, str, int], Block | None] | None = None
+        self._in_fetch: Callable[[str, str, int], bool] | None = None
         self._no_wait_until = 0.0
         self._queue: deque[tuple[BlockId, Block, int | None]] = deque()
         self._queued = 0
@@ -172,10 +175,17 @@ class DiskCache:
     def directory(self) -> str:
         return self._root
 
-    def set_recall(self, recall: Callable[[str, str, int], Block | None]) -> None:
+    def set_recall(
+        self,
+        recall: Callable[[str, str, int], Block | None],
+        pending: Callable[[str, str, int], bool] | None = None,
+    ) -> None:
         """Where the writers find the blocks they owe (by key, etag and index), if still there:
-        the block cache's `peek`. Without one, a block that finds the queue full is dropped."""
+        the block cache's `peek`; ``pending``: whether a block not there yet is still being
+        fetched (its fetch was offered it before it was cached: asked again `RECALL_RETRY_S`
+        later). Without ``recall``, a block that finds the queue full is dropped."""
         self._recall = recall
+        self._in_fetch = pending
 
     def start(self) -> None:
         """Start the writer threads: the directory is scanned before anything is written."""
@@ -290,7 +300,7 @@ class DiskCache:
                     and size <= self._block_size <= self._queue_bytes
                 ):
                     block_id = BlockId(self._bucket, key, etag, self._block_size, index)
-                    self._owed.append((block_id, object_crc))
+                    self._owed.append((block_id, object_crc, 0.0))
                     self._wake.notify()
                 else:
                     self._dropped += 1
@@ -442,10 +452,15 @@ class DiskCache:
                     if self._closing and not self._queue and not self._owed:
                         self._wake.notify_all()  # a writer waiting for room to write owed ones
                         return
-                    wait = self._next_scan - time.monotonic() if scanner else None
+                    now = time.monotonic()
+                    wait = self._next_scan - now if scanner else None
                     if wait is not None and wait <= 0 and not self._closing:
                         break
-                    self._wake.wait(None if self._closing else wait)
+                    if self._closing:
+                        wait = None
+                    if self._owed and self._owed[0][2] > now:  # owed, not to be asked yet
+                        wait = min(wait or RECALL_RETRY_S, self._owed[0][2] - now)
+                    self._wake.wait(wait)
             block: BlockId | None = None
             data: Block | None = None
             if job is not None:
@@ -455,7 +470,10 @@ class DiskCache:
                 if block is not None:
                     if data is None and self._recall is not None:
                         data = self._recall(block.key, block.etag, block.index)
-                    if data is None:  # owed, and the block cache has let it go since
+                    if data is None and self._fetching(block):
+                        with self._lock:  # not cached yet: owed still, asked again later
+                            self._owed.append((block, crc, time.monotonic() + RECALL_RETRY_S))
+                    elif data is None:  # owed, and the block cache has let it go since
                         with self._lock:
                             self._dropped += 1
                     else:
@@ -474,14 +492,21 @@ class DiskCache:
         """The next block to write, with the queue's bytes it holds until written (lock held):
         an owed one (bytes None: recalled from the block cache) when there is room for it,
         else the oldest queued one. None: nothing to do now."""
-        if self._owed and self._queued + self._block_size <= self._queue_bytes:
-            block, crc = self._owed.popleft()
+        if (
+            self._owed
+            and self._queued + self._block_size <= self._queue_bytes
+            and self._owed[0][2] <= time.monotonic()
+        ):
+            block, crc, _ = self._owed.popleft()
             self._queued += self._block_size
             return block, None, crc, self._block_size
         if self._queue:
             block, data, crc = self._queue.popleft()
             return block, data, crc, len(data)
         return None
+
+    def _fetching(self, block: BlockId) -> bool:
+        return self._in_fetch is not None and self._in_fetch(block.key, block.etag, block.index)
 
     def _write(self, block: BlockId, data: Block, object_crc: int | None) -> None:
         if not self._on:
