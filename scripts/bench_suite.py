@@ -37,7 +37,11 @@ and proxies do). Workloads (the ``--quick`` sizes in brackets):
 - ``twostream``: two sequential streams on one fd, 1 MiB reads at 0 and 128 MiB, alternating;
 - ``verify1`` / ``verifysmall``: ``ossfs verify`` of one 512 MiB [128 MiB] object and of the
   small files (ossfs only; oss2: the single stream of the same object);
-- ``import``: ``import`` of a synthetic Python package of 600 [64] modules from the mount.
+- ``import``: ``import`` of a synthetic Python package of 600 [64] modules from the mount;
+- ``epoch1`` / ``epoch1c`` / ``epoch2`` (issue 15's disk cache; ossfs, and ``local`` for
+  ``epoch2``): 8 files, 4x ``--epoch-memory`` (128 MiB) in all, read by 4 readers through a
+  mount with that ``--max-memory``, without and with a fresh ``--cache-dir`` (alternating
+  which goes first), then through a remounted mount with the same directory (`bench.epoch`).
 
 Each case runs in a worker subprocess (so no client shares the emulator's GIL), on a fresh mount
 (cold caches), with a timeout. It reports the headline figure (MB/s = 10**6 bytes a second,
@@ -83,6 +87,7 @@ from bench.config import (
     Sizes,
 )
 from bench.dataset import Layout, build_data, large_files, read_through
+from bench.epoch import run_epoch_case
 from bench.measuring import run_case
 from bench.reporting import fmt, report
 from bench.samples import Key, Sample, median_sample
@@ -96,6 +101,7 @@ from bench.systems import (
     snapshot_ossfs,
 )
 from bench.targets import evaluate_targets
+from bench.targets_issue15 import evaluate_issue15
 from bench.targets_issue17 import evaluate_issue17
 from bench.worker import run_worker, worker
 from bench.workloads import workloads
@@ -138,6 +144,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, help="seconds per measurement")
     parser.add_argument("--max-memory", default="512MiB", help="ossfs --max-memory for seq4")
     parser.add_argument(
+        "--epoch-memory",
+        help="ossfs --max-memory of the epoch rows; their data set is 4x this (128MiB)",
+    )
+    parser.add_argument(
         "--baseline-rev",
         metavar="REV",
         help="also measure the ossfs of this git revision (system ossfs@REV, interleaved)",
@@ -164,6 +174,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         changes["rand256k_ops"] = max(1, args.random_ops // 5)
     if args.timeout:
         changes["timeout_s"] = args.timeout
+    if args.epoch_memory:
+        changes["epoch_memory"] = parse_size(args.epoch_memory)
     args.sizes = Sizes(**{**asdict(base), **changes})
     for name, allowed in (("profiles", PROFILES), ("systems", SYSTEMS)):
         chosen = getattr(args, name).split(",")
@@ -229,7 +241,9 @@ def run(args: argparse.Namespace) -> int:
                 print(
                     f"writing the data set ({len(layout.files()):,} objects) ...", file=sys.stderr
                 )
-                build_data(server, layout, tmp / "local", tmp / "manifest.json")
+                build_data(
+                    server, layout, tmp / "local", tmp / "manifest.json", epoch="epoch" in groups
+                )
                 bench = Bench(
                     server,
                     layout,
@@ -250,13 +264,16 @@ def run(args: argparse.Namespace) -> int:
                         # system runs first is slower: the first 4 x 1 GiB run came out at half
                         # the rate of the other two, for ossfs and s3fs alike).
                         read_through(server_files)
-                        if "oss2" in systems:
+                        if "oss2" in systems and group != "epoch":  # no oss2 epoch rows
                             run_case(bench, "oss2", group, sizes.timeout_s)
                         for rep in range(args.repeat):
                             order = systems[rep % len(systems) :] + systems[: rep % len(systems)]
                             for system in order:
                                 t0 = time.monotonic()
-                                got = run_case(bench, system, group, sizes.timeout_s)
+                                if group == "epoch":
+                                    got = run_epoch_case(bench, system, sizes.timeout_s, rep)
+                                else:
+                                    got = run_case(bench, system, group, sizes.timeout_s)
                                 for name, sample in got.items():
                                     samples.setdefault((profile, name, system), []).append(sample)
                                     shown = fmt(sample.value) if sample.ok else sample.status
@@ -276,6 +293,7 @@ def run(args: argparse.Namespace) -> int:
     }
     targets = evaluate_targets(results, sizes, memory_args, profiles)
     targets += evaluate_issue17(results, sizes, profiles)
+    targets += evaluate_issue15(results, profiles)
     header = (
         f"## ossfs benchmark suite ({'quick' if args.quick else 'full'} sizes; ossfs {rev}; "
         f"median of {args.repeat} run(s); {os.cpu_count()} CPUs; "

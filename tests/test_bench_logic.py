@@ -1,7 +1,7 @@
 """The benchmark suite's pure logic (``scripts/bench/``): network bytes per application byte, CPU
 per GiB, the reads of two interleaved streams, which rows apply to which system, the synthetic
-Python package, and the evaluation of issue 17's targets. No benchmark runs here: the samples
-are built by hand, and the figures in them are inputs, not measurements.
+Python package, the epoch rows and the evaluation of issues 15's and 17's targets. No benchmark
+runs here: the samples are built by hand, and the figures in them are inputs, not measurements.
 """
 
 from __future__ import annotations
@@ -11,18 +11,25 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
-from bench.config import MIB, QUICK  # noqa: E402
+from bench.config import EPOCH_OVER_MEMORY, MIB, QUICK  # noqa: E402
+from bench.dataset import Layout  # noqa: E402
+from bench.epoch import epoch_mount_args, epoch_order, epoch_spec  # noqa: E402
 from bench.pypkg import PACKAGE, package_sources, write_package  # noqa: E402
 from bench.reporting import amplification_cell, not_applicable_notes, targets_tables  # noqa: E402
 from bench.samples import Key, Sample, amplification, cpu_per_gib  # noqa: E402
 from bench.targets import Target  # noqa: E402
+from bench.targets_issue15 import (  # noqa: E402
+    EPOCH1_CACHE_COST,
+    EPOCH2_OVER_LOCAL,
+    evaluate_issue15,
+)
 from bench.targets_issue17 import evaluate_issue17, fetched_per_read  # noqa: E402
 from bench.worker_tasks import interleaved_reads  # noqa: E402
 from bench.workloads import not_applicable, workloads  # noqa: E402
@@ -300,3 +307,82 @@ def test_targets_are_reported_by_issue() -> None:
     assert "### Targets of issue 17" in lines
     assert lines.index("### Targets of issue 5") < lines.index("### Targets of issue 17")
     assert "| b | n/a | not measured (why) |" in lines
+
+
+# -- the epoch rows and issue 15's targets --------------------------------------------------------
+
+
+@given(repeats=st.integers(1, 20))
+def test_epoch_order_puts_each_mount_first_equally_often(repeats: int) -> None:
+    orders = [epoch_order(rep) for rep in range(2 * repeats)]
+    assert all(sorted(order) == ["off", "on"] for order in orders)
+    assert sum(order[0] == "on" for order in orders) == repeats
+    assert orders[0] != orders[1]
+
+
+def test_epoch_data_set_is_four_times_the_mount_memory(tmp_path: Path) -> None:
+    layout = Layout(QUICK)
+    total = len(layout.epoch) * QUICK.epoch_file_bytes
+    assert total == EPOCH_OVER_MEMORY * QUICK.epoch_memory
+    assert len(set(layout.epoch)) == QUICK.epoch_files
+    args = epoch_mount_args(QUICK, None)
+    assert args == ["--max-memory", f"{QUICK.epoch_memory // MIB}MiB"]
+    assert epoch_mount_args(QUICK, tmp_path)[-2:] == ["--cache-dir", str(tmp_path)]
+    spec = epoch_spec(layout, str(tmp_path))
+    assert (spec["task"], spec["keys"], spec["root"]) == ("seq", layout.epoch, str(tmp_path))
+
+
+def test_epoch_rows_are_ossfs_with_local_as_epoch2_reference() -> None:
+    for row in ("epoch1", "epoch1c", "epoch2"):
+        assert not_applicable(row, "ossfs") is None
+        assert not_applicable(row, "ossfs@abc") is None
+        for peer in ("oss2", "s3fs", "rclone", "nullfs"):
+            assert not_applicable(row, peer)
+    assert not_applicable("epoch2", "local") is None
+    assert not_applicable("epoch1", "local")
+    assert not_applicable("epoch1c", "local")
+    assert {w.group for w in workloads(QUICK) if w.name.startswith("epoch")} == {"epoch"}
+
+
+def epoch_results(
+    epoch2: float = 800.0,
+    local: float = 1000.0,
+    gets: int = 0,
+    on: float = 950.0,
+    off: float = 1000.0,
+) -> dict[Key, Sample]:
+    return {
+        ("remote", "epoch2", "ossfs"): ok(epoch2, requests={"GET": gets}),
+        ("remote", "epoch2", "local"): ok(local),
+        ("remote", "epoch1c", "ossfs"): ok(on, cpu_user_s=1.0, cpu_system_s=1.0),
+        ("remote", "epoch1", "ossfs"): ok(off, cpu_user_s=1.0, cpu_system_s=0.5),
+    }
+
+
+def issue15(results: dict[Key, Sample], words: str) -> bool | None:
+    (target,) = [t for t in evaluate_issue15(results, ["remote"]) if words in t.name]
+    assert target.issue == 15
+    return target.met
+
+
+@given(share=st.floats(0.05, 2.0), gets=st.integers(0, 3))
+def test_issue15_epoch2_target_needs_the_share_and_no_get(share: float, gets: int) -> None:
+    assume(abs(share - EPOCH2_OVER_LOCAL) > 1e-6)  # not at the threshold itself (rounding)
+    results = epoch_results(epoch2=1000.0 * share, local=1000.0, gets=gets)
+    assert issue15(results, "epoch 2") is (share >= EPOCH2_OVER_LOCAL and gets == 0)
+
+
+@given(cost=st.floats(0.5, 3.0))
+def test_issue15_epoch1_target_compares_times_with_and_without(cost: float) -> None:
+    assume(abs(cost - EPOCH1_CACHE_COST) > 1e-6)  # not at the threshold itself (rounding)
+    results = epoch_results(on=1000.0 / cost, off=1000.0)
+    assert issue15(results, "epoch 1") is (cost <= EPOCH1_CACHE_COST)
+
+
+def test_issue15_targets_not_measured_without_both_sides() -> None:
+    results = epoch_results()
+    del results[("remote", "epoch2", "local")]
+    results[("remote", "epoch1", "ossfs")] = Sample("mount failed: x")
+    targets = evaluate_issue15(results, ["remote"])
+    assert [t.met for t in targets] == [None, None]
+    assert targets[1].note == "mount failed: x"

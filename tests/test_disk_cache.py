@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from ossfs.fs.namespace import Namespace
 from ossfs.obs.stats import MountStats, format_prometheus
 from ossfs.read.block_cache import BlockCache
 from ossfs.read.buffers import BufferPool
+from ossfs.read.disk import block_file, disk_cache
 from ossfs.read.disk.block_file import (
     LAYOUT,
     TEMP_PREFIX,
@@ -29,8 +31,9 @@ from ossfs.read.disk.block_file import (
 from ossfs.read.disk.cache_dir import default_capacity, prepare_directory
 from ossfs.read.disk.disk_cache import DiskCache
 from ossfs.read.disk.disk_index import DiskIndex
-from ossfs.read.disk.tiered_store import TieredStore
+from ossfs.read.disk.tiered_store import TieredStore, mark_read_ahead_thread
 from tests.support.fakes import FakeStore
+from tests.support.waiting import wait_until
 from tests.test_stats import CountingStore
 
 BUCKET = "bkt"
@@ -256,6 +259,110 @@ def test_disk_cache_full_queue_drops_instead_of_waiting(tmp_path: Path) -> None:
     assert cache.stats().writes_dropped == 3
 
 
+def test_disk_cache_offer_that_may_wait_waits_for_room_and_is_written(tmp_path: Path) -> None:
+    cache = DiskCache(
+        tmp_path, bucket=BUCKET, block_size=BLOCK, capacity_bytes=None, queue_bytes=2 * BLOCK
+    )  # not started yet: the queue stays full
+    for index in range(2):
+        cache.offer("k", "e", index, bytearray(BLOCK), object_crc=None)
+    waiter = threading.Thread(
+        target=cache.offer, args=("k", "e", 2, bytearray(b"w" * BLOCK), None), kwargs={"wait_s": 60}
+    )
+    waiter.start()
+    wait_until(lambda: cache.waiting_offers == 1, 10, "the offer waits for room")
+    cache.start()  # the writers make room
+    waiter.join(30)
+    assert not waiter.is_alive()
+    cache.close()
+    assert cache.stats().writes_dropped == 0
+    assert _file(tmp_path, "k", "e", 2).exists()
+
+
+def test_disk_cache_offer_that_waits_in_vain_drops_then_stops_waiting(tmp_path: Path) -> None:
+    cache = DiskCache(
+        tmp_path, bucket=BUCKET, block_size=BLOCK, capacity_bytes=None, queue_bytes=BLOCK
+    )  # never started: nothing makes room
+    cache.offer("k", "e", 0, bytearray(BLOCK), object_crc=None)
+    cache.offer("k", "e", 1, bytearray(BLOCK), object_crc=None, wait_s=0.01)
+    assert cache.stats().writes_dropped == 1
+    # Within the back-off an offer that may wait drops at once.
+    later = threading.Thread(
+        target=cache.offer, args=("k", "e", 2, bytearray(BLOCK), None), kwargs={"wait_s": 600}
+    )
+    later.start()
+    later.join(60)
+    assert not later.is_alive()
+    assert cache.stats().writes_dropped == 2
+
+
+def test_disk_cache_block_finding_the_queue_full_is_owed_and_taken_from_the_cache(
+    tmp_path: Path,
+) -> None:
+    cached = {("k", "e", 1): bytearray(b"c" * BLOCK)}  # the block cache, as the writers see it
+    cache = DiskCache(
+        tmp_path, bucket=BUCKET, block_size=BLOCK, capacity_bytes=None, queue_bytes=BLOCK
+    )  # not started yet: the queue stays full
+    cache.set_recall(lambda key, etag, index: cached.get((key, etag, index)))
+    cache.offer("k", "e", 0, bytearray(b"q" * BLOCK), object_crc=None)
+    cache.offer("k", "e", 1, bytearray(b"c" * BLOCK), object_crc=None)  # finds it full: owed
+    cache.offer("k", "e", 2, bytearray(BLOCK), object_crc=None)  # owed, gone from the cache
+    assert cache.stats().writes_dropped == 0
+    cache.start()
+    cache.close()
+    assert cache.stats().writes_dropped == 1  # block 2: nothing to write it from
+    assert not _file(tmp_path, "k", "e", 2).exists()
+    again = _cache(tmp_path)
+    block = again.lookup("k", "e", 1, BLOCK)
+    assert block is not None
+    assert bytes(block) == b"c" * BLOCK
+    again.close()
+
+
+def test_disk_cache_owed_block_still_being_fetched_is_asked_for_again(tmp_path: Path) -> None:
+    cached: dict[tuple[str, str, int], bytearray] = {}
+    asked: list[int] = []
+
+    def still_fetching(key: str, etag: str, index: int) -> bool:
+        asked.append(index)
+        cached[(key, etag, index)] = bytearray(b"f" * BLOCK)  # the fetch ends: cached now
+        return True
+
+    cache = DiskCache(
+        tmp_path, bucket=BUCKET, block_size=BLOCK, capacity_bytes=None, queue_bytes=BLOCK
+    )
+    cache.set_recall(lambda key, etag, index: cached.get((key, etag, index)), still_fetching)
+    cache.offer("k", "e", 0, bytearray(BLOCK), object_crc=None)
+    cache.offer("k", "e", 1, bytearray(b"f" * BLOCK), object_crc=None)  # owed, not cached yet
+    cache.start()
+    cache.close()
+    assert asked == [1]
+    assert cache.stats().writes_dropped == 0
+    assert _file(tmp_path, "k", "e", 1).exists()
+
+
+def test_disk_cache_block_being_written_still_counts_against_the_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writing = threading.Event()
+    go_on = threading.Event()
+    real_write = block_file.write_block_file
+
+    def slow_write(fd: int, header: bytes, data: object) -> None:
+        writing.set()
+        assert go_on.wait(30)
+        real_write(fd, header, data)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(disk_cache, "write_block_file", slow_write)
+    cache = _cache(tmp_path, queue=BLOCK)
+    cache.offer("k", "e", 0, bytearray(BLOCK), object_crc=None)
+    assert writing.wait(30)  # out of the queue, in a writer's hands
+    cache.offer("k", "e", 1, bytearray(BLOCK), object_crc=None)
+    assert cache.stats().writes_dropped == 1  # block 0 still holds the queue's bytes
+    go_on.set()
+    cache.close()
+    assert _file(tmp_path, "k", "e", 0).exists()
+
+
 def test_disk_cache_scan_removes_crashed_writers_leftovers(tmp_path: Path) -> None:
     cache = _cache(tmp_path)
     cache.offer("k", "e", 0, bytearray(BLOCK), object_crc=None)
@@ -357,6 +464,38 @@ def test_tiered_store_serves_disk_blocks_and_fetches_runs_of_the_rest(tmp_path: 
     ]
     assert tiered.announced_crc64("o", meta.etag) == meta.crc64
     disk.close()
+
+
+def test_tiered_store_read_ahead_thread_waits_for_the_disk_a_reader_does_not(
+    tmp_path: Path,
+) -> None:
+    fake = FakeStore()
+    data = os.urandom(2 * BLOCK)
+    meta = fake.put("o", data)
+    disk = DiskCache(
+        tmp_path, bucket=BUCKET, block_size=BLOCK, capacity_bytes=None, queue_bytes=BLOCK
+    )  # not started: room comes only when the test starts the writers
+    tiered = TieredStore(fake, disk)
+    # A reader's own fetch (this thread) never waits: block 0 is queued, block 1 dropped.
+    assert _read(tiered, "o", meta.etag, 0, 2 * BLOCK) == data
+    assert disk.stats().writes_dropped == 1
+    got: list[bytes] = []
+
+    def read_ahead() -> None:
+        mark_read_ahead_thread()
+        got.append(_read(tiered, "o", meta.etag, 0, 2 * BLOCK))
+
+    worker = threading.Thread(target=read_ahead)
+    worker.start()
+    wait_until(lambda: disk.waiting_offers == 1, 10, "the read-ahead fetch waits for room")
+    assert not got  # the waiting block is not handed on (it stays in the caller's account)
+    disk.start()
+    worker.join(30)
+    assert got == [data]
+    disk.close()
+    assert disk.stats().writes_dropped == 1
+    assert _file(tmp_path, "o", meta.etag, 0).exists()
+    assert _file(tmp_path, "o", meta.etag, 1).exists()
 
 
 def test_tiered_store_passes_unaligned_and_unpinned_reads_through(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from ossfs.read.block_cache import BlockCache
 from ossfs.read.buffers import BufferPool
 from ossfs.read.disk.cache_dir import CacheDirError, prepare_directory
 from ossfs.read.disk.disk_cache import DiskCache
-from ossfs.read.disk.tiered_store import TieredStore
+from ossfs.read.disk.tiered_store import TieredStore, mark_read_ahead_thread
 from ossfs.read.handle_prefetch import PrefetchConfig
 from ossfs.read.prefetch import Prefetcher
 from ossfs.read.pressure import PressureConfig, PressureMonitor
@@ -179,8 +179,11 @@ def build_filesystem(
         lookup_executor=executor,
     )
     # Read-ahead GETs of every open file share these workers (and the store's connection pool).
+    # Their fetched blocks wait for room in the disk writers' queue (`TieredStore`).
     prefetch_executor = concurrent.futures.ThreadPoolExecutor(
-        max_workers=min(_PREFETCH_WORKERS, config.workers), thread_name_prefix="prefetch"
+        max_workers=min(_PREFETCH_WORKERS, config.workers),
+        thread_name_prefix="prefetch",
+        initializer=mark_read_ahead_thread,
     )
     pooled = buffers.max_bytes if buffers is not None else 0
     # Blocks queued for the disk writer are held beside the cache: their room comes off it.
@@ -195,6 +198,11 @@ def build_filesystem(
     tiered = None
     if disk is not None:
         reads = tiered = TieredStore(store, disk)
+        # Blocks that found the disk writers' queue full are written later from the cache.
+        disk.set_recall(
+            lambda key, etag, index: cache.peek((key, etag, index)),
+            lambda key, etag, index: cache.fetching((key, etag, index)),
+        )
     # Read-ahead (in flight, or arrived and not yet read) gets what the cache and the free
     # buffers leave of the budget; with nothing left (or with --no-prefetch) reads degrade to
     # one synchronous GET of their own blocks. Small files read ahead in directory order take
@@ -236,7 +244,9 @@ def build_filesystem(
             cache,
             namespace.listed_children,
             concurrent.futures.ThreadPoolExecutor(
-                max_workers=sibling_gets, thread_name_prefix="siblings"
+                max_workers=sibling_gets,
+                thread_name_prefix="siblings",
+                initializer=mark_read_ahead_thread,
             ),
             block_size_bytes=config.block_size_bytes,
             config=SiblingPrefetchConfig(max_inflight_gets=sibling_gets),

@@ -103,6 +103,10 @@ class _BlockLRU:
         """The cached keys, least recently used first."""
         return iter(self._blocks)
 
+    def peek(self, key: BlockKey) -> Block | None:
+        """The block, or None; its place in the order does not change."""
+        return self._blocks.get(key)
+
     def get(self, key: BlockKey) -> Block | None:
         """The block (marking it most recently used), or None."""
         block = self._blocks.get(key)
@@ -375,6 +379,12 @@ class BlockCache:
         """True if ``key`` is cached now. Counts nothing and does not touch LRU order."""
         with self._lock:
             return key in self._lru
+
+    def peek(self, key: BlockKey) -> Block | None:
+        """The cached block, or None. Counts nothing and does not touch LRU order (the disk
+        cache's writers take the blocks they still owe the disk from here)."""
+        with self._lock:
+            return self._lru.peek(key)
 
     def fetching(self, key: BlockKey) -> bool:
         """True if ``key`` is being fetched now (claimed or in a fetch): a lookup would join it.

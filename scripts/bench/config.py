@@ -26,6 +26,8 @@ PEERS: Final = ("s3fs", "rclone")
 PROFILES: Final = ("loopback", "remote", "remote-chunked")
 REMOTE_LATENCY_S: Final = 0.02
 REMOTE_BANDWIDTH: Final = 100_000_000
+EPOCH_OVER_MEMORY: Final = 4  # issue 15: the epoch data set is 4x the mount's --max-memory
+EPOCH_READERS: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,12 @@ class Sizes:
     verify_bytes: int = 512 * MIB  # the object of the verify1 row
     pkg_subpackages: int = 30  # the synthetic Python package of the import row
     pkg_modules: int = 20  # modules per subpackage
+    epoch_memory: int = 128 * MIB  # ossfs --max-memory of the epoch rows (issue 15)
+    epoch_files: int = 8  # their data set: this many files, 4x epoch_memory in all
+
+    @property
+    def epoch_file_bytes(self) -> int:
+        return EPOCH_OVER_MEMORY * self.epoch_memory // self.epoch_files
 
     @property
     def find_objects(self) -> int:

@@ -34,6 +34,11 @@ class Layout:
     def small(self) -> list[str]:
         return [f"small/f{i:05d}.bin" for i in range(self.sizes.small_files)]
 
+    @property
+    def epoch(self) -> list[str]:
+        """The epoch rows' files (issue 15's disk cache: 4x the mount's memory in all)."""
+        return [f"epoch/f{i:03d}.bin" for i in range(self.sizes.epoch_files)]
+
     def ls_dir(self, count: int) -> str:
         return f"ls{count}"
 
@@ -99,8 +104,11 @@ def read_through(paths: list[Path]) -> None:
                 pass
 
 
-def build_data(server: Any, layout: Layout, local: Path, manifest: Path) -> None:
-    """Write the data set to the emulator, to the local mirror and to the null FUSE manifest."""
+def build_data(
+    server: Any, layout: Layout, local: Path, manifest: Path, *, epoch: bool = False
+) -> None:
+    """Write the data set to the emulator, to the local mirror and to the null FUSE manifest
+    (``epoch``: with the epoch rows' files, distinct random files in the local mirror too)."""
     local.mkdir(parents=True)
     (local / "seq").mkdir()
     first = local / layout.big[0]
@@ -130,6 +138,12 @@ def build_data(server: Any, layout: Layout, local: Path, manifest: Path) -> None
         write_random_file(path, size)
         server.put_object_from_file(BUCKET, key, path)
     files = layout.files()
+    if epoch:
+        (local / "epoch").mkdir()
+        for key in layout.epoch:
+            write_random_file(local / key, layout.sizes.epoch_file_bytes)
+            server.put_object_from_file(BUCKET, key, local / key)
+            files[key] = layout.sizes.epoch_file_bytes
     pkg = local / PKG_DIR
     for path in write_package(pkg, layout.sizes.pkg_subpackages, layout.sizes.pkg_modules):
         key = path.relative_to(local).as_posix()

@@ -133,6 +133,26 @@ def to_sample(
     return sample
 
 
+def case_sample(workload: Workload, got: Measured, mount: Mount | None, system: str) -> Sample:
+    """The sample of one measured run, with what the mount's daemon did (CPU, peak RSS, its
+    memory budget) when there is one."""
+    sample = to_sample(workload, got.answer, got.requests, got.served)
+    sample.counters = got.counters
+    if got.daemon_cpu is not None:
+        sample.cpu_user_s, sample.cpu_system_s = got.daemon_cpu
+        sample.cpu_process = "daemon"
+    if not workload.metadata and got.requests.get("LIST", 0):
+        # A read-only case lists nothing after its preparation: another process on the
+        # machine walked the mount while it ran.
+        sample.extra["foreign_lists"] = float(got.requests["LIST"])
+    if mount is not None and mount.pid is not None:
+        sample.peak_rss_bytes = peak_rss([mount.pid])
+    if mount is not None and kind(system) == "ossfs":
+        budget = ossfs_counters(mount.mountpoint).get("memory.budget_bytes")
+        sample.budget_bytes = None if budget is None else int(budget)
+    return sample
+
+
 def case_specs(
     group: str,
     layout: Layout,
@@ -243,20 +263,7 @@ def run_case(bench: Bench, system: str, group: str, timeout_s: float) -> dict[st
                 counters = functools.partial(ossfs_counters, mount.mountpoint)
             pid = mount.pid if mount is not None else None
             got = measure(bench, spec, prepare, timeout_s, counters, daemon_pid=pid)
-            sample = to_sample(by_name[name], got.answer, got.requests, got.served)
-            sample.counters = got.counters
-            if got.daemon_cpu is not None:
-                sample.cpu_user_s, sample.cpu_system_s = got.daemon_cpu
-                sample.cpu_process = "daemon"
-            if not by_name[name].metadata and got.requests.get("LIST", 0):
-                # A read-only case lists nothing after its preparation: another process on the
-                # machine walked the mount while it ran.
-                sample.extra["foreign_lists"] = float(got.requests["LIST"])
-            if mount is not None and mount.pid is not None:
-                sample.peak_rss_bytes = peak_rss([mount.pid])
-            if mount is not None and kind(system) == "ossfs":
-                budget = ossfs_counters(mount.mountpoint).get("memory.budget_bytes")
-                sample.budget_bytes = None if budget is None else int(budget)
+            sample = case_sample(by_name[name], got, mount, system)
             out[name] = sample
             if not sample.ok:
                 for rest in names:

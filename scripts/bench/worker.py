@@ -125,7 +125,7 @@ def _task(spec: dict[str, Any]) -> dict[str, Any]:
     if task == "seq":
         began = time.perf_counter()
         if root:
-            n = _parallel(_read_path, paths, len(paths))
+            n = _parallel(_read_path, paths, int(spec.get("threads") or len(paths)))
         else:
             bucket = _bucket(oss)
 

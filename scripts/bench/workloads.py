@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.config import MIB, Sizes
+from bench.config import EPOCH_OVER_MEMORY, EPOCH_READERS, MIB, Sizes
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +97,29 @@ def workloads(sizes: Sizes) -> list[Workload]:
             "import",
             metadata=True,
         ),
+        *epoch_workloads(sizes),
+    ]
+
+
+def epoch_workloads(sizes: Sizes) -> list[Workload]:
+    """Issue 15's rows: one epoch over a data set 4x ossfs's --max-memory, without and with
+    a fresh --cache-dir, then again through a remounted mount with the same directory (local:
+    the same files from the local directory, page cache warm)."""
+    data = (
+        f"{sizes.epoch_files} x {sizes.epoch_file_bytes / MIB:.0f} MiB "
+        f"({EPOCH_OVER_MEMORY}x --max-memory {sizes.epoch_memory / MIB:.0f}MiB), "
+        f"{EPOCH_READERS} readers"
+    )
+    return [
+        Workload("epoch1", f"epoch 1: {data}, no --cache-dir", "MB/s", True, "epoch"),
+        Workload("epoch1c", "epoch 1 with an empty --cache-dir", "MB/s", True, "epoch"),
+        Workload(
+            "epoch2",
+            "epoch 2: remounted, same --cache-dir (local: the files)",
+            "MB/s",
+            True,
+            "epoch",
+        ),
     ]
 
 
@@ -107,6 +130,11 @@ def not_applicable(workload: str, system: str) -> str | None:
         return "verify is ossfs-only (oss2: the single stream of the same object)"
     if workload == "verifysmall" and not ossfs:
         return "verify is ossfs-only"
+    if workload.startswith("epoch"):
+        if system == "local":
+            return None if workload == "epoch2" else "local is epoch 2's reference"
+        if not ossfs:
+            return "the disk cache is ossfs's (--cache-dir)"
     if workload == "import" and system == "oss2":
         return "an import needs a filesystem"
     if workload == "import" and system == "nullfs":

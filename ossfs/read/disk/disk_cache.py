@@ -9,10 +9,17 @@ Responsibility:
   miss: the caller fetches the block again. Any error is a miss; a read never fails because of
   the disk.
 - **Writes** (`offer`, from whichever thread fetched the block): queued for `WRITERS`
-  background threads, at most ``queue_bytes`` of blocks; a block that finds the queue full is
-  dropped, never waited for. A writer writes a temporary file and renames it into place, so
-  a crash (``kill -9``, power loss) never leaves a partial file under a block's name; a file
-  torn by power loss fails its CRC-64 check instead.
+  background threads, at most ``queue_bytes`` of blocks (those being written included). A
+  block that finds the queue full is owed instead (`OWED_MAX` of them, by name only: no
+  memory): as room comes, the writers take owed blocks first, from the block cache
+  (``recall``), and an owed block the cache has let go by then is dropped (counted in
+  ``writes_dropped``). A caller may also ask to wait (read-ahead's threads, which no reader
+  waits on directly): it waits up to ``wait_s`` for room, and a wait that runs out stops
+  further waits for `WAIT_BACKOFF_S` (a disk that is stuck, not just behind, must not slow
+  read-ahead down block after block). A writer writes a
+  temporary file and renames it into place, so a crash (``kill -9``, power loss) never leaves
+  a partial file under a block's name; a file torn by power loss fails its CRC-64 check
+  instead.
 - **Bounds**: the files (as allocated: what ``du`` counts) stay within ``capacity_bytes``, and
   the filesystem keeps `RESERVE_FRACTION` of its size free. The writer evicts the least
   recently used files first (this mount's own use, else the files' mtimes: a hit touches its
@@ -80,10 +87,18 @@ MIN_RESCAN_S: Final = 60.0
 """Rescans of the directory at most this often, and never more than 1/30 of the time."""
 FREE_CHECK_S: Final = 2.0
 """How long the filesystem's free space, once asked, is trusted."""
-WRITERS: Final = 2
-"""Writer threads: a write is mostly the kernel copying into its page cache and the CRC-64,
-both with the GIL released, so a second writer overlaps them with the first one's. Sustained
+WRITERS: Final = 1
+"""Writer threads. One: a second one overlapped the kernel's copies a little but cost more in
+GIL handoffs and wake-ups than it gained: epoch 1 with the cache took 1.30 and 1.37 s with one
+writer against 1.52 and 1.56 s with two (512 MiB, 2 cores; PERFORMANCE.md section 8). Sustained
 writes are bounded by the device anyway (the kernel throttles writers of dirty pages)."""
+OWED_MAX: Final = 1024
+"""Blocks that found the writers' queue full, kept by name for the writers to take from the block
+cache later (beyond these they are dropped)."""
+RECALL_RETRY_S: Final = 0.01
+"""An owed block still being fetched (not in the block cache yet) is asked for again after this."""
+WAIT_BACKOFF_S: Final = 30.0
+"""After an `offer` waited in vain for room in the queue, offers drop without waiting this long."""
 _PROBE_BYTES: Final = 4096  # the first read of a file: its header, unless the key is long
 _BAD_FILE_LINES: Final = 20  # warnings about bad block files per mount, then counted only
 
@@ -123,6 +138,12 @@ class DiskCache:
         self._clock_ns = clock_ns
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
+        self._room = threading.Condition(self._lock)  # notified as the queue shrinks
+        self._waiting = 0  # offers waiting for room now
+        self._owed: deque[tuple[BlockId, int | None, float]] = deque()  # (..., not before)
+        self._recall: Callable[[str, str, int], Block | None] | None = None
+        self._in_fetch: Callable[[str, str, int], bool] | None = None
+        self._no_wait_until = 0.0
         self._queue: deque[tuple[BlockId, Block, int | None]] = deque()
         self._queued = 0
         self._index = DiskIndex()
@@ -154,6 +175,18 @@ class DiskCache:
     def directory(self) -> str:
         return self._root
 
+    def set_recall(
+        self,
+        recall: Callable[[str, str, int], Block | None],
+        pending: Callable[[str, str, int], bool] | None = None,
+    ) -> None:
+        """Where the writers find the blocks they owe (by key, etag and index), if still there:
+        the block cache's `peek`; ``pending``: whether a block not there yet is still being
+        fetched (its fetch was offered it before it was cached: asked again `RECALL_RETRY_S`
+        later). Without ``recall``, a block that finds the queue full is dropped."""
+        self._recall = recall
+        self._in_fetch = pending
+
     def start(self) -> None:
         """Start the writer threads: the directory is scanned before anything is written."""
         for number in range(WRITERS):
@@ -172,6 +205,7 @@ class DiskCache:
         with self._wake:
             self._closing = True
             self._wake.notify_all()
+            self._room.notify_all()
         deadline = time.monotonic() + timeout_s
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -218,24 +252,64 @@ class DiskCache:
         rel = BlockId(self._bucket, key, etag, self._block_size, index).relpath
         return os.path.exists(f"{self._root}/{rel}")
 
-    def offer(self, key: str, etag: str, index: int, block: Block, object_crc: int | None) -> None:
-        """Queue a block fetched from OSS to be written (dropped if the queue is full).
+    def offer(
+        self,
+        key: str,
+        etag: str,
+        index: int,
+        block: Block,
+        object_crc: int | None,
+        *,
+        wait_s: float = 0.0,
+    ) -> None:
+        """Queue a block fetched from OSS to be written. If the queue is full: wait up to
+        ``wait_s`` for room (0: not at all), then drop it.
 
         ``object_crc``: the whole object's CRC-64 if known (kept in the header for the
         reader's end-to-end check). The block must not change afterwards (cache blocks never
-        do): the writer reads it later, on its own thread."""
+        do): the writer reads it later, on its own thread. A caller that waits must hold no
+        lock a reader or a writer needs, and the block stays in its caller's memory account
+        while it waits (it is not in the queue's yet)."""
         if not self._on:
             return
+        size = len(block)
         with self._wake:
-            if self._closing or self._queued + len(block) > self._queue_bytes:
-                self._dropped += 1
-                first = self._dropped == 1 and not self._closing
+            if (
+                wait_s > 0
+                and not self._closing
+                and self._queued + size > self._queue_bytes >= size
+                and time.monotonic() >= self._no_wait_until
+            ):
+                deadline = time.monotonic() + wait_s
+                self._waiting += 1
+                try:
+                    while not self._closing and self._queued + size > self._queue_bytes:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            self._no_wait_until = time.monotonic() + WAIT_BACKOFF_S
+                            break
+                        self._room.wait(left)
+                finally:
+                    self._waiting -= 1
+            first = False
+            if self._closing or self._queued + size > self._queue_bytes:
+                if (
+                    not self._closing
+                    and self._recall is not None
+                    and len(self._owed) < OWED_MAX
+                    and size <= self._block_size <= self._queue_bytes
+                ):
+                    block_id = BlockId(self._bucket, key, etag, self._block_size, index)
+                    self._owed.append((block_id, object_crc, 0.0))
+                    self._wake.notify()
+                else:
+                    self._dropped += 1
+                    first = self._dropped == 1 and not self._closing
             else:
-                first = False
                 self._queue.append(
                     (BlockId(self._bucket, key, etag, self._block_size, index), block, object_crc)
                 )
-                self._queued += len(block)
+                self._queued += size
                 self._wake.notify()
         if first:
             log.info(
@@ -244,6 +318,12 @@ class DiskCache:
                 self._root,
                 format_size(self._queue_bytes),
             )
+
+    @property
+    def waiting_offers(self) -> int:
+        """How many `offer` calls are waiting for room in the queue now (tests)."""
+        with self._lock:
+            return self._waiting
 
     def object_crc(self, key: str, etag: str) -> int | None:
         """The whole-object CRC-64 a block file read back carried for that version, if any."""
@@ -357,31 +437,76 @@ class DiskCache:
                 self._scanned.set()
         else:
             self._scanned.wait()
+        done = 0  # the queue's bytes of the block just written, freed in the next round
         while True:
             with self._wake:
-                while not self._queue and not self._closing:
-                    wait = self._next_scan - time.monotonic() if scanner else None
-                    if wait is not None and wait <= 0:
+                if done:
+                    # Freed and taken again in one hold of the lock: owed blocks get the room
+                    # before a waiting offer does.
+                    self._queued -= done
+                    done = 0
+                    # One block's room: one waiter (waking them all costs a context switch
+                    # each, and all but one would wait again).
+                    self._room.notify()
+                while (job := self._take_job()) is None:
+                    if self._closing and not self._queue and not self._owed:
+                        self._wake.notify_all()  # a writer waiting for room to write owed ones
+                        return
+                    now = time.monotonic()
+                    wait = self._next_scan - now if scanner else None
+                    if wait is not None and wait <= 0 and not self._closing:
                         break
+                    if self._closing:
+                        wait = None
+                    if self._owed and self._owed[0][2] > now:  # owed, not to be asked yet
+                        wait = min(wait or RECALL_RETRY_S, self._owed[0][2] - now)
                     self._wake.wait(wait)
-                if not self._queue and self._closing:
-                    return
-                block = data = crc = None
-                if self._queue:
-                    block, data, crc = self._queue.popleft()
-                    self._queued -= len(data)
+            block: BlockId | None = None
+            data: Block | None = None
+            if job is not None:
+                block, data, crc, done = job
+                job = None
             try:
-                if block is not None and data is not None:
-                    self._write(block, data, crc)
-                    if self._give is not None:
-                        self._give(data, 1)  # ``data``: this frame's one reference
-                    data = None
+                if block is not None:
+                    if data is None and self._recall is not None:
+                        data = self._recall(block.key, block.etag, block.index)
+                    if data is None and self._fetching(block):
+                        with self._lock:  # not cached yet: owed still, asked again later
+                            self._owed.append((block, crc, time.monotonic() + RECALL_RETRY_S))
+                    elif data is None:  # owed, and the block cache has let it go since
+                        with self._lock:
+                            self._dropped += 1
+                    else:
+                        self._write(block, data, crc)
+                        if self._give is not None:
+                            self._give(data, 1)  # ``data``: this frame's one reference
+                        data = None
                 if scanner and time.monotonic() >= self._next_scan and not self._closing:
                     self._scan()
             except Exception:  # a bug, not the disk: say so once and stop using the disk
                 log.exception("disk cache %s: the writer failed; turned off", self._root)
                 with self._lock:
                     self._on = False
+
+    def _take_job(self) -> tuple[BlockId, Block | None, int | None, int] | None:
+        """The next block to write, with the queue's bytes it holds until written (lock held):
+        an owed one (bytes None: recalled from the block cache) when there is room for it,
+        else the oldest queued one. None: nothing to do now."""
+        if (
+            self._owed
+            and self._queued + self._block_size <= self._queue_bytes
+            and self._owed[0][2] <= time.monotonic()
+        ):
+            block, crc, _ = self._owed.popleft()
+            self._queued += self._block_size
+            return block, None, crc, self._block_size
+        if self._queue:
+            block, data, crc = self._queue.popleft()
+            return block, data, crc, len(data)
+        return None
+
+    def _fetching(self, block: BlockId) -> bool:
+        return self._in_fetch is not None and self._in_fetch(block.key, block.etag, block.index)
 
     def _write(self, block: BlockId, data: Block, object_crc: int | None) -> None:
         if not self._on:

@@ -9,6 +9,15 @@ GETs (`TieredWholeFetcher`). The whole-object CRC-64 that block files carry is a
 `announced_crc64` when no GET of this mount announced it, so the reader's end-to-end check
 runs on blocks read back from disk too.
 
+Who waits for the disk: a block fetched on a read-ahead thread (`mark_read_ahead_thread`, the
+executors' initializer) waits up to `READ_AHEAD_WAIT_S` for room in the disk writers' queue
+before it is handed on, so read-ahead slows to the disk's pace instead of leaving blocks
+unwritten (a later epoch would GET them again). A block fetched on any other thread (a reader's
+own fetch on a FUSE thread, the HTTP engine's loop) never waits: it is handed on first and then
+offered, so that if the queue is full the disk cache owes it and its writers find it in the
+block cache later. The waiting block is still in flight for its caller (it has not been handed
+on), so it stays within the caller's memory account.
+
 Single flight per block stays the block cache's: every call here runs for blocks the cache
 has claimed. Deliberately not here: the files (`disk_cache`), any other request (delegated to
 the store as they are).
@@ -16,11 +25,28 @@ the store as they are).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
+from typing import Final
 
 from ossfs.core.object_store import ListPage, ObjectMeta, ObjectStore, Piece
 from ossfs.read.disk.disk_cache import DiskCache
 from ossfs.read.sibling_prefetch import WholeFetcher
+
+READ_AHEAD_WAIT_S: Final = 5.0
+"""How long a read-ahead thread's fetched block waits for room in the disk writers' queue."""
+
+_thread = threading.local()
+
+
+def mark_read_ahead_thread() -> None:
+    """Mark the calling thread as a read-ahead worker (its fetched blocks wait for the disk
+    writers): the initializer of the read-ahead executors."""
+    _thread.read_ahead = True
+
+
+def _is_read_ahead_thread() -> bool:
+    return bool(getattr(_thread, "read_ahead", False))
 
 
 class TieredStore:
@@ -129,11 +155,20 @@ class TieredStore:
         """GET blocks ``first..`` up to byte ``end``, offering each to the disk as it comes."""
         next_index = [first]
         store, disk = self._store, self._disk
+        wait_s = READ_AHEAD_WAIT_S if _is_read_ahead_thread() else 0.0
 
         def take(piece: Piece) -> None:
-            disk.offer(key, etag, next_index[0], piece, store.announced_crc64(key, etag))
+            crc = store.announced_crc64(key, etag)
+            index = next_index[0]
             next_index[0] += 1
-            on_piece(piece)
+            if wait_s:
+                disk.offer(key, etag, index, piece, crc, wait_s=wait_s)
+                on_piece(piece)
+            else:
+                # Handed on first: should the queue be full, the block is in the block cache
+                # when the disk cache owes it (its writers take it from there).
+                on_piece(piece)
+                disk.offer(key, etag, index, piece, crc)
 
         store.read_range(
             key,
@@ -205,9 +240,9 @@ class TieredWholeFetcher:
                 return
 
         def finished(result: Piece | BaseException, seconds: float) -> None:
+            done(result, seconds)  # first: cached before the disk cache may owe it
             if not isinstance(result, BaseException) and size <= disk.block_size:
                 disk.offer(key, etag, 0, result, self._tiered.announced_crc64(key, etag))
-            done(result, seconds)
 
         self._fetcher.submit(key, etag, size, finished)
 
