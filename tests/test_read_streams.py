@@ -433,13 +433,18 @@ DEFAULTS = PrefetchConfig()  # the mount's: units of 64 KiB, spans of at most 25
 
 
 def make_default(
-    size: int, executor: Executor, *, config: PrefetchConfig = DEFAULTS
+    size: int,
+    executor: Executor,
+    *,
+    config: PrefetchConfig = DEFAULTS,
+    first_byte_s: float | None = None,
 ) -> tuple[FakeStore, bytes, ObjectReader]:
-    """A reader of ``size`` random bytes with the mount's block size and read-ahead defaults."""
+    """A reader of ``size`` random bytes with the mount's block size and read-ahead defaults
+    (``first_byte_s``: what the link is known to take to a GET's first byte)."""
     data = random.Random(size).randbytes(size)
     store = FakeStore()
     meta = store.put("big.bin", data)
-    prefetcher = Prefetcher(executor, config)
+    prefetcher = Prefetcher(executor, config, first_byte_s=lambda: first_byte_s)
     reader = ObjectReader(
         store, BlockCache(64 * MIB), meta, block_size_bytes=MIB, read_ahead=prefetcher.attach
     )
@@ -463,6 +468,18 @@ def test_first_small_read_of_a_large_object_fetches_a_unit_and_its_block_beside_
         store.reset_calls()
         assert reader.read(offset + 1, 4096) == data[offset + 1 : offset + 4097]
         assert gets(store) == []
+
+
+def test_first_small_read_takes_its_block_on_a_link_known_to_be_fast() -> None:
+    # A link whose GETs start in 1 ms: a block's transfer costs less than a second GET.
+    store, data, reader = make_default(8 * MIB, ManualExecutor(), first_byte_s=0.001)
+    assert reader.read(3 * MIB + 5, 1) == data[3 * MIB + 5 : 3 * MIB + 6]
+    assert gets(store) == [(3 * MIB, 4 * MIB)]
+    # A slow link, or one not measured yet: units, the block beside them.
+    for latency in (0.02, None):
+        store, data, reader = make_default(8 * MIB, ManualExecutor(), first_byte_s=latency)
+        assert reader.read(3 * MIB + 5, 1) == data[3 * MIB + 5 : 3 * MIB + 6]
+        assert gets(store) == [(3 * MIB, 3 * MIB + DEFAULTS.random_unit_bytes)]
 
 
 def test_first_large_read_and_a_small_objects_first_read_take_whole_blocks() -> None:

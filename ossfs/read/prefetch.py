@@ -139,6 +139,15 @@ class Prefetcher:
         latency = self._first_byte_s()
         return latency is not None and latency >= SLOW_FIRST_BYTE_S
 
+    @property
+    def fast_link(self) -> bool:
+        """True when GETs are known to take less than `SLOW_FIRST_BYTE_S` to their first byte
+        (False while nothing is known)."""
+        if self._first_byte_s is None:
+            return False
+        latency = self._first_byte_s()
+        return latency is not None and latency < SLOW_FIRST_BYTE_S
+
     # -- PrefetchBudget: used by HandlePrefetch --------------------------------------------------
     def reserve(self, nbytes: int) -> bool:
         """Take ``nbytes`` of the global budget, or count a denial and return False."""
