@@ -18,7 +18,6 @@ from ossfs.fs.namespace import Namespace
 from ossfs.obs.stats import MountStats, format_prometheus
 from ossfs.read.block_cache import BlockCache
 from ossfs.read.buffers import BufferPool
-from ossfs.read.disk import block_file, disk_cache
 from ossfs.read.disk.block_file import (
     LAYOUT,
     TEMP_PREFIX,
@@ -28,6 +27,7 @@ from ossfs.read.disk.block_file import (
     encode_header,
     header_length,
 )
+from ossfs.read.disk.block_writer import BlockWriter
 from ossfs.read.disk.cache_dir import default_capacity, prepare_directory
 from ossfs.read.disk.disk_cache import DiskCache
 from ossfs.read.disk.disk_index import DiskIndex
@@ -345,14 +345,14 @@ def test_disk_cache_block_being_written_still_counts_against_the_queue(
 ) -> None:
     writing = threading.Event()
     go_on = threading.Event()
-    real_write = block_file.write_block_file
+    real_write = BlockWriter.write
 
-    def slow_write(fd: int, header: bytes, data: object) -> None:
+    def slow_write(self: BlockWriter, path: str, header: bytes, data: object) -> None:
         writing.set()
         assert go_on.wait(30)
-        real_write(fd, header, data)  # type: ignore[arg-type]
+        real_write(self, path, header, data)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(disk_cache, "write_block_file", slow_write)
+    monkeypatch.setattr(BlockWriter, "write", slow_write)
     cache = _cache(tmp_path, queue=BLOCK)
     cache.offer("k", "e", 0, bytearray(BLOCK), object_crc=None)
     assert writing.wait(30)  # out of the queue, in a writer's hands

@@ -63,8 +63,8 @@ from ossfs.read.disk.block_file import (
     encode_header,
     header_length,
     version_prefix,
-    write_block_file,
 )
+from ossfs.read.disk.block_writer import BlockWriter
 from ossfs.read.disk.cache_dir import (
     FILE_MODE,
     Scan,
@@ -157,6 +157,7 @@ class DiskCache:
         self._scanned = threading.Event()
         self._threads: list[threading.Thread] = []
         self._temp_serial = itertools.count(1)
+        self._writer = BlockWriter(FILE_MODE)  # O_DIRECT where the file system takes it
         self._pending = 0  # bytes of files being written (room already made for them)
         self._bad_lines = 0
         self._hits = self._misses = self._bytes_read = self._bytes_written = 0
@@ -522,16 +523,12 @@ class DiskCache:
         temp = f"{directory}/{TEMP_PREFIX}{os.getpid()}-{next(self._temp_serial)}"
         try:
             try:
-                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+                self._writer.write(temp, header, data)
             except FileNotFoundError:  # first block of this directory (or the cache was wiped)
                 made = make_dirs(self._root, rel.rpartition("/")[0])
                 with self._lock:
                     self._dir_bytes += made * allocated(1)
-                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
-            try:
-                write_block_file(fd, header, data)
-            finally:
-                os.close(fd)
+                self._writer.write(temp, header, data)
             os.rename(temp, f"{self._root}/{rel}")
         except OSError as exc:
             with contextlib.suppress(OSError):
