@@ -513,3 +513,15 @@ def test_block_cache_cached_plus_reserved_stays_within_the_total(
             assert cache.used_bytes + reserved <= total_now
         else:
             assert cache.used_bytes <= min(floor, capacity)
+
+
+def test_any_present_sees_cached_and_in_flight_keys_only() -> None:
+    cache = BlockCache(1 << 20)
+    cached, claimed, absent = ("k", "e", 0), ("k", "e", 1), ("k", "e", 2)
+    cache.put(cached, b"x")
+    assert cache.claim([claimed]) == [claimed]
+    assert cache.any_present([absent, cached])
+    assert cache.any_present([claimed])
+    assert not cache.any_present([absent, ("k", "other etag", 0)])
+    cache.abandon([claimed])
+    assert not cache.any_present([claimed])

@@ -181,3 +181,12 @@ def test_refused_direct_write_is_redone_buffered_for_that_file(
     assert raw == header + payload
     assert decode_header(raw[: header_length(raw)]).data_len == 5000
     assert refused and writer.direct  # still tried for the next file
+
+
+def test_direct_write_that_takes_no_bytes_fails_instead_of_looping(
+    direct_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "pwrite", lambda fd, data, offset: 0)
+    with pytest.raises(OSError) as caught:
+        BlockWriter(0o600).write(str(direct_dir / "file"), _header(100), os.urandom(100))
+    assert caught.value.errno == errno.EIO

@@ -386,6 +386,13 @@ class BlockCache:
         with self._lock:
             return self._lru.peek(key)
 
+    def any_present(self, keys: Sequence[BlockKey]) -> bool:
+        """True if one of ``keys`` is cached or being fetched now (one hold of the lock).
+        Counts nothing and does not touch LRU order."""
+        with self._lock:
+            lru, inflight = self._lru, self._inflight
+            return any(key in lru or key in inflight for key in keys)
+
     def fetching(self, key: BlockKey) -> bool:
         """True if ``key`` is being fetched now (claimed or in a fetch): a lookup would join it.
         Counts nothing."""

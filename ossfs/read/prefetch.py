@@ -134,19 +134,18 @@ class Prefetcher:
     @property
     def slow_link(self) -> bool:
         """True when GETs take `SLOW_FIRST_BYTE_S` or more to their first byte."""
-        if self._first_byte_s is None:
-            return False
-        latency = self._first_byte_s()
+        latency = self._latency()
         return latency is not None and latency >= SLOW_FIRST_BYTE_S
 
     @property
     def fast_link(self) -> bool:
         """True when GETs are known to take less than `SLOW_FIRST_BYTE_S` to their first byte
         (False while nothing is known)."""
-        if self._first_byte_s is None:
-            return False
-        latency = self._first_byte_s()
+        latency = self._latency()
         return latency is not None and latency < SLOW_FIRST_BYTE_S
+
+    def _latency(self) -> float | None:
+        return self._first_byte_s() if self._first_byte_s is not None else None
 
     # -- PrefetchBudget: used by HandlePrefetch --------------------------------------------------
     def reserve(self, nbytes: int) -> bool:

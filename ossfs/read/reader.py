@@ -228,12 +228,10 @@ class ObjectReader:
         seeing the other's pages in the shared page cache as holes), its read-ahead fetches
         these blocks whole, and the read joins that fetch (or fetches its block once, whole)
         instead of sending the same bytes again as units."""
-        key, etag, cache = self._key, self._etag, self._cache
-        for index in range(max(first - 1, 0), last + 1):
-            block = (key, etag, index)
-            if cache.contains(block) or cache.fetching(block):
-                return True
-        return False
+        key, etag = self._key, self._etag
+        return self._cache.any_present(
+            [(key, etag, index) for index in range(max(first - 1, 0), last + 1)]
+        )
 
     def _units_serve(self, span: tuple[int, int], first: int, last: int) -> bool:
         """Whether a random read of blocks ``first..last`` (none cached, none being fetched,

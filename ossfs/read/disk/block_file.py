@@ -11,8 +11,9 @@ Files are named by a hash of the object version (bucket, key, ETag, block size) 
 index: ``v1/<2 hex>/<38 hex>.<index>``. All blocks of one version share a directory and a name
 prefix, so they can be found without knowing the object's size.
 
-Deliberately not here: any I/O (`ossfs.read.disk.disk_cache` reads and writes the files), and
-which blocks to keep.
+Also here: reading a block file's bytes back from an open file, checked (`read_block_file`),
+and writing one (`write_block_file`). Deliberately not here: which file, opening, naming and
+renaming it (`ossfs.read.disk.disk_cache`, `block_writer`), and which blocks to keep.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
 from ossfs.core.crc64 import Buffer, crc64
+from ossfs.core.object_store import Piece
 
 LAYOUT: Final = "v1"
 """The top directory of this layout inside the cache directory (another layout gets another)."""
@@ -36,6 +39,7 @@ MAGIC: Final = b"OSSFSBK1"
 _FIXED: Final = struct.Struct("<8sIQQQBQQHIH")
 _CRC: Final = struct.Struct("<Q")
 MAX_HEADER_BYTES: Final = 64 << 10
+_PROBE_BYTES: Final = 4096  # the first read of a file: its header, unless the key is long
 """No header is longer (keys are at most 1,023 bytes in OSS; this leaves room)."""
 
 
@@ -163,6 +167,39 @@ def decode_header(raw: Buffer) -> Header:
         raise BadBlockFileError("header text is not UTF-8") from exc
     block = BlockId(strings[0], strings[1], strings[2], block_size, index)
     return Header(block, length, data_len, data_crc, object_crc if has_object_crc else None)
+
+
+def read_block_file(
+    fd: int, block: BlockId, length: int | None, file_size: int, take: Callable[[int], Piece]
+) -> tuple[Piece, Header]:
+    """The data of the block file open at ``fd`` (``file_size`` bytes), checked: its header
+    must name ``block`` and announce ``length`` bytes (None: any), the file must hold exactly
+    those, and their CRC-64 must match. The data is read into ``take(length)``.
+
+    Raises `BadBlockFileError` for a file that fails a check, OSError as reading does.
+    """
+    head = os.pread(fd, _PROBE_BYTES, 0)
+    size = header_length(head)
+    if size > len(head):
+        head += os.pread(fd, size - len(head), len(head))
+    header = decode_header(head[:size])
+    if header.block != block:
+        raise BadBlockFileError(f"holds {header.block}")
+    if length is None:
+        length = header.data_len
+    if header.data_len != length or file_size != size + length:
+        raise BadBlockFileError(f"{file_size - size} bytes, expected {length}")
+    data = take(length)
+    view = memoryview(data)
+    done = 0
+    while done < length:
+        got = os.preadv(fd, [view[done:]], size + done)
+        if got <= 0:
+            raise BadBlockFileError("ends early")
+        done += got
+    if crc64(data) != header.data_crc:
+        raise BadBlockFileError("CRC-64 of its bytes does not match")
+    return data, header
 
 
 def write_block_file(fd: int, header: bytes, data: Buffer) -> None:

@@ -103,7 +103,10 @@ class BlockWriter:
         try:
             done = 0
             while done < len(view):  # a short write leaves done aligned, or the next is refused
-                done += os.pwrite(fd, view[done:], done)
+                wrote = os.pwrite(fd, view[done:], done)
+                if wrote <= 0:  # never loop on a device that takes nothing
+                    raise OSError(errno.EIO, "a direct write took no bytes")
+                done += wrote
         except OSError as exc:
             if exc.errno != errno.EINVAL:
                 raise

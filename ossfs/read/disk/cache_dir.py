@@ -1,5 +1,5 @@
-"""The cache directory as a whole: created and checked at mount, its default size, and scans
-of the block files in it.
+"""The cache directory as a whole: created and checked at mount, its default size, its
+filesystem's free space, and scans of the block files in it.
 
 Deliberately not here: single block files (`block_file`, `disk_cache`) and what a scan's
 result is used for (`disk_index`, `disk_cache`).
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -23,6 +24,10 @@ DEFAULT_SHARE: Final = 0.75
 TEMP_MAX_AGE_NS: Final = 3600 * 10**9
 """A temporary file older than an hour is a crashed writer's leftover: a scan removes it."""
 _ALLOCATION: Final = 4096
+RESERVE_FRACTION: Final = 0.05
+"""The disk cache never fills its filesystem beyond 95%: it evicts to leave this much free."""
+FREE_CHECK_S: Final = 2.0
+"""How long the filesystem's free space, once asked, is trusted."""
 
 
 class CacheDirError(Exception):
@@ -119,3 +124,31 @@ def scan(root: str, now_ns: int) -> Scan:
                 continue
             files.append((f"{LAYOUT}/{sub.name}/{entry.name}", st.st_blocks * 512, st.st_mtime_ns))
     return Scan(files, dir_bytes)
+
+
+class FreeSpace:
+    """The free space of a directory's filesystem and the reserve to leave free there
+    (`RESERVE_FRACTION` of its size), asked at most every `FREE_CHECK_S`. Thread-safe enough:
+    two callers may both ask the filesystem."""
+
+    def __init__(self, root: str) -> None:
+        self._root = root
+        self._known: tuple[float, int, int] | None = None  # (when, free bytes, reserve bytes)
+
+    def now(self) -> tuple[int, int] | None:
+        """(free bytes, reserve bytes); None if the filesystem cannot be asked."""
+        now = time.monotonic()
+        known = self._known
+        if known is None or now - known[0] > FREE_CHECK_S:
+            try:
+                st = os.statvfs(self._root)
+            except OSError:
+                return None
+            size = st.f_blocks * st.f_frsize
+            known = (now, st.f_bavail * st.f_frsize, int(size * RESERVE_FRACTION))
+            self._known = known
+        return known[1], known[2]
+
+    def forget(self) -> None:
+        """Ask the filesystem again next time (it filled up: what is free changed)."""
+        self._known = None

@@ -9,17 +9,12 @@ Responsibility:
   miss: the caller fetches the block again. Any error is a miss; a read never fails because of
   the disk.
 - **Writes** (`offer`, from whichever thread fetched the block): queued for `WRITERS`
-  background threads, at most ``queue_bytes`` of blocks (those being written included). A
-  block that finds the queue full is owed instead (`OWED_MAX` of them, by name only: no
-  memory): as room comes, the writers take owed blocks first, from the block cache
-  (``recall``), and an owed block the cache has let go by then is dropped (counted in
-  ``writes_dropped``). A caller may also ask to wait (read-ahead's threads, which no reader
-  waits on directly): it waits up to ``wait_s`` for room, and a wait that runs out stops
-  further waits for `WAIT_BACKOFF_S` (a disk that is stuck, not just behind, must not slow
-  read-ahead down block after block). A writer writes a
-  temporary file and renames it into place, so a crash (``kill -9``, power loss) never leaves
-  a partial file under a block's name; a file torn by power loss fails its CRC-64 check
-  instead.
+  background threads in a `WriteQueue` (at most ``queue_bytes``; a block that finds it full
+  is owed, or waited for, or dropped: see `ossfs.read.disk.write_queue`). Owed blocks are
+  taken from the block cache (``recall``) when their turn comes; one the cache has let go by
+  then is dropped (counted in ``writes_dropped``). A writer writes a temporary file and
+  renames it into place, so a crash (``kill -9``, power loss) never leaves a partial file
+  under a block's name; a file torn by power loss fails its CRC-64 check instead.
 - **Bounds**: the files (as allocated: what ``du`` counts) stay within ``capacity_bytes``, and
   the filesystem keeps `RESERVE_FRACTION` of its size free. The writer evicts the least
   recently used files first (this mount's own use, else the files' mtimes: a hit touches its
@@ -46,7 +41,7 @@ import logging
 import os
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
@@ -59,14 +54,15 @@ from ossfs.read.disk.block_file import (
     TEMP_PREFIX,
     BadBlockFileError,
     BlockId,
-    decode_header,
     encode_header,
-    header_length,
+    read_block_file,
     version_prefix,
 )
 from ossfs.read.disk.block_writer import BlockWriter
 from ossfs.read.disk.cache_dir import (
     FILE_MODE,
+    RESERVE_FRACTION,
+    FreeSpace,
     Scan,
     allocated,
     default_capacity,
@@ -75,31 +71,20 @@ from ossfs.read.disk.cache_dir import (
 )
 from ossfs.read.disk.disk_index import DiskIndex
 from ossfs.read.disk.disk_stats import DiskCacheStats
+from ossfs.read.disk.write_queue import WriteQueue
 
 log = logging.getLogger(__name__)
 
-RESERVE_FRACTION: Final = 0.05
-"""The disk cache never fills its filesystem beyond 95%: it evicts to leave this much free."""
 TOUCH_AFTER_NS: Final = 60 * 10**9
 """A hit sets its file's mtime when that is older than a minute (at most one metadata write
 per file a minute, yet other mounts' eviction sees the use)."""
 MIN_RESCAN_S: Final = 60.0
 """Rescans of the directory at most this often, and never more than 1/30 of the time."""
-FREE_CHECK_S: Final = 2.0
-"""How long the filesystem's free space, once asked, is trusted."""
 WRITERS: Final = 1
 """Writer threads. One: a second one overlapped the kernel's copies a little but cost more in
 GIL handoffs and wake-ups than it gained: epoch 1 with the cache took 1.30 and 1.37 s with one
 writer against 1.52 and 1.56 s with two (512 MiB, 2 cores; PERFORMANCE.md section 8). Sustained
 writes are bounded by the device anyway (the kernel throttles writers of dirty pages)."""
-OWED_MAX: Final = 1024
-"""Blocks that found the writers' queue full, kept by name for the writers to take from the block
-cache later (beyond these they are dropped)."""
-RECALL_RETRY_S: Final = 0.01
-"""An owed block still being fetched (not in the block cache yet) is asked for again after this."""
-WAIT_BACKOFF_S: Final = 30.0
-"""After an `offer` waited in vain for room in the queue, offers drop without waiting this long."""
-_PROBE_BYTES: Final = 4096  # the first read of a file: its header, unless the key is long
 _BAD_FILE_LINES: Final = 20  # warnings about bad block files per mount, then counted only
 
 
@@ -132,27 +117,19 @@ class DiskCache:
         self._bucket = bucket
         self._block_size = block_size
         self._capacity = capacity_bytes
-        self._queue_bytes = queue_bytes
         self._take: Callable[[int], Piece] = take_buffer or bytearray
         self._give = give_buffer
         self._clock_ns = clock_ns
         self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._room = threading.Condition(self._lock)  # notified as the queue shrinks
-        self._waiting = 0  # offers waiting for room now
-        self._owed: deque[tuple[BlockId, int | None, float]] = deque()  # (..., not before)
+        self._jobs = WriteQueue(queue_bytes, block_size)
         self._recall: Callable[[str, str, int], Block | None] | None = None
         self._in_fetch: Callable[[str, str, int], bool] | None = None
-        self._no_wait_until = 0.0
-        self._queue: deque[tuple[BlockId, Block, int | None]] = deque()
-        self._queued = 0
         self._index = DiskIndex()
         self._dir_bytes = 0  # the directories themselves (du counts them)
         self._object_crcs: OrderedDict[tuple[str, str], int] = OrderedDict()
         self._on = True
-        self._closing = False
         self._full = False
-        self._free: tuple[float, int, int] | None = None  # (when, free bytes, reserve bytes)
+        self._free = FreeSpace(self._root)
         self._next_scan = 0.0
         self._scanned = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -183,10 +160,11 @@ class DiskCache:
     ) -> None:
         """Where the writers find the blocks they owe (by key, etag and index), if still there:
         the block cache's `peek`; ``pending``: whether a block not there yet is still being
-        fetched (its fetch was offered it before it was cached: asked again `RECALL_RETRY_S`
-        later). Without ``recall``, a block that finds the queue full is dropped."""
+        fetched (its fetch was offered it before it was cached: asked again a little later).
+        Without ``recall``, a block that finds the queue full is dropped."""
         self._recall = recall
         self._in_fetch = pending
+        self._jobs.owe_when_full()
 
     def start(self) -> None:
         """Start the writer threads: the directory is scanned before anything is written."""
@@ -203,10 +181,7 @@ class DiskCache:
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Write what is queued, then stop the writer (waits at most ``timeout_s``)."""
-        with self._wake:
-            self._closing = True
-            self._wake.notify_all()
-            self._room.notify_all()
+        self._jobs.close()
         deadline = time.monotonic() + timeout_s
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -264,67 +239,32 @@ class DiskCache:
         wait_s: float = 0.0,
     ) -> None:
         """Queue a block fetched from OSS to be written. If the queue is full: wait up to
-        ``wait_s`` for room (0: not at all), then drop it.
+        ``wait_s`` for room (0: not at all), then owe it (written later from the block cache,
+        with `set_recall`) or drop it (`ossfs.read.disk.write_queue.WriteQueue.offer`).
 
         ``object_crc``: the whole object's CRC-64 if known (kept in the header for the
         reader's end-to-end check). The block must not change afterwards (cache blocks never
-        do): the writer reads it later, on its own thread. A caller that waits must hold no
-        lock a reader or a writer needs, and the block stays in its caller's memory account
-        while it waits (it is not in the queue's yet)."""
+        do): the writer reads it later, on its own thread."""
         if not self._on:
             return
-        size = len(block)
-        with self._wake:
-            if (
-                wait_s > 0
-                and not self._closing
-                and self._queued + size > self._queue_bytes >= size
-                and time.monotonic() >= self._no_wait_until
-            ):
-                deadline = time.monotonic() + wait_s
-                self._waiting += 1
-                try:
-                    while not self._closing and self._queued + size > self._queue_bytes:
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            self._no_wait_until = time.monotonic() + WAIT_BACKOFF_S
-                            break
-                        self._room.wait(left)
-                finally:
-                    self._waiting -= 1
-            first = False
-            if self._closing or self._queued + size > self._queue_bytes:
-                if (
-                    not self._closing
-                    and self._recall is not None
-                    and len(self._owed) < OWED_MAX
-                    and size <= self._block_size <= self._queue_bytes
-                ):
-                    block_id = BlockId(self._bucket, key, etag, self._block_size, index)
-                    self._owed.append((block_id, object_crc, 0.0))
-                    self._wake.notify()
-                else:
-                    self._dropped += 1
-                    first = self._dropped == 1 and not self._closing
-            else:
-                self._queue.append(
-                    (BlockId(self._bucket, key, etag, self._block_size, index), block, object_crc)
-                )
-                self._queued += size
-                self._wake.notify()
+        name = BlockId(self._bucket, key, etag, self._block_size, index)
+        if self._jobs.offer(name, block, object_crc, wait_s):
+            return
+        with self._lock:
+            self._dropped += 1
+            first = self._dropped == 1 and not self._jobs.closing
         if first:
             log.info(
                 "disk cache %s: the disk is slower than the reads; blocks that find its writers "
                 "%s behind are not written (writes_dropped in ossfs stats)",
                 self._root,
-                format_size(self._queue_bytes),
+                format_size(self._jobs.queue_bytes),
             )
 
     @property
     def waiting_offers(self) -> int:
         """How many `offer` calls are waiting for room in the queue now (tests)."""
-        with self._lock:
-            return self._waiting
+        return self._jobs.waiting_offers
 
     def object_crc(self, key: str, etag: str) -> int | None:
         """The whole-object CRC-64 a block file read back carried for that version, if any."""
@@ -365,27 +305,7 @@ class DiskCache:
         """The block's bytes from its open file, checked (``length`` of them; None: as many as
         its header says); and the file's size on disk."""
         st = os.fstat(fd)
-        head = os.pread(fd, _PROBE_BYTES, 0)
-        size = header_length(head)
-        if size > len(head):
-            head += os.pread(fd, size - len(head), len(head))
-        header = decode_header(head[:size])
-        if header.block != block:
-            raise BadBlockFileError(f"holds {header.block}")
-        if length is None:
-            length = header.data_len
-        if header.data_len != length or st.st_size != size + length:
-            raise BadBlockFileError(f"{st.st_size - size} bytes, expected {length}")
-        data = self._take(length)
-        view = memoryview(data)
-        done = 0
-        while done < length:
-            got = os.preadv(fd, [view[done:]], size + done)
-            if got <= 0:
-                raise BadBlockFileError("ends early")
-            done += got
-        if crc64(data) != header.data_crc:
-            raise BadBlockFileError("CRC-64 of its bytes does not match")
+        data, header = read_block_file(fd, block, length, st.st_size, self._take)
         if header.object_crc is not None:
             self._remember_crc(block, header.object_crc)
         if self._clock_ns() - st.st_mtime_ns > TOUCH_AFTER_NS:
@@ -438,76 +358,43 @@ class DiskCache:
                 self._scanned.set()
         else:
             self._scanned.wait()
-        done = 0  # the queue's bytes of the block just written, freed in the next round
+        done = 0  # the queue's bytes of the block just written, freed with the next job
         while True:
-            with self._wake:
-                if done:
-                    # Freed and taken again in one hold of the lock: owed blocks get the room
-                    # before a waiting offer does.
-                    self._queued -= done
-                    done = 0
-                    # One block's room: one waiter (waking them all costs a context switch
-                    # each, and all but one would wait again).
-                    self._room.notify()
-                while (job := self._take_job()) is None:
-                    if self._closing and not self._queue and not self._owed:
-                        self._wake.notify_all()  # a writer waiting for room to write owed ones
-                        return
-                    now = time.monotonic()
-                    wait = self._next_scan - now if scanner else None
-                    if wait is not None and wait <= 0 and not self._closing:
-                        break
-                    if self._closing:
-                        wait = None
-                    if self._owed and self._owed[0][2] > now:  # owed, not to be asked yet
-                        wait = min(wait or RECALL_RETRY_S, self._owed[0][2] - now)
-                    self._wake.wait(wait)
-            block: BlockId | None = None
-            data: Block | None = None
-            if job is not None:
-                block, data, crc, done = job
-                job = None
+            job = self._jobs.next_job(done, self._next_scan if scanner else None)
+            done = 0
+            if job is None and self._jobs.drained:
+                return
             try:
-                if block is not None:
-                    if data is None and self._recall is not None:
-                        data = self._recall(block.key, block.etag, block.index)
-                    if data is None and self._fetching(block):
-                        with self._lock:  # not cached yet: owed still, asked again later
-                            self._owed.append((block, crc, time.monotonic() + RECALL_RETRY_S))
-                    elif data is None:  # owed, and the block cache has let it go since
-                        with self._lock:
-                            self._dropped += 1
-                    else:
-                        self._write(block, data, crc)
-                        if self._give is not None:
-                            self._give(data, 1)  # ``data``: this frame's one reference
-                        data = None
-                if scanner and time.monotonic() >= self._next_scan and not self._closing:
+                if job is not None:
+                    block, data, crc, done = job
+                    job = None
+                    written = self._write_job(block, data, crc)
+                    data = None
+                    if written is not None and self._give is not None:
+                        self._give(written, 1)  # ``written``: this frame's one reference
+                    written = None
+                if scanner and time.monotonic() >= self._next_scan and not self._jobs.closing:
                     self._scan()
             except Exception:  # a bug, not the disk: say so once and stop using the disk
                 log.exception("disk cache %s: the writer failed; turned off", self._root)
                 with self._lock:
                     self._on = False
 
-    def _take_job(self) -> tuple[BlockId, Block | None, int | None, int] | None:
-        """The next block to write, with the queue's bytes it holds until written (lock held):
-        an owed one (bytes None: recalled from the block cache) when there is room for it,
-        else the oldest queued one. None: nothing to do now."""
-        if (
-            self._owed
-            and self._queued + self._block_size <= self._queue_bytes
-            and self._owed[0][2] <= time.monotonic()
-        ):
-            block, crc, _ = self._owed.popleft()
-            self._queued += self._block_size
-            return block, None, crc, self._block_size
-        if self._queue:
-            block, data, crc = self._queue.popleft()
-            return block, data, crc, len(data)
-        return None
-
-    def _fetching(self, block: BlockId) -> bool:
-        return self._in_fetch is not None and self._in_fetch(block.key, block.etag, block.index)
+    def _write_job(self, block: BlockId, data: Block | None, crc: int | None) -> Block | None:
+        """Write a queued block, or an owed one (``data`` None) looked up in the block cache:
+        owed again while it is still being fetched, dropped if the cache has let it go. The
+        bytes written, if any (for the buffer pool)."""
+        if data is None and self._recall is not None:
+            data = self._recall(block.key, block.etag, block.index)
+        if data is None:
+            if self._in_fetch is not None and self._in_fetch(block.key, block.etag, block.index):
+                self._jobs.owe_again(block, crc)
+            else:
+                with self._lock:
+                    self._dropped += 1
+            return None
+        self._write(block, data, crc)
+        return data
 
     def _write(self, block: BlockId, data: Block, object_crc: int | None) -> None:
         if not self._on:
@@ -575,22 +462,12 @@ class DiskCache:
 
     def _limit(self) -> int:
         """What the files may hold now: the capacity, and no more than leaves the reserve free."""
-        now = time.monotonic()
-        free = self._free
-        if free is None or now - free[0] > FREE_CHECK_S:
-            try:
-                st = os.statvfs(self._root)
-            except OSError:
-                return 0
-            free = (
-                now,
-                st.f_bavail * st.f_frsize,
-                int(st.f_blocks * st.f_frsize * RESERVE_FRACTION),
-            )
-            self._free = free
+        free = self._free.now()
+        if free is None:
+            return 0
         with self._lock:
             held = self._index.used_bytes + self._dir_bytes
-        room = held + free[1] - free[2]
+        room = held + free[0] - free[1]
         return min(self._capacity, room) if self._capacity is not None else room
 
     def _unlink(self, rel: str) -> bool:
@@ -615,7 +492,7 @@ class DiskCache:
             was_full, was_on = self._full, self._on
             if full:
                 self._full = True
-                self._free = None  # ask the filesystem again: the reserve is given back
+                self._free.forget()  # ask the filesystem again: the reserve is given back
             else:
                 self._on = False
         if full and not was_full:
