@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 
 import pytest
 
 from ossfs.read.block_cache import BlockCache
-from ossfs.read.buffers import LAZY_MAP_BYTES, BufferPool
+from ossfs.read.buffers import LAZY_MAP_BYTES, BufferPool, new_mapping
 
 SIZE = 64
 
@@ -116,3 +117,36 @@ def test_buffer_pool_limit_lets_free_buffers_go_and_keeps_fewer() -> None:
         extra = bytearray(SIZE)
         pool.give(extra)
     assert pool.free_bytes == 4 * SIZE
+
+
+def _resident_pages(buffer: mmap.mmap) -> int:
+    """Pages of ``buffer`` in memory now (mincore)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    size = len(buffer)
+    pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+    vector = (ctypes.c_ubyte * pages)()
+    view = (ctypes.c_char * size).from_buffer(buffer)
+    try:
+        libc.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
+        assert libc.mincore(ctypes.addressof(view), size, vector) == 0, ctypes.get_errno()
+    finally:
+        del view
+    return sum(byte & 1 for byte in vector)
+
+
+def test_new_mapping_is_populated_and_zeroed() -> None:
+    size = 64 * mmap.PAGESIZE
+    lazy = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    assert _resident_pages(lazy) == 0  # the measure itself: nothing faulted in yet
+    buffer = new_mapping(size)
+    assert len(buffer) == size
+    assert _resident_pages(buffer) == 64
+    assert buffer[:] == bytes(size)
+    buffer.close()  # no export of it is left behind
+
+
+def test_pool_hands_out_populated_new_buffers() -> None:
+    pool = BufferPool(32 * mmap.PAGESIZE, 2)
+    buffer = pool.take(32 * mmap.PAGESIZE)
+    assert isinstance(buffer, mmap.mmap)
+    assert _resident_pages(buffer) == 32

@@ -4,9 +4,13 @@ Responsibility: hand out writable buffers of one size for GET bodies to be read 
 back buffers the block cache let go of, but only when nothing else can still reach them. A new
 buffer costs the kernel a zeroed page per 4 KiB touched (page faults were a quarter of the
 daemon's CPU in a sequential read); a recycled one costs nothing. New buffers are anonymous
-mappings, populated by the kernel in one call with the GIL released: a bytearray is zeroed by
-Python with the GIL held, so its page faults stalled every other thread (a 1 GiB read filling
-the cache ran at 0.77x).
+mappings, populated by the kernel in one call (`populate`) with the GIL released: a bytearray is
+zeroed by Python with the GIL held, so its page faults stalled every other thread (a 1 GiB read
+filling the cache ran at 0.77x). CPython's ``mmap.mmap`` holds the GIL through the system call,
+so ``MAP_POPULATE`` stalled every thread too, for as long as the kernel took to zero the pages
+(0.5 to 3 ms per MiB on a busy virtual machine, most of the GIL's held time in a sequential
+read): the mapping is made lazy and populated by ``madvise(MADV_POPULATE_WRITE)`` (Linux 5.14)
+through ctypes, which lets the GIL go for the call.
 
 Safety rests on CPython's reference counts (this project runs on CPython with the GIL): a buffer
 is reused only when the caller's own references are the only ones left. A FUSE reply still
@@ -18,6 +22,8 @@ Deliberately not here: which blocks to drop (`block_cache`, `prefetch`) and any 
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import mmap
 import sys
 import threading
@@ -26,6 +32,43 @@ from ossfs.core.object_store import Piece
 
 _LAZY_FLAGS = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
 _MAP_FLAGS = _LAZY_FLAGS | getattr(mmap, "MAP_POPULATE", 0)
+_MADV_POPULATE_WRITE = 23  # Linux 5.14; older kernels answer EINVAL
+_libc = ctypes.CDLL(None, use_errno=True)
+_madvise = _libc.madvise
+_madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+_madvise.restype = ctypes.c_int
+_populate_works = True  # until the kernel refuses MADV_POPULATE_WRITE once
+
+
+def populate(buffer: mmap.mmap) -> bool:
+    """Fault in every page of ``buffer`` now, writable, with the GIL released (ctypes lets it
+    go for a foreign call); False if the kernel cannot (before Linux 5.14, or no memory: the
+    pages are then faulted in on first touch, as for any lazy mapping)."""
+    if not _populate_works:
+        return False
+    size = len(buffer)
+    if size == 0:
+        return True
+    view = (ctypes.c_char * size).from_buffer(buffer)
+    try:
+        return bool(_madvise(ctypes.addressof(view), size, _MADV_POPULATE_WRITE) == 0)
+    finally:
+        del view  # the buffer export: the mapping can be closed again
+
+
+def new_mapping(size: int) -> mmap.mmap:
+    """A new anonymous mapping of ``size`` bytes with its pages already faulted in, the GIL
+    free while the kernel zeroes them (`populate`); ``MAP_POPULATE`` where the kernel lacks
+    ``MADV_POPULATE_WRITE``. Raises OSError when no mapping can be made."""
+    global _populate_works  # one fact about the kernel, learnt once
+    if not _populate_works:
+        return mmap.mmap(-1, size, flags=_MAP_FLAGS)
+    buffer = mmap.mmap(-1, size, flags=_LAZY_FLAGS)
+    if not populate(buffer) and ctypes.get_errno() == errno.EINVAL:
+        _populate_works = False
+    return buffer
+
+
 LAZY_MAP_BYTES = 64 << 10
 """From this size up, a buffer of another size than the pool's is a lazily mapped one (at most
 1/16 of it is lost to page rounding)."""
@@ -91,7 +134,7 @@ class BufferPool:
                 self.reused += 1
                 return self._free.pop()
         try:
-            return mmap.mmap(-1, size, flags=_MAP_FLAGS)
+            return new_mapping(size)
         except OSError:  # no mappings left (vm.max_map_count): the heap will do
             return bytearray(size)
 
