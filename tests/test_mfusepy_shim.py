@@ -19,12 +19,15 @@ shim before adding the release to ``CHECKED_VERSIONS``:
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import inspect
+import mmap
 import re
 import threading
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +42,7 @@ from ossfs.fuse.mfusepy_shim import (  # through ossfs.fuse: libfuse 3 is asked 
     binding_problems,
     installed_version,
 )
+from ossfs.read.reader import ReadData, ReadParts
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 RECHECK = "re-read mfusepy's FUSE against ossfs/fuse/mfusepy_shim.py (see this test's docstring)"
@@ -128,3 +132,38 @@ def test_mfusepy_shim_wrapper_pins_each_thread_once_and_answers_as_the_binding(
     other.start()
     other.join()
     assert pins == [threading.get_ident(), other.ident]  # once per thread
+
+
+def test_mfusepy_shim_read_copies_a_reply_in_parts_in_order() -> None:
+    mapping = mmap.mmap(-1, 8)
+    mapping[:] = b"ABCDEFGH"
+    replies: list[ReadData | ReadParts] = [
+        [memoryview(mapping)[5:], memoryview(bytearray(b"ijkl")), memoryview(b"MNOP")[:2]],
+        memoryview(b"whole reply")[:5],
+        bytearray(b"array"),
+        [],
+    ]
+
+    class Operations:
+        def read(
+            self, path: str | None, size: int, offset: int, fh: object
+        ) -> ReadData | ReadParts:
+            return replies.pop(0)
+
+        def fill_dir(self, fh: int, offset: int, flags: int, filler: Any, buf: Any) -> int:
+            raise AssertionError("not called")
+
+    class Info:
+        contents = None
+
+    binding = BindingFUSE.__new__(BindingFUSE)
+    binding.operations = Operations()
+    out = ctypes.create_string_buffer(16)
+    address = ctypes.cast(out, ctypes.POINTER(ctypes.c_byte))  # as libfuse's callback gets it
+    assert binding.read(None, address, 16, 0, Info()) == 9
+    assert out.raw[:9] == b"FGHijklMN"
+    assert binding.read(None, address, 16, 0, Info()) == 5
+    assert out.raw[:5] == b"whole"
+    assert binding.read(None, address, 16, 0, Info()) == 5
+    assert out.raw[:5] == b"array"
+    assert binding.read(None, address, 16, 0, Info()) == 0

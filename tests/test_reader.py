@@ -148,6 +148,24 @@ def test_reader_multi_block_read_fetches_union_once() -> None:
     assert store.calls == [("get_range", "a.bin", 0, 96)]
 
 
+def test_reader_read_parts_hands_a_read_across_blocks_as_views_in_order() -> None:
+    data = pattern(100)
+    _, cache, reader = make_reader(data)
+    parts = reader.read_parts(10, 40)  # blocks 0 to 3: [10, 16), [16, 32), [32, 48), [48, 50)
+    assert isinstance(parts, list)
+    assert [len(part) for part in parts] == [6, 16, 16, 2]
+    assert all(isinstance(part, memoryview) for part in parts)
+    assert b"".join(parts) == data[10:50]
+    # Views of the cached blocks themselves, not copies.
+    block = cache.get(("a.bin", reader.meta.etag, 1))
+    assert block is not None
+    assert parts[1].obj is block
+    # Inside one block: one bytes-like object.
+    single = reader.read_parts(17, 10)
+    assert not isinstance(single, list)
+    assert bytes(single) == data[17:27]
+
+
 def test_reader_multi_block_read_fetches_only_missing_runs() -> None:
     data = pattern(100)
     store, _, reader = make_reader(data)

@@ -32,7 +32,7 @@ from ossfs.core.nodes import Node, NodeKind
 from ossfs.core.object_store import ObjectMeta, ObjectStore
 from ossfs.fs.namespace import Namespace
 from ossfs.read.block_cache import BlockCache
-from ossfs.read.reader import ObjectReader, ReadAhead, ReadData
+from ossfs.read.reader import ObjectReader, ReadAhead, ReadData, ReadParts
 
 log = logging.getLogger(__name__)
 
@@ -282,11 +282,17 @@ class Filesystem:
     def read(self, fh: int, offset: int, size: int) -> ReadData:
         """Bytes ``[offset, offset+size)`` of the version pinned at open (short at EOF; may be
         a read-only view of a cached block)."""
+        data = self.read_parts(fh, offset, size)
+        return b"".join(data) if isinstance(data, list) else data
+
+    def read_parts(self, fh: int, offset: int, size: int) -> ReadData | ReadParts:
+        """`read`, in views of the blocks it spans (`ossfs.read.reader.ReadParts`) when more
+        than one: for the FUSE binding, which copies each into its reply."""
         handle = self._handles.get(fh)
         if handle is None:
             raise OssfsError(f"bad file handle {fh}")
         try:
-            return handle.reader.read(offset, size)
+            return handle.reader.read_parts(offset, size)
         except OssfsError as exc:
             with self._lock:  # the next open drops what this handle put in the page cache
                 handle.failed = True

@@ -32,7 +32,7 @@ from typing import Any, Final, Protocol
 
 from mfusepy import FUSE, FuseOSError
 
-from ossfs.read.reader import ReadData
+from ossfs.read.reader import ReadData, ReadParts
 
 __all__ = [
     "CHECKED_RANGE",
@@ -66,7 +66,9 @@ _SIGNATURES: Final = {
 class BindingOperations(Protocol):
     """What `BindingFUSE` calls on its operations besides mfusepy's own callbacks."""
 
-    def read(self, path: str | None, size: int, offset: int, fh: object) -> ReadData: ...
+    def read(
+        self, path: str | None, size: int, offset: int, fh: object
+    ) -> ReadData | ReadParts: ...
 
     def fill_dir(self, fh: int, offset: int, flags: int, filler: Filler, buf: Any) -> int: ...
 
@@ -128,23 +130,37 @@ class BindingFUSE(FUSE):  # type: ignore[misc]
         result: int = super()._wrapper(func, *args, **kwargs)
         return result
 
-    def read(self, path: bytes | None, buf: int, size: int, offset: int, fip: Any) -> int:
+    def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
         # Our read never looks at the path: no need to decode it (mfusepy's does).
         data = self.operations.read(None, size, offset, fip.contents)
-        count = len(data)
-        if count == 0:
-            return 0
+        parts = data if isinstance(data, list) else [data]
+        count = sum(map(len, parts))
         if count > size:  # pragma: no cover - ObjectReader never returns more than asked
             raise FuseOSError(errno.EIO)
-        if isinstance(data, memoryview) and data.readonly:
-            data = data.tobytes()  # a view of bytes: ctypes can only address it as bytes
-        if isinstance(data, bytes):
-            ctypes.memmove(buf, data, count)
-        else:
-            ctypes.memmove(buf, (ctypes.c_char * count).from_buffer(data), count)
+        if len(parts) == 1:
+            _copy_to(buf, parts[0])
+            return count
+        at: int = ctypes.cast(buf, ctypes.c_void_p).value or 0  # libfuse's reply buffer
+        for part in parts:
+            _copy_to(at, part)
+            at += len(part)
         return count
 
     def readdir_fuse_3(  # noqa: PLR0917 (the binding's callback signature)
         self, path: bytes | None, buf: Any, filler: Filler, offset: int, fip: Any, flags: int
     ) -> int:
         return self.operations.fill_dir(int(fip.contents.fh), offset, flags, filler, buf)
+
+
+def _copy_to(address: Any, data: ReadData) -> None:
+    """Copy ``data`` to memory at ``address`` (an int or a ctypes pointer; ctypes lets the GIL
+    go for the copy)."""
+    count = len(data)
+    if count == 0:
+        return
+    if isinstance(data, memoryview) and data.readonly:
+        data = data.tobytes()  # a view of bytes: ctypes can only address it as bytes
+    if isinstance(data, bytes):
+        ctypes.memmove(address, data, count)
+    else:
+        ctypes.memmove(address, (ctypes.c_char * count).from_buffer(data), count)
