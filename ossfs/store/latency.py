@@ -1,9 +1,11 @@
-"""How long the store's link takes to answer: the best recent time to a GET's first byte.
+"""How long the store's link takes to answer: the best recent time to a response's head.
 
-Responsibility: keep the times from sending a GET to its response's head (status and headers)
-of the last few GETs and answer with the shortest. The shortest, because anything but the
-link itself (queueing behind other requests on a busy machine, a slow disk on the server) only
-adds to it; a few samples, because a mount's endpoint rarely changes but a network can.
+Responsibility: keep the times from sending a request (GET, HEAD or LIST) to its response's
+head (status and headers) of the last few and answer with the shortest. The shortest, because
+anything but the link itself (queueing behind other requests on a busy machine, a slow disk or
+a long listing on the server, a new connection's handshake) only adds to it: so one sample is
+already an answer, never too low, and a link is never taken for faster than it is. A few
+samples, because a mount's endpoint rarely changes but a network can.
 
 Deliberately not here: taking the times (`ossfs.store.oss_store`), what they decide (`prefetch`).
 """
@@ -15,7 +17,7 @@ from collections import deque
 from typing import Final
 
 SAMPLES: Final = 8
-"""GETs looked at: the latest ones."""
+"""Requests looked at: the latest ones."""
 
 
 class FirstByteLatency:
@@ -30,12 +32,12 @@ class FirstByteLatency:
         self._lock = threading.Lock()
 
     def note(self, seconds: float) -> None:
-        """A GET's response head arrived ``seconds`` after the request was sent."""
+        """A response's head arrived ``seconds`` after its request was sent."""
         with self._lock:
             self._times.append(seconds)
 
     def best(self) -> float | None:
-        """The shortest of the last `SAMPLES` times; None until there were that many."""
+        """The shortest of the last `SAMPLES` times; None before the first."""
         with self._lock:
             times = self._times
-            return min(times) if len(times) == self._samples else None
+            return min(times) if times else None

@@ -80,6 +80,9 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 MAX_LIST_KEYS: Final = 1000
+_TIMED: Final = frozenset({"get", "head", "list"})
+"""Requests whose time to a successful answer's head is a sample of the link's latency
+(`ossfs.store.latency`; errors are not: a quick refusal says little of the data path)."""
 
 
 class OssStore:
@@ -182,8 +185,9 @@ class OssStore:
         return counts
 
     def first_byte_s(self) -> float | None:
-        """The shortest time to a response's head of the last few GETs (`ossfs.store.latency`);
-        None before there were enough. How slow the link is, for read-ahead's decisions."""
+        """The shortest time to a response's head of the last few GETs, HEADs and LISTs
+        (`ossfs.store.latency`); None before the first. How slow the link is, for read-ahead's
+        decisions."""
         return self._first_byte.best()
 
     # -- ObjectStore ------------------------------------------------------------------------------
@@ -481,7 +485,7 @@ class OssStore:
             # server sent something unusable, not that this code is wrong.
             raise MalformedResponseError(f"{type(exc).__name__}: {exc}") from exc
         elapsed = time.perf_counter() - t0
-        if op == "get":  # the response's head is in, its body not read yet
+        if op in _TIMED:  # the response's head is in (a probe's tiny body too)
             self._first_byte.note(elapsed)
         log.debug(
             "%s %r range=%s -> %s in %.1f ms",
