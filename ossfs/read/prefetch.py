@@ -137,13 +137,6 @@ class Prefetcher:
         latency = self._latency()
         return latency is not None and latency >= SLOW_FIRST_BYTE_S
 
-    @property
-    def fast_link(self) -> bool:
-        """True when GETs are known to take less than `SLOW_FIRST_BYTE_S` to their first byte
-        (False while nothing is known)."""
-        latency = self._latency()
-        return latency is not None and latency < SLOW_FIRST_BYTE_S
-
     def _latency(self) -> float | None:
         return self._first_byte_s() if self._first_byte_s is not None else None
 
