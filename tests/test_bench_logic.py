@@ -386,3 +386,21 @@ def test_issue15_targets_not_measured_without_both_sides() -> None:
     targets = evaluate_issue15(results, ["remote"])
     assert [t.met for t in targets] == [None, None]
     assert targets[1].note == "mount failed: x"
+
+
+def test_issue15_epoch1_note_says_blocks_not_written_and_read_ahead_waits() -> None:
+    results = epoch_results()
+    results[("remote", "epoch1c", "ossfs")] = ok(
+        950.0,
+        cpu_user_s=1.0,
+        cpu_system_s=1.0,
+        counters={
+            "disk_cache.writes_dropped": 2.0,
+            "disk_cache.read_ahead_waits": 300.0,
+            "disk_cache.read_ahead_wait_ms": 4875.0,
+        },
+    )
+    (target,) = [t for t in evaluate_issue15(results, ["remote"]) if "epoch 1" in t.name]
+    assert target.note == (
+        "daemon CPU 1.33x; 2 blocks not written; read-ahead waited for the disk 300 times, 4.9 s"
+    )

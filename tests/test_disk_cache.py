@@ -257,6 +257,7 @@ def test_disk_cache_full_queue_drops_instead_of_waiting(tmp_path: Path) -> None:
     for index in range(5):
         cache.offer("k", "e", index, bytearray(BLOCK), object_crc=None)
     assert cache.stats().writes_dropped == 3
+    assert cache.stats().read_ahead_waits == 0
 
 
 def test_disk_cache_offer_that_may_wait_waits_for_room_and_is_written(tmp_path: Path) -> None:
@@ -275,6 +276,7 @@ def test_disk_cache_offer_that_may_wait_waits_for_room_and_is_written(tmp_path: 
     assert not waiter.is_alive()
     cache.close()
     assert cache.stats().writes_dropped == 0
+    assert cache.stats().read_ahead_waits == 1  # counted, for ossfs stats
     assert _file(tmp_path, "k", "e", 2).exists()
 
 
@@ -285,6 +287,9 @@ def test_disk_cache_offer_that_waits_in_vain_drops_then_stops_waiting(tmp_path: 
     cache.offer("k", "e", 0, bytearray(BLOCK), object_crc=None)
     cache.offer("k", "e", 1, bytearray(BLOCK), object_crc=None, wait_s=0.01)
     assert cache.stats().writes_dropped == 1
+    # It waited until its deadline, and says so.
+    assert cache.stats().read_ahead_waits == 1
+    assert cache.stats().read_ahead_wait_ms >= 10
     # Within the back-off an offer that may wait drops at once.
     later = threading.Thread(
         target=cache.offer, args=("k", "e", 2, bytearray(BLOCK), None), kwargs={"wait_s": 600}
@@ -293,6 +298,7 @@ def test_disk_cache_offer_that_waits_in_vain_drops_then_stops_waiting(tmp_path: 
     later.join(60)
     assert not later.is_alive()
     assert cache.stats().writes_dropped == 2
+    assert cache.stats().read_ahead_waits == 1  # the back-off: no second wait
 
 
 def test_disk_cache_block_finding_the_queue_full_is_owed_and_taken_from_the_cache(

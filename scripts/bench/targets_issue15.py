@@ -28,9 +28,15 @@ def _missing(name: str, *samples: Sample | None) -> Target:
 
 
 def _dropped(sample: Sample) -> str:
-    """The disk cache's blocks not written during the case, if its counters say."""
+    """The disk cache's blocks not written during the case, and read-ahead's waits for its
+    writes, if its counters say."""
     dropped = sample.counters.get("disk_cache.writes_dropped")
-    return "" if dropped is None else f"; {dropped:.0f} blocks not written"
+    waits = sample.counters.get("disk_cache.read_ahead_waits")
+    wait_ms = sample.counters.get("disk_cache.read_ahead_wait_ms")
+    out = "" if dropped is None else f"; {dropped:.0f} blocks not written"
+    if waits is not None and wait_ms is not None:
+        out += f"; read-ahead waited for the disk {waits:.0f} times, {wait_ms / 1000:.1f} s"
+    return out
 
 
 def evaluate_issue15(results: dict[Key, Sample], profiles: Sequence[str]) -> list[Target]:

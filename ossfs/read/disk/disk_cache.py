@@ -284,6 +284,7 @@ class DiskCache:
             self._unlink(rel)
 
     def stats(self) -> DiskCacheStats:
+        waits, wait_ms = self._jobs.waits
         with self._lock:
             return DiskCacheStats(
                 hits=self._hits,
@@ -291,6 +292,8 @@ class DiskCache:
                 bytes_read=self._bytes_read,
                 bytes_written=self._bytes_written,
                 writes_dropped=self._dropped,
+                read_ahead_waits=waits,
+                read_ahead_wait_ms=wait_ms,
                 evictions=self._evictions,
                 crc_failures=self._crc_failures,
                 errors=self._errors,

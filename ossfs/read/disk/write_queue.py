@@ -50,6 +50,8 @@ class WriteQueue:
         self._owed: deque[tuple[BlockId, int | None, float]] = deque()  # (..., not before)
         self._owing = False
         self._waiting = 0
+        self._waits = 0
+        self._waited_ns = 0
         self._no_wait_until = 0.0
         self._closing = False
 
@@ -66,6 +68,13 @@ class WriteQueue:
         """How many `offer` calls wait for room now (tests)."""
         with self._lock:
             return self._waiting
+
+    @property
+    def waits(self) -> tuple[int, int]:
+        """Offers that waited for room since the start, and the milliseconds they waited in
+        all (how much the disk slowed read-ahead down)."""
+        with self._lock:
+            return self._waits, self._waited_ns // 1_000_000
 
     def owe_when_full(self) -> None:
         """From now on a block that finds the queue full is owed, not dropped (the writer has
@@ -104,6 +113,8 @@ class WriteQueue:
 
     def _wait_for_room(self, size: int, deadline: float) -> None:
         self._waiting += 1
+        self._waits += 1
+        began = time.monotonic_ns()
         try:
             while not self._closing and self._queued + size > self._queue_bytes:
                 left = deadline - time.monotonic()
@@ -113,6 +124,7 @@ class WriteQueue:
                 self._room.wait(left)
         finally:
             self._waiting -= 1
+            self._waited_ns += time.monotonic_ns() - began
 
     def owe_again(self, block: BlockId, object_crc: int | None) -> None:
         """An owed block not in the block cache yet (still being fetched): asked for again
