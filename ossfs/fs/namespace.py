@@ -459,6 +459,7 @@ class Namespace:
                     self._listings[node.path] = listing
                 except ValueError:
                     log.debug("%r: %d entries, too many to cache", prefix, len(listing.children))
+        self._flat.start_shards(node, listing)
         return listing
 
     def _count_list(self) -> None:
