@@ -393,3 +393,24 @@ def test_flat_walk_reads_ahead_only_the_listing_that_listed_what_it_reads() -> N
     assert sum(kind is NodeKind.FILE for kind in found.values()) == 2000
     # /walk and its own shards; the root's shard has not reached walk/: no page of it ahead
     assert [p for p, _, _, _ in store.lists] == ["walk/"] * (1 + MAX_SHARDS)
+
+
+def test_flat_ls_of_a_directory_a_shard_partly_listed_lists_it_by_itself() -> None:
+    store, clock = FakeStore(), FakeClock()
+    for s in range(4):
+        for t in range(10):
+            for i in range(200):
+                store.put(f"data/s{s}/t{t}/f{i:03d}")
+    ns = make_ns(store, clock, InlineExecutor())
+    ns.readdir("/")
+    ns.readdir("/data")  # its shards' first pages stop in s0..s3, after t0..t4
+    store.reset_calls()
+
+    assert len(ns.readdir("/data/s1")) == 10
+
+    # mostly subdirectories, no walk: one delimited listing, as without shards (then its own
+    # shards' first pages, from its subdirectories not listed yet), no page of /data's shard
+    assert store.lists[0] == ("data/s1/", "/", None, "")
+    assert [(p, t, a) for p, _, t, a in store.lists[1:]] == [
+        ("data/s1/", None, f"data/s1/t{t}") for t in (4, 5, 7, 8)
+    ]

@@ -416,7 +416,7 @@ class FlatListings:
         """Continue the flat listing ``node`` is partly listed by, page by page, until ``node``
         is complete; None if it is not partly listed, or once it took too many pages: up to
         `MAX_FLAT_PAGES_PER_READDIR` during a walk or when the pages so far held mostly
-        ``node``'s own children, else `FLAT_PAGES_TO_TRY`."""
+        ``node``'s own children, else `FLAT_PAGES_TO_TRY` (none for a shard's listing)."""
         for pages in range(MAX_FLAT_PAGES_PER_READDIR):
             with self._lock:
                 partial = self._partials.get(node.path) if self._caching else None
@@ -425,7 +425,10 @@ class FlatListings:
                 return None
             walking = cursor.steps >= WALK_STEPS
             dense = len(partial.children) * 2 >= SUBTREE_PAGE_KEYS
-            if not (walking or dense) and pages >= FLAT_PAGES_TO_TRY:
+            # A shard's pages are worth trying only for a walk: an `ls` of a directory it
+            # partly listed costs one delimited listing, as it would without shards.
+            to_try = FLAT_PAGES_TO_TRY if cursor.ident == cursor.path else 0
+            if not (walking or dense) and pages >= to_try:
                 return None  # a big subtree: a listing of its own costs fewer requests
             self._advance(cursor)
             with self._lock:
