@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ossfs.emulator import EmulatorServer
+from ossfs.fs.flat_walk import MAX_SHARDS
 from tests.support import BUCKET
 from tests.support.mounts import Mounts, mounts_fixture, settled_counts
 
@@ -55,3 +57,25 @@ def test_flat_mount_find_over_many_directories_lists_a_few_pages(
     # the probe's flat page (1,000 keys), then the next one: as many as a flat listing
     assert counts.get("ListObjectsV2", 0) == 2
     assert counts.get("HeadObject", 0) == 1
+
+
+def test_flat_mount_find_over_a_tree_known_from_its_parent_lists_its_shards(
+    emulator: EmulatorServer, mounts: Mounts
+) -> None:
+    keys = [f"walk/d{d:03d}/f{f:02d}" for d in range(60) for f in range(20)]
+    emulator.put_empty_objects(BUCKET, keys)
+    mp = mounts.mount(emulator.endpoint)
+    os.listdir(mp)  # walk is known from its parent's listing, never probed
+    settled_counts(emulator)
+    emulator.log.clear()
+
+    found = subprocess.run(
+        ["find", str(mp / "walk"), "-type", "f"], capture_output=True, text=True, check=True
+    ).stdout.split()
+
+    assert sorted(str(Path(f).relative_to(mp)) for f in found) == sorted(keys)
+    counts = settled_counts(emulator)
+    # walk by itself, then its subtree flat from 4 subdirectories on, side by side; no
+    # directory under it listed by itself
+    assert counts.get("ListObjectsV2", 0) == 1 + MAX_SHARDS
+    assert counts.get("HeadObject", 0) == 0
