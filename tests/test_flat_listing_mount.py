@@ -44,7 +44,7 @@ def test_flat_mount_cold_deep_file_costs_one_list_one_head_one_get(
     [
         # probed: its flat page (1,000 keys), then the next one: as many as a flat listing
         (False, 2, 1),
-        # known from its parent's listing: walk by itself, then its subtree flat from 4
+        # known from its parent's listing: walk by itself, then its subtree flat from MAX_SHARDS
         # subdirectories on, side by side; no directory under it listed by itself
         (True, 1 + MAX_SHARDS, 0),
     ],

@@ -168,11 +168,12 @@ def test_flat_walk_lists_a_tree_in_a_few_pages(executor: concurrent.futures.Exec
 
     assert files == 2000
     # /walk by itself, then its subtree flat in MAX_SHARDS pages side by side, one from each
-    # of d000, d025, d050 and d075 on: every directory under /walk is listed by one of them
+    # of MAX_SHARDS evenly spaced subdirectories on: every directory under /walk is listed by
+    # one of them
     assert store.lists[0] == ("walk/", "/", None, "")
     assert store.count("list_page") == 1 + MAX_SHARDS
     starts = sorted(a for _, d, _, a in store.lists if d == "")
-    assert starts == ["walk/d000", "walk/d025", "walk/d050", "walk/d075"]
+    assert starts == [f"walk/d{i * 100 // MAX_SHARDS:03d}" for i in range(MAX_SHARDS)]
 
 
 def test_flat_walk_of_a_probed_tree_continues_its_flat_listing(
@@ -412,5 +413,5 @@ def test_flat_ls_of_a_directory_a_shard_partly_listed_lists_it_by_itself() -> No
     # shards' first pages, from its subdirectories not listed yet), no page of /data's shard
     assert store.lists[0] == ("data/s1/", "/", None, "")
     assert [(p, t, a) for p, _, t, a in store.lists[1:]] == [
-        ("data/s1/", None, f"data/s1/t{t}") for t in (4, 5, 7, 8)
+        ("data/s1/", None, f"data/s1/t{4 + i * 6 // MAX_SHARDS}") for i in range(MAX_SHARDS)
     ]
