@@ -18,6 +18,7 @@ from ossfs.core.nodes import Node, NodeKind
 from ossfs.core.object_store import ObjectMeta
 from ossfs.fs.namespace import Namespace
 from tests.support.fakes import FakeStore, LeakyStore
+from tests.support.waiting import wait_until
 
 
 class FakeClock:
@@ -114,7 +115,10 @@ def test_namespace_readdir_shows_files_markers_and_implicit_dirs(
     assert by_name["marker"].key == "marker/"
     assert by_name["implicit"].meta is None
     assert by_name["f.txt"].inode == inode_for_key("f.txt")
-    assert store.calls == [("list_page", "", None)]
+    # one delimited LIST answers; flat pages of the subtree follow in the background
+    assert store.lists[0] == ("", "/", None, "")
+    wait_until(lambda: len(store.lists) == 4, 10, "the subtree's flat pages")
+    assert sorted(a for _, d, _, a in store.lists if d == "") == ["both", "implicit", "marker"]
 
 
 def test_namespace_readdir_excludes_the_directorys_own_marker(

@@ -4,13 +4,15 @@ walks, and the bounds on what a flat listing costs (request counts from the reco
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 from collections.abc import Iterator
 
 import pytest
 
 from ossfs.core.errors import NotDirectoryError, NotFoundError
 from ossfs.core.nodes import Node, NodeKind
-from ossfs.fs.flat_walk import FLAT_PAGES_TO_TRY, SUBTREE_PAGE_KEYS
+from ossfs.core.object_store import ListPage
+from ossfs.fs.flat_walk import FLAT_PAGES_TO_TRY, MAX_SHARDS, SUBTREE_PAGE_KEYS
 from ossfs.fs.namespace import Namespace
 from tests.support.executors import InlineExecutor
 from tests.support.fakes import FakeStore, LeakyStore
@@ -165,10 +167,13 @@ def test_flat_walk_lists_a_tree_in_a_few_pages(executor: concurrent.futures.Exec
                 files += 1
 
     assert files == 2000
-    # /walk and /walk/d000 by themselves; d001 makes a walk: /walk flat from d001 on, 2 pages
-    assert store.count("list_page") == 4
-    assert flat(store) == ["walk/", "walk/"]
-    assert [a for _, d, _, a in store.lists if d == ""] == ["walk/d001", ""]
+    # /walk by itself, then its subtree flat in MAX_SHARDS pages side by side, one from each
+    # of MAX_SHARDS evenly spaced subdirectories on: every directory under /walk is listed by
+    # one of them
+    assert store.lists[0] == ("walk/", "/", None, "")
+    assert store.count("list_page") == 1 + MAX_SHARDS
+    starts = sorted(a for _, d, _, a in store.lists if d == "")
+    assert starts == [f"walk/d{i * 100 // MAX_SHARDS:03d}" for i in range(MAX_SHARDS)]
 
 
 def test_flat_walk_of_a_probed_tree_continues_its_flat_listing(
@@ -281,3 +286,132 @@ def test_flat_page_with_a_key_outside_its_subtree_never_completes_a_directory(
     ns = make_ns(store, FakeClock(), executor, root_prefix="p/")
 
     assert len(ns.readdir("/d")) == 1500  # the probe's flat page holds 1000 of them
+
+
+class GatedFlatStore(FakeStore):
+    """Flat pages (no delimiter) wait for ``gate``; ``broken`` records a barrier that broke."""
+
+    def __init__(self, parties: int) -> None:
+        super().__init__()
+        self.barrier = threading.Barrier(parties, timeout=10)
+        self.gate = threading.Event()
+        self.gate.set()
+        self.broken = False
+
+    def list_page(
+        self,
+        prefix: str,
+        *,
+        delimiter: str = "/",
+        token: str | None = None,
+        max_keys: int = 1000,
+        start_after: str = "",
+    ) -> ListPage:
+        page = super().list_page(
+            prefix, delimiter=delimiter, token=token, max_keys=max_keys, start_after=start_after
+        )
+        if delimiter == "" and start_after:
+            try:
+                self.barrier.wait()
+            except threading.BrokenBarrierError:
+                self.broken = True
+            self.gate.wait(10)
+        return page
+
+
+def test_flat_shards_of_a_listed_directory_are_sent_side_by_side() -> None:
+    store = GatedFlatStore(MAX_SHARDS)  # each shard's page waits until all of them are sent
+    put_walk_tree(store)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=MAX_SHARDS) as pool:
+        ns = make_ns(store, FakeClock(), pool)
+        ns.readdir("/")
+        store.reset_calls()
+
+        found = walk_from(ns, "/walk")
+
+    assert sum(kind is NodeKind.FILE for kind in found.values()) == 2000
+    assert not store.broken
+    assert store.count("list_page") == 1 + MAX_SHARDS
+
+
+def test_flat_readdir_of_a_subdirectory_waits_for_the_shard_that_lists_it() -> None:
+    store = GatedFlatStore(1)
+    put_walk_tree(store)
+    store.gate.clear()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=MAX_SHARDS) as pool:
+        ns = make_ns(store, FakeClock(), pool)
+        ns.readdir("/")
+        ns.readdir("/walk")  # its shards' pages are held at the gate
+        got: list[int] = []
+        reader = threading.Thread(target=lambda: got.append(len(ns.readdir("/walk/d030"))))
+        reader.start()
+        reader.join(1)  # a reader that sent its own LIST would be done by now
+        assert reader.is_alive()
+        store.gate.set()
+        reader.join(10)
+
+    assert got == [20]
+    assert [p for p, d, _, _ in store.lists if d == "/"] == ["", "walk/"]  # no LIST of d030
+
+
+def test_flat_listing_one_directory_starts_a_bounded_number_of_pages() -> None:
+    store, clock = FakeStore(), FakeClock()
+    for s in range(10):
+        for i in range(3000):
+            store.put(f"big/s{s}/f{i:04d}")
+    ns = make_ns(store, clock, InlineExecutor())  # the shards' pages are sent at once
+    ns.readdir("/")
+    store.reset_calls()
+
+    assert len(ns.readdir("/big")) == 10
+    ns.readdir("/big")
+
+    # the listing by itself, then one page from each of MAX_SHARDS subdirectories: no more
+    assert store.lists[0] == ("big/", "/", None, "")
+    assert [(d, t) for _, d, t, _ in store.lists[1:]] == [("", None)] * MAX_SHARDS
+    store.reset_calls()
+    assert len(ns.readdir("/big/s0")) == 3000  # partly listed by a shard: continues it
+    # (3 pages: the third ends on s0's last key, which only the next page shows to be last)
+    assert [(d, t) for _, d, t, _ in store.lists] == [
+        ("", "big/s0/f0999"),
+        ("", "big/s0/f1999"),
+        ("", "big/s0/f2999"),
+    ]
+
+
+def test_flat_walk_reads_ahead_only_the_listing_that_listed_what_it_reads() -> None:
+    store, clock = FakeStore(), FakeClock()
+    for u in range(4):
+        for i in range(1500):
+            store.put(f"u{u}/f{i:04d}")
+    put_walk_tree(store)
+    ns = make_ns(store, clock, InlineExecutor())  # a page read ahead would be read at once
+    ns.readdir("/")  # the root's last shard (from u3 on, its range takes in walk/) stops in u3
+    store.reset_calls()
+
+    found = walk_from(ns, "/walk")
+
+    assert sum(kind is NodeKind.FILE for kind in found.values()) == 2000
+    # /walk and its own shards; the root's shard has not reached walk/: no page of it ahead
+    assert [p for p, _, _, _ in store.lists] == ["walk/"] * (1 + MAX_SHARDS)
+
+
+def test_flat_ls_of_a_directory_a_shard_partly_listed_lists_it_by_itself() -> None:
+    store, clock = FakeStore(), FakeClock()
+    for s in range(4):
+        for t in range(10):
+            for i in range(200):
+                store.put(f"data/s{s}/t{t}/f{i:03d}")
+    ns = make_ns(store, clock, InlineExecutor())
+    ns.readdir("/")
+    ns.readdir("/data")  # its shards' first pages stop in s0..s3, after t0..t4
+    store.reset_calls()
+
+    assert len(ns.readdir("/data/s1")) == 10
+
+    # mostly subdirectories, no walk: one delimited listing, as without shards (then its own
+    # shards' first pages, from its subdirectories not listed yet), no page of /data's shard
+    assert store.lists[0] == ("data/s1/", "/", None, "")
+    assert [(p, t, a) for p, _, t, a in store.lists[1:]] == [
+        ("data/s1/", None, f"data/s1/t{4 + i * 6 // MAX_SHARDS}") for i in range(MAX_SHARDS)
+    ]

@@ -1,8 +1,9 @@
 """Listing logic shared by the OSS and S3 dialects, and the OSS list XML.
 
 `list_keys` walks the index in key order from a marker, rolls keys up into common prefixes at
-the delimiter and seeks straight past each common prefix (one index seek per prefix, never a
-scan of the keys under it), so a delimited listing of a huge bucket costs O(page size).
+the delimiter and seeks straight past each common prefix (one index seek per prefix, reading
+one row after it, never a scan of the keys under it), so a delimited listing of a huge bucket
+reads O(page size) rows.
 Objects and common prefixes together count against ``max_keys``, as on OSS.
 
 Continuation tokens are base64url of the last returned name: no ``%`` (oss2 URL-decodes them).
@@ -79,8 +80,12 @@ def list_keys(
         cursor, inclusive = prefix, True
     if max_keys <= 0:
         return ListResult((), (), False, None)
+    # After a seek past a common prefix, the next row is often another common prefix (a
+    # directory of directories): fetch one row first and double the batch while rows are used,
+    # so that a delimited listing reads about as many rows as it returns.
+    batch = 1 if delimiter else _BATCH
     while True:
-        rows = storage.scan(bucket, cursor, inclusive=inclusive, limit=_BATCH)
+        rows = storage.scan(bucket, cursor, inclusive=inclusive, limit=batch)
         if not rows:
             return ListResult(tuple(objects), tuple(prefixes), False, None)
         seek: str | None = None
@@ -110,11 +115,11 @@ def list_keys(
             objects.append(rec)
             last = rec.key
         if seek is not None:
-            cursor, inclusive = seek, True
-        elif len(rows) < _BATCH:
+            cursor, inclusive, batch = seek, True, 1
+        elif len(rows) < batch:
             return ListResult(tuple(objects), tuple(prefixes), False, None)
         else:
-            cursor, inclusive = rows[-1].key, False
+            cursor, inclusive, batch = rows[-1].key, False, min(batch * 2, _BATCH)
 
 
 def encode_token(name: str) -> str:

@@ -13,6 +13,9 @@ entries and no HEAD at all.
   flat (undelimited) LIST page of ``key/``, sent concurrently; misses go to a bounded LRU
   negative cache. The page's keys become the listings of the directories it covers
   (`ossfs.fs.flat_walk`), so a deep path costs one probe, and walks continue such listings.
+- A directory listed by itself (delimited) with subdirectories starts flat listings of its
+  subtree in the background (`FlatListings.start_shards`), which its subdirectories' listings
+  wait for instead of sending their own.
 
 This module deliberately does not: import oss2 or fusepy, build stat dicts or map errors to
 errno (`ossfs.fs.filesystem` and `ossfs.fuse.fuse_ops` do), read object bytes, or notice remote
@@ -459,6 +462,7 @@ class Namespace:
                     self._listings[node.path] = listing
                 except ValueError:
                     log.debug("%r: %d entries, too many to cache", prefix, len(listing.children))
+        self._flat.start_shards(node, listing)
         return listing
 
     def _count_list(self) -> None:

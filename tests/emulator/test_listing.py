@@ -6,6 +6,8 @@ from pathlib import Path
 
 import oss2
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ossfs.emulator import EmulatorServer
 from ossfs.emulator.listing import (
@@ -14,7 +16,7 @@ from ossfs.emulator.listing import (
     list_keys,
     prefix_successor,
 )
-from ossfs.emulator.storage import Storage
+from ossfs.emulator.storage import ObjectRecord, Storage
 from tests.support import BUCKET
 
 KEYS = ["a", "b/1", "b/2", "b/c/3", "c d", "c+d", "c/", "d%2F", "é/x", "目录/文件"]
@@ -140,3 +142,75 @@ def test_list_20k_keys_with_delimiter(oss_bucket: oss2.Bucket, emulator: Emulato
     assert sub == [f"dir07/file{i:05d}" for i in range(1000)]
     paged = [o.key for o in oss2.ObjectIterator(oss_bucket, delimiter="/", max_keys=7)]
     assert paged == top
+
+
+class _CountingStorage(Storage):
+    """Counts the index rows `scan` reads."""
+
+    rows_read = 0
+
+    def scan(self, bucket: str, start: str, *, inclusive: bool, limit: int) -> list[ObjectRecord]:
+        rows = super().scan(bucket, start, inclusive=inclusive, limit=limit)
+        self.rows_read += len(rows)
+        return rows
+
+
+def test_list_keys_delimited_reads_about_one_row_per_entry(tmp_path: Path) -> None:
+    storage = _CountingStorage(tmp_path)
+    storage.create_bucket("b")
+    storage.put_empty_many("b", [f"w/d{d:03d}/f{f:02d}" for d in range(100) for f in range(20)])
+    res = list_keys(storage, "b", prefix="w/", delimiter="/", max_keys=1000)
+    assert res.prefixes == tuple(f"w/d{d:03d}/" for d in range(100))
+    # One row after each seek (the next directory's first key), not a batch of rows under it.
+    assert storage.rows_read <= 2 * len(res.prefixes)
+
+
+def _model(
+    keys: list[str], prefix: str, delimiter: str, marker: str, max_keys: int
+) -> tuple[list[str], list[str], bool]:
+    """What OSS answers, computed the slow way: every key, in order."""
+    objects: list[str] = []
+    prefixes: list[str] = []
+    for key in sorted(keys):
+        if not key.startswith(prefix):
+            continue
+        at = key.find(delimiter, len(prefix)) if delimiter else -1
+        entry = key[: at + len(delimiter)] if at >= 0 else key
+        if entry <= marker or (prefixes and prefixes[-1] == entry):
+            continue
+        if len(objects) + len(prefixes) == max_keys:
+            return objects, prefixes, True
+        (prefixes if at >= 0 else objects).append(entry)
+    return objects, prefixes, False
+
+
+_NAMES = st.text(alphabet="ab/", min_size=1, max_size=6)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    keys=st.lists(_NAMES, min_size=0, max_size=40, unique=True),
+    prefix=st.text(alphabet="ab/", max_size=2),
+    delimiter=st.sampled_from(["", "/", "b"]),
+    marker=st.text(alphabet="ab/", max_size=4),
+    max_keys=st.integers(min_value=1, max_value=8),
+)
+def test_list_keys_matches_the_model(
+    tmp_path_factory: pytest.TempPathFactory,
+    *,
+    keys: list[str],
+    prefix: str,
+    delimiter: str,
+    marker: str,
+    max_keys: int,
+) -> None:
+    storage = Storage(tmp_path_factory.mktemp("s"))
+    storage.create_bucket("b")
+    storage.put_empty_many("b", keys)
+    res = list_keys(
+        storage, "b", prefix=prefix, delimiter=delimiter, marker=marker, max_keys=max_keys
+    )
+    got = ([o.key for o in res.objects], list(res.prefixes), res.truncated)
+    assert got == _model(keys, prefix, delimiter, marker, max_keys)
