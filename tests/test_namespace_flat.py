@@ -298,18 +298,7 @@ class GatedFlatStore(FakeStore):
         self.gate.set()
         self.broken = False
 
-    def list_page(
-        self,
-        prefix: str,
-        *,
-        delimiter: str = "/",
-        token: str | None = None,
-        max_keys: int = 1000,
-        start_after: str = "",
-    ) -> ListPage:
-        page = super().list_page(
-            prefix, delimiter=delimiter, token=token, max_keys=max_keys, start_after=start_after
-        )
+    def listed(self, page: ListPage, *, delimiter: str, start_after: str) -> ListPage:
         if delimiter == "" and start_after:
             try:
                 self.barrier.wait()

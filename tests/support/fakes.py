@@ -136,11 +136,20 @@ class FakeStore:
             entries = [e for e in entries if order(e[0]) > order(token)]
         page = entries[:max_keys]
         next_token = page[-1][0] if len(entries) > max_keys else None
-        return ListPage(
-            objects=tuple(m for _, m in page if m is not None),
-            prefixes=tuple(name for name, m in page if m is None),
-            next_token=next_token,
+        return self.listed(
+            ListPage(
+                objects=tuple(m for _, m in page if m is not None),
+                prefixes=tuple(name for name, m in page if m is None),
+                next_token=next_token,
+            ),
+            delimiter=delimiter,
+            start_after=start_after,
         )
+
+    def listed(self, page: ListPage, *, delimiter: str, start_after: str) -> ListPage:
+        """The page `list_page` answers with: a hook for fakes that change or hold listings
+        (without restating `list_page`'s signature); this one answers ``page`` as it is."""
+        return page
 
     def read_range(
         self,
@@ -216,18 +225,7 @@ class LeakyStore(FakeStore):
         super().__init__()
         self._flat_only = flat_only
 
-    def list_page(
-        self,
-        prefix: str,
-        *,
-        delimiter: str = "/",
-        token: str | None = None,
-        max_keys: int = 1000,
-        start_after: str = "",
-    ) -> ListPage:
-        page = super().list_page(
-            prefix, delimiter=delimiter, token=token, max_keys=max_keys, start_after=start_after
-        )
+    def listed(self, page: ListPage, *, delimiter: str, start_after: str) -> ListPage:
         if self._flat_only and delimiter:
             return page
         stray = ObjectMeta(key=self.STRAY_KEY, size=1, etag="E", mtime_ns=0)
