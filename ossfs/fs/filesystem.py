@@ -32,7 +32,7 @@ from ossfs.core.nodes import Node, NodeKind
 from ossfs.core.object_store import ObjectMeta, ObjectStore
 from ossfs.fs.namespace import Namespace
 from ossfs.read.block_cache import BlockCache
-from ossfs.read.reader import ObjectReader, ReadAhead, ReadData, ReadParts
+from ossfs.read.reader import ObjectReader, ReadAhead, ReadData, ReadParts, joined
 
 log = logging.getLogger(__name__)
 
@@ -282,8 +282,7 @@ class Filesystem:
     def read(self, fh: int, offset: int, size: int) -> ReadData:
         """Bytes ``[offset, offset+size)`` of the version pinned at open (short at EOF; may be
         a read-only view of a cached block)."""
-        data = self.read_parts(fh, offset, size)
-        return b"".join(data) if isinstance(data, list) else data
+        return joined(self.read_parts(fh, offset, size))
 
     def read_parts(self, fh: int, offset: int, size: int) -> ReadData | ReadParts:
         """`read`, in views of the blocks it spans (`ossfs.read.reader.ReadParts`) when more

@@ -142,10 +142,7 @@ class _Cursor:
 
     def holds(self, key: str) -> bool:
         """Whether the directory key ``key`` (under ``prefix``) is in this listing's range."""
-        if self.ident == self.path:
-            return True
-        order = key_order(key)
-        return order > key_order(self.start) and (self.end is None or order <= key_order(self.end))
+        return self.ident == self.path or _in_range(key, self.start, self.end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,12 +155,14 @@ class _Shard:
     done: concurrent.futures.Future[None]
 
     def holds(self, key: str) -> bool:
-        order = key_order(key)
-        return (
-            key.startswith(self.prefix)
-            and order > key_order(self.start)
-            and (self.end is None or order <= key_order(self.end))
-        )
+        return key.startswith(self.prefix) and _in_range(key, self.start, self.end)
+
+
+def _in_range(key: str, start: str, end: str | None) -> bool:
+    """Whether ``key`` lists after ``start`` and at or before ``end`` (None: no end): the range
+    of a shard, whose listing begins with ``start-after=start``."""
+    order = key_order(key)
+    return order > key_order(start) and (end is None or order <= key_order(end))
 
 
 class FlatListings:

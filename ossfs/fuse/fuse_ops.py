@@ -49,7 +49,7 @@ from ossfs.fuse.mfusepy_shim import (
     installed_version,
 )
 from ossfs.obs.stats import STATS_XATTR, MountStats
-from ossfs.read.reader import ReadData, ReadParts
+from ossfs.read.reader import ReadData, ReadParts, read_length
 
 __all__ = ["LIBFUSE_MAJOR", "FuseOSError", "FuseOperations", "run_fuse", "set_read_ahead"]
 
@@ -326,7 +326,7 @@ class FuseOperations(Operations):  # type: ignore[misc]
     def read(self, path: str | None, size: int, offset: int, fh: object) -> ReadData | ReadParts:
         data = self._fs.read_parts(_handle(fh), offset, size)
         if self._stats is not None:
-            self._stats.served.served(sum(map(len, data)) if isinstance(data, list) else len(data))
+            self._stats.served.served(read_length(data))
         return data
 
     @_answer

@@ -32,7 +32,7 @@ from typing import Any, Final, Protocol
 
 from mfusepy import FUSE, FuseOSError
 
-from ossfs.read.reader import ReadData, ReadParts
+from ossfs.read.reader import ReadData, ReadParts, read_length
 
 __all__ = [
     "CHECKED_RANGE",
@@ -133,15 +133,14 @@ class BindingFUSE(FUSE):  # type: ignore[misc]
     def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
         # Our read never looks at the path: no need to decode it (mfusepy's does).
         data = self.operations.read(None, size, offset, fip.contents)
-        parts = data if isinstance(data, list) else [data]
-        count = sum(map(len, parts))
+        count = read_length(data)
         if count > size:  # pragma: no cover - ObjectReader never returns more than asked
             raise FuseOSError(errno.EIO)
-        if len(parts) == 1:
-            _copy_to(buf, parts[0])
+        if not isinstance(data, list):
+            _copy_to(buf, data)
             return count
         at: int = ctypes.cast(buf, ctypes.c_void_p).value or 0  # libfuse's reply buffer
-        for part in parts:
+        for part in data:
             _copy_to(at, part)
             at += len(part)
         return count

@@ -4,7 +4,7 @@ Responsibility: hand out writable buffers of one size for GET bodies to be read 
 back buffers the block cache let go of, but only when nothing else can still reach them. A new
 buffer costs the kernel a zeroed page per 4 KiB touched (page faults were a quarter of the
 daemon's CPU in a sequential read); a recycled one costs nothing. New buffers are anonymous
-mappings, populated by the kernel in one call (`populate`) with the GIL released: a bytearray is
+mappings, populated by the kernel in one call (`new_mapping`) with the GIL released: a bytearray is
 zeroed by Python with the GIL held, so its page faults stalled every other thread (a 1 GiB read
 filling the cache ran at 0.77x). CPython's ``mmap.mmap`` holds the GIL through the system call,
 so ``MAP_POPULATE`` stalled every thread too, for as long as the kernel took to zero the pages
@@ -40,15 +40,11 @@ _madvise.restype = ctypes.c_int
 _populate_works = True  # until the kernel refuses MADV_POPULATE_WRITE once
 
 
-def populate(buffer: mmap.mmap) -> bool:
-    """Fault in every page of ``buffer`` now, writable, with the GIL released (ctypes lets it
-    go for a foreign call); False if the kernel cannot (before Linux 5.14, or no memory: the
-    pages are then faulted in on first touch, as for any lazy mapping)."""
-    if not _populate_works:
-        return False
+def _populate(buffer: mmap.mmap) -> bool:
+    """Fault in every page of ``buffer`` (not empty) now, writable, with the GIL released
+    (ctypes lets it go for a foreign call); False if the kernel cannot (before Linux 5.14, or
+    no memory: the pages are then faulted in on first touch, as for any lazy mapping)."""
     size = len(buffer)
-    if size == 0:
-        return True
     view = (ctypes.c_char * size).from_buffer(buffer)
     try:
         return bool(_madvise(ctypes.addressof(view), size, _MADV_POPULATE_WRITE) == 0)
@@ -58,13 +54,13 @@ def populate(buffer: mmap.mmap) -> bool:
 
 def new_mapping(size: int) -> mmap.mmap:
     """A new anonymous mapping of ``size`` bytes with its pages already faulted in, the GIL
-    free while the kernel zeroes them (`populate`); ``MAP_POPULATE`` where the kernel lacks
+    free while the kernel zeroes them; ``MAP_POPULATE`` where the kernel lacks
     ``MADV_POPULATE_WRITE``. Raises OSError when no mapping can be made."""
     global _populate_works  # one fact about the kernel, learnt once
     if not _populate_works:
         return mmap.mmap(-1, size, flags=_MAP_FLAGS)
     buffer = mmap.mmap(-1, size, flags=_LAZY_FLAGS)
-    if not populate(buffer) and ctypes.get_errno() == errno.EINVAL:
+    if not _populate(buffer) and ctypes.get_errno() == errno.EINVAL:
         _populate_works = False
     return buffer
 

@@ -33,6 +33,18 @@ ReadParts = list[memoryview]
 """A read's bytes in order, one view per block (or unit) it spans: a read across blocks is
 handed to the FUSE binding this way, which copies each view into its reply buffer, instead of
 joining them first (one copy of every byte fewer, made with the GIL held)."""
+
+
+def joined(data: ReadData | ReadParts) -> ReadData:
+    """``data`` as one bytes-like object (`ReadParts` joined: one copy)."""
+    return b"".join(data) if isinstance(data, list) else data
+
+
+def read_length(data: ReadData | ReadParts) -> int:
+    """How many bytes ``data`` holds."""
+    return sum(map(len, data)) if isinstance(data, list) else len(data)
+
+
 """What a read returns: a cached block itself, a view into one (no copy), or joined bytes.
 Treat it as read-only: it may be the cache's own buffer."""
 
@@ -166,8 +178,7 @@ class ObjectReader:
 
     def read(self, offset: int, size: int) -> ReadData:
         """`read_parts`, joined: bytes-like (read-only)."""
-        data = self.read_parts(offset, size)
-        return b"".join(data) if isinstance(data, list) else data
+        return joined(self.read_parts(offset, size))
 
     def read_parts(self, offset: int, size: int) -> ReadData | ReadParts:
         """Bytes ``[offset, min(offset + size, meta.size))`` of the pinned version (read-only),
